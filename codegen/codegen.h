@@ -1,0 +1,381 @@
+/* codegen.h - CPU code generation: from the final model graph to a model
+ * shared library.
+ *
+ *   IrGraph ──lower.c──▶ CgProgram ──kernels_*.c, driver.c──▶ LLVM module
+ *   (flat model)          (kernels, GEMM calls,   (one function per kernel,
+ *                          views, memory plan)     forward(), the descriptor)
+ *           ──llvm.c──▶ object file ──link.c──▶ model.so (+ libslapo_rt.a)
+ *
+ * Sections follow the source files. Everything is allocated from the
+ * arena of the IrCtx the graph belongs to; LLVM handles are owned by a
+ * CgLlvm and released by cg_llvm_dispose. Errors are reported through
+ * the IrCtx's Diag (diag_plain / diag_error) and make functions return
+ * false; nothing here exits or unwinds.
+ */
+#ifndef SLAPO_CODEGEN_H
+#define SLAPO_CODEGEN_H
+
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "ir/ir.h"
+
+/* ---- codegen.c: the entry point ------------------------------------------ */
+
+typedef enum {
+	CG_EMIT_SO,   /* a model library (object linked with libslapo_rt.a) */
+	CG_EMIT_OBJ,  /* the object file only */
+	CG_EMIT_ASM,  /* assembly text */
+	CG_EMIT_LLVM, /* LLVM IR text, after optimisation */
+} CgEmit;
+
+typedef struct CgOptions {
+	CgEmit emit;
+	const char *output;   /* file to write */
+	const char *cpu;      /* target CPU ("x86-64-v3", "znver3"); NULL or
+	                       * "native": the host, with its features */
+	const char *rt_lib;   /* libslapo_rt.a; NULL: $SLAPO_RT_LIB, else found
+	                       * beside the running executable */
+	const char *cc;       /* linker driver; NULL: $CC, else "cc" */
+	FILE *dump_lower;     /* print the kernel graph here (or NULL) */
+	bool no_opt;          /* skip the O3 pipeline (debugging) */
+} CgOptions;
+
+/* The model as the descriptor describes it: the graph plus what the
+ * runtime needs to load a HuggingFace checkpoint into it. */
+typedef struct CgModel {
+	IrGraph *graph;           /* flat model graph: inputs, params, outputs */
+	const char *name;         /* e.g. "BertLMHeadModel" */
+	const char *const *ties;  /* [2*nties]: param, tied_to (root-relative) */
+	int nties;
+	const char *const *ignore; /* [nignore]: checkpoint prefixes to skip */
+	int nignore;
+	const char *base_prefix;  /* HF base_model_prefix ("bert") or NULL */
+	const char *const *ones;  /* [nones]: params initialised to ones */
+	int nones;
+} CgModel;
+
+/* Lower, emit and (for CG_EMIT_SO) link. With only o->dump_lower set
+ * and no output, stops after printing the kernel graph. */
+bool cg_compile(const CgModel *m, const CgOptions *o);
+
+/* ---- model.c: the model from the evaluator ----------------------------------- */
+
+struct Eval;
+struct Module;
+
+/* Fills *out for `root` (traced with trace_model: may unwind through the
+ * Diag's bail on errors in the schedule): ties from ev->ties, the base
+ * prefix (the first child's name when the root is a *LMHeadModel,
+ * *ForMaskedLM or other *For* head model), the expected extras of HF
+ * checkpoints (the base model's pooler and the NSP head when the model
+ * has none) and LayerNorm weights (initialised to ones). */
+bool cg_model_from_eval(struct Eval *ev, struct Module *root, Span sp, CgModel *out);
+
+/* ---- lower.c: the kernel graph ------------------------------------------- */
+
+enum {
+	CG_MAX_TERMS = 8,   /* monomials in a view offset */
+	CG_MAX_VIEWS = 64,  /* operands of one kernel */
+};
+
+/* A sum of monomials (an element offset). */
+typedef struct CgPoly {
+	int n;
+	IrDim t[CG_MAX_TERMS];
+} CgPoly;
+
+/* How a buffer is reached at run time. */
+typedef enum {
+	CG_BUF_INPUT,  /* ex->inputs[index] */
+	CG_BUF_PARAM,  /* ex->params[index] */
+	CG_BUF_OUTPUT, /* ex->outputs[index] */
+	CG_BUF_TEMP,   /* workspace, at the offset of slot `index` */
+} CgBufKind;
+
+/* One piece of memory holding a tensor's elements. */
+typedef struct CgBuf {
+	CgBufKind kind;
+	int index;         /* input/param/output index; temps: slot (plan.c) */
+	IrDType dtype;     /* storage type: F32, I64, I32 or BOOL (1 byte) */
+	IrDim numel;       /* elements */
+	const char *name;  /* the node (or param path) it was made for */
+	int def, last;     /* temps: first step writing it, last step reading it */
+	int id;            /* index in CgProgram.bufs */
+} CgBuf;
+
+/* A strided window on a buffer: element (i0..in-1) of the view is
+ * buffer[off + sum ik * stride[k]]. Strides may be 0 (broadcast). */
+typedef struct CgView {
+	int buf;
+	int ndim;
+	IrDim dim[IR_MAX_DIMS];
+	IrDim stride[IR_MAX_DIMS];
+	CgPoly off;
+} CgView;
+
+typedef enum {
+	CG_MAP,        /* out[i] = expr(leaves at i) over an index space */
+	CG_SOFTMAX,    /* rows: softmax of expr along the last iteration dim */
+	CG_LAYER_NORM, /* rows: layer_norm(expr) * w + b along the last dim */
+	CG_REDUCE,     /* rows: sum / mean / max of a view along the last dim */
+	CG_GATHER,     /* embedding rows by index, with range checks */
+	CG_GEMM,       /* rt_sgemm / rt_sgemm_batched */
+} CgKind;
+
+/* An elementwise expression evaluated per element of a kernel's index
+ * space: `root` and the nodes below it, down to the leaves, which are
+ * read from memory (leaf_view[i] is an index into the step's views).
+ * Leaf nodes that are ARANGE read their index instead of memory; CONST
+ * nodes are constants. Nodes may come from the model graph or from a
+ * fused kernel's body. */
+typedef struct CgExpr {
+	IrNode *root;
+	int nleaf;
+	IrNode **leaf;
+	int *leaf_view;
+} CgExpr;
+
+/* One kernel or library call, run in program order. */
+typedef struct CgStep {
+	CgKind kind;
+	int id;
+	const char *name;     /* node computed (for dumps and symbol names) */
+	const char *what;     /* short description: "add", "FusedBiasGeLU", ... */
+	/* index space: MAP iterates over all of it, row kernels over all
+	 * but the last dim (each row then walks the last dim) */
+	int ndim;
+	IrDim dim[IR_MAX_DIMS];
+	/* operands: views[0] is the result; every view has the step's
+	 * ndim and dims (broadcast: stride 0) except for GATHER and GEMM */
+	int nview;
+	CgView *views;
+	CgExpr expr;          /* MAP / SOFTMAX / LAYER_NORM: the value (row input) */
+	IrDType type;         /* compute type of the result (F32, I64, BOOL) */
+	/* LAYER_NORM: views[1] weight, views[2] bias, eps */
+	double eps;
+	/* REDUCE */
+	IrOp rop;             /* OP_SUM, OP_MEAN, OP_MAX */
+	/* GATHER: views[1] ids (over dim[0..ndim-1)), views[2] table [rows, D] */
+	IrDim rows;           /* table rows */
+	const char *object;   /* name reported on a bad index */
+	/* GEMM: views[0] C, [1] A, [2] B, each a plain pointer (off only) */
+	bool ta, tb;
+	IrDim m, n, k, lda, ldb, ldc;
+	double alpha, beta;
+	int nbatch;           /* batch dims after collapsing; the last one is
+	                       * the batched call's, the others loops */
+	IrDim bdim[IR_MAX_DIMS];
+	IrDim bsa[IR_MAX_DIMS], bsb[IR_MAX_DIMS], bsc[IR_MAX_DIMS];
+	/* plan.c: the kernel function's name */
+	const char *fn;
+} CgStep;
+
+/* A model input, output or parameter as the descriptor lists it. */
+typedef struct CgTensor {
+	const char *name;
+	IrDType dtype;        /* storage dtype */
+	IrShape shape;
+	int64_t value_max;    /* integer inputs feeding an embedding: rows */
+	int fill;             /* SLAPO_FILL_* hint */
+	int init;             /* RT_INIT_* for params */
+	int tied_to;          /* params: index of the storage owner, or -1 */
+} CgTensor;
+
+/* The lowered program. */
+typedef struct CgProgram {
+	IrCtx *ir;
+	Arena *arena;
+	Diag *diag;
+	const CgModel *model;
+	PtrVec bufs;          /* CgBuf* */
+	PtrVec steps;         /* CgStep* */
+	PtrVec inputs;        /* CgTensor*, in graph input order */
+	PtrVec outputs;       /* CgTensor* */
+	PtrVec params;        /* CgTensor*, graph params then tie targets */
+	/* symbols: IR symbol i is descriptor symbol sym_index[i] (-1: unused) */
+	int nsyms;
+	int sym_ir[IR_MAX_SYMS];      /* descriptor symbol -> IR symbol */
+	int sym_index[IR_MAX_SYMS];
+	int64_t sym_max[IR_MAX_SYMS]; /* by descriptor symbol; -1 = none */
+	/* plan.c */
+	int nslots;
+	PtrVec *slot_bufs;    /* [nslots]: CgBuf* sharing each slot */
+	int max_views;        /* most views of one kernel step */
+} CgProgram;
+
+/* Lower g (verified, flat) into prog. False after reporting an error. */
+bool cg_lower(CgProgram *prog, const CgModel *m);
+
+/* View algebra (views.c). */
+CgView cg_view_contig(int buf, const IrShape *s);
+bool cg_view_is_contig(const CgView *v);
+IrDim cg_view_numel(const CgView *v);
+/* Apply a view op (VIEW, PERMUTE, ...) of node n to *v in place; false
+ * if the result is not a strided view of the same memory (the caller
+ * copies the input first). */
+bool cg_view_apply(const IrNode *n, CgView *v);
+/* Broadcast v to shape (ndim, dim) numpy-style; false if impossible. */
+bool cg_view_broadcast(CgView *v, int ndim, const IrDim *dim);
+/* Collapse adjacent dims of a common index space shared by views[0..n),
+ * dropping size-1 dims; updates ndim/dim and every view. Dims listed in
+ * keep_last stay separate from the others (rows of row kernels). */
+void cg_views_collapse(int *ndim, IrDim *dim, CgView *views, int nviews, int keep_last);
+bool cg_dim_is(IrDim d, int64_t v);
+IrDim cg_dim_mul(IrDim a, IrDim b);
+void cg_poly_add(CgPoly *p, IrDim t, bool *ok);
+void cg_poly_print(StrBuf *b, const IrCtx *c, const CgPoly *p);
+
+/* ---- plan.c: memory plan and the text dump -------------------------------- */
+
+/* Liveness of temps and their slots (sizes evaluated at run time). */
+void cg_plan(CgProgram *prog);
+/* The kernel graph with the memory plan, for --dump-after=lower. */
+void cg_print(StrBuf *b, const CgProgram *prog);
+/* Storage bytes per element of a dtype (bool 1, i32 4, i64/f64 8 -> f32 4). */
+int cg_elem_size(IrDType t);
+IrDType cg_storage_type(IrDType t);
+
+/* ---- llvm.c: the LLVM context ----------------------------------------------- */
+
+/* Owns the LLVM handles of one compilation. */
+typedef struct CgLlvm {
+	Diag *diag;
+	LLVMContextRef ctx;
+	LLVMModuleRef mod;
+	LLVMBuilderRef b;
+	LLVMTargetMachineRef tm;
+	LLVMTargetDataRef td;
+	char *triple, *cpu, *features; /* LLVM-allocated strings */
+	int vw;                        /* f32 lanes of a vector register */
+	/* common types */
+	LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_i8p, t_i64p, t_f32p;
+	LLVMTypeRef t_kernel;          /* void (i8*, i64, i64) */
+} CgLlvm;
+
+/* cpu: NULL or "native" for the host. */
+bool cg_llvm_init(CgLlvm *L, Diag *d, const char *module_name, const char *cpu);
+void cg_llvm_dispose(CgLlvm *L);
+/* Verify, then run the O3 pipeline for the target. */
+bool cg_llvm_optimize(CgLlvm *L, bool verify_only);
+/* Write LLVM IR text, assembly or an object file. */
+bool cg_llvm_write(CgLlvm *L, CgEmit what, const char *path);
+/* The function `name` of type fnty, declared (external, hidden) if new. */
+LLVMValueRef cg_llvm_decl(CgLlvm *L, const char *name, LLVMTypeRef fnty);
+/* An intrinsic overloaded on `ty` (and `ty2` when not NULL):
+ * cg_llvm_intrinsic(L, "llvm.fma", t, NULL, 3) is llvm.fma.v16f32. */
+LLVMValueRef cg_llvm_intrinsic(CgLlvm *L, const char *base, LLVMTypeRef ty,
+                               LLVMTypeRef ty2, int nargs);
+LLVMValueRef cg_llvm_call(CgLlvm *L, LLVMValueRef fn, LLVMValueRef *args, int n);
+/* A private constant NUL-terminated string, as i8*. */
+LLVMValueRef cg_llvm_cstr(CgLlvm *L, const char *s);
+
+/* ---- kernels.c: kernel functions ------------------------------------------------- */
+
+/* State of the function being built. */
+typedef struct CgFn {
+	CgLlvm *L;
+	const CgProgram *prog;
+	LLVMValueRef fn;
+	LLVMBasicBlockRef entry;   /* holds allocas and loop-invariant values */
+	LLVMBasicBlockRef body;    /* first block after the entry */
+	LLVMValueRef ex;           /* RtExec* (as i8*) */
+	LLVMValueRef sym;          /* const int64_t* */
+	int ndim_cache;
+	IrDim dcache[64];
+	LLVMValueRef vcache[64];
+} CgFn;
+
+/* Begin a function: entry block, builder positioned in the body. */
+void cg_fn_begin(CgFn *f, CgLlvm *L, const CgProgram *prog, LLVMValueRef fn);
+/* Close the entry block (branch to the body). */
+void cg_fn_end(CgFn *f);
+/* An IrDim as an i64, computed once in the entry block. */
+LLVMValueRef cg_dim(CgFn *f, IrDim d);
+LLVMValueRef cg_poly(CgFn *f, const CgPoly *p);
+/* An i64 stack variable in the entry block. */
+LLVMValueRef cg_var(CgFn *f, const char *name);
+LLVMValueRef cg_i64(CgFn *f, int64_t v);
+
+/* Emit the kernel function of a MAP, SOFTMAX, LAYER_NORM, REDUCE or
+ * GATHER step, named step->fn (internal linkage). */
+bool cg_emit_kernel(CgLlvm *L, const CgProgram *prog, const CgStep *st);
+
+/* ---- kernels_elem.c: the per-op column (elementwise values) ------------------------ */
+
+/* Values of one element (lanes == 1) or of vw consecutive elements. */
+typedef struct CgVal {
+	LLVMValueRef v;
+	IrDType t;  /* F32, I64 or BOOL: the compute type */
+} CgVal;
+
+/* Emits the op of node n on its input values (already evaluated). */
+typedef CgVal (*CgElemFn)(CgFn *f, const IrNode *n, const CgVal *in, int lanes);
+
+/* How an op is lowered on the CPU; the codegen column of ops.def. */
+typedef enum {
+	CGK_NONE = 0,   /* not supported */
+	CGK_SOURCE,     /* input, param: buffers; const, arange: values */
+	CGK_ELEM,       /* elementwise: `elem` emits it */
+	CGK_VIEW,       /* strided view of its input, no code */
+	CGK_GEMM,       /* linear, matmul */
+	CGK_ROW,        /* softmax, layer_norm */
+	CGK_REDUCE,     /* sum, mean, max */
+	CGK_GATHER,     /* embedding */
+	CGK_CAT,        /* copies into slices of the output */
+	CGK_CALL,       /* fused / call: the body */
+} CgOpKind;
+
+typedef struct CgOpInfo {
+	CgOpKind kind;
+	CgElemFn elem;
+} CgOpInfo;
+
+extern const CgOpInfo cg_cpu_ops[OP_COUNT];
+
+/* Compute type of a dtype: F32 for floats, I64 for ints, BOOL. */
+IrDType cg_compute_type(IrDType t);
+LLVMTypeRef cg_type(CgLlvm *L, IrDType compute, int lanes);
+CgVal cg_convert(CgFn *f, CgVal v, IrDType to, int lanes);
+LLVMValueRef cg_constf(CgFn *f, double v, int lanes);
+LLVMValueRef cg_consti(CgFn *f, int64_t v, int lanes);
+CgVal cg_const(CgFn *f, IrDType t, double v, int lanes);
+/* Load `lanes` elements of a buffer of storage type st at p[off], spaced
+ * `stride` elements apart (stride 0: one element, splatted; NULL: 1). */
+CgVal cg_load(CgFn *f, IrDType st, LLVMValueRef p, LLVMValueRef off,
+              LLVMValueRef stride, int stride_class, int lanes);
+/* Store v (converted to storage type st) at p[off] (contiguous lanes). */
+void cg_store(CgFn *f, IrDType st, LLVMValueRef p, LLVMValueRef off, CgVal v,
+              LLVMValueRef stride, int stride_class, int lanes);
+
+/* ---- kernels_math.c: vectorisable float math ------------------------------------- */
+
+/* All take and return f32 (or <vw x f32>) values; accuracy is stated in
+ * docs/codegen.md and tested in tests/codegen/test_math.c. */
+LLVMValueRef cg_math_exp(CgFn *f, LLVMValueRef x, int lanes);
+LLVMValueRef cg_math_tanh(CgFn *f, LLVMValueRef x, int lanes);
+LLVMValueRef cg_math_erf(CgFn *f, LLVMValueRef x, int lanes);
+LLVMValueRef cg_math_gelu(CgFn *f, LLVMValueRef x, int lanes);
+LLVMValueRef cg_math_gelu_tanh(CgFn *f, LLVMValueRef x, int lanes);
+LLVMValueRef cg_math_sigmoid(CgFn *f, LLVMValueRef x, int lanes);
+/* Helpers shared with the kernels. */
+LLVMValueRef cg_fma(CgFn *f, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c, int lanes);
+LLVMValueRef cg_select_lt(CgFn *f, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t,
+                          LLVMValueRef e);
+LLVMValueRef cg_fmax_nan(CgFn *f, LLVMValueRef a, LLVMValueRef b);
+
+/* ---- driver.c: forward(), workspace_size() and the descriptor ----------------------- */
+
+bool cg_emit_driver(CgLlvm *L, const CgProgram *prog);
+
+/* ---- link.c --------------------------------------------------------------------- */
+
+/* Link obj with the runtime into a shared library exporting only
+ * slapo_get_api. */
+bool cg_link(Diag *d, const char *obj, const char *out, const char *rt_lib,
+             const char *cc);
+/* The runtime archive: explicit, $SLAPO_RT_LIB, or found relative to the
+ * running executable (<exe>/../runtime/, <exe>/../lib/). NULL if none. */
+const char *cg_find_rt_lib(Arena *a, const char *explicit_path);
+
+#endif

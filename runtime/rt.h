@@ -1,0 +1,499 @@
+/* rt.h - libslapo_rt: the contract with generated code, and the
+ * runtime's internals, sectioned by source file.
+ *
+ * A model library made by slapoc is the generated object(s) plus
+ * libslapo_rt.a. The generated code defines one hidden constant,
+ *
+ *     const RtModelDesc slapo_model_desc = { RT_DESC_VERSION, ... };
+ *
+ * describing the model (names, dtypes, symbolic shapes, parameter ties,
+ * the workspace size function and the forward function). The runtime
+ * implements the public API (include/slapo/slapo.h) on top of it:
+ * checking inputs, binding symbolic dims, loading weights, owning the
+ * workspace and thread pool, and calling forward() with an RtExec that
+ * holds every pointer the generated code needs. Generated code calls
+ * back only the services of the "services" section (rt_parallel_for,
+ * rt_sgemm, rt_sgemm_batched, rt_fail, rt_failed).
+ *
+ * runtime/README.md explains the contract in prose; this header is the
+ * reference. Everything declared here has hidden visibility: the only
+ * symbol a model library exports is slapo_get_api.
+ */
+#ifndef SLAPO_RT_H
+#define SLAPO_RT_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "slapo/slapo.h"
+
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#define RT_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define RT_PRINTF(f, a)
+#endif
+
+/* ======================================================================
+ * 1. The model descriptor (defined by generated code)
+ * ====================================================================== */
+
+/* Bumped on any incompatible change of RtModelDesc, RtTensorDesc, RtExec
+ * or the services; model_open fails with SLAPO_ABI_MISMATCH otherwise. */
+#define RT_DESC_VERSION 1u
+
+#define RT_MAX_NDIM 16 /* most dims a tensor may have */
+#define RT_ALIGN 64    /* alignment of params and workspace, in bytes */
+
+/* A dim is a constant (>= 0) or a symbol: RT_SYM(k) names symbol k of
+ * RtModelDesc.syms. Parameters never have symbolic dims. */
+#define RT_SYM(k) (-1 - (int64_t)(k))
+#define RT_DIM_IS_SYM(d) ((d) < 0)
+#define RT_DIM_SYM(d) ((int32_t)(-1 - (d)))
+
+/* A symbolic dim, e.g. {"B", 1, -1} or {"S", 1, 512}. */
+typedef struct RtSymDesc {
+	const char *name;
+	int64_t min; /* smallest value accepted, >= 0 */
+	int64_t max; /* largest value accepted, or -1 for no bound */
+} RtSymDesc;
+
+/* How weights_init_random fills a parameter. */
+enum {
+	RT_INIT_NORMAL = 0, /* normal(0, init_std); init_std 0 means 0.02 */
+	RT_INIT_ZEROS = 1,
+	RT_INIT_ONES = 2
+};
+
+/* An input, output or parameter. Unused fields are 0. */
+typedef struct RtTensorDesc {
+	const char *name;     /* PyTorch/HF name */
+	DLDataType dtype;     /* params: the compiled dtype (f32 for now) */
+	int32_t ndim;         /* 0 .. RT_MAX_NDIM */
+	const int64_t *dims;  /* [ndim]: constants or RT_SYM(k) */
+	int64_t value_max;    /* integer inputs: values must be in
+	                         [0, value_max); the runtime checks it before
+	                         forward. 0 = no check */
+	int32_t fill;         /* inputs: SLAPO_FILL_* (a hint for callers) */
+	int32_t init;         /* params: RT_INIT_* */
+	float init_std;       /* params with RT_INIT_NORMAL */
+} RtTensorDesc;
+
+/* param shares tied_to's storage (HF tie_weights). Both are in params[]
+ * with equal dtype and shape; tied_to is not itself tied. */
+typedef struct RtTie {
+	const char *param;   /* e.g. "cls.predictions.decoder.weight" */
+	const char *tied_to; /* e.g. "bert.embeddings.word_embeddings.weight" */
+} RtTie;
+
+typedef struct RtExec RtExec;
+
+typedef struct RtModelDesc {
+	uint32_t version;           /* RT_DESC_VERSION */
+	uint32_t devices;           /* SLAPO_DEVICE_BIT_* it has code for */
+	const char *name;           /* e.g. "BertLMHeadModel" */
+	const char *slapoc_version; /* compiler version, e.g. "0.1.0" */
+	int32_t n_syms;
+	const RtSymDesc *syms;      /* [n_syms] */
+	int32_t n_inputs;
+	const RtTensorDesc *inputs; /* [n_inputs] */
+	int32_t n_outputs;
+	const RtTensorDesc *outputs; /* [n_outputs]; every symbol they use is
+	                                used by some input */
+	int32_t n_params;
+	const RtTensorDesc *params; /* [n_params], tied aliases included */
+	int32_t n_ties;
+	const RtTie *ties;          /* [n_ties] */
+	int32_t n_ignore;
+	const char *const *ignore_prefixes; /* [n_ignore]: checkpoint tensors
+	                                       under these prefixes are expected
+	                                       extras (e.g. "bert.pooler."),
+	                                       ignored quietly */
+	const char *base_prefix;    /* HF base_model_prefix ("bert") or NULL:
+	                               a checkpoint name X that matches nothing
+	                               is retried as "bert.X", and "bert.X" as
+	                               X, as HF does */
+	/* Bytes of scratch forward() needs for these symbol values; returns
+	 * UINT64_MAX when the size overflows. */
+	uint64_t (*workspace_size)(const int64_t *sym);
+	/* Runs the model. Returns SLAPO_OK, or the status given to rt_fail. */
+	SlapoStatus (*forward)(RtExec *ex);
+} RtModelDesc;
+
+/* Defined by the generated code (hidden); used only by api.c. */
+extern const RtModelDesc slapo_model_desc;
+
+/* ======================================================================
+ * 2. RtExec: what forward() receives (filled by the runtime)
+ * ====================================================================== */
+
+typedef struct RtPool RtPool;
+typedef struct RtErrorSlot RtErrorSlot;
+
+struct RtExec {
+	const RtModelDesc *desc;
+	const int64_t *sym;         /* [n_syms] values bound from the inputs */
+	const void *const *inputs;  /* [n_inputs] compact row-major data,
+	                               aligned to the element size */
+	void *const *outputs;       /* [n_outputs] likewise, to be written */
+	const void *const *params;  /* [n_params] compact, RT_ALIGN-aligned;
+	                               a tied alias points at its target */
+	void *workspace;            /* workspace_size(sym) bytes, RT_ALIGN-
+	                               aligned, uninitialised; NULL if 0 */
+	uint64_t workspace_size;
+	int32_t n_threads;          /* threads rt_parallel_for may use */
+	int32_t reserved0;
+	RtPool *pool;               /* the session's pool (opaque) */
+	RtErrorSlot *err;           /* the session's error slot (opaque) */
+	void *reserved[4];          /* zero */
+};
+
+/* ======================================================================
+ * 3. Services for generated code (pool.c, blas.c, err.c)
+ * ====================================================================== */
+
+/* A loop body over [begin, end) of some 0 .. n range. */
+typedef void (*RtRangeFn)(void *ctx, int64_t begin, int64_t end);
+
+/* Runs fn over [0, n) split into at most ex->n_threads contiguous chunks
+ * of at least grain iterations (grain <= 0 means 1), on the session's
+ * pool, the calling thread taking part; returns when all are done. The
+ * split depends only on n, grain and n_threads, so results are
+ * reproducible. Called from inside a chunk, it runs serially. */
+void rt_parallel_for(RtExec *ex, int64_t n, int64_t grain, RtRangeFn fn,
+                     void *ctx);
+
+/* Row-major C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, where
+ * op(X) is X, or X transposed when trans_x != 0 (then A is stored [k,m],
+ * B [n,k]). lda/ldb/ldc are row strides in elements. A Linear layer
+ * y = x W^T + b is rt_sgemm(ex, 0, 1, rows, out, in, 1, x, in, W, in,
+ * 0, y, out) and a bias add. Fails through rt_fail on dims beyond the
+ * BLAS's int range. */
+void rt_sgemm(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m,
+              int64_t n, int64_t k, float alpha, const float *a,
+              int64_t lda, const float *b, int64_t ldb, float beta,
+              float *c, int64_t ldc);
+
+/* batch independent sgemms; matrix i uses a + i*stride_a, b + i*stride_b,
+ * c + i*stride_c (strides in elements). */
+void rt_sgemm_batched(RtExec *ex, int32_t trans_a, int32_t trans_b,
+                      int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, int64_t stride_a,
+                      const float *b, int64_t ldb, int64_t stride_b,
+                      float beta, float *c, int64_t ldc, int64_t stride_c,
+                      int64_t batch);
+
+/* Records an error for this run (the first one wins; callable from any
+ * chunk of rt_parallel_for) and returns code, so forward() can
+ * `return rt_fail(...)`. object is the input/param at fault or NULL. */
+SlapoStatus rt_fail(RtExec *ex, SlapoStatus code, const char *object,
+                    const char *fmt, ...) RT_PRINTF(4, 5);
+/* Nonzero once rt_fail was called in this run: long loops may stop. */
+int32_t rt_failed(const RtExec *ex);
+
+/* ======================================================================
+ * 4. Internals: errors, logging, allocation (err.c)
+ * ====================================================================== */
+
+#define RT_MSG_MAX 1024 /* bytes of an error message, NUL included */
+#define RT_NAME_MAX 256 /* bytes of an object name, NUL included */
+
+/* One run's error, shared by the chunks of a forward call. */
+struct RtErrorSlot {
+	atomic_int taken;          /* 0 until the first rt_fail */
+	SlapoStatus code;
+	char object[RT_NAME_MAX];
+	char message[RT_MSG_MAX];
+};
+
+/* Resets the calling thread's last error (every API entry does this). */
+void rt_clear_error(void);
+/* Sets the calling thread's last error and returns code. */
+SlapoStatus rt_error(SlapoStatus code, const char *object, const char *fmt,
+                     ...) RT_PRINTF(3, 4);
+SlapoStatus rt_verror(SlapoStatus code, const char *object, const char *fmt,
+                      va_list ap);
+const SlapoError *rt_last_error(void);
+const char *rt_status_name(SlapoStatus status);
+
+/* Sends one formatted line to fn (nothing when fn is NULL). */
+void rt_log(SlapoLogFn fn, void *user_data, int32_t level, const char *fmt,
+            ...) RT_PRINTF(4, 5);
+
+/* Allocation: every host allocation of the runtime goes through these,
+ * so rt_testing_fail_alloc can make any one of them fail. rt_malloc(0)
+ * returns a unique pointer. rt_aligned_alloc gives RT_ALIGN alignment
+ * and is freed with rt_free. */
+void *rt_malloc(size_t size);
+void *rt_calloc(size_t n, size_t size);
+void *rt_realloc(void *p, size_t size);
+void *rt_aligned_alloc(size_t size);
+char *rt_strdup(const char *s);
+void rt_free(void *p);
+void rt_testing_fail_alloc(int64_t n);
+
+/* snprintf that never overflows and always terminates; returns buf. */
+char *rt_fmt(char *buf, size_t size, const char *fmt, ...) RT_PRINTF(3, 4);
+
+/* ======================================================================
+ * 5. Internals: tensors and dtypes (tensor.c)
+ * ====================================================================== */
+
+#define RT_F32 ((DLDataType){kDLFloat, 32, 1})
+#define RT_I64 ((DLDataType){kDLInt, 64, 1})
+
+int rt_dtype_eq(DLDataType a, DLDataType b);
+/* f16, bf16, f32 or f64 (one lane). */
+int rt_dtype_is_float(DLDataType t);
+/* Bytes per element, or 0 for sub-byte / vector / unknown types. */
+size_t rt_dtype_size(DLDataType t);
+/* "f32", "bf16", "i64", "bool", ... ("?" forms for odd types). */
+const char *rt_dtype_name(DLDataType t, char buf[24]);
+/* Whether rt_convert handles src -> dst (floats f16/bf16/f32/f64, ints
+ * i8..i64/u8/bool, int -> float, and identity for any sized type). */
+int rt_can_convert(DLDataType dst, DLDataType src);
+/* Converts n elements between compact buffers of any alignment. */
+void rt_convert(DLDataType dst_t, void *dst, DLDataType src_t,
+                const void *src, int64_t n);
+/* Copies an N-d tensor with element strides (NULL = compact) on either
+ * side, converting dtypes as rt_convert does. */
+void rt_copy_nd(DLDataType dst_t, void *dst, const int64_t *dst_strides,
+                DLDataType src_t, const void *src,
+                const int64_t *src_strides, int32_t ndim,
+                const int64_t *shape);
+float rt_f16_to_f32(uint16_t h);
+uint16_t rt_f32_to_f16(float f);
+float rt_bf16_to_f32(uint16_t h);
+uint16_t rt_f32_to_bf16(float f);
+/* Elements in a shape, or -1 on overflow or a negative dim. */
+int64_t rt_numel(int32_t ndim, const int64_t *shape);
+/* "[2, 16]", or with names "[B, 16]" where names[d] != NULL. */
+char *rt_shape_str(char *buf, size_t size, int32_t ndim,
+                   const int64_t *shape, const char *const *names);
+/* Whether t's strides (if any) describe compact row-major layout. */
+int rt_tensor_compact(const DLTensor *t);
+/* The address of element 0: data + byte_offset. */
+void *rt_tensor_ptr(const DLTensor *t);
+
+/* ======================================================================
+ * 6. Internals: JSON (json.c)
+ * ====================================================================== */
+
+typedef enum {
+	RT_JSON_NULL,
+	RT_JSON_FALSE,
+	RT_JSON_TRUE,
+	RT_JSON_NUMBER,
+	RT_JSON_STRING,
+	RT_JSON_ARRAY,
+	RT_JSON_OBJECT
+} RtJsonType;
+
+typedef struct RtJson RtJson;
+struct RtJson {
+	RtJsonType type;
+	size_t len;          /* STRING: bytes; NUMBER: text bytes;
+	                        ARRAY/OBJECT: element count */
+	const char *str;     /* STRING: decoded UTF-8, NUL-terminated;
+	                        NUMBER: the literal (not NUL-terminated) */
+	RtJson *items;       /* ARRAY: elements; OBJECT: values */
+	const char **keys;   /* OBJECT: decoded keys, NUL-terminated */
+	size_t *key_lens;    /* OBJECT: key lengths in bytes */
+};
+
+typedef struct RtJsonBlock RtJsonBlock;
+
+/* A parsed document; all its memory is freed by rt_json_free. */
+typedef struct RtJsonDoc {
+	RtJson root;
+	RtJsonBlock *blocks;
+} RtJsonDoc;
+
+/* Parses exactly text[0..len) as one JSON value with surrounding
+ * whitespace, nesting at most max_depth arrays/objects. Strict: no
+ * duplicate object keys, no lone surrogates, no control characters in
+ * strings. The text need not be NUL-terminated or valid UTF-8 (invalid
+ * UTF-8 in strings is rejected). Returns SLAPO_OK, SLAPO_FORMAT with the
+ * byte offset and reason in err, or SLAPO_OUT_OF_MEMORY. */
+SlapoStatus rt_json_parse(const char *text, size_t len, int max_depth,
+                          RtJsonDoc *doc, char *err, size_t err_size);
+void rt_json_free(RtJsonDoc *doc);
+/* A non-negative integer literal (no sign, fraction or exponent) that
+ * fits in uint64_t. */
+int rt_json_u64(const RtJson *v, uint64_t *out);
+/* The value of key in an object, or NULL. */
+const RtJson *rt_json_get(const RtJson *obj, const char *key);
+/* Whether s[0..len) is well-formed UTF-8 (no overlongs, surrogates). */
+int rt_utf8_valid(const unsigned char *s, size_t len);
+
+/* ======================================================================
+ * 7. Internals: safetensors (safetensors.c)
+ * ====================================================================== */
+
+#define RT_ST_MAX_HEADER 100000000u /* the reference MAX_HEADER_SIZE */
+#define RT_ST_MAX_DEPTH 64          /* JSON nesting allowed in a header */
+
+typedef struct RtStTensor {
+	const char *name;       /* NUL-terminated, owned by the file */
+	const char *dtype_name; /* "F32", "BF16", ... */
+	DLDataType dtype;       /* its DLPack type (bits per element) */
+	int32_t ndim;
+	const int64_t *shape;   /* [ndim] */
+	uint64_t begin, end;    /* byte offsets in the data buffer */
+	const uint8_t *data;    /* mapped bytes, any alignment */
+} RtStTensor;
+
+typedef struct RtStFile {
+	const char *path;        /* as given (not owned) */
+	void *map;               /* mmap of the whole file, or NULL */
+	size_t map_len;
+	uint64_t header_len;     /* N */
+	int32_t n_tensors;
+	RtStTensor *tensors;     /* sorted by name */
+	int32_t n_meta;
+	const char **meta_keys;  /* __metadata__, in file order */
+	const char **meta_values;
+	RtJsonDoc json;          /* owns the strings */
+	int64_t *shapes;         /* owns the shapes */
+} RtStFile;
+
+/* Opens, maps and validates path exactly as the reference implementation
+ * does (see docs/abi.md). On failure sets the last error (SLAPO_IO,
+ * SLAPO_FORMAT, SLAPO_OUT_OF_MEMORY) with path as the object and leaves
+ * *f closed. */
+SlapoStatus rt_st_open(const char *path, RtStFile *f);
+/* Validates an in-memory file (the same rules; for fuzzing and tests).
+ * The tensors point into data, which must outlive f. */
+SlapoStatus rt_st_parse(const char *name, const uint8_t *data, size_t len,
+                        RtStFile *f);
+void rt_st_close(RtStFile *f);
+const RtStTensor *rt_st_find(const RtStFile *f, const char *name);
+/* Maps a safetensors dtype name to DLPack; 0 if unknown. */
+int rt_st_dtype(const char *name, size_t len, DLDataType *out,
+                const char **canonical);
+/* The safetensors name of a DLPack type, or NULL. */
+const char *rt_st_dtype_name(DLDataType t);
+
+/* One tensor to write: compact row-major data of a sized dtype. */
+typedef struct RtStWriteTensor {
+	const char *name;
+	DLDataType dtype;
+	int32_t ndim;
+	const int64_t *shape;
+	const void *data;
+} RtStWriteTensor;
+
+/* Writes a safetensors file: header padded with spaces to a multiple of
+ * 8, tensors laid out by descending alignment then name (as the
+ * reference writer does). meta is n_meta key/value pairs or NULL. */
+SlapoStatus rt_st_write(const char *path, int32_t n,
+                        const RtStWriteTensor *tensors, int32_t n_meta,
+                        const char *const *meta_kv);
+
+/* ======================================================================
+ * 8. Internals: thread pool (pool.c) and BLAS (blas.c)
+ * ====================================================================== */
+
+/* Usable CPUs (affinity mask), at least 1. */
+int32_t rt_cpu_count(void);
+/* A pool running jobs on n_threads threads (the caller counts as one).
+ * Returns NULL with the last error set on failure. */
+RtPool *rt_pool_new(int32_t n_threads);
+void rt_pool_free(RtPool *pool);
+int32_t rt_pool_threads(const RtPool *pool);
+/* rt_parallel_for without an RtExec (pool may be NULL: serial). */
+void rt_pool_run(RtPool *pool, int64_t n, int64_t grain, RtRangeFn fn,
+                 void *ctx);
+
+/* ======================================================================
+ * 9. Internals: handles (model.c, weights.c, session.c)
+ * ====================================================================== */
+
+struct SlapoModel {
+	atomic_int refs;
+	const RtModelDesc *desc;
+	SlapoModelInfo info;
+	SlapoTensorSpec *specs[3];    /* by SlapoTensorKind */
+	int32_t counts[3];
+	int32_t *storage_of;          /* [n_params] param whose storage it
+	                                 uses: itself, or its tie target */
+	int32_t *by_name;             /* [n_params] indices sorted by name */
+	uint64_t *param_bytes;        /* [n_params] */
+	int32_t n_distinct;           /* params that own storage (untied) */
+	void *block;                  /* one allocation for the above */
+};
+
+struct SlapoWeights {
+	atomic_int refs;              /* user handle + sessions + views */
+	atomic_int n_sessions;        /* live sessions: weights are frozen */
+	SlapoModel *model;
+	DLDevice device;
+	int32_t n_threads;
+	SlapoLogFn log;
+	void *log_user_data;
+	void *block;                  /* RT_ALIGN storage of all params */
+	void **data;                  /* [n_params]; tied -> target's */
+	uint8_t *is_set;              /* [n_params]; for storage owners */
+};
+
+/* model.c */
+SlapoStatus rt_model_open(const RtModelDesc *desc, SlapoModel **out);
+void rt_model_close(SlapoModel *m);
+void rt_model_retain(SlapoModel *m);
+SlapoStatus rt_model_info(const SlapoModel *m, const SlapoModelInfo **out);
+SlapoStatus rt_model_tensor(const SlapoModel *m, SlapoTensorKind kind,
+                            int32_t index, const SlapoTensorSpec **out);
+SlapoStatus rt_model_find(const SlapoModel *m, SlapoTensorKind kind,
+                          const char *name, int32_t *index);
+SlapoStatus rt_model_output_shape(const SlapoModel *m,
+                                  const DLTensor *const *inputs,
+                                  int32_t n_inputs, int32_t out_index,
+                                  int64_t *shape);
+/* Index of the param stored under exactly name, or -1. */
+int32_t rt_model_param_exact(const SlapoModel *m, const char *name);
+/* Resolves a checkpoint/user name to a param index: exact, then the HF
+ * legacy rename, then base_prefix added or removed. -1 if none. If
+ * renamed is not NULL it is set when the legacy rename applied. */
+int32_t rt_model_param_lookup(const SlapoModel *m, const char *name,
+                              int *renamed);
+/* Checks inputs against the model and binds symbol values into sym
+ * [n_syms]. With check_data, NULL data of non-empty inputs is an
+ * error. Sets the last error on failure. */
+SlapoStatus rt_bind_inputs(const SlapoModel *m,
+                           const DLTensor *const *inputs, int32_t n_inputs,
+                           int check_data, int64_t *sym);
+/* Output index's shape under sym. */
+void rt_output_shape(const SlapoModel *m, int32_t index,
+                     const int64_t *sym, int64_t *shape);
+
+/* weights.c */
+SlapoStatus rt_weights_create(SlapoModel *m, const SlapoWeightsParams *p,
+                              SlapoWeights **out);
+void rt_weights_free(SlapoWeights *w);
+void rt_weights_retain(SlapoWeights *w);
+SlapoStatus rt_weights_load(SlapoWeights *w, const char *const *paths,
+                            int32_t n, uint32_t flags);
+SlapoStatus rt_weights_init_random(SlapoWeights *w, uint64_t seed);
+SlapoStatus rt_weights_set(SlapoWeights *w, const char *name,
+                           const DLTensor *t);
+SlapoStatus rt_weights_get(SlapoWeights *w, const char *name,
+                           DLManagedTensorVersioned **out);
+SlapoStatus rt_weights_check(const SlapoWeights *w);
+/* Logs the last error through w's callback and returns st. */
+SlapoStatus rt_weights_fail(const SlapoWeights *w, SlapoStatus st);
+
+/* session.c */
+SlapoStatus rt_session_create(SlapoWeights *w, const SlapoSessionParams *p,
+                              SlapoSession **out);
+void rt_session_free(SlapoSession *s);
+SlapoStatus rt_session_run(SlapoSession *s, const DLTensor *const *inputs,
+                           int32_t n_inputs, DLTensor *const *outputs,
+                           int32_t n_outputs);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#endif /* SLAPO_RT_H */

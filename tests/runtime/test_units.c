@@ -1,0 +1,388 @@
+/* test_units.c - unit tests of libslapo_rt internals, linked directly:
+ * the thread pool, sgemm wrappers, f16/bf16 conversions (exhaustive),
+ * strided copies, the JSON parser, and descriptor validation.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "testlib.h"
+
+/* ---- pool ------------------------------------------------------------ */
+
+typedef struct Cover {
+	int *count;
+	atomic_int calls;
+	RtPool *pool;
+	int nested;
+} Cover;
+
+static void cover(void *p, int64_t b, int64_t e)
+{
+	Cover *c = p;
+	int64_t i;
+	atomic_fetch_add(&c->calls, 1);
+	if (c->nested) { /* a job inside a job: no deadlock, full cover */
+		Cover inner;
+		int cnt[4] = {0};
+		inner.count = cnt;
+		atomic_init(&inner.calls, 0);
+		inner.nested = 0;
+		inner.pool = NULL;
+		rt_pool_run(c->pool, 4, 1, cover, &inner);
+		CHECK(cnt[0] == 1 && cnt[1] == 1 && cnt[2] == 1 && cnt[3] == 1);
+	}
+	for (i = b; i < e; i++)
+		c->count[i]++;
+}
+
+static void test_pool(void)
+{
+	static const int threads[] = {1, 2, 3, 8};
+	static const int64_t ns[] = {0, 1, 2, 7, 100, 1000};
+	static const int64_t grains[] = {0, 1, 3, 64};
+	size_t ti, ni, gi;
+	int64_t i;
+	CHECK(rt_cpu_count() >= 1);
+	for (ti = 0; ti < 4; ti++) {
+		RtPool *pool = rt_pool_new(threads[ti]);
+		CHECK(pool && rt_pool_threads(pool) == threads[ti]);
+		for (ni = 0; ni < 6; ni++)
+			for (gi = 0; gi < 4; gi++) {
+				Cover c;
+				int64_t n = ns[ni], max_chunks;
+				c.count = calloc((size_t)n + 1, sizeof *c.count);
+				atomic_init(&c.calls, 0);
+				c.pool = pool;
+				c.nested = gi == 1;
+				rt_pool_run(pool, n, grains[gi], cover, &c);
+				for (i = 0; i < n; i++)
+					CHECK(c.count[i] == 1);
+				max_chunks = grains[gi] > 1 ? (n + grains[gi] - 1) / grains[gi]
+				                            : n;
+				CHECK(atomic_load(&c.calls) <= threads[ti]);
+				CHECK(atomic_load(&c.calls) <= (max_chunks > 0 ? max_chunks : 0));
+				free(c.count);
+			}
+		rt_pool_free(pool);
+	}
+	rt_pool_free(NULL);
+}
+
+/* ---- BLAS ------------------------------------------------------------ */
+
+static void naive(int ta, int tb, int m, int n, int k, float alpha,
+                  const float *a, int lda, const float *b, int ldb,
+                  float beta, const float *c0, double *c, int ldc)
+{
+	int i, j, l;
+	for (i = 0; i < m; i++)
+		for (j = 0; j < n; j++) {
+			double s = 0;
+			for (l = 0; l < k; l++)
+				s += (double)(ta ? a[l * lda + i] : a[i * lda + l]) *
+				     (tb ? b[j * ldb + l] : b[l * ldb + j]);
+			c[i * ldc + j] = alpha * s + beta * c0[i * ldc + j];
+		}
+}
+
+static void test_blas(void)
+{
+	enum { M = 7, N = 5, K = 9, LD = 12, BATCH = 6 };
+	float a[BATCH][LD * LD], b[BATCH][LD * LD], c[BATCH][LD * LD];
+	double want[LD * LD];
+	RtErrorSlot err;
+	RtExec ex;
+	int ta, tb, i, bt;
+	uint64_t s = 1;
+	for (bt = 0; bt < BATCH; bt++)
+		for (i = 0; i < LD * LD; i++) {
+			s = s * 6364136223846793005u + 1442695040888963407u;
+			a[bt][i] = (float)((s >> 40) % 1000) / 500.0f - 1.0f;
+			b[bt][i] = (float)((s >> 20) % 1000) / 500.0f - 1.0f;
+			c[bt][i] = (float)((s >> 50) % 100) / 50.0f;
+		}
+	memset(&ex, 0, sizeof ex);
+	memset(&err, 0, sizeof err);
+	ex.err = &err;
+	ex.pool = rt_pool_new(3);
+	ex.n_threads = 3;
+	for (ta = 0; ta < 2; ta++)
+		for (tb = 0; tb < 2; tb++) {
+			float cc[LD * LD];
+			memcpy(cc, c[0], sizeof cc);
+			naive(ta, tb, M, N, K, 0.5f, a[0], LD, b[0], LD, 2.0f, c[0], want,
+			      LD);
+			rt_sgemm(&ex, ta, tb, M, N, K, 0.5f, a[0], LD, b[0], LD, 2.0f, cc,
+			         LD);
+			for (i = 0; i < M; i++)
+				CHECK(t_err_ratio(cc + i * LD, want + i * LD, N, 1e-5, 1e-5) <= 1);
+		}
+	{
+		float cc[BATCH][LD * LD];
+		memcpy(cc, c, sizeof cc);
+		rt_sgemm_batched(&ex, 1, 0, M, N, K, 1.0f, a[0], LD, LD * LD, b[0], LD,
+		                 LD * LD, 1.0f, cc[0], LD, LD * LD, BATCH);
+		for (bt = 0; bt < BATCH; bt++) {
+			naive(1, 0, M, N, K, 1.0f, a[bt], LD, b[bt], LD, 1.0f, c[bt], want,
+			      LD);
+			for (i = 0; i < M; i++)
+				CHECK(t_err_ratio(cc[bt] + i * LD, want + i * LD, N, 1e-5,
+				                  1e-5) <= 1);
+		}
+	}
+	CHECK(!rt_failed(&ex));
+	rt_sgemm(&ex, 0, 0, (int64_t)1 << 33, 1, 1, 1, a[0], 1, b[0], 1, 0, c[0],
+	         1);
+	CHECK(rt_failed(&ex) && err.code == SLAPO_UNSUPPORTED);
+	CHECK(strstr(err.message, "exceed the BLAS's int range"));
+	rt_fail(&ex, SLAPO_INTERNAL, "x", "second"); /* the first one stands */
+	CHECK(err.code == SLAPO_UNSUPPORTED && !strstr(err.message, "second"));
+	rt_pool_free(ex.pool);
+	rt_parallel_for(NULL, 0, 1, cover, NULL); /* n = 0: fn never called */
+}
+
+/* ---- conversions ----------------------------------------------------- */
+
+static void test_convert(void)
+{
+	uint32_t h;
+	int bad = 0;
+	float f;
+	int64_t i64[4];
+	int32_t i32[4] = {-3, 0, 7, 2147483647};
+	uint8_t b8[4] = {0, 1, 2, 0};
+	double d[4];
+	for (h = 0; h < 65536; h++) {
+		f = rt_f16_to_f32((uint16_t)h);
+		if (isnan(f))
+			bad += !isnan(rt_f16_to_f32(rt_f32_to_f16(f)));
+		else
+			bad += rt_f32_to_f16(f) != h;
+		f = rt_bf16_to_f32((uint16_t)h);
+		if (isnan(f))
+			bad += !isnan(rt_bf16_to_f32(rt_f32_to_bf16(f)));
+		else
+			bad += rt_f32_to_bf16(f) != h;
+	}
+	CHECK(bad == 0);
+	CHECK(rt_f32_to_f16(1.0f) == 0x3c00 && rt_f32_to_f16(-2.0f) == 0xc000);
+	CHECK(rt_f32_to_f16(65504.0f) == 0x7bff);
+	CHECK(rt_f32_to_f16(65520.0f) == 0x7c00);               /* ties to inf */
+	CHECK(rt_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00);     /* tie: even */
+	CHECK(rt_f32_to_f16(1.0f + 3.0f / 2048) == 0x3c02);     /* tie: even */
+	CHECK(rt_f32_to_f16(ldexpf(1, -24)) == 0x0001);         /* subnormal */
+	CHECK(rt_f32_to_f16(ldexpf(1, -25)) == 0x0000);         /* tie: even */
+	CHECK(rt_f32_to_f16(ldexpf(3, -26)) == 0x0001);
+	CHECK(rt_f32_to_f16(1e-10f) == 0 && rt_f32_to_f16(-1e-10f) == 0x8000);
+	CHECK(rt_f32_to_f16(INFINITY) == 0x7c00);
+	CHECK(rt_f32_to_bf16(1.0f + 1.0f / 256) == 0x3f80);
+	CHECK(rt_f32_to_bf16(1.0f + 3.0f / 256) == 0x3f82);
+	CHECK(rt_f16_to_f32(0x0001) == ldexpf(1, -24));
+	/* ints and bools, unaligned buffers */
+	rt_convert(RT_I64, i64, (DLDataType){kDLInt, 32, 1}, i32, 4);
+	CHECK(i64[0] == -3 && i64[3] == 2147483647);
+	rt_convert((DLDataType){kDLFloat, 64, 1}, d, (DLDataType){kDLBool, 8, 1},
+	           b8, 4);
+	CHECK(d[0] == 0 && d[1] == 1 && d[2] == 1);
+	CHECK(rt_can_convert(RT_F32, RT_I64) && !rt_can_convert(RT_I64, RT_F32));
+	CHECK(!rt_can_convert(RT_F32, (DLDataType){kDLFloat8_e5m2, 8, 1}));
+	CHECK(rt_can_convert((DLDataType){kDLFloat8_e5m2, 8, 1},
+	                     (DLDataType){kDLFloat8_e5m2, 8, 1}));
+	{
+		char buf[24];
+		CHECK(!strcmp(rt_dtype_name((DLDataType){kDLBfloat, 16, 1}, buf),
+		              "bf16"));
+		CHECK(!strcmp(rt_dtype_name((DLDataType){kDLFloat, 32, 4}, buf),
+		              "dl(2,32,4)"));
+	}
+}
+
+static void test_copy_nd(void)
+{
+	float src[6] = {0, 1, 2, 3, 4, 5}, dst[6];
+	int64_t shape[2] = {3, 2}, tstr[2] = {1, 3}, rev[2] = {-2, 1};
+	int64_t big[3] = {INT64_MAX, 2, 1}, zero[2] = {0, 5};
+	char buf[64];
+	uint16_t half[6];
+	/* src is [2,3] row-major; view it transposed as [3,2] */
+	rt_copy_nd(RT_F32, dst, NULL, RT_F32, src, tstr, 2, shape);
+	CHECK(dst[0] == 0 && dst[1] == 3 && dst[2] == 1 && dst[5] == 5);
+	/* negative strides: rows reversed, with conversion to f16 */
+	rt_copy_nd((DLDataType){kDLFloat, 16, 1}, half, NULL, RT_F32, src + 4, rev,
+	           2, shape);
+	CHECK(rt_f16_to_f32(half[0]) == 4 && rt_f16_to_f32(half[5]) == 1);
+	/* strided destination */
+	memset(dst, 0, sizeof dst);
+	rt_copy_nd(RT_F32, dst, tstr, RT_F32, src, NULL, 2, shape);
+	CHECK(dst[0] == 0 && dst[3] == 1 && dst[1] == 2 && dst[5] == 5);
+	CHECK(rt_numel(3, big) == -1 && rt_numel(2, zero) == 0);
+	CHECK(!strcmp(rt_shape_str(buf, sizeof buf, 2, shape, NULL), "[3, 2]"));
+	{
+		const char *names[2] = {"B", NULL};
+		CHECK(!strcmp(rt_shape_str(buf, sizeof buf, 2, shape, names),
+		              "[B, 2]"));
+		CHECK(!strcmp(rt_shape_str(buf, sizeof buf, 0, shape, names), "[]"));
+	}
+}
+
+/* ---- JSON ------------------------------------------------------------ */
+
+static SlapoStatus parse(const char *text, int depth, RtJsonDoc *doc,
+                         char *err)
+{
+	return rt_json_parse(text, strlen(text), depth, doc, err, 200);
+}
+
+static void expect_json(const char *text, SlapoStatus want, const char *sub)
+{
+	RtJsonDoc doc;
+	char err[200];
+	SlapoStatus st = parse(text, 64, &doc, err);
+	if (st != want || (sub && !strstr(err, sub))) {
+		fprintf(stderr, "json %.60s: got %s (%s), want %s (%s)\n", text,
+		        rt_status_name(st), err, rt_status_name(want),
+		        sub ? sub : "");
+		t_failures++;
+	}
+	if (st == SLAPO_OK)
+		rt_json_free(&doc);
+}
+
+static void test_json(void)
+{
+	RtJsonDoc doc;
+	char err[200], deep[300];
+	uint64_t u;
+	const RtJson *v;
+	int i;
+	expect_json("{}", SLAPO_OK, NULL);
+	expect_json(" [1, -0, 1.5e3, true, false, null, \"x\"] ", SLAPO_OK, NULL);
+	expect_json("[1,2", SLAPO_FORMAT, "expected ',' or ']'");
+	expect_json("{\"a\":1,}", SLAPO_FORMAT, "expected a string key");
+	expect_json("{\"a\" 1}", SLAPO_FORMAT, "expected ':'");
+	expect_json("{\"a\":1,\"a\":2}", SLAPO_FORMAT, "duplicate key \"a\"");
+	expect_json("[01]", SLAPO_FORMAT, "expected ','");
+	expect_json("[1.]", SLAPO_FORMAT, "bad number");
+	expect_json("[-]", SLAPO_FORMAT, "bad number");
+	expect_json("tru", SLAPO_FORMAT, "unexpected character");
+	expect_json("{} x", SLAPO_FORMAT, "after the JSON value");
+	expect_json("", SLAPO_FORMAT, "end of input");
+	expect_json("[\"a\tb\"]", SLAPO_FORMAT, "control character");
+	expect_json("[\"\\ud800\"]", SLAPO_FORMAT, "lone high surrogate");
+	expect_json("[\"\\udc00\"]", SLAPO_FORMAT, "lone low surrogate");
+	expect_json("[\"\\x\"]", SLAPO_FORMAT, "bad escape");
+	expect_json("[\"\\u12g4\"]", SLAPO_FORMAT, "bad \\u escape");
+	expect_json("[\"abc]", SLAPO_FORMAT, "unterminated string");
+	expect_json("[\"\xc3\x28\"]", SLAPO_FORMAT, "UTF-8");
+	expect_json("[\"\xed\xa0\x80\"]", SLAPO_FORMAT, "UTF-8"); /* surrogate */
+	expect_json("[\"\xc0\xaf\"]", SLAPO_FORMAT, "UTF-8");     /* overlong */
+	for (i = 0; i < 65; i++)
+		deep[i] = '[';
+	for (i = 0; i < 65; i++)
+		deep[65 + i] = ']';
+	deep[130] = '\0';
+	expect_json(deep, SLAPO_FORMAT, "nesting deeper than 64");
+	deep[129] = '\0';
+	expect_json(deep + 1, SLAPO_OK, NULL); /* 64 deep */
+	CHECK(parse("{\"k\\u00e9\\ud83d\\ude00\\n\":\"v\\\"\",\"n\":18446744073709551615,"
+	            "\"m\":18446744073709551616,\"e\":1e3,\"s\":-1}",
+	            64, &doc, err) == SLAPO_OK);
+	CHECK(doc.root.len == 5);
+	CHECK(!strcmp(doc.root.keys[0], "k\xc3\xa9\xf0\x9f\x98\x80\n"));
+	CHECK(!strcmp(doc.root.items[0].str, "v\""));
+	v = rt_json_get(&doc.root, "n");
+	CHECK(v && rt_json_u64(v, &u) && u == UINT64_MAX);
+	CHECK(!rt_json_u64(rt_json_get(&doc.root, "m"), &u));
+	CHECK(!rt_json_u64(rt_json_get(&doc.root, "e"), &u));
+	CHECK(!rt_json_u64(rt_json_get(&doc.root, "s"), &u));
+	CHECK(rt_json_get(&doc.root, "zz") == NULL);
+	rt_json_free(&doc);
+	/* many keys, one duplicate far apart */
+	{
+		size_t cap = 20000, at = 0;
+		char *big = malloc(cap);
+		at += (size_t)snprintf(big + at, cap - at, "{");
+		for (i = 0; i < 1000; i++)
+			at += (size_t)snprintf(big + at, cap - at, "\"k%d\":%d,", i, i);
+		snprintf(big + at, cap - at, "\"k7\":0}");
+		expect_json(big, SLAPO_FORMAT, "duplicate key \"k7\"");
+		free(big);
+	}
+}
+
+/* ---- descriptors ----------------------------------------------------- */
+
+static uint64_t ws_zero(const int64_t *sym)
+{
+	(void)sym;
+	return 0;
+}
+
+static SlapoStatus fwd_nop(RtExec *ex)
+{
+	(void)ex;
+	return SLAPO_OK;
+}
+
+static void test_descriptors(void)
+{
+	static const RtSymDesc syms[] = {{"B", 1, -1}, {"S", 1, 8}};
+	static const int64_t d_b[] = {RT_SYM(0)}, d_s[] = {RT_SYM(1)};
+	static const int64_t d_4[] = {4};
+	static const RtTensorDesc in[] = {{"x", {kDLFloat, 32, 1}, 1, d_b, 0, 0, 0, 0}};
+	static const RtTensorDesc out_ok[] = {{"y", {kDLFloat, 32, 1}, 1, d_b, 0, 0, 0, 0}};
+	static const RtTensorDesc out_bad[] = {{"y", {kDLFloat, 32, 1}, 1, d_s, 0, 0, 0, 0}};
+	static const RtTensorDesc params[] = {
+		{"a", {kDLFloat, 32, 1}, 1, d_4, 0, 0, 0, 0},
+		{"b", {kDLFloat, 32, 1}, 1, d_4, 0, 0, 0, 0},
+	};
+	static const RtTie tie_bad[] = {{"a", "zz"}};
+	static const RtTie tie_ok[] = {{"b", "a"}};
+	RtModelDesc d;
+	SlapoModel *m;
+	memset(&d, 0, sizeof d);
+	d.version = RT_DESC_VERSION;
+	d.devices = SLAPO_DEVICE_BIT_CPU;
+	d.name = "Tiny";
+	d.n_syms = 2;
+	d.syms = syms;
+	d.n_inputs = 1;
+	d.inputs = in;
+	d.n_outputs = 1;
+	d.outputs = out_ok;
+	d.n_params = 2;
+	d.params = params;
+	d.n_ties = 1;
+	d.ties = tie_ok;
+	d.workspace_size = ws_zero;
+	d.forward = fwd_nop;
+	CHECK_ST(NULL, rt_model_open(&d, &m), SLAPO_OK);
+	CHECK(m->n_distinct == 1 && m->storage_of[1] == 0);
+	rt_model_close(m);
+	d.version = RT_DESC_VERSION + 1;
+	CHECK_ST(NULL, rt_model_open(&d, &m), SLAPO_ABI_MISMATCH);
+	CHECK_ERR(NULL, "mismatched libslapo_rt.a", NULL);
+	d.version = RT_DESC_VERSION;
+	d.ties = tie_bad;
+	CHECK_ST(NULL, rt_model_open(&d, &m), SLAPO_INTERNAL);
+	CHECK_ERR(NULL, "tie to an unknown param", "a");
+	d.ties = tie_ok;
+	d.outputs = out_bad;
+	CHECK_ST(NULL, rt_model_open(&d, &m), SLAPO_INTERNAL);
+	CHECK_ERR(NULL, "symbol bound by no input", "y");
+	d.outputs = out_ok;
+	d.forward = NULL;
+	CHECK_ST(NULL, rt_model_open(&d, &m), SLAPO_INTERNAL);
+	CHECK_ST(NULL, rt_model_open(NULL, &m), SLAPO_INTERNAL);
+}
+
+int main(void)
+{
+	test_pool();
+	test_blas();
+	test_convert();
+	test_copy_nd();
+	test_json();
+	test_descriptors();
+	return t_done("test_units");
+}

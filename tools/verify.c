@@ -1,0 +1,227 @@
+/* verify.c - slapoc --verify: runs the model in the reference
+ * interpreter before the schedule and after every primitive, on seeded
+ * random weights and inputs, and reports how far each primitive moved
+ * the outputs. The first primitive out of tolerance is named with its
+ * line; Slapo's own Verify checks only the end result. */
+#include "ir/sched.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct Verify {
+	Module *root;        /* the model under schedule */
+	int batch, seq;
+	double tol;
+	IrTensor **ref;      /* baseline outputs */
+	int nref;
+	PtrVec cache_paths;  /* parameter values by path, made once */
+	PtrVec cache_vals;
+	int nprims, failed;
+	Arena *arena;
+} Verify;
+
+/* splitmix64: a small seeded generator, reproducible everywhere */
+static uint64_t mix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static double uniform(uint64_t *s)
+{
+	return (double)(mix(s) >> 11) / 9007199254740992.0;
+}
+
+static uint64_t hash_str(const char *p)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h;
+}
+
+static const int64_t *sym_values(Eval *ev, Verify *v, int64_t *vals)
+{
+	for (int i = 0; i < ev->ir->nsyms; i++)
+		vals[i] = strcmp(ev->ir->sym_names[i], "B") == 0 ? v->batch : v->seq;
+	return vals;
+}
+
+static IrTensor *tensor_for(Eval *ev, Verify *v, const IrNode *n)
+{
+	int64_t vals[IR_MAX_SYMS], shape[IR_MAX_DIMS];
+	sym_values(ev, v, vals);
+	for (int i = 0; i < n->shape.ndim; i++)
+		shape[i] = ir_dim_eval(n->shape.d[i], vals);
+	return ir_tensor_new(n->dtype, n->shape.ndim, shape);
+}
+
+static IrTensor *param_value(void *user, const IrNode *n)
+{
+	void **u = user;
+	Eval *ev = u[0];
+	Verify *v = u[1];
+	for (int i = 0; i < v->cache_paths.len; i++)
+		if (strcmp(v->cache_paths.items[i], n->sattr) == 0)
+			return v->cache_vals.items[i];
+	IrTensor *t = tensor_for(ev, v, n);
+	uint64_t s = hash_str(n->sattr) ^ 2023;
+	const char *last = strrchr(n->sattr, '.');
+	bool norm_weight = last && strcmp(last, ".weight") == 0 && n->shape.ndim == 1;
+	for (int64_t i = 0; i < t->numel; i++) {
+		double u1 = uniform(&s) * 2 - 1;
+		t->data[i] = norm_weight ? 1 + 0.1 * u1 : 0.05 * u1 * sqrt(3.0);
+	}
+	ptrvec_push(v->arena, &v->cache_paths, (void *)n->sattr);
+	ptrvec_push(v->arena, &v->cache_vals, t);
+	return t;
+}
+
+/* Rows of the embedding table an integer input indexes, or 0. */
+static int64_t index_range(const IrGraph *g, const IrNode *in)
+{
+	for (IrNode *n = g->first; n; n = n->next)
+		if (n->op == OP_EMBEDDING && n->in[0] == in && ir_dim_is_const(n->in[1]->shape.d[0]))
+			return n->in[1]->shape.d[0].coef;
+	return 0;
+}
+
+static IrTensor *input_value(Eval *ev, Verify *v, const IrGraph *g, const IrNode *in, int idx)
+{
+	IrTensor *t = tensor_for(ev, v, in);
+	uint64_t s = 1234 + (uint64_t)idx;
+	int64_t rows = index_range(g, in);
+	for (int64_t i = 0; i < t->numel; i++) {
+		if (ir_dtype_is_float(in->dtype))
+			t->data[i] = uniform(&s) * 2 - 1;
+		else if (rows)
+			t->data[i] = (double)(mix(&s) % (uint64_t)rows);
+		else /* a mask: ones, with padding at the end of the last row */
+			t->data[i] = i >= t->numel - (t->numel > 4 ? 2 : 0) ? 0 : 1;
+	}
+	return t;
+}
+
+static bool run(Eval *ev, Verify *v, IrTensor ***outs, int *nout, Span sp)
+{
+	IrGraph *g = trace_model(ev, v->root, sp);
+	IrTensor **ins = ARENA_ARRAY(v->arena, IrTensor *, g->inputs.len + 1);
+	for (int i = 0; i < g->inputs.len; i++)
+		ins[i] = input_value(ev, v, g, g->inputs.items[i], i);
+	*nout = g->outputs.len;
+	*outs = ARENA_ARRAY(v->arena, IrTensor *, g->outputs.len + 1);
+	int64_t vals[IR_MAX_SYMS];
+	void *user[2] = {ev, v};
+	IrInterp it = {.sym_values = sym_values(ev, v, vals), .param = param_value,
+	               .param_user = user};
+	bool ok = interp_run(&it, g, ins, *outs);
+	for (int i = 0; i < g->inputs.len; i++)
+		ir_tensor_free(ins[i]);
+	if (!ok)
+		diag_error(ev->diag, sp, "verify: the interpreter failed: %s", it.error);
+	return ok;
+}
+
+static void compare(Verify *v, IrTensor **outs, int n, double *abs_err, double *rel_err)
+{
+	*abs_err = *rel_err = 0;
+	for (int k = 0; k < n && k < v->nref; k++) {
+		double maxref = 0, maxdiff = 0;
+		if (outs[k]->numel != v->ref[k]->numel) {
+			*abs_err = *rel_err = INFINITY;
+			return;
+		}
+		for (int64_t i = 0; i < outs[k]->numel; i++) {
+			double d = fabs(outs[k]->data[i] - v->ref[k]->data[i]);
+			if (!(d <= maxdiff))
+				maxdiff = d; /* NaN propagates */
+			if (fabs(v->ref[k]->data[i]) > maxref)
+				maxref = fabs(v->ref[k]->data[i]);
+		}
+		if (!(maxdiff <= *abs_err))
+			*abs_err = maxdiff;
+		double rel = maxdiff / (maxref > 1e-300 ? maxref : 1e-300);
+		if (!(rel <= *rel_err))
+			*rel_err = rel;
+	}
+}
+
+static void after_primitive(Eval *ev, const char *prim, Span sp, void *user)
+{
+	Verify *v = user;
+	if (!v->root || v->failed)
+		return;
+	IrTensor **outs;
+	int n;
+	if (!run(ev, v, &outs, &n, sp)) {
+		v->failed = 1;
+		diag_bail(ev->diag);
+	}
+	double a, r;
+	compare(v, outs, n, &a, &r);
+	for (int i = 0; i < n; i++)
+		ir_tensor_free(outs[i]);
+	v->nprims++;
+	printf("  line %-4d %-12s max abs %.3e  max rel %.3e  %s\n", sp.first_line, prim, a, r,
+	       r <= v->tol ? "ok" : "FAIL");
+	if (!(r <= v->tol)) {
+		v->failed = 1;
+		diag_error(ev->diag, sp, "verify: %s changed the model's outputs: max relative "
+		           "error %.3e exceeds the tolerance %.1e", prim, r, v->tol);
+		diag_bail(ev->diag);
+	}
+}
+
+/* create_schedule is where the baseline is taken. */
+static void on_schedule(Eval *ev, Verify *v, Span sp)
+{
+	Module *root = ev->schedules.items[ev->schedules.len - 1];
+	if (v->root == root)
+		return;
+	v->root = root;
+	if (!run(ev, v, &v->ref, &v->nref, sp))
+		diag_bail(ev->diag);
+	printf("verify: %s, batch %d, sequence %d, tolerance %.1e\n", root->cls, v->batch,
+	       v->seq, v->tol);
+	printf("  line %-4d %-12s %d output%s\n", sp.first_line, "baseline", v->nref,
+	       v->nref == 1 ? "" : "s");
+}
+
+static void hook(Eval *ev, const char *prim, Span sp, void *user)
+{
+	Verify *v = user;
+	if (strcmp(prim, "create_schedule") == 0)
+		on_schedule(ev, v, sp);
+	else
+		after_primitive(ev, prim, sp, user);
+}
+
+int verify_run(Eval *ev, const Ast *prog, int batch, int seq, double tol)
+{
+	Verify v = {.batch = batch, .seq = seq, .tol = tol, .arena = ev->arena};
+	ev->after_primitive = hook;
+	ev->after_user = &v;
+	FILE *saved = ev->out;
+	ev->out = fopen("/dev/null", "w");
+	if (!ev->out)
+		ev->out = saved;
+	eval_program(ev, prog);
+	if (ev->out != saved)
+		fclose(ev->out);
+	ev->out = saved;
+	if (!v.root && ev->schedules.len)
+		on_schedule(ev, &v, prog->span);
+	if (!v.root) {
+		diag_plain(ev->diag, DIAG_ERROR, "verify: the program creates no schedule");
+		return 1;
+	}
+	printf("verify: %d primitive%s checked, all within tolerance\n", v.nprims,
+	       v.nprims == 1 ? "" : "s");
+	for (int i = 0; i < v.nref; i++)
+		ir_tensor_free(v.ref[i]);
+	for (int i = 0; i < v.cache_vals.len; i++)
+		ir_tensor_free(v.cache_vals.items[i]);
+	return 0;
+}
