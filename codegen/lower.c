@@ -673,11 +673,16 @@ static bool lower_reduce(Lower *lw, Scope *s, IrNode *n)
 			P.dim[j] = xv->dim[i];
 			P.stride[j++] = xv->stride[i];
 		}
-	/* reduced dims must walk as one */
+	/* reduced dims (ones aside) must walk as one */
 	bool one = true;
-	for (int i = nkeep; i + 1 < nd; i++)
-		one &= cg_dim_is(P.dim[i + 1], 1) || cg_dim_is(P.dim[i], 1) ||
-		       ir_dim_eq(P.stride[i], cg_dim_mul(P.stride[i + 1], P.dim[i + 1]));
+	int prev = -1;
+	for (int i = nkeep; i < nd; i++) {
+		if (cg_dim_is(P.dim[i], 1))
+			continue;
+		if (prev >= 0)
+			one &= ir_dim_eq(P.stride[prev], cg_dim_mul(P.stride[i], P.dim[i]));
+		prev = i;
+	}
 	if (!one) {
 		CgView *c = materialize(lw, x, &P, "copy");
 		if (!c)

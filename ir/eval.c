@@ -138,6 +138,9 @@ static Value *lookup(Eval *ev, Frame *f, const char *name, Span sp)
 	v = env_get(f->outer, name);
 	if (v)
 		return v;
+	if (ev->trace && ev->trace->pattern)
+		eval_error(ev, sp, "unknown op '%s' in a pattern (patterns use tensor ops such as "
+		           "gelu, add, matmul, softmax, layer_norm)", name);
 	eval_error(ev, sp, "name '%s' is not defined", name);
 }
 

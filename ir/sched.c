@@ -181,7 +181,9 @@ PRIM(p_trace)
 		eval_error(ev, sp, "trace: '%s' is already part of the traced graph of '%s'",
 		           path_or_root(ev, m), path_or_root(ev, a));
 	bool flatten = fl && val_truthy(fl);
+	diag_push(ev->diag, sp, "while tracing '%s' (%s) for trace()", path_or_root(ev, m), m->cls);
 	m->graph = trace_module(ev, m, flatten, &leaves, sp);
+	diag_pop(ev->diag);
 	m->flattened = flatten;
 	after(ev, m, "trace", sp);
 	return val_bool(ev, true);
@@ -244,7 +246,9 @@ PRIM(p_find)
 		eval_error(ev, sp, "find: expects a pattern or a regular expression string, got %s",
 		           val_type_name(what));
 	IrGraph *g = need_graph(ev, m, "find", sp);
+	diag_push(ev->diag, sp, "in pattern %s, used by find()", what->decl->name);
 	IrGraph *pat = trace_pattern(ev, what->decl, what->closure, sp);
+	diag_pop(ev->diag);
 	IrMatch *ms = NULL;
 	int n = ir_match(ev->ir, g, pat, &ms);
 	if (n == 0)
@@ -418,7 +422,9 @@ static IrGraph *check_binds(Eval *ev, Module *nw, IrDType *dt, IrShape *shapes, 
 	} else {
 		eval_error(ev, sp, "replace: %s has no forward", nw->cls);
 	}
+	diag_push(ev->diag, sp, "while tracing the new %s on the inputs of %s for replace()", nw->cls, what);
 	IrGraph *g = trace_with_types(ev, nw, dt, shapes, n, sp);
+	diag_pop(ev->diag);
 	IrNode *o = g->outputs.items[0];
 	if (o->dtype != want_dt || !ir_shape_eq(&o->shape, want))
 		eval_error(ev, sp, "replace: %s returns %s but %s gives %s", nw->cls,
@@ -480,6 +486,12 @@ PRIM(p_replace)
 	IrNode *out = ir_fuse(g, lists[0], lens[0], OP_CALL, child, sp);
 	if (!out)
 		diag_bail(ev->diag);
+	/* parameters of the region stay behind: the new module owns its own */
+	int k = 0;
+	for (int i = 0; i < out->nin; i++)
+		if (out->in[i]->op != OP_PARAM)
+			out->in[k++] = out->in[i];
+	out->nin = k;
 	IrDType dt[IR_MAX_DIMS];
 	IrShape shapes[IR_MAX_DIMS];
 	if (out->nin > IR_MAX_DIMS)
@@ -492,9 +504,9 @@ PRIM(p_replace)
 	IrGraph *body = check_binds(ev, nw, dt, shapes, out->nin, out->dtype, &out->shape,
 	                            "the subgraph", sp);
 	mod_add_child(ev, m, child, nw);
-	nw->graph = body;
 	out->sub = body;
 	out->sattr = child;
+	ir_dce(g);
 	after(ev, m, "replace", sp);
 	return val_none(ev);
 }

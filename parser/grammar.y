@@ -8,7 +8,8 @@
  * (see lexer.l), or at ';'. The last statement before '}' or the end of
  * the file needs no terminator, and a compound statement (one that ends
  * with '}') needs none either. Errors are recovered at statement level:
- * `items: items error sep` skips to the end of the statement, and
+ * `items: items error sep` skips to the end of the statement (or past the
+ * block that follows it: `items error skipped_block`), and
  * `stmt_list: items error` lets a '}' end a block after an error.
  */
 
@@ -128,6 +129,16 @@ items
 	| items simple_stmt sep         { $$ = ast_vec_push(p->arena, $1, $2); }
 	| items compound_stmt           { $$ = ast_vec_push(p->arena, $1, $2); }
 	| items error sep               { $$ = $1; }
+	| items error skipped_block     { $$ = $1; }
+	;
+
+/* The block of a statement whose head had an error: parsed (its syntax
+ * errors count) and dropped, so that its statements are not taken for
+ * statements of the enclosing block. */
+skipped_block
+	: '{' stmt_list '}'
+	| '{' stmt_list '}' ELSE block
+	| '{' stmt_list '}' ELSE if_stmt
 	;
 
 sep

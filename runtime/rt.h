@@ -150,6 +150,42 @@ struct RtExec {
 	void *reserved[4];          /* zero */
 };
 
+/* The layouts above are what LLVM-generated code builds and reads; on
+ * LP64 targets (x86-64, aarch64) they are the natural C layouts, fixed
+ * here so a change cannot slip by (runtime/README.md has the table). */
+#if defined(__LP64__) || defined(_LP64)
+_Static_assert(sizeof(RtSymDesc) == 24, "RtSymDesc");
+_Static_assert(offsetof(RtTensorDesc, dtype) == 8 &&
+               offsetof(RtTensorDesc, ndim) == 12 &&
+               offsetof(RtTensorDesc, dims) == 16 &&
+               offsetof(RtTensorDesc, value_max) == 24 &&
+               offsetof(RtTensorDesc, fill) == 32 &&
+               offsetof(RtTensorDesc, init) == 36 &&
+               offsetof(RtTensorDesc, init_std) == 40 &&
+               sizeof(RtTensorDesc) == 48, "RtTensorDesc");
+_Static_assert(sizeof(RtTie) == 16, "RtTie");
+_Static_assert(offsetof(RtModelDesc, name) == 8 &&
+               offsetof(RtModelDesc, n_syms) == 24 &&
+               offsetof(RtModelDesc, syms) == 32 &&
+               offsetof(RtModelDesc, inputs) == 48 &&
+               offsetof(RtModelDesc, outputs) == 64 &&
+               offsetof(RtModelDesc, params) == 80 &&
+               offsetof(RtModelDesc, ties) == 96 &&
+               offsetof(RtModelDesc, ignore_prefixes) == 112 &&
+               offsetof(RtModelDesc, base_prefix) == 120 &&
+               offsetof(RtModelDesc, workspace_size) == 128 &&
+               offsetof(RtModelDesc, forward) == 136 &&
+               sizeof(RtModelDesc) == 144, "RtModelDesc");
+_Static_assert(offsetof(RtExec, sym) == 8 && offsetof(RtExec, inputs) == 16 &&
+               offsetof(RtExec, outputs) == 24 &&
+               offsetof(RtExec, params) == 32 &&
+               offsetof(RtExec, workspace) == 40 &&
+               offsetof(RtExec, workspace_size) == 48 &&
+               offsetof(RtExec, n_threads) == 56 &&
+               offsetof(RtExec, pool) == 64 && offsetof(RtExec, err) == 72 &&
+               sizeof(RtExec) == 112, "RtExec");
+#endif
+
 /* ======================================================================
  * 3. Services for generated code (pool.c, blas.c, err.c)
  * ====================================================================== */
@@ -391,6 +427,20 @@ typedef struct RtStWriteTensor {
 SlapoStatus rt_st_write(const char *path, int32_t n,
                         const RtStWriteTensor *tensors, int32_t n_meta,
                         const char *const *meta_kv);
+
+/* shards.c: a list of checkpoint files. */
+typedef struct RtPathList {
+	char **paths;
+	int32_t n;
+} RtPathList;
+
+/* The files to load for paths: a "*.json" path is a sharded checkpoint's
+ * index (model.safetensors.index.json) and stands for the shards its
+ * weight_map names, in its directory; other paths stand for themselves.
+ * Each file appears once. Free with rt_free_paths. */
+SlapoStatus rt_expand_paths(const char *const *paths, int32_t n,
+                            RtPathList *out);
+void rt_free_paths(RtPathList *l);
 
 /* ======================================================================
  * 8. Internals: thread pool (pool.c) and BLAS (blas.c)

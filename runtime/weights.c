@@ -330,6 +330,7 @@ SlapoStatus rt_weights_load(SlapoWeights *w, const char *const *paths,
 {
 	const SlapoModel *m;
 	RtStFile *files = NULL;
+	RtPathList list = {NULL, 0};
 	Plan pl;
 	int32_t i, k, n_open = 0, n_loaded = 0;
 	SlapoStatus st = SLAPO_OK;
@@ -351,19 +352,27 @@ SlapoStatus rt_weights_load(SlapoWeights *w, const char *const *paths,
 	if ((st = check_frozen(w, "weights_load_safetensors")) != SLAPO_OK)
 		return st;
 	memset(&pl, 0, sizeof pl);
-	files = rt_calloc((size_t)n, sizeof *files);
+	if ((st = rt_expand_paths(paths, n, &list)) != SLAPO_OK)
+		return st;
+	if (list.n == 0) {
+		st = rt_error(SLAPO_FORMAT, paths[0], "%s lists no shard files",
+		              paths[0]);
+		goto done;
+	}
+	files = rt_calloc((size_t)list.n, sizeof *files);
 	pl.src = rt_calloc((size_t)m->desc->n_params, sizeof *pl.src);
 	pl.alias = rt_calloc((size_t)m->desc->n_params, sizeof *pl.alias);
 	if (!files || !pl.src || !pl.alias) {
 		st = rt_error(SLAPO_OUT_OF_MEMORY, "", "out of memory");
 		goto done;
 	}
-	for (n_open = 0; n_open < n; n_open++)
-		if ((st = rt_st_open(paths[n_open], &files[n_open])) != SLAPO_OK)
+	for (n_open = 0; n_open < list.n; n_open++)
+		if ((st = rt_st_open(list.paths[n_open], &files[n_open])) != SLAPO_OK)
 			goto done;
-	for (i = 0; i < n && st == SLAPO_OK; i++)
+	for (i = 0; i < list.n && st == SLAPO_OK; i++)
 		for (k = 0; k < files[i].n_tensors && st == SLAPO_OK; k++)
-			st = plan_tensor(w, &pl, paths[i], &files[i].tensors[k], flags);
+			st = plan_tensor(w, &pl, list.paths[i], &files[i].tensors[k],
+			                 flags);
 	if (st != SLAPO_OK)
 		goto done;
 	resolve_ties(w, &pl);
@@ -382,14 +391,15 @@ SlapoStatus rt_weights_load(SlapoWeights *w, const char *const *paths,
 	rt_log(w->log, w->log_user_data, SLAPO_LOG_INFO,
 	       "loaded %d parameters of %s from %d file(s): %d legacy names "
 	       "renamed, %d tied, %d expected extras and %d unexpected tensors "
-	       "ignored", (int)n_loaded, m->desc->name, (int)n, pl.n_renamed,
-	       pl.n_tied, pl.n_expected, pl.n_unexpected);
+	       "ignored", (int)n_loaded, m->desc->name, (int)list.n,
+	       pl.n_renamed, pl.n_tied, pl.n_expected, pl.n_unexpected);
 done:
 	for (i = 0; i < n_open; i++)
 		rt_st_close(&files[i]);
 	rt_free(files);
 	rt_free(pl.src);
 	rt_free(pl.alias);
+	rt_free_paths(&list);
 	return st;
 }
 

@@ -251,8 +251,32 @@ void diag_plain(Diag *d, DiagLevel lvl, const char *fmt, ...)
 	va_end(ap);
 }
 
+void diag_push(Diag *d, Span sp, const char *fmt, ...)
+{
+	if (d->nctx < 16) {
+		char buf[512];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(buf, sizeof buf, fmt, ap);
+		va_end(ap);
+		d->ctx_msg[d->nctx] = arena_strdup(d->arena, buf);
+		d->ctx_span[d->nctx] = sp;
+	}
+	d->nctx++;
+}
+
+void diag_pop(Diag *d)
+{
+	if (d->nctx > 0)
+		d->nctx--;
+}
+
 void diag_bail(Diag *d)
 {
+	int n = d->nctx < 16 ? d->nctx : 16;
+	d->nctx = 0;
+	for (int i = n - 1; i >= 0; i--)
+		diag_report(d, DIAG_NOTE, d->ctx_span[i], "%s", d->ctx_msg[i]);
 	if (d->bail)
 		longjmp(*d->bail, 1);
 	fputs("slapoc: internal error: no recovery point\n", d->out);

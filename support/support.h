@@ -115,6 +115,11 @@ typedef struct Diag {
 	bool color;       /* unused for now: output is always plain */
 	jmp_buf *bail;    /* where diag_fatal unwinds to; NULL = return */
 	Arena *arena;     /* owns SrcFiles loaded through diag_load */
+	/* what the compiler was doing, printed as notes when it bails out:
+	 * "note: while tracing 'blocks.0' for trace()" */
+	const char *ctx_msg[16];
+	Span ctx_span[16];
+	int nctx;
 } Diag;
 
 void diag_init(Diag *d, FILE *out, Arena *a);
@@ -129,8 +134,11 @@ void diag_plain(Diag *d, DiagLevel lvl, const char *fmt, ...) SUP_PRINTF(3, 4);
 /* Report an error, then unwind to d->bail (which must be set). */
 SUP_NORETURN void diag_fatal(Diag *d, Span sp, const char *fmt, ...)
     SUP_PRINTF(3, 4);
-/* Unwind after errors were already reported. */
+/* Unwind after errors were already reported (printing the context). */
 SUP_NORETURN void diag_bail(Diag *d);
+/* Say what is being done, for the notes of a later error; pop when done. */
+void diag_push(Diag *d, Span sp, const char *fmt, ...) SUP_PRINTF(3, 4);
+void diag_pop(Diag *d);
 
 /* Read a file into a SrcFile; NULL (and an error reported) on failure,
  * when it is too large, contains NUL bytes or is not valid UTF-8. */

@@ -67,14 +67,56 @@ static void add_library_dirs(Eval *ev)
 	}
 }
 
+/* What the command line asked for. */
+typedef struct Options {
+	const char *file;
+	bool check, dump_ast, verify;
+	int verify_batch, verify_seq;
+	double verify_tol;
+	PtrVec incdirs; /* const char*: -I directories */
+} Options;
+
+/* Everything after option parsing; errors unwind to here. */
+static int run(const Options *o, Arena *arena)
+{
+	Diag diag;
+	diag_init(&diag, stderr, arena);
+	jmp_buf bail;
+	diag.bail = &bail;
+	if (setjmp(bail))
+		return 1;
+	Span none = {0};
+	SrcFile *src = diag_load(&diag, o->file, none);
+	if (!src)
+		return 1;
+	Ast *prog = parse_file(arena, &diag, src);
+	if (!prog || diag.nerrors)
+		return 1;
+	if (o->dump_ast) {
+		ast_dump(stdout, prog);
+		return 0;
+	}
+	if (o->check)
+		return 0;
+
+	IrCtx *ir = ARENA_NEW(arena, IrCtx);
+	ir->arena = arena;
+	ir->diag = &diag;
+	Eval *ev = ARENA_NEW(arena, Eval);
+	eval_init(ev, arena, &diag, ir, stdout);
+	for (int i = 0; i < o->incdirs.len; i++)
+		ptrvec_push(arena, &ev->import_dirs, o->incdirs.items[i]);
+	add_library_dirs(ev);
+	if (o->verify)
+		return verify_run(ev, prog, o->verify_batch, o->verify_seq, o->verify_tol);
+	eval_program(ev, prog);
+	return diag.nerrors ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *file = NULL;
-	bool check = false, dump_ast = false, verify = false;
-	int vb = 2, vs = 8;
-	double vtol = 1e-9;
-	PtrVec incdirs = {0};
 	Arena arena = {0};
+	Options o = {.verify_batch = 2, .verify_seq = 8, .verify_tol = 1e-9};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -84,78 +126,38 @@ int main(int argc, char **argv)
 			printf("slapoc %s\n", SLAPO_VERSION);
 			return 0;
 		} else if (strcmp(a, "--check") == 0) {
-			check = true;
+			o.check = true;
 		} else if (strcmp(a, "--dump-ast") == 0) {
-			dump_ast = true;
+			o.dump_ast = true;
 		} else if (strcmp(a, "--verify") == 0) {
-			verify = true;
+			o.verify = true;
 		} else if (strncmp(a, "--verify-shape=", 15) == 0) {
-			if (sscanf(a + 15, "%d,%d", &vb, &vs) != 2 || vb < 1 || vs < 1 || vb > 64 ||
-			    vs > 512) {
+			if (sscanf(a + 15, "%d,%d", &o.verify_batch, &o.verify_seq) != 2 ||
+			    o.verify_batch < 1 || o.verify_seq < 1 || o.verify_batch > 64 ||
+			    o.verify_seq > 512) {
 				fprintf(stderr, "slapoc: error: --verify-shape expects B,S (1..64, 1..512)\n");
 				return 2;
 			}
 		} else if (strncmp(a, "--verify-tol=", 13) == 0) {
-			vtol = atof(a + 13);
+			o.verify_tol = atof(a + 13);
 		} else if (strcmp(a, "-I") == 0 && i + 1 < argc) {
-			ptrvec_push(&arena, &incdirs, argv[++i]);
+			ptrvec_push(&arena, &o.incdirs, argv[++i]);
 		} else if (a[0] == '-' && a[1]) {
 			fprintf(stderr, "slapoc: error: unknown option '%s' (see --help)\n", a);
 			return 2;
-		} else if (file) {
+		} else if (o.file) {
 			fprintf(stderr, "slapoc: error: more than one input file ('%s' and '%s')\n",
-			        file, a);
+			        o.file, a);
 			return 2;
 		} else {
-			file = a;
+			o.file = a;
 		}
 	}
-	if (!file) {
+	if (!o.file) {
 		usage(stderr);
 		return 2;
 	}
-
-	Diag diag;
-	diag_init(&diag, stderr, &arena);
-	jmp_buf bail;
-	diag.bail = &bail;
-	int status = 0;
-	if (setjmp(bail)) {
-		status = 1;
-		goto done;
-	}
-	Span none = {0};
-	SrcFile *src = diag_load(&diag, file, none);
-	if (!src) {
-		status = 1;
-		goto done;
-	}
-	Ast *prog = parse_file(&arena, &diag, src);
-	if (!prog || diag.nerrors) {
-		status = 1;
-		goto done;
-	}
-	if (dump_ast) {
-		ast_dump(stdout, prog);
-		goto done;
-	}
-	if (check)
-		goto done;
-
-	IrCtx ir = {.arena = &arena, .diag = &diag};
-	Eval ev;
-	eval_init(&ev, &arena, &diag, &ir, stdout);
-	for (int i = 0; i < incdirs.len; i++)
-		ptrvec_push(&arena, &ev.import_dirs, incdirs.items[i]);
-	add_library_dirs(&ev);
-	if (verify) {
-		status = verify_run(&ev, prog, vb, vs, vtol);
-		goto done;
-	}
-	eval_program(&ev, prog);
-	if (diag.nerrors)
-		status = 1;
-done:
+	int status = run(&o, &arena);
 	fflush(stdout);
 	arena_free(&arena);
 	return status;

@@ -262,11 +262,84 @@ static void test_load_errors(void)
 	         SLAPO_INVALID_ARGUMENT);
 	CHECK_ST(api, api->weights_load_safetensors(w, paths, 0, 0),
 	         SLAPO_INVALID_ARGUMENT);
-	/* two shards: the same file twice gives every param twice */
+	/* the same file twice is loaded once */
 	paths[1] = paths[0];
+	CHECK_ST(api, api->weights_load_safetensors(w, paths, 2, 0), SLAPO_OK);
+	/* two files that both hold every parameter */
+	paths[1] = t_path("w2.safetensors");
+	CHECK_ST(NULL, fake_write(&p, paths[1], FW_LEGACY), SLAPO_OK);
 	CHECK_ST(api, api->weights_load_safetensors(w, paths, 2, 0), SLAPO_FORMAT);
-	CHECK_ERR(api, "given twice", NULL);
+	CHECK_ERR(api, "parameter 'emb.LayerNorm.bias' is given twice: as "
+	               "'emb.LayerNorm.bias' in", "emb.LayerNorm.bias");
+	close_all(m, w, NULL);
+	fake_free(&p);
+}
+
+static const char *t_write_str(const char *name, const char *text)
+{
+	return t_write_file(name, text, strlen(text));
+}
+
+/* A sharded checkpoint: the index names two shards. */
+static void test_shards(void)
+{
+	SlapoModel *m;
+	SlapoWeights *w;
+	SlapoSession *s;
+	FakeParams p;
+	RtStFile f;
+	RtStWriteTensor shard[2][12];
+	int counts[2] = {0, 0}, i, k;
+	char index[4096];
+	size_t at = 0;
+	const char *paths[1];
+	/* split a full checkpoint's tensors over two shard files */
+	CHECK_ST(api, open_loaded(FW_LEGACY, 0, &p, &m, &w), SLAPO_OK);
+	CHECK_ST(NULL, rt_st_open(t_path("w.safetensors"), &f), SLAPO_OK);
+	at += (size_t)snprintf(index, sizeof index,
+	                       "{\"metadata\":{\"total_size\":1},\"weight_map\":{");
+	for (k = 0; k < f.n_tensors; k++) {
+		const RtStTensor *t = &f.tensors[k];
+		RtStWriteTensor *o = &shard[k % 2][counts[k % 2]++];
+		o->name = t->name;
+		o->dtype = t->dtype;
+		o->ndim = t->ndim;
+		o->shape = t->shape;
+		o->data = t->data;
+		at += (size_t)snprintf(index + at, sizeof index - at,
+		                       "%s\"%s\":\"model-0000%d-of-00002.safetensors\"",
+		                       k ? "," : "", t->name, k % 2 + 1);
+	}
+	snprintf(index + at, sizeof index - at, "}}");
+	for (i = 0; i < 2; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "model-0000%d-of-00002.safetensors", i + 1);
+		CHECK_ST(NULL, rt_st_write(t_path(name), counts[i], shard[i], 0, NULL),
+		         SLAPO_OK);
+	}
+	rt_st_close(&f);
+	api->weights_free(w);
+	CHECK_ST(api, api->weights_create(m, NULL, &w), SLAPO_OK);
+	paths[0] = t_write_file("model.safetensors.index.json", index,
+	                        strlen(index));
 	CHECK_ST(api, api->weights_load_safetensors(w, paths, 1, 0), SLAPO_OK);
+	CHECK_ST(api, api->session_create(w, NULL, &s), SLAPO_OK);
+	run_and_compare(s, &p, 2, 3, 8);
+	api->session_free(s);
+	/* an index may not point outside its directory, nor at nothing */
+	paths[0] = t_write_str("bad.index.json",
+	                       "{\"weight_map\":{\"a\":\"../x.safetensors\"}}");
+	CHECK_ST(api, api->weights_load_safetensors(w, paths, 1, 0), SLAPO_FORMAT);
+	CHECK_ERR(api, "weight_map entry \"a\" is not a file name", paths[0]);
+	paths[0] = t_write_str("empty.index.json", "{\"weight_map\":{}}");
+	CHECK_ST(api, api->weights_load_safetensors(w, paths, 1, 0), SLAPO_FORMAT);
+	CHECK_ERR(api, "lists no shard files", NULL);
+	paths[0] = t_write_str("dup.index.json",
+	                       "{\"weight_map\":{\"a\":\"x\",\"a\":\"y\"}}");
+	CHECK_ST(api, api->weights_load_safetensors(w, paths, 1, 0), SLAPO_FORMAT);
+	CHECK_ERR(api, "duplicate key", NULL);
+	paths[0] = t_path("none.index.json");
+	CHECK_ST(api, api->weights_load_safetensors(w, paths, 1, 0), SLAPO_IO);
 	close_all(m, w, NULL);
 	fake_free(&p);
 }
@@ -658,6 +731,7 @@ int main(int argc, char **argv)
 	test_introspection();
 	test_load_and_run();
 	test_load_errors();
+	test_shards();
 	test_half_precision();
 	test_random_init();
 	test_run_errors();
