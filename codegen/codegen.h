@@ -248,6 +248,7 @@ typedef struct CgLlvm {
 	LLVMTargetDataRef td;
 	char *triple, *cpu, *features; /* LLVM-allocated strings */
 	int vw;                        /* f32 lanes of a vector register */
+	bool has_fma;                  /* fused multiply-add in hardware */
 	/* common types */
 	LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_i8p, t_i64p, t_f32p;
 	LLVMTypeRef t_kernel;          /* void (i8*, i64, i64) */

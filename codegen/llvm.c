@@ -13,14 +13,28 @@
 
 #include "codegen/codegen.h"
 
+/* Whether a comma-separated feature list holds exactly `f` ("+fma"). */
+static bool has_feature(const char *list, const char *f)
+{
+	size_t n = strlen(f);
+	for (const char *p = list; p && *p;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == n && strncmp(p, f, n) == 0)
+			return true;
+		p = e ? e + 1 : NULL;
+	}
+	return false;
+}
+
 /* f32 lanes in a vector register for a CPU: from the host's features,
  * or, for a named CPU, from what LLVM knows it has. */
 static int lanes_for(const char *cpu, const char *features)
 {
 	if (features && *features) {
-		if (strstr(features, "+avx512f"))
+		if (has_feature(features, "+avx512f"))
 			return 16;
-		if (strstr(features, "+avx"))
+		if (has_feature(features, "+avx"))
 			return 8;
 		return 4;
 	}
@@ -65,6 +79,11 @@ bool cg_llvm_init(CgLlvm *L, Diag *d, const char *module_name, const char *cpu)
 		L->features = LLVMCreateMessage("");
 	}
 	L->vw = lanes_for(L->cpu, L->features);
+	if (*L->features)
+		L->has_fma = has_feature(L->features, "+fma");
+	else
+		L->has_fma = L->vw >= 8 && !strstr(L->cpu, "sandybridge") &&
+		             !strstr(L->cpu, "ivybridge") && !strstr(L->cpu, "btver2");
 	L->tm = LLVMCreateTargetMachine(target, L->triple, L->cpu, L->features,
 	                                LLVMCodeGenLevelAggressive, LLVMRelocPIC,
 	                                LLVMCodeModelDefault);

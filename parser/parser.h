@@ -49,7 +49,8 @@ typedef enum {
 	AST_FORWARD,    /* params, body */
 	AST_PATTERN,    /* name, params, body */
 	AST_FN,         /* name, params, body */
-	AST_PARAM,      /* name, type (AST_TENSOR_TYPE or NULL),
+	AST_PARAM,      /* name, type (AST_TENSOR_TYPE, AST_NAME for a bare
+	                   type name such as `int`, or NULL),
 	                   rhs: default value or NULL */
 	AST_PROGRAM,    /* list: top-level items (declarations, statements) */
 	AST_KIND_COUNT
@@ -101,7 +102,8 @@ Ast *ast_unary(Arena *a, Span sp, AstOp op, Ast *x);
 Ast *ast_binary(Arena *a, Span sp, AstOp op, Ast *x, Ast *y);
 /* Lists are built while parsing with PtrVec and frozen into AstList. */
 AstList ast_list(Arena *a, PtrVec *v);
-/* PtrVec by value, so that a grammar action is one call: `$$ = ast_vec_push(a, $1, $3)`. */
+/* PtrVec by value, so that a grammar action is one call:
+ * `$$ = ast_vec_push(p->arena, $1, $3)`. */
 PtrVec ast_vec_new(void);
 PtrVec ast_vec_one(Arena *a, void *x);
 PtrVec ast_vec_push(Arena *a, PtrVec v, void *x);
@@ -152,7 +154,7 @@ Ast *parse_file(Arena *a, Diag *d, SrcFile *f);
  * bounded C stack. Brackets are limited separately (SUP_MAX_NESTING). */
 enum { PARSE_MAX_DEPTH = 1000 };
 
-/* ---- internals shared by lexer.l, grammar.y and parse.c ----------------- */
+/* ---- internals shared by lexer.l, grammar.y and parse.c ---------------- */
 
 /* An open bracket, brace or string interpolation, innermost last. */
 typedef struct LexOpen {
@@ -195,15 +197,20 @@ typedef struct Parser {
 	long piece_off;     /* offset where that piece starts */
 } Parser;
 
-/* lexer.l */
+/* ---- lexer.l (internal) ---- */
+
 bool lex_open(Parser *p);  /* start the scanner over p->file */
 void lex_close(Parser *p);
 /* After a syntax error: forget brackets that were probably left unclosed
  * and end the statement at the next line end. `unclosed`: the error token
  * starts a line, so the innermost '(' or '[' was likely never closed. */
 void lex_recover(Parser *p, bool unclosed);
+/* The location before the first token: an empty span at 1:1. */
+Span parse_span_start(Parser *p);
 
-/* parse.c: the constructors that also check syntax rules the grammar
+/* ---- parse.c (internal) ---- */
+
+/* The constructors that also check syntax rules the grammar
  * leaves open (assignment targets, argument order, where declarations may
  * stand); they report through p->diag and still return a node. */
 Ast *parse_assign(Parser *p, Span sp, Ast *target, Ast *value);
@@ -219,7 +226,5 @@ Ast *parse_program(Parser *p, Span sp, PtrVec *items);
  * part to its last; an empty rule gets an empty span (first > last)
  * just after the previous token. */
 void parse_span_default(Span *cur, const Span *rhs, int n);
-/* The location before the first token: an empty span at 1:1. */
-Span parse_span_start(Parser *p);
 
 #endif

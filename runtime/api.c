@@ -29,8 +29,7 @@ static void api_model_close(SlapoModel *m)
 	rt_model_close(m);
 }
 
-static SlapoStatus api_model_info(const SlapoModel *m,
-                                  const SlapoModelInfo **out)
+static SlapoStatus api_model_info(const SlapoModel *m, const SlapoModelInfo **out)
 {
 	rt_clear_error();
 	return rt_model_info(m, out);
@@ -51,16 +50,14 @@ static SlapoStatus api_model_find(const SlapoModel *m, SlapoTensorKind kind,
 }
 
 static SlapoStatus api_model_output_shape(const SlapoModel *m,
-                                          const DLTensor *const *inputs,
-                                          int32_t n_inputs, int32_t out_index,
-                                          int64_t *shape)
+                                          const DLTensor *const *inputs, int32_t n_inputs,
+                                          int32_t out_index, int64_t *shape)
 {
 	rt_clear_error();
 	return rt_model_output_shape(m, inputs, n_inputs, out_index, shape);
 }
 
-static SlapoStatus api_weights_create(SlapoModel *m,
-                                      const SlapoWeightsParams *p,
+static SlapoStatus api_weights_create(SlapoModel *m, const SlapoWeightsParams *p,
                                       SlapoWeights **out)
 {
 	SlapoStatus st;
@@ -78,8 +75,8 @@ static void api_weights_free(SlapoWeights *w)
 	rt_weights_free(w);
 }
 
-static SlapoStatus api_weights_load(SlapoWeights *w, const char *const *paths,
-                                    int32_t n, uint32_t flags)
+static SlapoStatus api_weights_load(SlapoWeights *w, const char *const *paths, int32_t n,
+                                    uint32_t flags)
 {
 	rt_clear_error();
 	return rt_weights_fail(w, rt_weights_load(w, paths, n, flags));
@@ -91,8 +88,7 @@ static SlapoStatus api_weights_init_random(SlapoWeights *w, uint64_t seed)
 	return rt_weights_fail(w, rt_weights_init_random(w, seed));
 }
 
-static SlapoStatus api_weights_set(SlapoWeights *w, const char *name,
-                                   const DLTensor *t)
+static SlapoStatus api_weights_set(SlapoWeights *w, const char *name, const DLTensor *t)
 {
 	rt_clear_error();
 	return rt_weights_fail(w, rt_weights_set(w, name, t));
@@ -108,11 +104,10 @@ static SlapoStatus api_weights_get(SlapoWeights *w, const char *name,
 static SlapoStatus api_weights_check(const SlapoWeights *w)
 {
 	rt_clear_error();
-	return rt_weights_check(w);
+	return rt_weights_fail(w, rt_weights_check(w));
 }
 
-static SlapoStatus api_session_create(SlapoWeights *w,
-                                      const SlapoSessionParams *p,
+static SlapoStatus api_session_create(SlapoWeights *w, const SlapoSessionParams *p,
                                       SlapoSession **out)
 {
 	rt_clear_error();
@@ -125,8 +120,7 @@ static void api_session_free(SlapoSession *s)
 	rt_session_free(s);
 }
 
-static SlapoStatus api_session_run(SlapoSession *s,
-                                   const DLTensor *const *inputs,
+static SlapoStatus api_session_run(SlapoSession *s, const DLTensor *const *inputs,
                                    int32_t n_inputs, DLTensor *const *outputs,
                                    int32_t n_outputs)
 {
@@ -140,34 +134,33 @@ static void api_testing_fail_alloc(int64_t n)
 }
 
 static const SlapoApi api_v1 = {
-	SLAPO_ABI_MAJOR,
-	SLAPO_ABI_MINOR,
-	(uint32_t)sizeof(SlapoApi),
-	0,
-	SLAPO_RT_VERSION,
-	api_last_error,
-	api_status_name,
-	api_model_open,
-	api_model_close,
-	api_model_info,
-	api_model_tensor,
-	api_model_find,
-	api_model_output_shape,
-	api_weights_create,
-	api_weights_free,
-	api_weights_load,
-	api_weights_init_random,
-	api_weights_set,
-	api_weights_get,
-	api_weights_check,
-	api_session_create,
-	api_session_free,
-	api_session_run,
-	api_testing_fail_alloc,
+        SLAPO_ABI_MAJOR,
+        SLAPO_ABI_MINOR,
+        (uint32_t)sizeof(SlapoApi),
+        0,
+        SLAPO_RT_VERSION,
+        api_last_error,
+        api_status_name,
+        api_model_open,
+        api_model_close,
+        api_model_info,
+        api_model_tensor,
+        api_model_find,
+        api_model_output_shape,
+        api_weights_create,
+        api_weights_free,
+        api_weights_load,
+        api_weights_init_random,
+        api_weights_set,
+        api_weights_get,
+        api_weights_check,
+        api_session_create,
+        api_session_free,
+        api_session_run,
+        api_testing_fail_alloc,
 };
 
-__attribute__((visibility("default")))
-const SlapoApi *slapo_get_api(uint32_t abi_major)
+__attribute__((visibility("default"))) const SlapoApi *slapo_get_api(uint32_t abi_major)
 {
 	return abi_major == SLAPO_ABI_MAJOR ? &api_v1 : NULL;
 }

@@ -24,11 +24,11 @@ static int fits_int(int64_t v)
 	return v >= 0 && v <= INT_MAX;
 }
 
-static int check_dims(RtExec *ex, int64_t m, int64_t n, int64_t k,
-                      int64_t lda, int64_t ldb, int64_t ldc)
+static int check_dims(RtExec *ex, int64_t m, int64_t n, int64_t k, int64_t lda,
+                      int64_t ldb, int64_t ldc)
 {
-	if (fits_int(m) && fits_int(n) && fits_int(k) && fits_int(lda) &&
-	    fits_int(ldb) && fits_int(ldc))
+	if (fits_int(m) && fits_int(n) && fits_int(k) && fits_int(lda) && fits_int(ldb) &&
+	    fits_int(ldc))
 		return 1;
 	if (ex)
 		rt_fail(ex, SLAPO_UNSUPPORTED, NULL,
@@ -37,21 +37,20 @@ static int check_dims(RtExec *ex, int64_t m, int64_t n, int64_t k,
 	return 0;
 }
 
-static void sgemm1(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k,
-                   float alpha, const float *a, int64_t lda, const float *b,
-                   int64_t ldb, float beta, float *c, int64_t ldc)
+static void sgemm1(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                   float *c, int64_t ldc)
 {
 	if (m == 0 || n == 0)
 		return;
 	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-	            tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
-	            alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+	            tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a,
+	            (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
-void rt_sgemm(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m,
-              int64_t n, int64_t k, float alpha, const float *a,
-              int64_t lda, const float *b, int64_t ldb, float beta,
-              float *c, int64_t ldc)
+void rt_sgemm(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
+              int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+              int64_t ldb, float beta, float *c, int64_t ldc)
 {
 	if (!check_dims(ex, m, n, k, lda, ldb, ldc))
 		return;
@@ -72,17 +71,14 @@ static void batch_range(void *ctx, int64_t begin, int64_t end)
 	const Batch *q = ctx;
 	int64_t i;
 	for (i = begin; i < end; i++)
-		sgemm1(q->ta, q->tb, q->m, q->n, q->k, q->alpha, q->a + i * q->sa,
-		       q->lda, q->b + i * q->sb, q->ldb, q->beta, q->c + i * q->sc,
-		       q->ldc);
+		sgemm1(q->ta, q->tb, q->m, q->n, q->k, q->alpha, q->a + i * q->sa, q->lda,
+		       q->b + i * q->sb, q->ldb, q->beta, q->c + i * q->sc, q->ldc);
 }
 
-void rt_sgemm_batched(RtExec *ex, int32_t trans_a, int32_t trans_b,
-                      int64_t m, int64_t n, int64_t k, float alpha,
-                      const float *a, int64_t lda, int64_t stride_a,
-                      const float *b, int64_t ldb, int64_t stride_b,
-                      float beta, float *c, int64_t ldc, int64_t stride_c,
-                      int64_t batch)
+void rt_sgemm_batched(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
+                      int64_t k, float alpha, const float *a, int64_t lda,
+                      int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
+                      float beta, float *c, int64_t ldc, int64_t stride_c, int64_t batch)
 {
 	Batch q;
 	if (batch <= 0 || !check_dims(ex, m, n, k, lda, ldb, ldc))

@@ -21,23 +21,23 @@ static _Thread_local TlsError tls_err;
 static atomic_llong fail_countdown;
 
 static const char *const status_names[] = {
-	"SLAPO_OK",
-	"SLAPO_INVALID_ARGUMENT",
-	"SLAPO_SHAPE_MISMATCH",
-	"SLAPO_DTYPE_MISMATCH",
-	"SLAPO_DEVICE_MISMATCH",
-	"SLAPO_NOT_FOUND",
-	"SLAPO_MISSING_PARAMS",
-	"SLAPO_IO",
-	"SLAPO_FORMAT",
-	"SLAPO_UNSUPPORTED",
-	"SLAPO_OUT_OF_MEMORY",
-	"SLAPO_DEVICE",
-	"SLAPO_DEVICE_LOST",
-	"SLAPO_ABI_MISMATCH",
-	"SLAPO_CANCELLED",
-	"SLAPO_BUSY",
-	"SLAPO_INTERNAL",
+        "SLAPO_OK",
+        "SLAPO_INVALID_ARGUMENT",
+        "SLAPO_SHAPE_MISMATCH",
+        "SLAPO_DTYPE_MISMATCH",
+        "SLAPO_DEVICE_MISMATCH",
+        "SLAPO_NOT_FOUND",
+        "SLAPO_MISSING_PARAMS",
+        "SLAPO_IO",
+        "SLAPO_FORMAT",
+        "SLAPO_UNSUPPORTED",
+        "SLAPO_OUT_OF_MEMORY",
+        "SLAPO_DEVICE",
+        "SLAPO_DEVICE_LOST",
+        "SLAPO_ABI_MISMATCH",
+        "SLAPO_CANCELLED",
+        "SLAPO_BUSY",
+        "SLAPO_INTERNAL",
 };
 
 const char *rt_status_name(SlapoStatus status)
@@ -63,19 +63,16 @@ const SlapoError *rt_last_error(void)
 	return &tls_err.pub;
 }
 
-SlapoStatus rt_verror(SlapoStatus code, const char *object, const char *fmt,
-                      va_list ap)
+SlapoStatus rt_verror(SlapoStatus code, const char *object, const char *fmt, va_list ap)
 {
 	tls_err.pub.code = code;
 	tls_err.pub.device_error = 0;
 	vsnprintf(tls_err.message, sizeof tls_err.message, fmt, ap);
-	snprintf(tls_err.object, sizeof tls_err.object, "%s",
-	         object ? object : "");
+	snprintf(tls_err.object, sizeof tls_err.object, "%s", object ? object : "");
 	return code;
 }
 
-SlapoStatus rt_error(SlapoStatus code, const char *object, const char *fmt,
-                     ...)
+SlapoStatus rt_error(SlapoStatus code, const char *object, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -84,8 +81,7 @@ SlapoStatus rt_error(SlapoStatus code, const char *object, const char *fmt,
 	return code;
 }
 
-void rt_log(SlapoLogFn fn, void *user_data, int32_t level, const char *fmt,
-            ...)
+void rt_log(SlapoLogFn fn, void *user_data, int32_t level, const char *fmt, ...)
 {
 	char buf[2 * RT_MSG_MAX];
 	va_list ap;
@@ -170,8 +166,8 @@ void rt_free(void *p)
 
 /* ---- errors raised by generated code --------------------------------- */
 
-SlapoStatus rt_fail(RtExec *ex, SlapoStatus code, const char *object,
-                    const char *fmt, ...)
+SlapoStatus rt_fail(RtExec *ex, SlapoStatus code, const char *object, const char *fmt,
+                    ...)
 {
 	RtErrorSlot *e = ex ? ex->err : NULL;
 	int expect = 0;

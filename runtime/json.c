@@ -211,14 +211,30 @@ static int parse_string(Parser *p, const char **out, size_t *out_len)
 		c = p->s[p->pos + 1];
 		p->pos += 2;
 		switch (c) {
-		case '"': o[n++] = '"'; break;
-		case '\\': o[n++] = '\\'; break;
-		case '/': o[n++] = '/'; break;
-		case 'b': o[n++] = '\b'; break;
-		case 'f': o[n++] = '\f'; break;
-		case 'n': o[n++] = '\n'; break;
-		case 'r': o[n++] = '\r'; break;
-		case 't': o[n++] = '\t'; break;
+		case '"':
+			o[n++] = '"';
+			break;
+		case '\\':
+			o[n++] = '\\';
+			break;
+		case '/':
+			o[n++] = '/';
+			break;
+		case 'b':
+			o[n++] = '\b';
+			break;
+		case 'f':
+			o[n++] = '\f';
+			break;
+		case 'n':
+			o[n++] = '\n';
+			break;
+		case 'r':
+			o[n++] = '\r';
+			break;
+		case 't':
+			o[n++] = '\t';
+			break;
 		case 'u':
 			if (hex4(p, p->pos, &cp) != 0)
 				return fail(p, "bad \\u escape");
@@ -230,7 +246,8 @@ static int parse_string(Parser *p, const char **out, size_t *out_len)
 				    p->s[p->pos + 1] != 'u' ||
 				    hex4(p, p->pos + 2, &lo) != 0 || lo < 0xdc00 ||
 				    lo > 0xdfff)
-					return fail(p, "lone high surrogate in \\u escape");
+					return fail(p,
+					            "lone high surrogate in \\u escape");
 				p->pos += 6;
 				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 			}
@@ -289,8 +306,7 @@ static int parse_number(Parser *p, RtJson *v)
 	return 0;
 }
 
-static int parse_literal(Parser *p, const char *word, RtJsonType t,
-                         RtJson *v)
+static int parse_literal(Parser *p, const char *word, RtJsonType t, RtJson *v)
 {
 	size_t n = strlen(word);
 	if (p->len - p->pos < n || memcmp(p->s + p->pos, word, n) != 0)
@@ -519,8 +535,8 @@ static int parse_value(Parser *p, RtJson *v)
 	}
 }
 
-SlapoStatus rt_json_parse(const char *text, size_t len, int max_depth,
-                          RtJsonDoc *doc, char *err, size_t err_size)
+SlapoStatus rt_json_parse(const char *text, size_t len, int max_depth, RtJsonDoc *doc,
+                          char *err, size_t err_size)
 {
 	Parser p;
 	memset(doc, 0, sizeof *doc);

@@ -18,8 +18,8 @@ static SlapoStatus bad_desc(const char *object, const char *what)
 	                object ? object : "", object ? ": " : "", what);
 }
 
-static SlapoStatus check_tensors(const RtModelDesc *d, const RtTensorDesc *ts,
-                                 int32_t n, int is_param)
+static SlapoStatus check_tensors(const RtModelDesc *d, const RtTensorDesc *ts, int32_t n,
+                                 int is_param)
 {
 	int32_t i, j, k;
 	if (n < 0 || (n > 0 && !ts))
@@ -28,8 +28,7 @@ static SlapoStatus check_tensors(const RtModelDesc *d, const RtTensorDesc *ts,
 		const RtTensorDesc *t = &ts[i];
 		if (!t->name)
 			return bad_desc(NULL, "tensor without a name");
-		if (t->ndim < 0 || t->ndim > RT_MAX_NDIM ||
-		    (t->ndim > 0 && !t->dims))
+		if (t->ndim < 0 || t->ndim > RT_MAX_NDIM || (t->ndim > 0 && !t->dims))
 			return bad_desc(t->name, "bad ndim or dims");
 		if (rt_dtype_size(t->dtype) == 0)
 			return bad_desc(t->name, "dtype has no byte size");
@@ -70,8 +69,8 @@ static SlapoStatus check_desc(const RtModelDesc *d)
 		return rt_error(SLAPO_ABI_MISMATCH, "",
 		                "model descriptor version %u, but this runtime reads "
 		                "version %u: the library was linked with a "
-		                "mismatched libslapo_rt.a", (unsigned)d->version,
-		                (unsigned)RT_DESC_VERSION);
+		                "mismatched libslapo_rt.a",
+		                (unsigned)d->version, (unsigned)RT_DESC_VERSION);
 	if (!d->name || !d->forward || !d->workspace_size)
 		return bad_desc(NULL, "missing name, forward or workspace_size");
 	if (d->n_syms < 0 || (d->n_syms > 0 && !d->syms))
@@ -111,8 +110,8 @@ static SlapoStatus check_desc(const RtModelDesc *d)
 		a = &d->params[pa];
 		b = &d->params[pb];
 		if (!rt_dtype_eq(a->dtype, b->dtype) || a->ndim != b->ndim ||
-		    (a->ndim > 0 && memcmp(a->dims, b->dims,
-		                           (size_t)a->ndim * sizeof *a->dims)))
+		    (a->ndim > 0 &&
+		     memcmp(a->dims, b->dims, (size_t)a->ndim * sizeof *a->dims)))
 			return bad_desc(a->name, "tied params differ in dtype/shape");
 		for (j = 0; j < d->n_ties; j++) {
 			if (j != i && strcmp(d->ties[j].param, a->name) == 0)
@@ -148,8 +147,7 @@ static void model_free(SlapoModel *m)
 }
 
 /* Builds the specs of one kind; returns 0 on out of memory. */
-static int build_specs(SlapoModel *m, int kind, const RtTensorDesc *ts,
-                       int32_t n)
+static int build_specs(SlapoModel *m, int kind, const RtTensorDesc *ts, int32_t n)
 {
 	const RtModelDesc *d = m->desc;
 	int32_t i, k, total = 0, at = 0;
@@ -185,8 +183,8 @@ static int build_specs(SlapoModel *m, int kind, const RtTensorDesc *ts,
 		for (k = 0; k < ts[i].ndim; k++, at++) {
 			int64_t dim = ts[i].dims[k];
 			shapes[at] = RT_DIM_IS_SYM(dim) ? -1 : dim;
-			names[at] = RT_DIM_IS_SYM(dim) ? d->syms[RT_DIM_SYM(dim)].name
-			                               : NULL;
+			names[at] =
+			        RT_DIM_IS_SYM(dim) ? d->syms[RT_DIM_SYM(dim)].name : NULL;
 			syms[at] = RT_DIM_IS_SYM(dim) ? RT_DIM_SYM(dim) : -1;
 		}
 	}
@@ -215,8 +213,8 @@ static int build_params(SlapoModel *m)
 		const RtTensorDesc *t = &d->params[i];
 		m->storage_of[i] = i;
 		m->by_name[i] = i;
-		m->param_bytes[i] = (uint64_t)rt_numel(t->ndim, t->dims) *
-		                    rt_dtype_size(t->dtype);
+		m->param_bytes[i] =
+		        (uint64_t)rt_numel(t->ndim, t->dims) * rt_dtype_size(t->dtype);
 	}
 	for (i = 0; i < d->n_ties; i++) {
 		int32_t a = find_param(d, d->ties[i].param);
@@ -228,7 +226,7 @@ static int build_params(SlapoModel *m)
 		if (m->storage_of[i] == i) {
 			m->n_distinct++;
 			m->info.n_param_elements +=
-			    (uint64_t)rt_numel(d->params[i].ndim, d->params[i].dims);
+			        (uint64_t)rt_numel(d->params[i].ndim, d->params[i].dims);
 		}
 	sort_desc = d;
 	qsort(m->by_name, (size_t)n, sizeof *m->by_name, cmp_param_names);
@@ -271,12 +269,10 @@ SlapoStatus rt_model_open(const RtModelDesc *d, SlapoModel **out)
 				maxs[s] = d->syms[s].max;
 			}
 	}
-	if (!m->info.symbol_names || !m->info.symbol_min ||
-	    !m->info.symbol_max ||
+	if (!m->info.symbol_names || !m->info.symbol_min || !m->info.symbol_max ||
 	    !build_specs(m, SLAPO_INPUT, d->inputs, d->n_inputs) ||
 	    !build_specs(m, SLAPO_OUTPUT, d->outputs, d->n_outputs) ||
-	    !build_specs(m, SLAPO_PARAM, d->params, d->n_params) ||
-	    !build_params(m)) {
+	    !build_specs(m, SLAPO_PARAM, d->params, d->n_params) || !build_params(m)) {
 		model_free(m);
 		return rt_error(SLAPO_OUT_OF_MEMORY, "", "out of memory");
 	}
@@ -308,12 +304,11 @@ SlapoStatus rt_model_info(const SlapoModel *m, const SlapoModelInfo **out)
 
 static const char *kind_name(SlapoTensorKind kind)
 {
-	return kind == SLAPO_INPUT ? "input" : kind == SLAPO_OUTPUT ? "output"
-	                                                            : "param";
+	return kind == SLAPO_INPUT ? "input" : kind == SLAPO_OUTPUT ? "output" : "param";
 }
 
-SlapoStatus rt_model_tensor(const SlapoModel *m, SlapoTensorKind kind,
-                            int32_t index, const SlapoTensorSpec **out)
+SlapoStatus rt_model_tensor(const SlapoModel *m, SlapoTensorKind kind, int32_t index,
+                            const SlapoTensorSpec **out)
 {
 	if (!m || !out || kind < SLAPO_INPUT || kind > SLAPO_PARAM)
 		return rt_error(SLAPO_INVALID_ARGUMENT, "",
@@ -347,8 +342,8 @@ int32_t rt_model_param_exact(const SlapoModel *m, const char *name)
 static int legacy_rename(const char *name, char *buf, size_t size)
 {
 	static const char *const rules[][2] = {
-		{"LayerNorm.gamma", "LayerNorm.weight"},
-		{"LayerNorm.beta", "LayerNorm.bias"},
+	        {"LayerNorm.gamma", "LayerNorm.weight"},
+	        {"LayerNorm.beta", "LayerNorm.bias"},
 	};
 	size_t n = strlen(name), r;
 	for (r = 0; r < 2; r++) {
@@ -380,8 +375,7 @@ static int32_t with_prefix(const SlapoModel *m, const char *name)
 	return rt_model_param_exact(m, buf);
 }
 
-int32_t rt_model_param_lookup(const SlapoModel *m, const char *name,
-                              int *renamed)
+int32_t rt_model_param_lookup(const SlapoModel *m, const char *name, int *renamed)
 {
 	char buf[1024];
 	int32_t i;
@@ -396,8 +390,8 @@ int32_t rt_model_param_lookup(const SlapoModel *m, const char *name,
 	return i;
 }
 
-SlapoStatus rt_model_find(const SlapoModel *m, SlapoTensorKind kind,
-                          const char *name, int32_t *index)
+SlapoStatus rt_model_find(const SlapoModel *m, SlapoTensorKind kind, const char *name,
+                          int32_t *index)
 {
 	int32_t i;
 	if (!m || !name || !index || kind < SLAPO_INPUT || kind > SLAPO_PARAM)
@@ -419,22 +413,20 @@ SlapoStatus rt_model_find(const SlapoModel *m, SlapoTensorKind kind,
 
 /* ---- shapes ---------------------------------------------------------- */
 
-static SlapoStatus shape_error(const SlapoModel *m, int32_t i,
-                               const DLTensor *t)
+static SlapoStatus shape_error(const SlapoModel *m, int32_t i, const DLTensor *t)
 {
 	const SlapoTensorSpec *sp = &m->specs[SLAPO_INPUT][i];
 	char got[256], want[256];
 	rt_shape_str(got, sizeof got, t->ndim, t->shape, NULL);
 	rt_shape_str(want, sizeof want, sp->ndim, sp->shape, sp->dim_names);
 	return rt_error(SLAPO_SHAPE_MISMATCH, sp->name,
-	                "input '%s' has shape %s, the model takes %s", sp->name,
-	                got, want);
+	                "input '%s' has shape %s, the model takes %s", sp->name, got,
+	                want);
 }
 
 /* Checks input i and binds its symbols; who[s] = input that bound s. */
-static SlapoStatus bind_one(const SlapoModel *m, int32_t i,
-                            const DLTensor *t, int check_data, int64_t *sym,
-                            int32_t *who)
+static SlapoStatus bind_one(const SlapoModel *m, int32_t i, const DLTensor *t,
+                            int check_data, int64_t *sym, int32_t *who)
 {
 	const RtTensorDesc *d = &m->desc->inputs[i];
 	char a[24], b[24];
@@ -444,9 +436,8 @@ static SlapoStatus bind_one(const SlapoModel *m, int32_t i,
 		                "input '%s' (index %d) is NULL", d->name, (int)i);
 	if (!rt_dtype_eq(t->dtype, d->dtype))
 		return rt_error(SLAPO_DTYPE_MISMATCH, d->name,
-		                "input '%s' has dtype %s, the model takes %s",
-		                d->name, rt_dtype_name(t->dtype, a),
-		                rt_dtype_name(d->dtype, b));
+		                "input '%s' has dtype %s, the model takes %s", d->name,
+		                rt_dtype_name(t->dtype, a), rt_dtype_name(d->dtype, b));
 	if (t->ndim != d->ndim || (t->ndim > 0 && !t->shape)) {
 		if (t->ndim < 0 || t->ndim > RT_MAX_NDIM || !t->shape)
 			return rt_error(SLAPO_SHAPE_MISMATCH, d->name,
@@ -469,11 +460,12 @@ static SlapoStatus bind_one(const SlapoModel *m, int32_t i,
 			if (sym[s] != got) {
 				char sh[256];
 				rt_shape_str(sh, sizeof sh, t->ndim, t->shape, NULL);
-				return rt_error(SLAPO_SHAPE_MISMATCH, d->name,
-				                "input '%s' has shape %s, but %s = %lld from "
-				                "input '%s'", d->name, sh,
-				                m->desc->syms[s].name, (long long)sym[s],
-				                m->desc->inputs[who[s]].name);
+				return rt_error(
+				        SLAPO_SHAPE_MISMATCH, d->name,
+				        "input '%s' has shape %s, but %s = %lld from "
+				        "input '%s'",
+				        d->name, sh, m->desc->syms[s].name,
+				        (long long)sym[s], m->desc->inputs[who[s]].name);
 			}
 			continue;
 		}
@@ -481,13 +473,13 @@ static SlapoStatus bind_one(const SlapoModel *m, int32_t i,
 		    (m->desc->syms[s].max >= 0 && got > m->desc->syms[s].max))
 			return rt_error(SLAPO_SHAPE_MISMATCH, d->name,
 			                "input '%s' dim %d: %s = %lld is outside the "
-			                "model's range [%lld, %s]", d->name, (int)k,
-			                m->desc->syms[s].name, (long long)got,
-			                (long long)m->desc->syms[s].min,
+			                "model's range [%lld, %s]",
+			                d->name, (int)k, m->desc->syms[s].name,
+			                (long long)got, (long long)m->desc->syms[s].min,
 			                m->desc->syms[s].max >= 0
-			                    ? rt_fmt(a, sizeof a, "%lld",
-			                             (long long)m->desc->syms[s].max)
-			                    : "unbounded");
+			                        ? rt_fmt(a, sizeof a, "%lld",
+			                                 (long long)m->desc->syms[s].max)
+			                        : "unbounded");
 		sym[s] = got;
 		who[s] = i;
 	}
@@ -500,9 +492,8 @@ static SlapoStatus bind_one(const SlapoModel *m, int32_t i,
 	return SLAPO_OK;
 }
 
-SlapoStatus rt_bind_inputs(const SlapoModel *m,
-                           const DLTensor *const *inputs, int32_t n_inputs,
-                           int check_data, int64_t *sym)
+SlapoStatus rt_bind_inputs(const SlapoModel *m, const DLTensor *const *inputs,
+                           int32_t n_inputs, int check_data, int64_t *sym)
 {
 	int32_t who[64], *whop = who, i, s, n_syms = m->desc->n_syms;
 	SlapoStatus st = SLAPO_OK;
@@ -537,10 +528,8 @@ void rt_output_shape(const SlapoModel *m, int32_t index, const int64_t *sym,
 		                                     : d->dims[k];
 }
 
-SlapoStatus rt_model_output_shape(const SlapoModel *m,
-                                  const DLTensor *const *inputs,
-                                  int32_t n_inputs, int32_t out_index,
-                                  int64_t *shape)
+SlapoStatus rt_model_output_shape(const SlapoModel *m, const DLTensor *const *inputs,
+                                  int32_t n_inputs, int32_t out_index, int64_t *shape)
 {
 	int64_t *sym;
 	SlapoStatus st;
@@ -550,7 +539,8 @@ SlapoStatus rt_model_output_shape(const SlapoModel *m,
 	if (out_index < 0 || out_index >= m->desc->n_outputs)
 		return rt_error(SLAPO_INVALID_ARGUMENT, "",
 		                "model_output_shape: output index %d out of range "
-		                "[0, %d)", (int)out_index, (int)m->desc->n_outputs);
+		                "[0, %d)",
+		                (int)out_index, (int)m->desc->n_outputs);
 	sym = rt_malloc((size_t)(m->desc->n_syms + 1) * sizeof *sym);
 	if (!sym)
 		return rt_error(SLAPO_OUT_OF_MEMORY, "", "out of memory");

@@ -17,19 +17,19 @@
 #include "rt.h"
 
 struct RtPool {
-	int32_t n_threads;    /* workers + the calling thread */
+	int32_t n_threads; /* workers + the calling thread */
 	int32_t n_workers;
 	pthread_t *workers;
 	pthread_mutex_t mu;
-	pthread_cond_t wake;  /* workers: a new job, or stop */
-	pthread_cond_t done;  /* caller: the last worker left the job */
-	uint64_t job_id;      /* bumped for each job (under mu) */
-	int stop;             /* workers exit (under mu) */
-	int32_t active;       /* workers still inside the job (under mu) */
-	RtRangeFn fn;         /* the job, stable while it runs */
+	pthread_cond_t wake; /* workers: a new job, or stop */
+	pthread_cond_t done; /* caller: the last worker left the job */
+	uint64_t job_id;     /* bumped for each job (under mu) */
+	int stop;            /* workers exit (under mu) */
+	int32_t active;      /* workers still inside the job (under mu) */
+	RtRangeFn fn;        /* the job, stable while it runs */
 	void *ctx;
 	int64_t n, chunk, n_chunks;
-	atomic_llong next;    /* next chunk to take */
+	atomic_llong next; /* next chunk to take */
 };
 
 /* Set while a thread runs chunks: nested jobs then run serially. */
@@ -104,8 +104,8 @@ RtPool *rt_pool_new(int32_t n_threads)
 	}
 	p->n_threads = n_threads;
 	p->n_workers = n_threads - 1;
-	p->workers = rt_calloc((size_t)(p->n_workers ? p->n_workers : 1),
-	                       sizeof *p->workers);
+	p->workers =
+	        rt_calloc((size_t)(p->n_workers ? p->n_workers : 1), sizeof *p->workers);
 	if (!p->workers) {
 		rt_free(p);
 		rt_error(SLAPO_OUT_OF_MEMORY, "", "out of memory (thread pool)");
@@ -129,9 +129,8 @@ RtPool *rt_pool_new(int32_t n_threads)
 		pthread_cond_destroy(&p->done);
 		rt_free(p->workers);
 		rt_free(p);
-		rt_error(SLAPO_OUT_OF_MEMORY, "",
-		         "cannot start %d worker threads: %s", (int)(n_threads - 1),
-		         strerror(rc));
+		rt_error(SLAPO_OUT_OF_MEMORY, "", "cannot start %d worker threads: %s",
+		         (int)(n_threads - 1), strerror(rc));
 		return NULL;
 	}
 	return p;
@@ -154,8 +153,7 @@ int32_t rt_pool_threads(const RtPool *p)
 	return p ? p->n_threads : 1;
 }
 
-void rt_pool_run(RtPool *p, int64_t n, int64_t grain, RtRangeFn fn,
-                 void *ctx)
+void rt_pool_run(RtPool *p, int64_t n, int64_t grain, RtRangeFn fn, void *ctx)
 {
 	int64_t n_chunks, chunk;
 	if (n <= 0)
@@ -188,8 +186,7 @@ void rt_pool_run(RtPool *p, int64_t n, int64_t grain, RtRangeFn fn,
 	pthread_mutex_unlock(&p->mu);
 }
 
-void rt_parallel_for(RtExec *ex, int64_t n, int64_t grain, RtRangeFn fn,
-                     void *ctx)
+void rt_parallel_for(RtExec *ex, int64_t n, int64_t grain, RtRangeFn fn, void *ctx)
 {
 	rt_pool_run(ex ? ex->pool : NULL, n, grain, fn, ctx);
 }

@@ -45,13 +45,13 @@
 #define RT_DESC_VERSION 1u
 
 #define RT_MAX_NDIM 16 /* most dims a tensor may have */
-#define RT_ALIGN 64    /* alignment of params and workspace, in bytes */
+#define RT_ALIGN    64 /* alignment of params and workspace, in bytes */
 
 /* A dim is a constant (>= 0) or a symbol: RT_SYM(k) names symbol k of
  * RtModelDesc.syms. Parameters never have symbolic dims. */
-#define RT_SYM(k) (-1 - (int64_t)(k))
+#define RT_SYM(k)        (-1 - (int64_t)(k))
 #define RT_DIM_IS_SYM(d) ((d) < 0)
-#define RT_DIM_SYM(d) ((int32_t)(-1 - (d)))
+#define RT_DIM_SYM(d)    ((int32_t)(-1 - (d)))
 
 /* A symbolic dim, e.g. {"B", 1, -1} or {"S", 1, 512}. */
 typedef struct RtSymDesc {
@@ -69,16 +69,16 @@ enum {
 
 /* An input, output or parameter. Unused fields are 0. */
 typedef struct RtTensorDesc {
-	const char *name;     /* PyTorch/HF name */
-	DLDataType dtype;     /* params: the compiled dtype (f32 for now) */
-	int32_t ndim;         /* 0 .. RT_MAX_NDIM */
-	const int64_t *dims;  /* [ndim]: constants or RT_SYM(k) */
-	int64_t value_max;    /* integer inputs: values must be in
-	                         [0, value_max); the runtime checks it before
-	                         forward. 0 = no check */
-	int32_t fill;         /* inputs: SLAPO_FILL_* (a hint for callers) */
-	int32_t init;         /* params: RT_INIT_* */
-	float init_std;       /* params with RT_INIT_NORMAL */
+	const char *name;    /* PyTorch/HF name */
+	DLDataType dtype;    /* params: the compiled dtype (f32 for now) */
+	int32_t ndim;        /* 0 .. RT_MAX_NDIM */
+	const int64_t *dims; /* [ndim]: constants or RT_SYM(k) */
+	/* Integer inputs: values must be in [0, value_max); the runtime
+	 * checks it before forward. 0 = no check. */
+	int64_t value_max;
+	int32_t fill;   /* inputs: SLAPO_FILL_* (a hint for callers) */
+	int32_t init;   /* params: RT_INIT_* */
+	float init_std; /* params with RT_INIT_NORMAL */
 } RtTensorDesc;
 
 /* param shares tied_to's storage (HF tie_weights). Both are in params[]
@@ -96,25 +96,24 @@ typedef struct RtModelDesc {
 	const char *name;           /* e.g. "BertLMHeadModel" */
 	const char *slapoc_version; /* compiler version, e.g. "0.1.0" */
 	int32_t n_syms;
-	const RtSymDesc *syms;      /* [n_syms] */
+	const RtSymDesc *syms; /* [n_syms] */
 	int32_t n_inputs;
 	const RtTensorDesc *inputs; /* [n_inputs] */
 	int32_t n_outputs;
-	const RtTensorDesc *outputs; /* [n_outputs]; every symbol they use is
-	                                used by some input */
+	/* [n_outputs]; every symbol they use is used by some input */
+	const RtTensorDesc *outputs;
 	int32_t n_params;
 	const RtTensorDesc *params; /* [n_params], tied aliases included */
 	int32_t n_ties;
-	const RtTie *ties;          /* [n_ties] */
+	const RtTie *ties; /* [n_ties] */
 	int32_t n_ignore;
-	const char *const *ignore_prefixes; /* [n_ignore]: checkpoint tensors
-	                                       under these prefixes are expected
-	                                       extras (e.g. "bert.pooler."),
-	                                       ignored quietly */
-	const char *base_prefix;    /* HF base_model_prefix ("bert") or NULL:
-	                               a checkpoint name X that matches nothing
-	                               is retried as "bert.X", and "bert.X" as
-	                               X, as HF does */
+	/* [n_ignore]: checkpoint tensors under these prefixes are expected
+	 * extras (e.g. "bert.pooler."), ignored quietly. */
+	const char *const *ignore_prefixes;
+	/* HF base_model_prefix ("bert") or NULL: a checkpoint name X that
+	 * matches nothing is retried as "bert.X", and "bert.X" as X, as HF
+	 * does. */
+	const char *base_prefix;
 	/* Bytes of scratch forward() needs for these symbol values; returns
 	 * UINT64_MAX when the size overflows. */
 	uint64_t (*workspace_size)(const int64_t *sym);
@@ -134,20 +133,22 @@ typedef struct RtErrorSlot RtErrorSlot;
 
 struct RtExec {
 	const RtModelDesc *desc;
-	const int64_t *sym;         /* [n_syms] values bound from the inputs */
-	const void *const *inputs;  /* [n_inputs] compact row-major data,
-	                               aligned to the element size */
-	void *const *outputs;       /* [n_outputs] likewise, to be written */
-	const void *const *params;  /* [n_params] compact, RT_ALIGN-aligned;
-	                               a tied alias points at its target */
-	void *workspace;            /* workspace_size(sym) bytes, RT_ALIGN-
-	                               aligned, uninitialised; NULL if 0 */
+	const int64_t *sym; /* [n_syms] values bound from the inputs */
+	/* [n_inputs] compact row-major data, aligned to the element size */
+	const void *const *inputs;
+	void *const *outputs; /* [n_outputs] likewise, to be written */
+	/* [n_params] compact, RT_ALIGN-aligned; a tied alias points at its
+	 * target */
+	const void *const *params;
+	/* workspace_size(sym) bytes, RT_ALIGN-aligned, uninitialised; NULL
+	 * if 0 */
+	void *workspace;
 	uint64_t workspace_size;
-	int32_t n_threads;          /* threads rt_parallel_for may use */
+	int32_t n_threads; /* threads rt_parallel_for may use */
 	int32_t reserved0;
-	RtPool *pool;               /* the session's pool (opaque) */
-	RtErrorSlot *err;           /* the session's error slot (opaque) */
-	void *reserved[4];          /* zero */
+	RtPool *pool;      /* the session's pool (opaque) */
+	RtErrorSlot *err;  /* the session's error slot (opaque) */
+	void *reserved[4]; /* zero */
 };
 
 /* The layouts above are what LLVM-generated code builds and reads; on
@@ -155,35 +156,36 @@ struct RtExec {
  * here so a change cannot slip by (runtime/README.md has the table). */
 #if defined(__LP64__) || defined(_LP64)
 _Static_assert(sizeof(RtSymDesc) == 24, "RtSymDesc");
-_Static_assert(offsetof(RtTensorDesc, dtype) == 8 &&
-               offsetof(RtTensorDesc, ndim) == 12 &&
-               offsetof(RtTensorDesc, dims) == 16 &&
-               offsetof(RtTensorDesc, value_max) == 24 &&
-               offsetof(RtTensorDesc, fill) == 32 &&
-               offsetof(RtTensorDesc, init) == 36 &&
-               offsetof(RtTensorDesc, init_std) == 40 &&
-               sizeof(RtTensorDesc) == 48, "RtTensorDesc");
+_Static_assert(offsetof(RtTensorDesc, dtype) == 8 && offsetof(RtTensorDesc, ndim) == 12 &&
+                       offsetof(RtTensorDesc, dims) == 16 &&
+                       offsetof(RtTensorDesc, value_max) == 24 &&
+                       offsetof(RtTensorDesc, fill) == 32 &&
+                       offsetof(RtTensorDesc, init) == 36 &&
+                       offsetof(RtTensorDesc, init_std) == 40 &&
+                       sizeof(RtTensorDesc) == 48,
+               "RtTensorDesc");
 _Static_assert(sizeof(RtTie) == 16, "RtTie");
-_Static_assert(offsetof(RtModelDesc, name) == 8 &&
-               offsetof(RtModelDesc, n_syms) == 24 &&
-               offsetof(RtModelDesc, syms) == 32 &&
-               offsetof(RtModelDesc, inputs) == 48 &&
-               offsetof(RtModelDesc, outputs) == 64 &&
-               offsetof(RtModelDesc, params) == 80 &&
-               offsetof(RtModelDesc, ties) == 96 &&
-               offsetof(RtModelDesc, ignore_prefixes) == 112 &&
-               offsetof(RtModelDesc, base_prefix) == 120 &&
-               offsetof(RtModelDesc, workspace_size) == 128 &&
-               offsetof(RtModelDesc, forward) == 136 &&
-               sizeof(RtModelDesc) == 144, "RtModelDesc");
+_Static_assert(offsetof(RtModelDesc, name) == 8 && offsetof(RtModelDesc, n_syms) == 24 &&
+                       offsetof(RtModelDesc, syms) == 32 &&
+                       offsetof(RtModelDesc, inputs) == 48 &&
+                       offsetof(RtModelDesc, outputs) == 64 &&
+                       offsetof(RtModelDesc, params) == 80 &&
+                       offsetof(RtModelDesc, ties) == 96 &&
+                       offsetof(RtModelDesc, ignore_prefixes) == 112 &&
+                       offsetof(RtModelDesc, base_prefix) == 120 &&
+                       offsetof(RtModelDesc, workspace_size) == 128 &&
+                       offsetof(RtModelDesc, forward) == 136 &&
+                       sizeof(RtModelDesc) == 144,
+               "RtModelDesc");
 _Static_assert(offsetof(RtExec, sym) == 8 && offsetof(RtExec, inputs) == 16 &&
-               offsetof(RtExec, outputs) == 24 &&
-               offsetof(RtExec, params) == 32 &&
-               offsetof(RtExec, workspace) == 40 &&
-               offsetof(RtExec, workspace_size) == 48 &&
-               offsetof(RtExec, n_threads) == 56 &&
-               offsetof(RtExec, pool) == 64 && offsetof(RtExec, err) == 72 &&
-               sizeof(RtExec) == 112, "RtExec");
+                       offsetof(RtExec, outputs) == 24 &&
+                       offsetof(RtExec, params) == 32 &&
+                       offsetof(RtExec, workspace) == 40 &&
+                       offsetof(RtExec, workspace_size) == 48 &&
+                       offsetof(RtExec, n_threads) == 56 &&
+                       offsetof(RtExec, pool) == 64 && offsetof(RtExec, err) == 72 &&
+                       sizeof(RtExec) == 112,
+               "RtExec");
 #endif
 
 /* ======================================================================
@@ -198,8 +200,7 @@ typedef void (*RtRangeFn)(void *ctx, int64_t begin, int64_t end);
  * pool, the calling thread taking part; returns when all are done. The
  * split depends only on n, grain and n_threads, so results are
  * reproducible. Called from inside a chunk, it runs serially. */
-void rt_parallel_for(RtExec *ex, int64_t n, int64_t grain, RtRangeFn fn,
-                     void *ctx);
+void rt_parallel_for(RtExec *ex, int64_t n, int64_t grain, RtRangeFn fn, void *ctx);
 
 /* Row-major C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, where
  * op(X) is X, or X transposed when trans_x != 0 (then A is stored [k,m],
@@ -207,25 +208,22 @@ void rt_parallel_for(RtExec *ex, int64_t n, int64_t grain, RtRangeFn fn,
  * y = x W^T + b is rt_sgemm(ex, 0, 1, rows, out, in, 1, x, in, W, in,
  * 0, y, out) and a bias add. Fails through rt_fail on dims beyond the
  * BLAS's int range. */
-void rt_sgemm(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m,
-              int64_t n, int64_t k, float alpha, const float *a,
-              int64_t lda, const float *b, int64_t ldb, float beta,
-              float *c, int64_t ldc);
+void rt_sgemm(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
+              int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+              int64_t ldb, float beta, float *c, int64_t ldc);
 
 /* batch independent sgemms; matrix i uses a + i*stride_a, b + i*stride_b,
  * c + i*stride_c (strides in elements). */
-void rt_sgemm_batched(RtExec *ex, int32_t trans_a, int32_t trans_b,
-                      int64_t m, int64_t n, int64_t k, float alpha,
-                      const float *a, int64_t lda, int64_t stride_a,
-                      const float *b, int64_t ldb, int64_t stride_b,
-                      float beta, float *c, int64_t ldc, int64_t stride_c,
-                      int64_t batch);
+void rt_sgemm_batched(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
+                      int64_t k, float alpha, const float *a, int64_t lda,
+                      int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
+                      float beta, float *c, int64_t ldc, int64_t stride_c, int64_t batch);
 
 /* Records an error for this run (the first one wins; callable from any
  * chunk of rt_parallel_for) and returns code, so forward() can
  * `return rt_fail(...)`. object is the input/param at fault or NULL. */
-SlapoStatus rt_fail(RtExec *ex, SlapoStatus code, const char *object,
-                    const char *fmt, ...) RT_PRINTF(4, 5);
+SlapoStatus rt_fail(RtExec *ex, SlapoStatus code, const char *object, const char *fmt,
+                    ...) RT_PRINTF(4, 5);
 /* Nonzero once rt_fail was called in this run: long loops may stop. */
 int32_t rt_failed(const RtExec *ex);
 
@@ -233,12 +231,12 @@ int32_t rt_failed(const RtExec *ex);
  * 4. Internals: errors, logging, allocation (err.c)
  * ====================================================================== */
 
-#define RT_MSG_MAX 1024 /* bytes of an error message, NUL included */
-#define RT_NAME_MAX 256 /* bytes of an object name, NUL included */
+#define RT_MSG_MAX  1024 /* bytes of an error message, NUL included */
+#define RT_NAME_MAX 256  /* bytes of an object name, NUL included */
 
 /* One run's error, shared by the chunks of a forward call. */
 struct RtErrorSlot {
-	atomic_int taken;          /* 0 until the first rt_fail */
+	atomic_int taken; /* 0 until the first rt_fail */
 	SlapoStatus code;
 	char object[RT_NAME_MAX];
 	char message[RT_MSG_MAX];
@@ -247,16 +245,15 @@ struct RtErrorSlot {
 /* Resets the calling thread's last error (every API entry does this). */
 void rt_clear_error(void);
 /* Sets the calling thread's last error and returns code. */
-SlapoStatus rt_error(SlapoStatus code, const char *object, const char *fmt,
-                     ...) RT_PRINTF(3, 4);
-SlapoStatus rt_verror(SlapoStatus code, const char *object, const char *fmt,
-                      va_list ap);
+SlapoStatus rt_error(SlapoStatus code, const char *object, const char *fmt, ...)
+        RT_PRINTF(3, 4);
+SlapoStatus rt_verror(SlapoStatus code, const char *object, const char *fmt, va_list ap);
 const SlapoError *rt_last_error(void);
 const char *rt_status_name(SlapoStatus status);
 
 /* Sends one formatted line to fn (nothing when fn is NULL). */
-void rt_log(SlapoLogFn fn, void *user_data, int32_t level, const char *fmt,
-            ...) RT_PRINTF(4, 5);
+void rt_log(SlapoLogFn fn, void *user_data, int32_t level, const char *fmt, ...)
+        RT_PRINTF(4, 5);
 
 /* Allocation: every host allocation of the runtime goes through these,
  * so rt_testing_fail_alloc can make any one of them fail. rt_malloc(0)
@@ -291,13 +288,12 @@ const char *rt_dtype_name(DLDataType t, char buf[24]);
  * i8..i64/u8/bool, int -> float, and identity for any sized type). */
 int rt_can_convert(DLDataType dst, DLDataType src);
 /* Converts n elements between compact buffers of any alignment. */
-void rt_convert(DLDataType dst_t, void *dst, DLDataType src_t,
-                const void *src, int64_t n);
+void rt_convert(DLDataType dst_t, void *dst, DLDataType src_t, const void *src,
+                int64_t n);
 /* Copies an N-d tensor with element strides (NULL = compact) on either
  * side, converting dtypes as rt_convert does. */
-void rt_copy_nd(DLDataType dst_t, void *dst, const int64_t *dst_strides,
-                DLDataType src_t, const void *src,
-                const int64_t *src_strides, int32_t ndim,
+void rt_copy_nd(DLDataType dst_t, void *dst, const int64_t *dst_strides, DLDataType src_t,
+                const void *src, const int64_t *src_strides, int32_t ndim,
                 const int64_t *shape);
 float rt_f16_to_f32(uint16_t h);
 uint16_t rt_f32_to_f16(float f);
@@ -306,8 +302,8 @@ uint16_t rt_f32_to_bf16(float f);
 /* Elements in a shape, or -1 on overflow or a negative dim. */
 int64_t rt_numel(int32_t ndim, const int64_t *shape);
 /* "[2, 16]", or with names "[B, 16]" where names[d] != NULL. */
-char *rt_shape_str(char *buf, size_t size, int32_t ndim,
-                   const int64_t *shape, const char *const *names);
+char *rt_shape_str(char *buf, size_t size, int32_t ndim, const int64_t *shape,
+                   const char *const *names);
 /* Whether t's strides (if any) describe compact row-major layout. */
 int rt_tensor_compact(const DLTensor *t);
 /* The address of element 0: data + byte_offset. */
@@ -330,13 +326,14 @@ typedef enum {
 typedef struct RtJson RtJson;
 struct RtJson {
 	RtJsonType type;
-	size_t len;          /* STRING: bytes; NUMBER: text bytes;
-	                        ARRAY/OBJECT: element count */
-	const char *str;     /* STRING: decoded UTF-8, NUL-terminated;
-	                        NUMBER: the literal (not NUL-terminated) */
-	RtJson *items;       /* ARRAY: elements; OBJECT: values */
-	const char **keys;   /* OBJECT: decoded keys, NUL-terminated */
-	size_t *key_lens;    /* OBJECT: key lengths in bytes */
+	/* STRING: bytes; NUMBER: text bytes; ARRAY/OBJECT: element count */
+	size_t len;
+	/* STRING: decoded UTF-8, NUL-terminated; NUMBER: the literal (not
+	 * NUL-terminated) */
+	const char *str;
+	RtJson *items;     /* ARRAY: elements; OBJECT: values */
+	const char **keys; /* OBJECT: decoded keys, NUL-terminated */
+	size_t *key_lens;  /* OBJECT: key lengths in bytes */
 };
 
 typedef struct RtJsonBlock RtJsonBlock;
@@ -353,8 +350,8 @@ typedef struct RtJsonDoc {
  * strings. The text need not be NUL-terminated or valid UTF-8 (invalid
  * UTF-8 in strings is rejected). Returns SLAPO_OK, SLAPO_FORMAT with the
  * byte offset and reason in err, or SLAPO_OUT_OF_MEMORY. */
-SlapoStatus rt_json_parse(const char *text, size_t len, int max_depth,
-                          RtJsonDoc *doc, char *err, size_t err_size);
+SlapoStatus rt_json_parse(const char *text, size_t len, int max_depth, RtJsonDoc *doc,
+                          char *err, size_t err_size);
 void rt_json_free(RtJsonDoc *doc);
 /* A non-negative integer literal (no sign, fraction or exponent) that
  * fits in uint64_t. */
@@ -369,30 +366,30 @@ int rt_utf8_valid(const unsigned char *s, size_t len);
  * ====================================================================== */
 
 #define RT_ST_MAX_HEADER 100000000u /* the reference MAX_HEADER_SIZE */
-#define RT_ST_MAX_DEPTH 64          /* JSON nesting allowed in a header */
+#define RT_ST_MAX_DEPTH  64         /* JSON nesting allowed in a header */
 
 typedef struct RtStTensor {
 	const char *name;       /* NUL-terminated, owned by the file */
 	const char *dtype_name; /* "F32", "BF16", ... */
 	DLDataType dtype;       /* its DLPack type (bits per element) */
 	int32_t ndim;
-	const int64_t *shape;   /* [ndim] */
-	uint64_t begin, end;    /* byte offsets in the data buffer */
-	const uint8_t *data;    /* mapped bytes, any alignment */
+	const int64_t *shape; /* [ndim] */
+	uint64_t begin, end;  /* byte offsets in the data buffer */
+	const uint8_t *data;  /* mapped bytes, any alignment */
 } RtStTensor;
 
 typedef struct RtStFile {
-	const char *path;        /* as given (not owned) */
-	void *map;               /* mmap of the whole file, or NULL */
+	const char *path; /* as given (not owned) */
+	void *map;        /* mmap of the whole file, or NULL */
 	size_t map_len;
-	uint64_t header_len;     /* N */
+	uint64_t header_len; /* N */
 	int32_t n_tensors;
-	RtStTensor *tensors;     /* sorted by name */
+	RtStTensor *tensors; /* sorted by name */
 	int32_t n_meta;
-	const char **meta_keys;  /* __metadata__, in file order */
+	const char **meta_keys; /* __metadata__, in file order */
 	const char **meta_values;
-	RtJsonDoc json;          /* owns the strings */
-	int64_t *shapes;         /* owns the shapes */
+	RtJsonDoc json;  /* owns the strings */
+	int64_t *shapes; /* owns the shapes */
 } RtStFile;
 
 /* Opens, maps and validates path exactly as the reference implementation
@@ -402,13 +399,11 @@ typedef struct RtStFile {
 SlapoStatus rt_st_open(const char *path, RtStFile *f);
 /* Validates an in-memory file (the same rules; for fuzzing and tests).
  * The tensors point into data, which must outlive f. */
-SlapoStatus rt_st_parse(const char *name, const uint8_t *data, size_t len,
-                        RtStFile *f);
+SlapoStatus rt_st_parse(const char *name, const uint8_t *data, size_t len, RtStFile *f);
 void rt_st_close(RtStFile *f);
 const RtStTensor *rt_st_find(const RtStFile *f, const char *name);
 /* Maps a safetensors dtype name to DLPack; 0 if unknown. */
-int rt_st_dtype(const char *name, size_t len, DLDataType *out,
-                const char **canonical);
+int rt_st_dtype(const char *name, size_t len, DLDataType *out, const char **canonical);
 /* The safetensors name of a DLPack type, or NULL. */
 const char *rt_st_dtype_name(DLDataType t);
 
@@ -424,9 +419,8 @@ typedef struct RtStWriteTensor {
 /* Writes a safetensors file: header padded with spaces to a multiple of
  * 8, tensors laid out by descending alignment then name (as the
  * reference writer does). meta is n_meta key/value pairs or NULL. */
-SlapoStatus rt_st_write(const char *path, int32_t n,
-                        const RtStWriteTensor *tensors, int32_t n_meta,
-                        const char *const *meta_kv);
+SlapoStatus rt_st_write(const char *path, int32_t n, const RtStWriteTensor *tensors,
+                        int32_t n_meta, const char *const *meta_kv);
 
 /* shards.c: a list of checkpoint files. */
 typedef struct RtPathList {
@@ -438,8 +432,7 @@ typedef struct RtPathList {
  * index (model.safetensors.index.json) and stands for the shards its
  * weight_map names, in its directory; other paths stand for themselves.
  * Each file appears once. Free with rt_free_paths. */
-SlapoStatus rt_expand_paths(const char *const *paths, int32_t n,
-                            RtPathList *out);
+SlapoStatus rt_expand_paths(const char *const *paths, int32_t n, RtPathList *out);
 void rt_free_paths(RtPathList *l);
 
 /* ======================================================================
@@ -454,8 +447,7 @@ RtPool *rt_pool_new(int32_t n_threads);
 void rt_pool_free(RtPool *pool);
 int32_t rt_pool_threads(const RtPool *pool);
 /* rt_parallel_for without an RtExec (pool may be NULL: serial). */
-void rt_pool_run(RtPool *pool, int64_t n, int64_t grain, RtRangeFn fn,
-                 void *ctx);
+void rt_pool_run(RtPool *pool, int64_t n, int64_t grain, RtRangeFn fn, void *ctx);
 
 /* ======================================================================
  * 9. Internals: handles (model.c, weights.c, session.c)
@@ -465,27 +457,27 @@ struct SlapoModel {
 	atomic_int refs;
 	const RtModelDesc *desc;
 	SlapoModelInfo info;
-	SlapoTensorSpec *specs[3];    /* by SlapoTensorKind */
+	SlapoTensorSpec *specs[3]; /* by SlapoTensorKind */
 	int32_t counts[3];
-	int32_t *storage_of;          /* [n_params] param whose storage it
-	                                 uses: itself, or its tie target */
-	int32_t *by_name;             /* [n_params] indices sorted by name */
-	uint64_t *param_bytes;        /* [n_params] */
-	int32_t n_distinct;           /* params that own storage (untied) */
-	void *block;                  /* one allocation for the above */
+	/* [n_params] the param whose storage it uses: itself, or its tie
+	 * target */
+	int32_t *storage_of;
+	int32_t *by_name;      /* [n_params] indices sorted by name */
+	uint64_t *param_bytes; /* [n_params] */
+	int32_t n_distinct;    /* params that own storage (untied) */
 };
 
 struct SlapoWeights {
-	atomic_int refs;              /* user handle + sessions + views */
-	atomic_int n_sessions;        /* live sessions: weights are frozen */
+	atomic_int refs;       /* user handle + sessions + views */
+	atomic_int n_sessions; /* live sessions: weights are frozen */
 	SlapoModel *model;
 	DLDevice device;
 	int32_t n_threads;
 	SlapoLogFn log;
 	void *log_user_data;
-	void *block;                  /* RT_ALIGN storage of all params */
-	void **data;                  /* [n_params]; tied -> target's */
-	uint8_t *is_set;              /* [n_params]; for storage owners */
+	void *block;     /* RT_ALIGN storage of all params */
+	void **data;     /* [n_params]; tied -> target's */
+	uint8_t *is_set; /* [n_params]; for storage owners */
 };
 
 /* model.c */
@@ -493,41 +485,36 @@ SlapoStatus rt_model_open(const RtModelDesc *desc, SlapoModel **out);
 void rt_model_close(SlapoModel *m);
 void rt_model_retain(SlapoModel *m);
 SlapoStatus rt_model_info(const SlapoModel *m, const SlapoModelInfo **out);
-SlapoStatus rt_model_tensor(const SlapoModel *m, SlapoTensorKind kind,
-                            int32_t index, const SlapoTensorSpec **out);
-SlapoStatus rt_model_find(const SlapoModel *m, SlapoTensorKind kind,
-                          const char *name, int32_t *index);
-SlapoStatus rt_model_output_shape(const SlapoModel *m,
-                                  const DLTensor *const *inputs,
-                                  int32_t n_inputs, int32_t out_index,
-                                  int64_t *shape);
+SlapoStatus rt_model_tensor(const SlapoModel *m, SlapoTensorKind kind, int32_t index,
+                            const SlapoTensorSpec **out);
+SlapoStatus rt_model_find(const SlapoModel *m, SlapoTensorKind kind, const char *name,
+                          int32_t *index);
+SlapoStatus rt_model_output_shape(const SlapoModel *m, const DLTensor *const *inputs,
+                                  int32_t n_inputs, int32_t out_index, int64_t *shape);
 /* Index of the param stored under exactly name, or -1. */
 int32_t rt_model_param_exact(const SlapoModel *m, const char *name);
 /* Resolves a checkpoint/user name to a param index: exact, then the HF
  * legacy rename, then base_prefix added or removed. -1 if none. If
  * renamed is not NULL it is set when the legacy rename applied. */
-int32_t rt_model_param_lookup(const SlapoModel *m, const char *name,
-                              int *renamed);
+int32_t rt_model_param_lookup(const SlapoModel *m, const char *name, int *renamed);
 /* Checks inputs against the model and binds symbol values into sym
  * [n_syms]. With check_data, NULL data of non-empty inputs is an
  * error. Sets the last error on failure. */
-SlapoStatus rt_bind_inputs(const SlapoModel *m,
-                           const DLTensor *const *inputs, int32_t n_inputs,
-                           int check_data, int64_t *sym);
+SlapoStatus rt_bind_inputs(const SlapoModel *m, const DLTensor *const *inputs,
+                           int32_t n_inputs, int check_data, int64_t *sym);
 /* Output index's shape under sym. */
-void rt_output_shape(const SlapoModel *m, int32_t index,
-                     const int64_t *sym, int64_t *shape);
+void rt_output_shape(const SlapoModel *m, int32_t index, const int64_t *sym,
+                     int64_t *shape);
 
 /* weights.c */
 SlapoStatus rt_weights_create(SlapoModel *m, const SlapoWeightsParams *p,
                               SlapoWeights **out);
 void rt_weights_free(SlapoWeights *w);
 void rt_weights_retain(SlapoWeights *w);
-SlapoStatus rt_weights_load(SlapoWeights *w, const char *const *paths,
-                            int32_t n, uint32_t flags);
+SlapoStatus rt_weights_load(SlapoWeights *w, const char *const *paths, int32_t n,
+                            uint32_t flags);
 SlapoStatus rt_weights_init_random(SlapoWeights *w, uint64_t seed);
-SlapoStatus rt_weights_set(SlapoWeights *w, const char *name,
-                           const DLTensor *t);
+SlapoStatus rt_weights_set(SlapoWeights *w, const char *name, const DLTensor *t);
 SlapoStatus rt_weights_get(SlapoWeights *w, const char *name,
                            DLManagedTensorVersioned **out);
 SlapoStatus rt_weights_check(const SlapoWeights *w);
@@ -539,8 +526,7 @@ SlapoStatus rt_session_create(SlapoWeights *w, const SlapoSessionParams *p,
                               SlapoSession **out);
 void rt_session_free(SlapoSession *s);
 SlapoStatus rt_session_run(SlapoSession *s, const DLTensor *const *inputs,
-                           int32_t n_inputs, DLTensor *const *outputs,
-                           int32_t n_outputs);
+                           int32_t n_inputs, DLTensor *const *outputs, int32_t n_outputs);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -39,34 +39,33 @@ static const struct {
 	const char *name;
 	DLDataType type;
 } st_dtypes[] = {
-	{"BOOL", {kDLBool, 8, 1}},
-	{"U8", {kDLUInt, 8, 1}},
-	{"I8", {kDLInt, 8, 1}},
-	{"F8_E5M2", {kDLFloat8_e5m2, 8, 1}},
-	{"F8_E4M3", {kDLFloat8_e4m3fn, 8, 1}},
-	{"F8_E8M0", {kDLFloat8_e8m0fnu, 8, 1}},
-	{"F8_E4M3FNUZ", {kDLFloat8_e4m3fnuz, 8, 1}},
-	{"F8_E5M2FNUZ", {kDLFloat8_e5m2fnuz, 8, 1}},
-	{"I16", {kDLInt, 16, 1}},
-	{"U16", {kDLUInt, 16, 1}},
-	{"F16", {kDLFloat, 16, 1}},
-	{"BF16", {kDLBfloat, 16, 1}},
-	{"I32", {kDLInt, 32, 1}},
-	{"U32", {kDLUInt, 32, 1}},
-	{"F32", {kDLFloat, 32, 1}},
-	{"I64", {kDLInt, 64, 1}},
-	{"U64", {kDLUInt, 64, 1}},
-	{"F64", {kDLFloat, 64, 1}},
-	{"C64", {kDLComplex, 64, 1}},
-	{"F4", {kDLFloat4_e2m1fn, 4, 1}},
-	{"F6_E2M3", {kDLFloat6_e2m3fn, 6, 1}},
-	{"F6_E3M2", {kDLFloat6_e3m2fn, 6, 1}},
+        {"BOOL", {kDLBool, 8, 1}},
+        {"U8", {kDLUInt, 8, 1}},
+        {"I8", {kDLInt, 8, 1}},
+        {"F8_E5M2", {kDLFloat8_e5m2, 8, 1}},
+        {"F8_E4M3", {kDLFloat8_e4m3fn, 8, 1}},
+        {"F8_E8M0", {kDLFloat8_e8m0fnu, 8, 1}},
+        {"F8_E4M3FNUZ", {kDLFloat8_e4m3fnuz, 8, 1}},
+        {"F8_E5M2FNUZ", {kDLFloat8_e5m2fnuz, 8, 1}},
+        {"I16", {kDLInt, 16, 1}},
+        {"U16", {kDLUInt, 16, 1}},
+        {"F16", {kDLFloat, 16, 1}},
+        {"BF16", {kDLBfloat, 16, 1}},
+        {"I32", {kDLInt, 32, 1}},
+        {"U32", {kDLUInt, 32, 1}},
+        {"F32", {kDLFloat, 32, 1}},
+        {"I64", {kDLInt, 64, 1}},
+        {"U64", {kDLUInt, 64, 1}},
+        {"F64", {kDLFloat, 64, 1}},
+        {"C64", {kDLComplex, 64, 1}},
+        {"F4", {kDLFloat4_e2m1fn, 4, 1}},
+        {"F6_E2M3", {kDLFloat6_e2m3fn, 6, 1}},
+        {"F6_E3M2", {kDLFloat6_e3m2fn, 6, 1}},
 };
 
 #define N_DTYPES (sizeof st_dtypes / sizeof st_dtypes[0])
 
-int rt_st_dtype(const char *name, size_t len, DLDataType *out,
-                const char **canonical)
+int rt_st_dtype(const char *name, size_t len, DLDataType *out, const char **canonical)
 {
 	size_t i;
 	for (i = 0; i < N_DTYPES; i++) {
@@ -118,9 +117,8 @@ static int cmp_names(const void *a, const void *b)
 }
 
 /* Fills t from the JSON entry {"dtype", "shape", "data_offsets"}. */
-static SlapoStatus read_entry(RtStFile *f, const char *name,
-                              const RtJson *v, RtStTensor *t,
-                              int64_t **shape_at)
+static SlapoStatus read_entry(RtStFile *f, const char *name, const RtJson *v,
+                              RtStTensor *t, int64_t **shape_at)
 {
 	const RtJson *dt, *sh, *off;
 	uint64_t u;
@@ -129,14 +127,15 @@ static SlapoStatus read_entry(RtStFile *f, const char *name,
 	if (v->type != RT_JSON_OBJECT)
 		return rt_error(SLAPO_FORMAT, path,
 		                "%s: InvalidHeaderDeserialization: entry \"%s\" is "
-		                "not an object", path, name);
+		                "not an object",
+		                path, name);
 	for (i = 0; i < v->len; i++) {
 		const char *k = v->keys[i];
-		if (strcmp(k, "dtype") && strcmp(k, "shape") &&
-		    strcmp(k, "data_offsets"))
+		if (strcmp(k, "dtype") && strcmp(k, "shape") && strcmp(k, "data_offsets"))
 			return rt_error(SLAPO_FORMAT, path,
 			                "%s: InvalidHeaderDeserialization: tensor \"%s\" "
-			                "has unknown field \"%s\"", path, name, k);
+			                "has unknown field \"%s\"",
+			                path, name, k);
 	}
 	dt = rt_json_get(v, "dtype");
 	sh = rt_json_get(v, "shape");
@@ -144,28 +143,33 @@ static SlapoStatus read_entry(RtStFile *f, const char *name,
 	if (!dt || !sh || !off)
 		return rt_error(SLAPO_FORMAT, path,
 		                "%s: InvalidHeaderDeserialization: tensor \"%s\" "
-		                "lacks \"%s\"", path, name,
-		                !dt ? "dtype" : !sh ? "shape" : "data_offsets");
+		                "lacks \"%s\"",
+		                path, name,
+		                !dt   ? "dtype"
+		                : !sh ? "shape"
+		                      : "data_offsets");
 	if (dt->type != RT_JSON_STRING ||
 	    !rt_st_dtype(dt->str, dt->len, &t->dtype, &t->dtype_name))
 		return rt_error(SLAPO_FORMAT, path,
 		                "%s: InvalidHeaderDeserialization: tensor \"%s\" has "
-		                "unknown dtype %s%.40s%s", path, name,
-		                dt->type == RT_JSON_STRING ? "\"" : "",
+		                "unknown dtype %s%.40s%s",
+		                path, name, dt->type == RT_JSON_STRING ? "\"" : "",
 		                dt->type == RT_JSON_STRING ? dt->str : "(not a string)",
 		                dt->type == RT_JSON_STRING ? "\"" : "");
 	if (sh->type != RT_JSON_ARRAY)
 		return rt_error(SLAPO_FORMAT, path,
 		                "%s: InvalidHeaderDeserialization: tensor \"%s\": "
-		                "shape is not an array", path, name);
+		                "shape is not an array",
+		                path, name);
 	t->ndim = (int32_t)sh->len;
 	t->shape = *shape_at;
 	for (i = 0; i < sh->len; i++) {
 		if (!rt_json_u64(&sh->items[i], &u) || u > (uint64_t)INT64_MAX)
-			return rt_error(SLAPO_FORMAT, path,
-			                "%s: InvalidHeaderDeserialization: tensor \"%s\": "
-			                "shape entries must be non-negative integers",
-			                path, name);
+			return rt_error(
+			        SLAPO_FORMAT, path,
+			        "%s: InvalidHeaderDeserialization: tensor \"%s\": "
+			        "shape entries must be non-negative integers",
+			        path, name);
 		(*shape_at)[i] = (int64_t)u;
 	}
 	*shape_at += sh->len;
@@ -175,7 +179,8 @@ static SlapoStatus read_entry(RtStFile *f, const char *name,
 		return rt_error(SLAPO_FORMAT, path,
 		                "%s: InvalidHeaderDeserialization: tensor \"%s\": "
 		                "data_offsets must be [begin, end] non-negative "
-		                "integers", path, name);
+		                "integers",
+		                path, name);
 	t->name = name;
 	return SLAPO_OK;
 }
@@ -186,7 +191,8 @@ static SlapoStatus read_metadata(RtStFile *f, const RtJson *v)
 	if (v->type != RT_JSON_OBJECT)
 		return rt_error(SLAPO_FORMAT, f->path,
 		                "%s: InvalidHeaderDeserialization: __metadata__ must "
-		                "be a map of strings to strings", f->path);
+		                "be a map of strings to strings",
+		                f->path);
 	f->meta_keys = rt_calloc(v->len, sizeof *f->meta_keys);
 	f->meta_values = rt_calloc(v->len, sizeof *f->meta_values);
 	if (!f->meta_keys || !f->meta_values)
@@ -195,8 +201,8 @@ static SlapoStatus read_metadata(RtStFile *f, const RtJson *v)
 		if (v->items[i].type != RT_JSON_STRING)
 			return rt_error(SLAPO_FORMAT, f->path,
 			                "%s: InvalidHeaderDeserialization: __metadata__ "
-			                "value of \"%s\" is not a string", f->path,
-			                v->keys[i]);
+			                "value of \"%s\" is not a string",
+			                f->path, v->keys[i]);
 		f->meta_keys[i] = v->keys[i];
 		f->meta_values[i] = v->items[i].str;
 	}
@@ -219,34 +225,39 @@ static SlapoStatus check_offsets(RtStFile *f, uint64_t data_len)
 			                "%s: InvalidOffset: tensor \"%s\" has "
 			                "data_offsets [%llu, %llu] but must begin at "
 			                "%llu: tensors must tile the data with no gap or "
-			                "overlap", path, t->name,
-			                (unsigned long long)t->begin,
+			                "overlap",
+			                path, t->name, (unsigned long long)t->begin,
 			                (unsigned long long)t->end,
 			                (unsigned long long)expect);
 		for (d = 0; d < t->ndim; d++) {
 			uint64_t s = (uint64_t)t->shape[d];
 			if (s != 0 && elems > UINT64_MAX / s)
-				return rt_error(SLAPO_FORMAT, path,
-				                "%s: ValidationOverflow: tensor \"%s\" has "
-				                "too many elements", path, t->name);
+				return rt_error(
+				        SLAPO_FORMAT, path,
+				        "%s: ValidationOverflow: tensor \"%s\" has "
+				        "too many elements",
+				        path, t->name);
 			elems *= s;
 		}
 		if (elems > UINT64_MAX / t->dtype.bits)
 			return rt_error(SLAPO_FORMAT, path,
 			                "%s: ValidationOverflow: tensor \"%s\" is too "
-			                "large", path, t->name);
+			                "large",
+			                path, t->name);
 		bits = elems * t->dtype.bits;
 		if (bits % 8 != 0)
 			return rt_error(SLAPO_FORMAT, path,
 			                "%s: MisalignedSlice: tensor \"%s\" is not a "
-			                "whole number of bytes", path, t->name);
+			                "whole number of bytes",
+			                path, t->name);
 		if (bits / 8 != t->end - t->begin) {
 			char sh[256];
 			rt_shape_str(sh, sizeof sh, t->ndim, t->shape, NULL);
 			return rt_error(SLAPO_FORMAT, path,
 			                "%s: TensorInvalidInfo: tensor \"%s\" is %s %s "
 			                "(%llu bytes) but its data_offsets span %llu "
-			                "bytes", path, t->name, t->dtype_name, sh,
+			                "bytes",
+			                path, t->name, t->dtype_name, sh,
 			                (unsigned long long)(bits / 8),
 			                (unsigned long long)(t->end - t->begin));
 		}
@@ -256,18 +267,19 @@ static SlapoStatus check_offsets(RtStFile *f, uint64_t data_len)
 		return rt_error(SLAPO_FORMAT, path,
 		                "%s: MetadataIncompleteBuffer: the file is truncated: "
 		                "tensors need %llu bytes of data but only %llu follow "
-		                "the header", path, (unsigned long long)expect,
+		                "the header",
+		                path, (unsigned long long)expect,
 		                (unsigned long long)data_len);
 	if (expect < data_len)
 		return rt_error(SLAPO_FORMAT, path,
 		                "%s: MetadataIncompleteBuffer: %llu unindexed bytes "
-		                "follow the last tensor", path,
-		                (unsigned long long)(data_len - expect));
+		                "follow the last tensor",
+		                path, (unsigned long long)(data_len - expect));
 	return SLAPO_OK;
 }
 
-static SlapoStatus parse_header(RtStFile *f, const uint8_t *data,
-                                uint64_t n, uint64_t data_len)
+static SlapoStatus parse_header(RtStFile *f, const uint8_t *data, uint64_t n,
+                                uint64_t data_len)
 {
 	const RtJson *root = &f->json.root;
 	const uint8_t *base = data + 8 + n;
@@ -293,7 +305,8 @@ static SlapoStatus parse_header(RtStFile *f, const uint8_t *data,
 		} else if (strlen(name) != root->key_lens[i]) {
 			st = rt_error(SLAPO_FORMAT, f->path,
 			              "%s: InvalidHeaderDeserialization: a tensor name "
-			              "contains a NUL character", f->path);
+			              "contains a NUL character",
+			              f->path);
 		} else {
 			st = read_entry(f, name, &root->items[i], &f->tensors[k],
 			                &shape_at);
@@ -313,8 +326,7 @@ static SlapoStatus parse_header(RtStFile *f, const uint8_t *data,
 	return SLAPO_OK;
 }
 
-SlapoStatus rt_st_parse(const char *name, const uint8_t *data, size_t len,
-                        RtStFile *f)
+SlapoStatus rt_st_parse(const char *name, const uint8_t *data, size_t len, RtStFile *f)
 {
 	static const char lfs[] = "version https://git-lfs";
 	char err[RT_MSG_MAX - 128];
@@ -326,22 +338,24 @@ SlapoStatus rt_st_parse(const char *name, const uint8_t *data, size_t len,
 		return rt_error(SLAPO_FORMAT, name,
 		                "%s is a git-lfs pointer file, not the tensors: "
 		                "fetch the real file (git lfs pull, or download it "
-		                "again)", name);
+		                "again)",
+		                name);
 	if (len < 8)
 		return rt_error(SLAPO_FORMAT, name,
 		                "%s: HeaderTooSmall: %zu bytes is too short for a "
-		                "safetensors file", name, len);
+		                "safetensors file",
+		                name, len);
 	n = le64(data);
 	if (n > RT_ST_MAX_HEADER)
 		return rt_error(SLAPO_FORMAT, name,
 		                "%s: HeaderTooLarge: header length %llu exceeds the "
-		                "%u-byte limit (not a safetensors file?)", name,
-		                (unsigned long long)n, RT_ST_MAX_HEADER);
+		                "%u-byte limit (not a safetensors file?)",
+		                name, (unsigned long long)n, RT_ST_MAX_HEADER);
 	if (n > len - 8)
 		return rt_error(SLAPO_FORMAT, name,
 		                "%s: InvalidHeaderLength: header length %llu runs "
-		                "past the end of the %zu-byte file", name,
-		                (unsigned long long)n, len);
+		                "past the end of the %zu-byte file",
+		                name, (unsigned long long)n, len);
 	f->header_len = n;
 	if (!rt_utf8_valid(data + 8, (size_t)n))
 		return rt_error(SLAPO_FORMAT, name,
@@ -349,15 +363,16 @@ SlapoStatus rt_st_parse(const char *name, const uint8_t *data, size_t len,
 	if (n == 0 || data[8] != '{')
 		return rt_error(SLAPO_FORMAT, name,
 		                "%s: InvalidHeaderStart: header does not start with "
-		                "'{'", name);
-	st = rt_json_parse((const char *)data + 8, (size_t)n, RT_ST_MAX_DEPTH,
-	                   &f->json, err, sizeof err);
+		                "'{'",
+		                name);
+	st = rt_json_parse((const char *)data + 8, (size_t)n, RT_ST_MAX_DEPTH, &f->json,
+	                   err, sizeof err);
 	if (st == SLAPO_OUT_OF_MEMORY)
 		return rt_error(st, name, "out of memory");
 	if (st != SLAPO_OK)
 		return rt_error(st, name,
-		                "%s: InvalidHeaderDeserialization: header JSON %s",
-		                name, err);
+		                "%s: InvalidHeaderDeserialization: header JSON %s", name,
+		                err);
 	st = parse_header(f, data, n, len - 8 - n);
 	if (st != SLAPO_OK)
 		rt_st_close(f);
@@ -426,8 +441,8 @@ const RtStTensor *rt_st_find(const RtStFile *f, const char *name)
 	key.name = name;
 	if (f->n_tensors == 0)
 		return NULL;
-	return bsearch(&key, f->tensors, (size_t)f->n_tensors,
-	               sizeof *f->tensors, cmp_names);
+	return bsearch(&key, f->tensors, (size_t)f->n_tensors, sizeof *f->tensors,
+	               cmp_names);
 }
 
 /* ---- writing --------------------------------------------------------- */
@@ -504,9 +519,8 @@ static int cmp_write_names(const void *a, const void *b)
 	              sort_base[*(const int32_t *)b].name);
 }
 
-SlapoStatus rt_st_write(const char *path, int32_t n,
-                        const RtStWriteTensor *tensors, int32_t n_meta,
-                        const char *const *meta_kv)
+SlapoStatus rt_st_write(const char *path, int32_t n, const RtStWriteTensor *tensors,
+                        int32_t n_meta, const char *const *meta_kv)
 {
 	Buf b = {NULL, 0, 0, 0};
 	int32_t *order, i;
@@ -552,8 +566,8 @@ SlapoStatus rt_st_write(const char *path, int32_t n,
 	}
 	for (i = 0; i < n; i++) {
 		const RtStWriteTensor *t = &tensors[order[i]];
-		uint64_t bytes = (uint64_t)rt_numel(t->ndim, t->shape) *
-		                 rt_dtype_size(t->dtype);
+		uint64_t bytes =
+		        (uint64_t)rt_numel(t->ndim, t->shape) * rt_dtype_size(t->dtype);
 		if (i || n_meta > 0)
 			buf_str(&b, ",");
 		buf_json(&b, t->name);

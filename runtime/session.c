@@ -19,16 +19,16 @@ struct SlapoSession {
 	SlapoWeights *w;
 	const SlapoModel *m;
 	RtPool *pool;
-	atomic_int busy;         /* set while session_run runs */
-	void *ws;                /* workspace */
-	uint64_t ws_cap;         /* its size */
-	uint64_t ws_need;        /* what this run needs */
-	int64_t *sym;            /* [n_syms + 1] */
-	const void **in_ptrs;    /* [n_inputs + 1] what forward sees */
-	void **out_ptrs;         /* [n_outputs + 1] */
-	Stage *in_stage;         /* [n_inputs + 1] */
-	Stage *out_stage;        /* [n_outputs + 1] */
-	int64_t *out_shape;      /* [RT_MAX_NDIM] scratch */
+	atomic_int busy;      /* set while session_run runs */
+	void *ws;             /* workspace */
+	uint64_t ws_cap;      /* its size */
+	uint64_t ws_need;     /* what this run needs */
+	int64_t *sym;         /* [n_syms + 1] */
+	const void **in_ptrs; /* [n_inputs + 1] what forward sees */
+	void **out_ptrs;      /* [n_outputs + 1] */
+	Stage *in_stage;      /* [n_inputs + 1] */
+	Stage *out_stage;     /* [n_outputs + 1] */
+	int64_t *out_shape;   /* [RT_MAX_NDIM] scratch */
 	RtErrorSlot err;
 };
 
@@ -72,8 +72,8 @@ SlapoStatus rt_session_create(SlapoWeights *w, const SlapoSessionParams *p,
 	s->in_stage = rt_calloc((size_t)d->n_inputs + 1, sizeof *s->in_stage);
 	s->out_stage = rt_calloc((size_t)d->n_outputs + 1, sizeof *s->out_stage);
 	s->out_shape = rt_calloc(RT_MAX_NDIM, sizeof *s->out_shape);
-	if (!s->sym || !s->in_ptrs || !s->out_ptrs || !s->in_stage ||
-	    !s->out_stage || !s->out_shape) {
+	if (!s->sym || !s->in_ptrs || !s->out_ptrs || !s->in_stage || !s->out_stage ||
+	    !s->out_shape) {
 		st = rt_error(SLAPO_OUT_OF_MEMORY, "", "out of memory");
 		goto fail;
 	}
@@ -122,16 +122,14 @@ void rt_session_free(SlapoSession *s)
 
 /* ---- checks ---------------------------------------------------------- */
 
-static SlapoStatus check_device(const char *kind, const char *name,
-                                const DLTensor *t)
+static SlapoStatus check_device(const char *kind, const char *name, const DLTensor *t)
 {
-	if (t->device.device_type == kDLCPU ||
-	    t->device.device_type == kDLCUDAHost)
+	if (t->device.device_type == kDLCPU || t->device.device_type == kDLCUDAHost)
 		return SLAPO_OK;
 	return rt_error(SLAPO_DEVICE_MISMATCH, name,
 	                "%s '%s' is on device type %d (id %d); this session runs "
-	                "on the CPU and takes host memory", kind, name,
-	                (int)t->device.device_type, (int)t->device.device_id);
+	                "on the CPU and takes host memory",
+	                kind, name, (int)t->device.device_type, (int)t->device.device_id);
 }
 
 static SlapoStatus check_outputs(SlapoSession *s, DLTensor *const *outputs,
@@ -151,7 +149,8 @@ static SlapoStatus check_outputs(SlapoSession *s, DLTensor *const *outputs,
 		const DLTensor *t = outputs[j];
 		if (!t)
 			return rt_error(SLAPO_INVALID_ARGUMENT, od->name,
-			                "output '%s' (index %d) is NULL", od->name, (int)j);
+			                "output '%s' (index %d) is NULL", od->name,
+			                (int)j);
 		if ((st = check_device("output", od->name, t)) != SLAPO_OK)
 			return st;
 		if (!rt_dtype_eq(t->dtype, od->dtype))
@@ -161,17 +160,18 @@ static SlapoStatus check_outputs(SlapoSession *s, DLTensor *const *outputs,
 			                rt_dtype_name(od->dtype, b));
 		rt_output_shape(s->m, j, s->sym, s->out_shape);
 		if (t->ndim != od->ndim || (t->ndim > 0 && !t->shape) ||
-		    (t->ndim > 0 && memcmp(t->shape, s->out_shape,
-		                           (size_t)t->ndim * sizeof *t->shape)))
-			return rt_error(SLAPO_SHAPE_MISMATCH, od->name,
-			                "output '%s' has shape %s; for these inputs the "
-			                "model makes %s", od->name,
-			                t->ndim >= 0 && t->ndim <= RT_MAX_NDIM && t->shape
-			                    ? rt_shape_str(a, sizeof a, t->ndim, t->shape,
-			                                   NULL)
-			                    : "(invalid)",
-			                rt_shape_str(b, sizeof b, od->ndim, s->out_shape,
-			                             NULL));
+		    (t->ndim > 0 &&
+		     memcmp(t->shape, s->out_shape, (size_t)t->ndim * sizeof *t->shape)))
+			return rt_error(
+			        SLAPO_SHAPE_MISMATCH, od->name,
+			        "output '%s' has shape %s; for these inputs the "
+			        "model makes %s",
+			        od->name,
+			        t->ndim >= 0 && t->ndim <= RT_MAX_NDIM && t->shape
+			                ? rt_shape_str(a, sizeof a, t->ndim, t->shape,
+			                               NULL)
+			                : "(invalid)",
+			        rt_shape_str(b, sizeof b, od->ndim, s->out_shape, NULL));
 		if (rt_numel(t->ndim, t->shape) < 0)
 			return rt_error(SLAPO_SHAPE_MISMATCH, od->name,
 			                "output '%s' has too many elements", od->name);
@@ -184,8 +184,8 @@ static SlapoStatus check_outputs(SlapoSession *s, DLTensor *const *outputs,
 
 /* Points *ptr at t's data, or at a compact aligned copy when t is strided
  * or misaligned (copy_in: fill the copy from t). */
-static SlapoStatus stage(Stage *sg, const DLTensor *t, const char *name,
-                         int copy_in, const void **ptr)
+static SlapoStatus stage(Stage *sg, const DLTensor *t, const char *name, int copy_in,
+                         const void **ptr)
 {
 	size_t esz = rt_dtype_size(t->dtype);
 	void *p = rt_tensor_ptr(t);
@@ -216,12 +216,10 @@ static SlapoStatus stage(Stage *sg, const DLTensor *t, const char *name,
 }
 
 /* Index inputs (e.g. token ids) must lie in [0, value_max). */
-static SlapoStatus check_values(const RtTensorDesc *d, const void *p,
-                                int64_t n)
+static SlapoStatus check_values(const RtTensorDesc *d, const void *p, int64_t n)
 {
 	int64_t i, v = 0;
-	if (d->value_max <= 0 || (d->dtype.code != kDLInt &&
-	                          d->dtype.code != kDLUInt))
+	if (d->value_max <= 0 || (d->dtype.code != kDLInt && d->dtype.code != kDLUInt))
 		return SLAPO_OK;
 	for (i = 0; i < n; i++) {
 		if (d->dtype.bits == 64 && d->dtype.code == kDLInt)
@@ -229,13 +227,14 @@ static SlapoStatus check_values(const RtTensorDesc *d, const void *p,
 		else if (d->dtype.bits == 32 && d->dtype.code == kDLInt)
 			v = ((const int32_t *)p)[i];
 		else
-			rt_convert(RT_I64, &v, d->dtype, (const char *)p +
-			           (size_t)i * rt_dtype_size(d->dtype), 1);
+			rt_convert(RT_I64, &v, d->dtype,
+			           (const char *)p + (size_t)i * rt_dtype_size(d->dtype),
+			           1);
 		if (v < 0 || v >= d->value_max)
 			return rt_error(SLAPO_INVALID_ARGUMENT, d->name,
 			                "input '%s' holds %lld at flat index %lld, "
-			                "outside the model's range [0, %lld)", d->name,
-			                (long long)v, (long long)i,
+			                "outside the model's range [0, %lld)",
+			                d->name, (long long)v, (long long)i,
 			                (long long)d->value_max);
 	}
 	return SLAPO_OK;
@@ -244,8 +243,7 @@ static SlapoStatus check_values(const RtTensorDesc *d, const void *p,
 /* ---- run ------------------------------------------------------------- */
 
 static SlapoStatus prepare(SlapoSession *s, const DLTensor *const *inputs,
-                           int32_t n_inputs, DLTensor *const *outputs,
-                           int32_t n_outputs)
+                           int32_t n_inputs, DLTensor *const *outputs, int32_t n_outputs)
 {
 	const RtModelDesc *d = s->m->desc;
 	uint64_t ws;
@@ -279,9 +277,10 @@ static SlapoStatus prepare(SlapoSession *s, const DLTensor *const *inputs,
 	if (ws > s->ws_cap) {
 		void *nb = rt_aligned_alloc((size_t)ws);
 		if (!nb)
-			return rt_error(SLAPO_OUT_OF_MEMORY, "workspace",
-			                "out of memory allocating %llu bytes of workspace",
-			                (unsigned long long)ws);
+			return rt_error(
+			        SLAPO_OUT_OF_MEMORY, "workspace",
+			        "out of memory allocating %llu bytes of workspace",
+			        (unsigned long long)ws);
 		rt_free(s->ws);
 		s->ws = nb;
 		s->ws_cap = ws;
@@ -290,9 +289,8 @@ static SlapoStatus prepare(SlapoSession *s, const DLTensor *const *inputs,
 	return SLAPO_OK;
 }
 
-static SlapoStatus run(SlapoSession *s, const DLTensor *const *inputs,
-                       int32_t n_inputs, DLTensor *const *outputs,
-                       int32_t n_outputs)
+static SlapoStatus run(SlapoSession *s, const DLTensor *const *inputs, int32_t n_inputs,
+                       DLTensor *const *outputs, int32_t n_outputs)
 {
 	const RtModelDesc *d = s->m->desc;
 	RtExec ex;
@@ -328,15 +326,15 @@ static SlapoStatus run(SlapoSession *s, const DLTensor *const *inputs,
 }
 
 SlapoStatus rt_session_run(SlapoSession *s, const DLTensor *const *inputs,
-                           int32_t n_inputs, DLTensor *const *outputs,
-                           int32_t n_outputs)
+                           int32_t n_inputs, DLTensor *const *outputs, int32_t n_outputs)
 {
 	int expect = 0;
 	SlapoStatus st;
 	if (!s)
 		return rt_error(SLAPO_INVALID_ARGUMENT, "", "session is NULL");
 	if (!atomic_compare_exchange_strong(&s->busy, &expect, 1))
-		return rt_weights_fail(s->w, rt_error(SLAPO_BUSY, "",
+		return rt_weights_fail(
+		        s->w, rt_error(SLAPO_BUSY, "",
 		                       "session_run: the session is already running "
 		                       "on another thread (use one session per "
 		                       "thread)"));

@@ -90,8 +90,7 @@ static SlapoStatus expand_index(const char *path, RtPathList *l)
 	map = rt_json_get(&doc.root, "weight_map");
 	if (!map || map->type != RT_JSON_OBJECT) {
 		rt_json_free(&doc);
-		return rt_error(SLAPO_FORMAT, path, "%s: no \"weight_map\" object",
-		                path);
+		return rt_error(SLAPO_FORMAT, path, "%s: no \"weight_map\" object", path);
 	}
 	for (i = 0; i < map->len && st == SLAPO_OK; i++) {
 		const RtJson *v = &map->items[i];
@@ -100,7 +99,8 @@ static SlapoStatus expand_index(const char *path, RtPathList *l)
 		    !strcmp(v->str, "..")) {
 			st = rt_error(SLAPO_FORMAT, path,
 			              "%s: weight_map entry \"%s\" is not a file name in "
-			              "the index's directory", path, map->keys[i]);
+			              "the index's directory",
+			              path, map->keys[i]);
 			break;
 		}
 		full = rt_malloc(dir_len + v->len + 1);
@@ -117,8 +117,7 @@ static SlapoStatus expand_index(const char *path, RtPathList *l)
 	return st;
 }
 
-SlapoStatus rt_expand_paths(const char *const *paths, int32_t n,
-                            RtPathList *out)
+SlapoStatus rt_expand_paths(const char *const *paths, int32_t n, RtPathList *out)
 {
 	SlapoStatus st = SLAPO_OK;
 	int32_t i;

@@ -25,19 +25,27 @@ const char *rt_dtype_name(DLDataType t, char buf[24])
 	if (t.lanes == 1) {
 		switch (t.code) {
 		case kDLFloat:
-			base = t.bits == 16 ? "f16" : t.bits == 32 ? "f32"
-			     : t.bits == 64 ? "f64" : NULL;
+			base = t.bits == 16   ? "f16"
+			       : t.bits == 32 ? "f32"
+			       : t.bits == 64 ? "f64"
+			                      : NULL;
 			break;
 		case kDLBfloat:
 			base = t.bits == 16 ? "bf16" : NULL;
 			break;
 		case kDLInt:
-			base = t.bits == 8 ? "i8" : t.bits == 16 ? "i16"
-			     : t.bits == 32 ? "i32" : t.bits == 64 ? "i64" : NULL;
+			base = t.bits == 8    ? "i8"
+			       : t.bits == 16 ? "i16"
+			       : t.bits == 32 ? "i32"
+			       : t.bits == 64 ? "i64"
+			                      : NULL;
 			break;
 		case kDLUInt:
-			base = t.bits == 8 ? "u8" : t.bits == 16 ? "u16"
-			     : t.bits == 32 ? "u32" : t.bits == 64 ? "u64" : NULL;
+			base = t.bits == 8    ? "u8"
+			       : t.bits == 16 ? "u16"
+			       : t.bits == 32 ? "u32"
+			       : t.bits == 64 ? "u64"
+			                      : NULL;
 			break;
 		case kDLBool:
 			base = t.bits == 8 ? "bool" : NULL;
@@ -252,8 +260,7 @@ static void store_int(DLDataType t, unsigned char *p, int64_t v)
 	}
 }
 
-void rt_convert(DLDataType dst_t, void *dst, DLDataType src_t,
-                const void *src, int64_t n)
+void rt_convert(DLDataType dst_t, void *dst, DLDataType src_t, const void *src, int64_t n)
 {
 	unsigned char *d = dst;
 	const unsigned char *s = src;
@@ -281,9 +288,10 @@ void rt_convert(DLDataType dst_t, void *dst, DLDataType src_t,
 		const unsigned char *sp = s + (size_t)i * sz;
 		unsigned char *dp = d + (size_t)i * dz;
 		if (rt_dtype_is_float(dst_t))
-			store_float(dst_t, dp, rt_dtype_is_float(src_t)
-			                           ? load_float(src_t, sp)
-			                           : (double)load_int(src_t, sp));
+			store_float(dst_t, dp,
+			            rt_dtype_is_float(src_t)
+			                    ? load_float(src_t, sp)
+			                    : (double)load_int(src_t, sp));
 		else
 			store_int(dst_t, dp, load_int(src_t, sp));
 	}
@@ -305,8 +313,8 @@ int64_t rt_numel(int32_t ndim, const int64_t *shape)
 	return n;
 }
 
-char *rt_shape_str(char *buf, size_t size, int32_t ndim,
-                   const int64_t *shape, const char *const *names)
+char *rt_shape_str(char *buf, size_t size, int32_t ndim, const int64_t *shape,
+                   const char *const *names)
 {
 	size_t at = 0;
 	int32_t d;
@@ -358,9 +366,8 @@ static void compact_strides(int32_t ndim, const int64_t *shape, int64_t *st)
 	}
 }
 
-void rt_copy_nd(DLDataType dst_t, void *dst, const int64_t *dst_strides,
-                DLDataType src_t, const void *src,
-                const int64_t *src_strides, int32_t ndim,
+void rt_copy_nd(DLDataType dst_t, void *dst, const int64_t *dst_strides, DLDataType src_t,
+                const void *src, const int64_t *src_strides, int32_t ndim,
                 const int64_t *shape)
 {
 	int64_t n = rt_numel(ndim, shape), ds[RT_MAX_NDIM], ss[RT_MAX_NDIM];
@@ -396,7 +403,8 @@ void rt_copy_nd(DLDataType dst_t, void *dst, const int64_t *dst_strides,
 			           (const char *)src + soff * sz, inner);
 		} else {
 			for (j = 0; j < inner; j++)
-				rt_convert(dst_t, (char *)dst + (doff + j * ds[last]) * dz,
+				rt_convert(dst_t,
+				           (char *)dst + (doff + j * ds[last]) * dz,
 				           src_t,
 				           (const char *)src + (soff + j * ss[last]) * sz,
 				           1);

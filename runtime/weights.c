@@ -80,7 +80,8 @@ SlapoStatus rt_weights_create(SlapoModel *m, const SlapoWeightsParams *p,
 		                "weights_create: n_threads is %d", (int)q.n_threads);
 	d = m->desc;
 	for (i = 0; i < d->n_params; i++) {
-		uint64_t b = (m->param_bytes[i] + RT_ALIGN - 1) & ~(uint64_t)(RT_ALIGN - 1);
+		uint64_t b =
+		        (m->param_bytes[i] + RT_ALIGN - 1) & ~(uint64_t)(RT_ALIGN - 1);
 		if (m->storage_of[i] != i)
 			continue;
 		if (total > UINT64_MAX - b || b < m->param_bytes[i])
@@ -144,7 +145,8 @@ static SlapoStatus check_frozen(const SlapoWeights *w, const char *what)
 	if (n > 0)
 		return rt_error(SLAPO_BUSY, "",
 		                "%s: the weights are in use by %d session(s); free "
-		                "them first", what, n);
+		                "them first",
+		                what, n);
 	return SLAPO_OK;
 }
 
@@ -165,8 +167,8 @@ SlapoStatus rt_weights_check(const SlapoWeights *w)
 		return SLAPO_OK;
 	return rt_error(SLAPO_MISSING_PARAMS, m->desc->params[first].name,
 	                "parameter '%s' has not been loaded (%d of %d "
-	                "parameters are missing)", m->desc->params[first].name,
-	                (int)missing, (int)m->n_distinct);
+	                "parameters are missing)",
+	                m->desc->params[first].name, (int)missing, (int)m->n_distinct);
 }
 
 /* ---- loading --------------------------------------------------------- */
@@ -201,8 +203,8 @@ static int is_expected_extra(const SlapoModel *m, const char *name)
 }
 
 typedef struct Plan {
-	Source *src;       /* [n_params] for storage owners */
-	Source *alias;     /* [n_params] for tied aliases */
+	Source *src;   /* [n_params] for storage owners */
+	Source *alias; /* [n_params] for tied aliases */
 	int n_renamed, n_expected, n_unexpected, n_tied;
 } Plan;
 
@@ -227,12 +229,13 @@ static SlapoStatus plan_tensor(SlapoWeights *w, Plan *pl, const char *path,
 		if (flags & SLAPO_LOAD_STRICT)
 			return rt_error(SLAPO_NOT_FOUND, t->name,
 			                "%s: tensor '%s' matches no parameter of %s "
-			                "(SLAPO_LOAD_STRICT)", path, t->name,
-			                m->desc->name);
+			                "(SLAPO_LOAD_STRICT)",
+			                path, t->name, m->desc->name);
 		pl->n_unexpected++;
 		rt_log(w->log, w->log_user_data, SLAPO_LOG_WARN,
 		       "%s: ignoring unexpected tensor '%s': %s has no such "
-		       "parameter", path, t->name, m->desc->name);
+		       "parameter",
+		       path, t->name, m->desc->name);
 		return SLAPO_OK;
 	}
 	pd = &m->desc->params[i];
@@ -240,26 +243,27 @@ static SlapoStatus plan_tensor(SlapoWeights *w, Plan *pl, const char *path,
 	if (slot->t)
 		return rt_error(SLAPO_FORMAT, pd->name,
 		                "parameter '%s' is given twice: as '%s' in %s and "
-		                "as '%s' in %s", pd->name, slot->t->name, slot->path,
-		                t->name, path);
+		                "as '%s' in %s",
+		                pd->name, slot->t->name, slot->path, t->name, path);
 	if (!rt_dtype_is_float(t->dtype) || !rt_can_convert(pd->dtype, t->dtype))
 		return rt_error(SLAPO_DTYPE_MISMATCH, pd->name,
 		                "parameter '%s': %s holds %s data, which cannot be "
-		                "loaded into a %s parameter", pd->name, path,
-		                t->dtype_name, rt_dtype_name(pd->dtype, a));
+		                "loaded into a %s parameter",
+		                pd->name, path, t->dtype_name,
+		                rt_dtype_name(pd->dtype, a));
 	if (t->ndim != pd->ndim ||
 	    (t->ndim > 0 &&
 	     memcmp(t->shape, pd->dims, (size_t)t->ndim * sizeof *t->shape)))
 		return rt_error(SLAPO_SHAPE_MISMATCH, pd->name,
 		                "parameter '%s': %s has shape %s, the model expects "
-		                "%s", pd->name, path,
+		                "%s",
+		                pd->name, path,
 		                rt_shape_str(a, sizeof a, t->ndim, t->shape, NULL),
 		                rt_shape_str(b, sizeof b, pd->ndim, pd->dims, NULL));
 	if (renamed) {
 		pl->n_renamed++;
 		rt_log(w->log, w->log_user_data, SLAPO_LOG_DEBUG,
-		       "%s: legacy name '%s' loaded as '%s'", path, t->name,
-		       pd->name);
+		       "%s: legacy name '%s' loaded as '%s'", path, t->name, pd->name);
 	}
 	slot->t = t;
 	slot->path = path;
@@ -293,8 +297,8 @@ static void resolve_ties(SlapoWeights *w, Plan *pl)
 }
 
 /* MISSING_PARAMS listing up to 8 names, unless allowed. */
-static SlapoStatus check_missing(SlapoWeights *w, const Plan *pl,
-                                 const char *where, uint32_t flags)
+static SlapoStatus check_missing(SlapoWeights *w, const Plan *pl, const char *where,
+                                 uint32_t flags)
 {
 	const SlapoModel *m = model_of(w);
 	char list[RT_MSG_MAX / 2];
@@ -320,13 +324,13 @@ static SlapoStatus check_missing(SlapoWeights *w, const Plan *pl,
 		return SLAPO_OK;
 	}
 	return rt_error(SLAPO_MISSING_PARAMS, m->desc->params[first].name,
-	                "%d of %d parameters of %s are missing from %s: %s%s",
-	                (int)n, (int)m->n_distinct, m->desc->name, where, list,
+	                "%d of %d parameters of %s are missing from %s: %s%s", (int)n,
+	                (int)m->n_distinct, m->desc->name, where, list,
 	                n > 8 ? ", ..." : "");
 }
 
-SlapoStatus rt_weights_load(SlapoWeights *w, const char *const *paths,
-                            int32_t n, uint32_t flags)
+SlapoStatus rt_weights_load(SlapoWeights *w, const char *const *paths, int32_t n,
+                            uint32_t flags)
 {
 	const SlapoModel *m;
 	RtStFile *files = NULL;
@@ -391,8 +395,9 @@ SlapoStatus rt_weights_load(SlapoWeights *w, const char *const *paths,
 	rt_log(w->log, w->log_user_data, SLAPO_LOG_INFO,
 	       "loaded %d parameters of %s from %d file(s): %d legacy names "
 	       "renamed, %d tied, %d expected extras and %d unexpected tensors "
-	       "ignored", (int)n_loaded, m->desc->name, (int)list.n,
-	       pl.n_renamed, pl.n_tied, pl.n_expected, pl.n_unexpected);
+	       "ignored",
+	       (int)n_loaded, m->desc->name, (int)list.n, pl.n_renamed, pl.n_tied,
+	       pl.n_expected, pl.n_unexpected);
 done:
 	for (i = 0; i < n_open; i++)
 		rt_st_close(&files[i]);
@@ -455,8 +460,8 @@ SlapoStatus rt_weights_init_random(SlapoWeights *w, uint64_t seed)
 				v[0] = (float)(r * cos(th));
 				v[1] = (float)(r * sin(th));
 			}
-			rt_convert(pd->dtype, (char *)w->data[i] + (size_t)j * esz, RT_F32,
-			           v, n - j < 2 ? 1 : 2);
+			rt_convert(pd->dtype, (char *)w->data[i] + (size_t)j * esz,
+			           RT_F32, v, n - j < 2 ? 1 : 2);
 		}
 		w->is_set[i] = 1;
 	}
@@ -478,8 +483,7 @@ static int32_t lookup(const SlapoWeights *w, const char *name)
 	return i;
 }
 
-SlapoStatus rt_weights_set(SlapoWeights *w, const char *name,
-                           const DLTensor *t)
+SlapoStatus rt_weights_set(SlapoWeights *w, const char *name, const DLTensor *t)
 {
 	const SlapoModel *m;
 	const RtTensorDesc *pd;
@@ -496,32 +500,34 @@ SlapoStatus rt_weights_set(SlapoWeights *w, const char *name,
 	m = model_of(w);
 	o = m->storage_of[i];
 	pd = &m->desc->params[o];
-	if (t->device.device_type != kDLCPU &&
-	    t->device.device_type != kDLCUDAHost)
+	if (t->device.device_type != kDLCPU && t->device.device_type != kDLCUDAHost)
 		return rt_error(SLAPO_DEVICE_MISMATCH, pd->name,
 		                "parameter '%s': the tensor is on device type %d; "
-		                "weights_set takes host memory", pd->name,
-		                (int)t->device.device_type);
+		                "weights_set takes host memory",
+		                pd->name, (int)t->device.device_type);
 	if (!rt_dtype_is_float(t->dtype))
 		return rt_error(SLAPO_DTYPE_MISMATCH, pd->name,
 		                "parameter '%s': a %s tensor cannot be loaded into a "
-		                "%s parameter", pd->name, rt_dtype_name(t->dtype, a),
+		                "%s parameter",
+		                pd->name, rt_dtype_name(t->dtype, a),
 		                rt_dtype_name(pd->dtype, b));
 	if (t->ndim != pd->ndim || (t->ndim > 0 && !t->shape) ||
 	    (t->ndim > 0 &&
 	     memcmp(t->shape, pd->dims, (size_t)t->ndim * sizeof *t->shape)))
-		return rt_error(SLAPO_SHAPE_MISMATCH, pd->name,
-		                "parameter '%s': the tensor has shape %s, the model "
-		                "expects %s", pd->name,
-		                t->ndim >= 0 && t->ndim <= RT_MAX_NDIM && t->shape
-		                    ? rt_shape_str(a, sizeof a, t->ndim, t->shape, NULL)
-		                    : "(invalid)",
-		                rt_shape_str(b, sizeof b, pd->ndim, pd->dims, NULL));
+		return rt_error(
+		        SLAPO_SHAPE_MISMATCH, pd->name,
+		        "parameter '%s': the tensor has shape %s, the model "
+		        "expects %s",
+		        pd->name,
+		        t->ndim >= 0 && t->ndim <= RT_MAX_NDIM && t->shape
+		                ? rt_shape_str(a, sizeof a, t->ndim, t->shape, NULL)
+		                : "(invalid)",
+		        rt_shape_str(b, sizeof b, pd->ndim, pd->dims, NULL));
 	if (!t->data && m->param_bytes[o] > 0)
 		return rt_error(SLAPO_INVALID_ARGUMENT, pd->name,
 		                "parameter '%s': the tensor's data is NULL", pd->name);
-	rt_copy_nd(pd->dtype, w->data[o], NULL, t->dtype, rt_tensor_ptr(t),
-	           t->strides, t->ndim, t->shape);
+	rt_copy_nd(pd->dtype, w->data[o], NULL, t->dtype, rt_tensor_ptr(t), t->strides,
+	           t->ndim, t->shape);
 	w->is_set[o] = 1;
 	return SLAPO_OK;
 }

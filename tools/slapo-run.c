@@ -22,7 +22,7 @@
 #include "rt.h"
 
 #define MAX_FILES 64
-#define MAX_DIMS 16
+#define MAX_DIMS  16
 
 typedef struct Opts {
 	const char *model;
@@ -52,9 +52,9 @@ typedef struct Run {
 	SlapoSession *s;
 	const SlapoModelInfo *info;
 	int32_t n_in, n_out;
-	DLTensor *in, *out;         /* [n_in], [n_out] */
-	int64_t *shapes;            /* room for all dims */
-	int64_t *sym;               /* [n_symbols], -1 = unknown */
+	DLTensor *in, *out; /* [n_in], [n_out] */
+	int64_t *shapes;    /* room for all dims */
+	int64_t *sym;       /* [n_symbols], -1 = unknown */
 	RtStFile in_file;
 	int have_in_file;
 } Run;
@@ -85,8 +85,7 @@ static int api_fail(const Run *r, const char *what)
  * Errors are printed by us from last_error instead. */
 static void on_log(int32_t level, const char *msg, void *ud)
 {
-	static const char *const names[] = {"", "error", "warning", "info",
-	                                    "debug"};
+	static const char *const names[] = {"", "error", "warning", "info", "debug"};
 	(void)ud;
 	if (level <= SLAPO_LOG_ERROR || level > SLAPO_LOG_DEBUG ||
 	    level > SLAPO_LOG_WARN + verbosity)
@@ -109,7 +108,8 @@ static void usage(FILE *f)
 	      "  --rtol R, --atol A       tolerance of --compare (1e-4, 1e-5)\n"
 	      "  --bench N                time N runs after warm-up\n"
 	      "  --threads T              threads per session (default: cores)\n"
-	      "  -q, --quiet / -v, --verbose\n", f);
+	      "  -q, --quiet / -v, --verbose\n",
+	      f);
 }
 
 /* ---- options --------------------------------------------------------- */
@@ -130,9 +130,9 @@ static int parse_i64(const char *s, int64_t *out)
 static int takes_value(const char *opt)
 {
 	static const char *const opts[] = {
-		"--device", "--weights", "--random-weights", "--inputs", "--batch",
-		"--seq", "--dim", "--seed", "--outputs", "--compare", "--rtol",
-		"--atol", "--bench", "--threads",
+	        "--device", "--weights", "--random-weights", "--inputs",  "--batch",
+	        "--seq",    "--dim",     "--seed",           "--outputs", "--compare",
+	        "--rtol",   "--atol",    "--bench",          "--threads",
 	};
 	size_t i;
 	for (i = 0; i < sizeof opts / sizeof opts[0]; i++)
@@ -190,7 +190,8 @@ static int parse_opts(int argc, char **argv, Opts *o)
 		} else if (!strcmp(a, "--batch") || !strcmp(a, "--seq") ||
 		           !strcmp(a, "--dim")) {
 			const char *name = !strcmp(a, "--batch") ? "B"
-			                 : !strcmp(a, "--seq") ? "S" : NULL;
+			                   : !strcmp(a, "--seq") ? "S"
+			                                         : NULL;
 			const char *num = argv[++i];
 			if (!name) {
 				char *eq = strchr(argv[i], '=');
@@ -244,8 +245,7 @@ static int open_model(const Opts *o, Run *r)
 	SlapoGetApiFn get;
 	SlapoStatus st;
 	/* dlopen searches the library path for names without a slash */
-	snprintf(path, sizeof path, "%s%s", strchr(o->model, '/') ? "" : "./",
-	         o->model);
+	snprintf(path, sizeof path, "%s%s", strchr(o->model, '/') ? "" : "./", o->model);
 	lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!lib)
 		return fail("cannot load %s: %s", o->model, dlerror());
@@ -255,8 +255,7 @@ static int open_model(const Opts *o, Run *r)
 		            SLAPO_GET_API_SYMBOL);
 	r->api = get(SLAPO_ABI_MAJOR);
 	if (!r->api)
-		return fail("%s does not speak slapo ABI %d", o->model,
-		            SLAPO_ABI_MAJOR);
+		return fail("%s does not speak slapo ABI %d", o->model, SLAPO_ABI_MAJOR);
 	if ((st = r->api->model_open(&r->m)) != SLAPO_OK)
 		return api_fail(r, "cannot open the model");
 	r->api->model_info(r->m, &r->info);
@@ -280,8 +279,8 @@ static void print_spec(const SlapoTensorSpec *sp)
 	if (sp->value_max > 0)
 		printf("  values in [0, %lld)", (long long)sp->value_max);
 	if (sp->default_fill)
-		printf("  default %s", sp->default_fill == SLAPO_FILL_ONES ? "ones"
-		                                                          : "zeros");
+		printf("  default %s",
+		       sp->default_fill == SLAPO_FILL_ONES ? "ones" : "zeros");
 	printf("\n");
 }
 
@@ -298,9 +297,8 @@ static void print_model(const Run *r)
 		print_spec(spec(r, SLAPO_OUTPUT, i));
 	for (i = 0; i < r->info->n_params; i++)
 		n_tied += spec(r, SLAPO_PARAM, i)->tied_to != NULL;
-	printf("params: %d tensors (%d tied), %llu elements\n",
-	       (int)r->info->n_params, (int)n_tied,
-	       (unsigned long long)r->info->n_param_elements);
+	printf("params: %d tensors (%d tied), %llu elements\n", (int)r->info->n_params,
+	       (int)n_tied, (unsigned long long)r->info->n_param_elements);
 }
 
 static int load_weights(const Opts *o, Run *r)
@@ -319,8 +317,8 @@ static int load_weights(const Opts *o, Run *r)
 	if (o->random_weights) {
 		if (r->api->weights_init_random(r->w, o->weights_seed) != SLAPO_OK)
 			return api_fail(r, "cannot initialise the weights");
-	} else if (r->api->weights_load_safetensors(r->w, o->weights,
-	                                            o->n_weights, 0) != SLAPO_OK) {
+	} else if (r->api->weights_load_safetensors(r->w, o->weights, o->n_weights, 0) !=
+	           SLAPO_OK) {
 		return api_fail(r, "cannot load the weights");
 	}
 	return 0;
@@ -365,8 +363,7 @@ static int fill_kind(const SlapoTensorSpec *sp)
 	return SLAPO_FILL_NONE;
 }
 
-static int alloc_tensor(DLTensor *t, DLDataType dt, int32_t ndim,
-                        int64_t *shape)
+static int alloc_tensor(DLTensor *t, DLDataType dt, int32_t ndim, int64_t *shape)
 {
 	int64_t n = rt_numel(ndim, shape);
 	memset(t, 0, sizeof *t);
@@ -389,8 +386,7 @@ static int input_from_file(Run *r, int32_t i, const RtStTensor *ft)
 	int32_t d;
 	if (!rt_can_convert(sp->dtype, ft->dtype))
 		return fail("input '%s' in %s is %s; the model takes %s", sp->name,
-		            r->in_file.path, ft->dtype_name,
-		            rt_dtype_name(sp->dtype, a));
+		            r->in_file.path, ft->dtype_name, rt_dtype_name(sp->dtype, a));
 	if (ft->ndim > MAX_DIMS)
 		return fail("input '%s' has too many dims", sp->name);
 	for (d = 0; d < ft->ndim; d++)
@@ -419,17 +415,19 @@ static int input_made(const Opts *o, Run *r, int32_t i, uint64_t *rng)
 		int32_t s = sp->dim_symbols[d];
 		if (s >= 0 && r->sym[s] < 0)
 			return fail("cannot make input '%s': dim %s is unknown (give "
-			            "--dim %s=N%s)", sp->name, sp->dim_names[d],
-			            sp->dim_names[d],
-			            !strcmp(sp->dim_names[d], "B") ? " or --batch"
-			            : !strcmp(sp->dim_names[d], "S") ? " or --seq" : "");
+			            "--dim %s=N%s)",
+			            sp->name, sp->dim_names[d], sp->dim_names[d],
+			            !strcmp(sp->dim_names[d], "B")   ? " or --batch"
+			            : !strcmp(sp->dim_names[d], "S") ? " or --seq"
+			                                             : "");
 		shape[d] = s >= 0 ? r->sym[s] : sp->shape[d];
 	}
 	is_int = sp->dtype.code == kDLInt || sp->dtype.code == kDLUInt ||
 	         sp->dtype.code == kDLBool;
 	if (!fill && is_int && (bound = value_bound(r, sp)) <= 0)
 		return fail("cannot make input '%s': its valid values are unknown "
-		            "(give --inputs)", sp->name);
+		            "(give --inputs)",
+		            sp->name);
 	if (alloc_tensor(&r->in[i], sp->dtype, sp->ndim, shape))
 		return 1;
 	n = rt_numel(sp->ndim, shape);
@@ -479,8 +477,8 @@ static int make_inputs(const Opts *o, Run *r)
 			return fail("%s", rt_last_error()->message);
 		r->have_in_file = 1;
 		for (i = 0; i < r->n_in; i++) {
-			const RtStTensor *ft = rt_st_find(&r->in_file,
-			                                  spec(r, SLAPO_INPUT, i)->name);
+			const RtStTensor *ft =
+			        rt_st_find(&r->in_file, spec(r, SLAPO_INPUT, i)->name);
 			if (ft && input_from_file(r, i, ft))
 				return 1;
 		}
@@ -513,12 +511,11 @@ static int make_outputs(Run *r)
 		int64_t *shape = r->shapes + (r->n_in + i) * MAX_DIMS;
 		if (r->api->model_output_shape(r->m, ins, r->n_in, i, shape)) {
 			rc = api_fail(r, "bad inputs");
-		} else if (!(rc = alloc_tensor(&r->out[i], sp->dtype, sp->ndim,
-		                               shape))) {
+		} else if (!(rc = alloc_tensor(&r->out[i], sp->dtype, sp->ndim, shape))) {
 			/* poison: elements the model fails to write show up */
 			memset(r->out[i].data, 0xff,
 			       (size_t)rt_numel(sp->ndim, shape) *
-			           rt_dtype_size(sp->dtype));
+			               rt_dtype_size(sp->dtype));
 		}
 	}
 	rt_free(ins);
@@ -568,8 +565,7 @@ static void summarize(const DLTensor *t, const char *name)
 }
 
 /* Compares output j with the reference; 1 if out of tolerance. */
-static int compare_one(const Opts *o, const Run *r, const RtStFile *ref,
-                       int32_t j)
+static int compare_one(const Opts *o, const Run *r, const RtStFile *ref, int32_t j)
 {
 	const SlapoTensorSpec *sp = spec(r, SLAPO_OUTPUT, j);
 	const RtStTensor *rt = rt_st_find(ref, sp->name);
@@ -615,13 +611,13 @@ static int compare_one(const Opts *o, const Run *r, const RtStFile *ref,
 		if (want[k] != 0 && d / fabs(want[k]) > max_rel)
 			max_rel = d / fabs(want[k]);
 	}
-	printf("compare %s: max abs err %.3g, max rel err %.3g: ", sp->name,
-	       max_abs, max_rel);
+	printf("compare %s: max abs err %.3g, max rel err %.3g: ", sp->name, max_abs,
+	       max_rel);
 	if (nbad)
 		printf("FAIL (%lld of %lld elements out of rtol %g atol %g; worst "
 		       "at flat index %lld: got %.9g, want %.9g)\n",
-		       (long long)nbad, (long long)n, o->rtol, o->atol,
-		       (long long)worst, got[worst], want[worst]);
+		       (long long)nbad, (long long)n, o->rtol, o->atol, (long long)worst,
+		       got[worst], want[worst]);
 	else
 		printf("ok (rtol %g atol %g)\n", o->rtol, o->atol);
 	rt_free(got);
@@ -702,8 +698,9 @@ static int run_model(const Opts *o, Run *r)
 		if (!rc) {
 			qsort(times, (size_t)o->bench, sizeof *times, cmp_double);
 			printf("bench: %d runs after %d warm-up: median %.3f ms, min "
-			       "%.3f ms, max %.3f ms\n", o->bench, warm,
-			       times[o->bench / 2], times[0], times[o->bench - 1]);
+			       "%.3f ms, max %.3f ms\n",
+			       o->bench, warm, times[o->bench / 2], times[0],
+			       times[o->bench - 1]);
 		}
 	}
 	rt_free(times);
@@ -748,13 +745,12 @@ static int main2(const Opts *o, Run *r)
 		print_model(r);
 	r->in = rt_calloc((size_t)r->n_in + 1, sizeof *r->in);
 	r->out = rt_calloc((size_t)r->n_out + 1, sizeof *r->out);
-	r->shapes = rt_calloc((size_t)(r->n_in + r->n_out + 1) * MAX_DIMS,
-	                      sizeof *r->shapes);
+	r->shapes =
+	        rt_calloc((size_t)(r->n_in + r->n_out + 1) * MAX_DIMS, sizeof *r->shapes);
 	r->sym = rt_calloc((size_t)r->info->n_symbols + 1, sizeof *r->sym);
 	if (!r->in || !r->out || !r->shapes || !r->sym)
 		return fail("out of memory");
-	if (load_weights(o, r) || make_inputs(o, r) || make_outputs(r) ||
-	    run_model(o, r))
+	if (load_weights(o, r) || make_inputs(o, r) || make_outputs(r) || run_model(o, r))
 		return 1;
 	for (j = 0; verbosity >= 1 && j < r->n_out; j++)
 		summarize(&r->out[j], spec(r, SLAPO_OUTPUT, j)->name);

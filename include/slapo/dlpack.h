@@ -36,9 +36,9 @@ typedef struct DLPackVersion {
 
 /* Where the memory lives. Values are fixed by DLPack. */
 typedef enum {
-	kDLCPU = 1,          /* host memory */
-	kDLCUDA = 2,         /* CUDA device memory */
-	kDLCUDAHost = 3,     /* pinned host memory (cudaMallocHost) */
+	kDLCPU = 1,      /* host memory */
+	kDLCUDA = 2,     /* CUDA device memory */
+	kDLCUDAHost = 3, /* pinned host memory (cudaMallocHost) */
 	kDLOpenCL = 4,
 	kDLVulkan = 7,
 	kDLMetal = 8,
@@ -109,8 +109,8 @@ typedef struct DLManagedTensor {
 } DLManagedTensor;
 
 /* Flags of DLManagedTensorVersioned.flags. */
-#define DLPACK_FLAG_BITMASK_READ_ONLY (UINT64_C(1) << 0)
-#define DLPACK_FLAG_BITMASK_IS_COPIED (UINT64_C(1) << 1)
+#define DLPACK_FLAG_BITMASK_READ_ONLY              (UINT64_C(1) << 0)
+#define DLPACK_FLAG_BITMASK_IS_COPIED              (UINT64_C(1) << 1)
 #define DLPACK_FLAG_BITMASK_IS_SUBBYTE_TYPE_PADDED (UINT64_C(1) << 2)
 
 /* An owned tensor: the consumer calls deleter(self) when done (deleter may
@@ -140,8 +140,7 @@ DLPACK_SLAPO_ASSERT_(offsetof(DLTensor, ndim) == 16, "DLTensor.ndim");
 DLPACK_SLAPO_ASSERT_(offsetof(DLTensor, dtype) == 20, "DLTensor.dtype");
 DLPACK_SLAPO_ASSERT_(offsetof(DLTensor, shape) == 24, "DLTensor.shape");
 DLPACK_SLAPO_ASSERT_(offsetof(DLTensor, strides) == 32, "DLTensor.strides");
-DLPACK_SLAPO_ASSERT_(offsetof(DLTensor, byte_offset) == 40,
-                     "DLTensor.byte_offset");
+DLPACK_SLAPO_ASSERT_(offsetof(DLTensor, byte_offset) == 40, "DLTensor.byte_offset");
 DLPACK_SLAPO_ASSERT_(sizeof(DLTensor) == 48, "DLTensor size");
 DLPACK_SLAPO_ASSERT_(sizeof(DLManagedTensor) == 64, "DLManagedTensor size");
 DLPACK_SLAPO_ASSERT_(offsetof(DLManagedTensorVersioned, manager_ctx) == 8,

@@ -122,8 +122,7 @@ enum {
 /* Called with one line (no trailing newline) per message, from the thread
  * that made the call. Every failure of a call on weights or sessions
  * created with a callback is also logged at SLAPO_LOG_ERROR. */
-typedef void (*SlapoLogFn)(int32_t level, const char *message,
-                           void *user_data);
+typedef void (*SlapoLogFn)(int32_t level, const char *message, void *user_data);
 
 /* ---- handles --------------------------------------------------------- */
 
@@ -148,64 +147,68 @@ enum {
 };
 
 /* Devices a model can run on (SlapoModelInfo.devices bits). */
-#define SLAPO_DEVICE_BIT_CPU (1u << 0)
+#define SLAPO_DEVICE_BIT_CPU  (1u << 0)
 #define SLAPO_DEVICE_BIT_CUDA (1u << 1)
 
 /* Describes the whole model. Owned by the model handle. Fields may be
  * appended in later minor versions. */
 typedef struct SlapoModelInfo {
-	const char *name;              /* e.g. "BertLMHeadModel" */
-	const char *slapoc_version;    /* compiler that made the library */
+	const char *name;           /* e.g. "BertLMHeadModel" */
+	const char *slapoc_version; /* compiler that made the library */
 	int32_t n_inputs;
 	int32_t n_outputs;
-	int32_t n_params;              /* including tied aliases */
-	int32_t n_symbols;             /* symbolic dims, e.g. B and S */
+	int32_t n_params;                /* including tied aliases */
+	int32_t n_symbols;               /* symbolic dims, e.g. B and S */
 	const char *const *symbol_names; /* [n_symbols] */
-	const int64_t *symbol_min;     /* [n_symbols] smallest value allowed */
-	const int64_t *symbol_max;     /* [n_symbols] largest, -1 = no bound */
-	uint64_t n_param_elements;     /* elements in distinct parameters */
-	uint32_t devices;              /* SLAPO_DEVICE_BIT_* it can run on */
+	const int64_t *symbol_min;       /* [n_symbols] smallest value allowed */
+	const int64_t *symbol_max;       /* [n_symbols] largest, -1 = no bound */
+	uint64_t n_param_elements;       /* elements in distinct parameters */
+	uint32_t devices;                /* SLAPO_DEVICE_BIT_* it can run on */
 	uint32_t reserved;
 } SlapoModelInfo;
 
 /* Describes one input, output or parameter. Owned by the model handle.
  * Fields may be appended in later minor versions. */
 typedef struct SlapoTensorSpec {
-	const char *name;       /* PyTorch name, e.g. "bert.embeddings.
-	                           word_embeddings.weight" or "input_ids" */
-	DLDataType dtype;       /* element type the model takes or makes */
+	/* PyTorch name, e.g. "bert.embeddings.word_embeddings.weight" */
+	const char *name;
+	DLDataType dtype; /* element type the model takes or makes */
 	int32_t ndim;
-	const int64_t *shape;   /* [ndim]; -1 marks a symbolic dim */
-	const char *const *dim_names; /* [ndim]; symbol name, or NULL for a
-	                                 constant dim */
-	const int32_t *dim_symbols;   /* [ndim]; symbol index, or -1 */
-	const char *tied_to;    /* params: the parameter this one shares its
-	                           storage with, or NULL */
-	int64_t value_max;      /* integer inputs: values must lie in
-	                           [0, value_max) (e.g. vocab size); 0 = any */
-	int32_t default_fill;   /* inputs: SLAPO_FILL_* */
-	uint32_t flags;         /* reserved, 0 */
+	const int64_t *shape; /* [ndim]; -1 marks a symbolic dim */
+	/* [ndim]; the symbol's name ("B", "S"), or NULL for a constant dim */
+	const char *const *dim_names;
+	const int32_t *dim_symbols; /* [ndim]; symbol index, or -1 */
+	/* params: the parameter this one shares its storage with, or NULL */
+	const char *tied_to;
+	/* integer inputs: values must lie in [0, value_max) (e.g. the vocab
+	 * size); 0 = any */
+	int64_t value_max;
+	int32_t default_fill; /* inputs: SLAPO_FILL_* */
+	uint32_t flags;       /* reserved, 0 */
 } SlapoTensorSpec;
 
 /* ---- params structs -------------------------------------------------- */
 
 typedef struct SlapoWeightsParams {
-	size_t struct_size;   /* sizeof(SlapoWeightsParams) */
-	DLDevice device;      /* {kDLCPU, 0}; {kDLCUDA, n} is UNSUPPORTED yet */
-	int32_t n_threads;    /* default for sessions; 0 = all usable cores */
-	SlapoLogFn log;       /* may be NULL: no messages at all */
-	void *log_user_data;  /* passed to log */
+	size_t struct_size;  /* sizeof(SlapoWeightsParams) */
+	DLDevice device;     /* {kDLCPU, 0}; {kDLCUDA, n} is UNSUPPORTED yet */
+	int32_t n_threads;   /* default for sessions; 0 = all usable cores */
+	SlapoLogFn log;      /* may be NULL: no messages at all */
+	void *log_user_data; /* passed to log */
 } SlapoWeightsParams;
 
-#define SLAPO_WEIGHTS_PARAMS_INIT \
-	{ sizeof(SlapoWeightsParams), { kDLCPU, 0 }, 0, NULL, NULL }
+/* clang-format off */
+#define SLAPO_WEIGHTS_PARAMS_INIT {sizeof(SlapoWeightsParams), {kDLCPU, 0}, 0, NULL, NULL}
+/* clang-format on */
 
 typedef struct SlapoSessionParams {
-	size_t struct_size;   /* sizeof(SlapoSessionParams) */
-	int32_t n_threads;    /* 0 = the weights' n_threads */
+	size_t struct_size; /* sizeof(SlapoSessionParams) */
+	int32_t n_threads;  /* 0 = the weights' n_threads */
 } SlapoSessionParams;
 
-#define SLAPO_SESSION_PARAMS_INIT { sizeof(SlapoSessionParams), 0 }
+/* clang-format off */
+#define SLAPO_SESSION_PARAMS_INIT {sizeof(SlapoSessionParams), 0}
+/* clang-format on */
 
 /* Flags for weights_load_safetensors. */
 enum {
@@ -223,9 +226,9 @@ enum {
 
 typedef struct SlapoApi {
 	/* Frozen header: never changes, whatever the version. */
-	uint32_t abi_major;         /* SLAPO_ABI_MAJOR the library speaks */
-	uint32_t abi_minor;         /* entries present: see versioning */
-	uint32_t struct_size;       /* sizeof(SlapoApi) in the library */
+	uint32_t abi_major;   /* SLAPO_ABI_MAJOR the library speaks */
+	uint32_t abi_minor;   /* entries present: see versioning */
+	uint32_t struct_size; /* sizeof(SlapoApi) in the library */
 	uint32_t reserved;
 	const char *slapoc_version; /* e.g. "0.1.0" */
 
@@ -242,42 +245,39 @@ typedef struct SlapoApi {
 	 * SLAPO_ABI_MISMATCH if the generated code and runtime disagree. */
 	SlapoStatus (*model_open)(SlapoModel **out);
 	void (*model_close)(SlapoModel *model);
-	SlapoStatus (*model_info)(const SlapoModel *model,
-	                          const SlapoModelInfo **out);
+	SlapoStatus (*model_info)(const SlapoModel *model, const SlapoModelInfo **out);
 	/* The index-th input, output or parameter (in the model's order). */
-	SlapoStatus (*model_tensor)(const SlapoModel *model,
-	                            SlapoTensorKind kind, int32_t index,
-	                            const SlapoTensorSpec **out);
+	SlapoStatus (*model_tensor)(const SlapoModel *model, SlapoTensorKind kind,
+	                            int32_t index, const SlapoTensorSpec **out);
 	/* Index of the tensor of that kind and name, or SLAPO_NOT_FOUND. For
-	 * params, HF legacy names (LayerNorm.gamma/.beta) are accepted. */
+	 * params, HF legacy names (LayerNorm.gamma/.beta) and names with the
+	 * base-model prefix ("bert.") added or removed are accepted. */
 	SlapoStatus (*model_find)(const SlapoModel *model, SlapoTensorKind kind,
 	                          const char *name, int32_t *index);
 	/* The shape of output out_index for these inputs: only their dtype,
 	 * ndim and shape are read (data may be NULL). shape receives the
 	 * output's ndim values. Input checks are those of session_run. */
 	SlapoStatus (*model_output_shape)(const SlapoModel *model,
-	                                  const DLTensor *const *inputs,
-	                                  int32_t n_inputs, int32_t out_index,
-	                                  int64_t *shape);
+	                                  const DLTensor *const *inputs, int32_t n_inputs,
+	                                  int32_t out_index, int64_t *shape);
 
 	/* -- weights (minor 0) -- */
 
 	/* Creates empty weights on params->device (params NULL = CPU with
 	 * defaults). Holds a reference on the model. */
-	SlapoStatus (*weights_create)(SlapoModel *model,
-	                              const SlapoWeightsParams *params,
+	SlapoStatus (*weights_create)(SlapoModel *model, const SlapoWeightsParams *params,
 	                              SlapoWeights **out);
 	void (*weights_free)(SlapoWeights *weights);
-	/* Loads parameters from HF safetensors files (shards of one model may
-	 * be given together). Applies the legacy renames and ties, ignores
+	/* Loads parameters from HF safetensors files: one file, the shards
+	 * of one checkpoint, or its "model.safetensors.index.json". Applies the legacy renames and ties, ignores
 	 * the model's expected extras, converts F16/BF16/F64 to the compiled
 	 * dtype. Unless SLAPO_LOAD_ALLOW_MISSING, fails with
 	 * SLAPO_MISSING_PARAMS naming a parameter that stays unset. Either
 	 * everything is loaded or nothing changes. SLAPO_BUSY while sessions
 	 * exist on these weights. */
 	SlapoStatus (*weights_load_safetensors)(SlapoWeights *weights,
-	                                        const char *const *paths,
-	                                        int32_t n_paths, uint32_t flags);
+	                                        const char *const *paths, int32_t n_paths,
+	                                        uint32_t flags);
 	/* Fills every parameter with a deterministic pseudo-random init
 	 * (normal for weights, zeros for biases, ones for norm scales, as the
 	 * model declares). Only when asked: loading never falls back to it. */
@@ -308,8 +308,7 @@ typedef struct SlapoApi {
 	 * Symbolic dims are bound from the inputs and must agree. Outputs
 	 * must be caller-allocated with exactly the computed shape, must not
 	 * overlap the inputs, and hold garbage if the call fails. */
-	SlapoStatus (*session_run)(SlapoSession *session,
-	                           const DLTensor *const *inputs,
+	SlapoStatus (*session_run)(SlapoSession *session, const DLTensor *const *inputs,
 	                           int32_t n_inputs, DLTensor *const *outputs,
 	                           int32_t n_outputs);
 
@@ -334,7 +333,8 @@ _Static_assert(offsetof(SlapoApi, slapoc_version) == 16, "SlapoApi header");
 #if defined(__GNUC__)
 __attribute__((visibility("default")))
 #endif
-const SlapoApi *slapo_get_api(uint32_t abi_major);
+const SlapoApi *
+slapo_get_api(uint32_t abi_major);
 
 typedef const SlapoApi *(*SlapoGetApiFn)(uint32_t abi_major);
 

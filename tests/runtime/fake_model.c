@@ -27,23 +27,45 @@
 
 #if FAKE_VARIANT == 1
 #define NAME "FakeMLP"
-#define V 50
-#define H 16
-#define I 32
+#define V    50
+#define H    16
+#define I    32
 #else
 #define NAME "FakeMLP2"
-#define V 40
-#define H 8
-#define I 24
+#define V    40
+#define H    8
+#define I    24
 #endif
-#define T 2      /* token types */
+#define T     2  /* token types */
 #define MAX_S 64 /* like max_position_embeddings */
 
-enum { SYM_B, SYM_S };
-enum { IN_IDS, IN_TYPES, IN_MASK };
-enum { OUT_LOGITS, OUT_HIDDEN, OUT_SCORES };
-enum { P_WORD, P_TYPE, P_LN_W, P_LN_B, P_FC1_W, P_FC1_B, P_FC2_W, P_FC2_B,
-       P_HEAD_B, P_DEC_W, P_DEC_B };
+enum {
+	SYM_B,
+	SYM_S
+};
+enum {
+	IN_IDS,
+	IN_TYPES,
+	IN_MASK
+};
+enum {
+	OUT_LOGITS,
+	OUT_HIDDEN,
+	OUT_SCORES
+};
+enum {
+	P_WORD,
+	P_TYPE,
+	P_LN_W,
+	P_LN_B,
+	P_FC1_W,
+	P_FC1_B,
+	P_FC2_W,
+	P_FC2_B,
+	P_HEAD_B,
+	P_DEC_W,
+	P_DEC_B
+};
 
 static const RtSymDesc syms[] = {{"B", 1, -1}, {"S", 1, MAX_S}};
 
@@ -55,39 +77,40 @@ static const int64_t d_vh[] = {V, H}, d_th[] = {T, H}, d_h[] = {H};
 static const int64_t d_ih[] = {I, H}, d_i[] = {I}, d_hi[] = {H, I};
 static const int64_t d_v[] = {V};
 
+/* clang-format off */
 #define F32 {kDLFloat, 32, 1}
 #define I64 {kDLInt, 64, 1}
+/* clang-format on */
 
 static const RtTensorDesc inputs[] = {
-	{"input_ids", I64, 2, d_bs, V, SLAPO_FILL_NONE, 0, 0},
-	{"token_type_ids", I64, 2, d_bs, T, SLAPO_FILL_ZEROS, 0, 0},
-	{"attention_mask", I64, 2, d_bs, 0, SLAPO_FILL_ONES, 0, 0},
+        {"input_ids", I64, 2, d_bs, V, SLAPO_FILL_NONE, 0, 0},
+        {"token_type_ids", I64, 2, d_bs, T, SLAPO_FILL_ZEROS, 0, 0},
+        {"attention_mask", I64, 2, d_bs, 0, SLAPO_FILL_ONES, 0, 0},
 };
 
 static const RtTensorDesc outputs[] = {
-	{"logits", F32, 3, d_bsv, 0, 0, 0, 0},
-	{"hidden", F32, 3, d_bsh, 0, 0, 0, 0},
-	{"scores", F32, 3, d_bss, 0, 0, 0, 0},
+        {"logits", F32, 3, d_bsv, 0, 0, 0, 0},
+        {"hidden", F32, 3, d_bsh, 0, 0, 0, 0},
+        {"scores", F32, 3, d_bss, 0, 0, 0, 0},
 };
 
 static const RtTensorDesc params[] = {
-	{"emb.word_embeddings.weight", F32, 2, d_vh, 0, 0, RT_INIT_NORMAL, 0.5f},
-	{"emb.token_type_embeddings.weight", F32, 2, d_th, 0, 0, RT_INIT_NORMAL,
-	 0.5f},
-	{"emb.LayerNorm.weight", F32, 1, d_h, 0, 0, RT_INIT_ONES, 0},
-	{"emb.LayerNorm.bias", F32, 1, d_h, 0, 0, RT_INIT_ZEROS, 0},
-	{"fc1.weight", F32, 2, d_ih, 0, 0, RT_INIT_NORMAL, 0.2f},
-	{"fc1.bias", F32, 1, d_i, 0, 0, RT_INIT_ZEROS, 0},
-	{"fc2.weight", F32, 2, d_hi, 0, 0, RT_INIT_NORMAL, 0.2f},
-	{"fc2.bias", F32, 1, d_h, 0, 0, RT_INIT_ZEROS, 0},
-	{"head.bias", F32, 1, d_v, 0, 0, RT_INIT_ZEROS, 0},
-	{"head.decoder.weight", F32, 2, d_vh, 0, 0, RT_INIT_NORMAL, 0},
-	{"head.decoder.bias", F32, 1, d_v, 0, 0, RT_INIT_ZEROS, 0},
+        {"emb.word_embeddings.weight", F32, 2, d_vh, 0, 0, RT_INIT_NORMAL, 0.5f},
+        {"emb.token_type_embeddings.weight", F32, 2, d_th, 0, 0, RT_INIT_NORMAL, 0.5f},
+        {"emb.LayerNorm.weight", F32, 1, d_h, 0, 0, RT_INIT_ONES, 0},
+        {"emb.LayerNorm.bias", F32, 1, d_h, 0, 0, RT_INIT_ZEROS, 0},
+        {"fc1.weight", F32, 2, d_ih, 0, 0, RT_INIT_NORMAL, 0.2f},
+        {"fc1.bias", F32, 1, d_i, 0, 0, RT_INIT_ZEROS, 0},
+        {"fc2.weight", F32, 2, d_hi, 0, 0, RT_INIT_NORMAL, 0.2f},
+        {"fc2.bias", F32, 1, d_h, 0, 0, RT_INIT_ZEROS, 0},
+        {"head.bias", F32, 1, d_v, 0, 0, RT_INIT_ZEROS, 0},
+        {"head.decoder.weight", F32, 2, d_vh, 0, 0, RT_INIT_NORMAL, 0},
+        {"head.decoder.bias", F32, 1, d_v, 0, 0, RT_INIT_ZEROS, 0},
 };
 
 static const RtTie ties[] = {
-	{"head.decoder.weight", "emb.word_embeddings.weight"},
-	{"head.decoder.bias", "head.bias"},
+        {"head.decoder.weight", "emb.word_embeddings.weight"},
+        {"head.decoder.bias", "head.bias"},
 };
 
 static const char *const ignore[] = {"fake.pooler.", "cls.seq_relationship."};
@@ -152,8 +175,8 @@ static void bias_mask(void *p, int64_t begin, int64_t end)
 	int j;
 	for (r = begin; r < end; r++)
 		for (j = 0; j < H; j++)
-			c->hidden[r * H + j] = (c->hidden[r * H + j] + b[j]) *
-			                       (float)mask[r];
+			c->hidden[r * H + j] =
+			        (c->hidden[r * H + j] + b[j]) * (float)mask[r];
 }
 
 static void add_bias_v(void *p, int64_t begin, int64_t end)
@@ -177,35 +200,41 @@ static SlapoStatus forward(RtExec *ex)
 	c.h1 = c.e + rows * H;
 	c.hidden = ex->outputs[OUT_HIDDEN];
 	rt_parallel_for(ex, rows, 4, embed_ln, &c);
-	rt_sgemm(ex, 0, 1, rows, I, H, 1.0f, c.e, H, ex->params[P_FC1_W], H,
-	         0.0f, c.h1, I);
+	rt_sgemm(ex, 0, 1, rows, I, H, 1.0f, c.e, H, ex->params[P_FC1_W], H, 0.0f, c.h1,
+	         I);
 	rt_parallel_for(ex, rows, 4, bias_gelu, &c);
 	memcpy(c.hidden, c.e, (size_t)(rows * H) * sizeof(float)); /* residual */
-	rt_sgemm(ex, 0, 1, rows, H, I, 1.0f, c.h1, I, ex->params[P_FC2_W], I,
-	         1.0f, c.hidden, H);
+	rt_sgemm(ex, 0, 1, rows, H, I, 1.0f, c.h1, I, ex->params[P_FC2_W], I, 1.0f,
+	         c.hidden, H);
 	rt_parallel_for(ex, rows, 4, bias_mask, &c);
-	rt_sgemm(ex, 0, 1, rows, V, H, 1.0f, c.hidden, H, ex->params[P_DEC_W], H,
-	         0.0f, ex->outputs[OUT_LOGITS], V);
+	rt_sgemm(ex, 0, 1, rows, V, H, 1.0f, c.hidden, H, ex->params[P_DEC_W], H, 0.0f,
+	         ex->outputs[OUT_LOGITS], V);
 	rt_parallel_for(ex, rows, 4, add_bias_v, &c);
-	rt_sgemm_batched(ex, 0, 1, S, S, H, 1.0f, c.hidden, H, S * H, c.hidden, H,
-	                 S * H, 0.0f, ex->outputs[OUT_SCORES], S, S * S, B);
+	rt_sgemm_batched(ex, 0, 1, S, S, H, 1.0f, c.hidden, H, S * H, c.hidden, H, S * H,
+	                 0.0f, ex->outputs[OUT_SCORES], S, S * S, B);
 	if (rt_failed(ex))
 		return SLAPO_INTERNAL;
 	return SLAPO_OK;
 }
 
 const RtModelDesc slapo_model_desc = {
-	RT_DESC_VERSION,
-	SLAPO_DEVICE_BIT_CPU,
-	NAME,
-	"0.1.0-fake",
-	2, syms,
-	3, inputs,
-	3, outputs,
-	11, params,
-	2, ties,
-	2, ignore,
-	"fake",
-	workspace_size,
-	forward,
+        RT_DESC_VERSION,
+        SLAPO_DEVICE_BIT_CPU,
+        NAME,
+        "0.1.0-fake",
+        2,
+        syms,
+        3,
+        inputs,
+        3,
+        outputs,
+        11,
+        params,
+        2,
+        ties,
+        2,
+        ignore,
+        "fake",
+        workspace_size,
+        forward,
 };

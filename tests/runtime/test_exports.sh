@@ -1,7 +1,8 @@
-#!/bin/sh
+#!/bin/bash
 # test_exports.sh - a model library exports slapo_get_api and nothing
 # else, and needs no runtime symbol from outside (all of libslapo_rt is
 # inside it, hidden). Usage: test_exports.sh MODEL.so...
+set -uo pipefail  # not -e: exit statuses are what we test
 command -v nm >/dev/null 2>&1 || { echo "skip: no nm"; exit 77; }
 status=0
 for so in "$@"; do

@@ -22,9 +22,8 @@ static void collect(int32_t level, const char *msg, void *ud)
 }
 
 /* Model + weights loaded from a file written with flags. */
-static SlapoStatus open_loaded(int flags, uint32_t load_flags,
-                               FakeParams *p, SlapoModel **m,
-                               SlapoWeights **w)
+static SlapoStatus open_loaded(int flags, uint32_t load_flags, FakeParams *p,
+                               SlapoModel **m, SlapoWeights **w)
 {
 	SlapoWeightsParams wp = SLAPO_WEIGHTS_PARAMS_INIT;
 	const char *path = t_path("w.safetensors");
@@ -51,8 +50,8 @@ static void close_all(SlapoModel *m, SlapoWeights *w, SlapoSession *s)
 }
 
 /* Runs (B, S) and checks all outputs against the reference. */
-static void run_and_compare(SlapoSession *s, const FakeParams *p, int64_t B,
-                            int64_t S, uint64_t seed)
+static void run_and_compare(SlapoSession *s, const FakeParams *p, int64_t B, int64_t S,
+                            uint64_t seed)
 {
 	TTensor ids, types, mask, out[3];
 	int64_t sl[3] = {B, S, p->V}, sh[3] = {B, S, p->H}, ss[3] = {B, S, S};
@@ -100,8 +99,8 @@ static void test_introspection(void)
 	CHECK(info->n_inputs == 3 && info->n_outputs == 3 && info->n_params == 11);
 	CHECK(info->n_symbols == 2 && !strcmp(info->symbol_names[1], "S"));
 	CHECK(info->symbol_max[1] == 64 && info->symbol_max[0] == -1);
-	CHECK(info->n_param_elements == 50 * 16 + 2 * 16 + 16 + 16 + 32 * 16 +
-	                                32 + 16 * 32 + 16 + 50);
+	CHECK(info->n_param_elements ==
+	      50 * 16 + 2 * 16 + 16 + 16 + 32 * 16 + 32 + 16 * 32 + 16 + 50);
 	CHECK(info->devices == SLAPO_DEVICE_BIT_CPU);
 	CHECK_ST(api, api->model_tensor(m, SLAPO_INPUT, 0, &sp), SLAPO_OK);
 	CHECK(!strcmp(sp->name, "input_ids") && sp->ndim == 2);
@@ -116,20 +115,17 @@ static void test_introspection(void)
 	CHECK(sp->tied_to && !strcmp(sp->tied_to, "emb.word_embeddings.weight"));
 	CHECK_ST(api, api->model_tensor(m, SLAPO_PARAM, 0, &sp), SLAPO_OK);
 	CHECK(sp->tied_to == NULL);
-	CHECK_ST(api, api->model_tensor(m, SLAPO_PARAM, 11, &sp),
-	         SLAPO_INVALID_ARGUMENT);
+	CHECK_ST(api, api->model_tensor(m, SLAPO_PARAM, 11, &sp), SLAPO_INVALID_ARGUMENT);
 	CHECK_ST(api, api->model_tensor(m, (SlapoTensorKind)7, 0, &sp),
 	         SLAPO_INVALID_ARGUMENT);
 	CHECK_ST(api, api->model_find(m, SLAPO_PARAM, "emb.LayerNorm.gamma", &idx),
 	         SLAPO_OK);
 	CHECK(idx == 2);
-	CHECK_ST(api, api->model_find(m, SLAPO_PARAM, "fake.fc1.weight", &idx),
-	         SLAPO_OK);
+	CHECK_ST(api, api->model_find(m, SLAPO_PARAM, "fake.fc1.weight", &idx), SLAPO_OK);
 	CHECK(idx == 4);
 	CHECK_ST(api, api->model_find(m, SLAPO_OUTPUT, "scores", &idx), SLAPO_OK);
 	CHECK(idx == 2);
-	CHECK_ST(api, api->model_find(m, SLAPO_INPUT, "nope", &idx),
-	         SLAPO_NOT_FOUND);
+	CHECK_ST(api, api->model_find(m, SLAPO_INPUT, "nope", &idx), SLAPO_NOT_FOUND);
 	CHECK_ERR(api, "no input named 'nope'", "nope");
 	api->model_close(m);
 }
@@ -141,8 +137,8 @@ static void test_load_and_run(void)
 	SlapoSession *s;
 	FakeParams p;
 	DLManagedTensorVersioned *v;
-	CHECK_ST(api, open_loaded(FW_LEGACY | FW_PREFIX | FW_EXTRAS, 0, &p, &m,
-	                          &w), SLAPO_OK);
+	CHECK_ST(api, open_loaded(FW_LEGACY | FW_PREFIX | FW_EXTRAS, 0, &p, &m, &w),
+	         SLAPO_OK);
 	CHECK(strstr(log_text, "w.safetensors: ignoring unexpected tensor "
 	                       "'mystery.weight': FakeMLP has no such parameter"));
 	CHECK(strstr(log_text, "\n2 /") || !strncmp(log_text, "2 /", 3));
@@ -166,8 +162,7 @@ static void test_load_and_run(void)
 	/* frozen while a session exists */
 	{
 		const char *paths[] = {t_path("w.safetensors")};
-		CHECK_ST(api, api->weights_load_safetensors(w, paths, 1, 0),
-		         SLAPO_BUSY);
+		CHECK_ST(api, api->weights_load_safetensors(w, paths, 1, 0), SLAPO_BUSY);
 		CHECK_ST(api, api->weights_init_random(w, 1), SLAPO_BUSY);
 	}
 	/* handles freed in any order */
@@ -190,8 +185,7 @@ static void test_load_errors(void)
 	                  "oid sha256:abc\nsize 1234\n";
 	const char *paths[2];
 
-	CHECK_ST(api, open_loaded(FW_NO_FC2_BIAS, 0, &p, &m, &w),
-	         SLAPO_MISSING_PARAMS);
+	CHECK_ST(api, open_loaded(FW_NO_FC2_BIAS, 0, &p, &m, &w), SLAPO_MISSING_PARAMS);
 	CHECK_ERR(api, "1 of 9 parameters of FakeMLP are missing", "fc2.bias");
 	CHECK(strstr(log_text, "1 SLAPO_MISSING_PARAMS"));
 	CHECK_ST(api, api->weights_check(w), SLAPO_MISSING_PARAMS);
@@ -199,8 +193,8 @@ static void test_load_errors(void)
 	CHECK_ST(api, api->session_create(w, NULL, &s), SLAPO_MISSING_PARAMS);
 	CHECK(s == NULL);
 	paths[0] = t_path("w.safetensors");
-	CHECK_ST(api, api->weights_load_safetensors(w, paths, 1,
-	                                            SLAPO_LOAD_ALLOW_MISSING),
+	CHECK_ST(api,
+	         api->weights_load_safetensors(w, paths, 1, SLAPO_LOAD_ALLOW_MISSING),
 	         SLAPO_OK);
 	CHECK_ST(api, api->weights_check(w), SLAPO_MISSING_PARAMS);
 	CHECK_ERR(api, NULL, "fc2.bias");
@@ -223,15 +217,12 @@ static void test_load_errors(void)
 	close_all(m, w, s);
 	fake_free(&p);
 
-	CHECK_ST(api, open_loaded(FW_BAD_SHAPE, 0, &p, &m, &w),
-	         SLAPO_SHAPE_MISMATCH);
-	CHECK_ERR(api, "has shape [32, 17], the model expects [32, 16]",
-	          "fc1.weight");
+	CHECK_ST(api, open_loaded(FW_BAD_SHAPE, 0, &p, &m, &w), SLAPO_SHAPE_MISMATCH);
+	CHECK_ERR(api, "has shape [32, 17], the model expects [32, 16]", "fc1.weight");
 	close_all(m, w, NULL);
 	fake_free(&p);
 
-	CHECK_ST(api, open_loaded(FW_I32_FC1, 0, &p, &m, &w),
-	         SLAPO_DTYPE_MISMATCH);
+	CHECK_ST(api, open_loaded(FW_I32_FC1, 0, &p, &m, &w), SLAPO_DTYPE_MISMATCH);
 	CHECK_ERR(api, "holds I32 data", "fc1.weight");
 	close_all(m, w, NULL);
 	fake_free(&p);
@@ -250,8 +241,7 @@ static void test_load_errors(void)
 
 	CHECK_ST(api, open_loaded(0, 0x80, &p, &m, &w), SLAPO_INVALID_ARGUMENT);
 	paths[0] = t_write_file("lfs.safetensors", lfs, strlen(lfs));
-	CHECK_ST(api, api->weights_load_safetensors(w, paths, 1, 0),
-	         SLAPO_FORMAT);
+	CHECK_ST(api, api->weights_load_safetensors(w, paths, 1, 0), SLAPO_FORMAT);
 	CHECK_ERR(api, "git-lfs pointer", paths[0]);
 	paths[0] = t_path("does-not-exist.safetensors");
 	CHECK_ST(api, api->weights_load_safetensors(w, paths, 1, 0), SLAPO_IO);
@@ -269,8 +259,10 @@ static void test_load_errors(void)
 	paths[1] = t_path("w2.safetensors");
 	CHECK_ST(NULL, fake_write(&p, paths[1], FW_LEGACY), SLAPO_OK);
 	CHECK_ST(api, api->weights_load_safetensors(w, paths, 2, 0), SLAPO_FORMAT);
-	CHECK_ERR(api, "parameter 'emb.LayerNorm.bias' is given twice: as "
-	               "'emb.LayerNorm.bias' in", "emb.LayerNorm.bias");
+	CHECK_ERR(api,
+	          "parameter 'emb.LayerNorm.bias' is given twice: as "
+	          "'emb.LayerNorm.bias' in",
+	          "emb.LayerNorm.bias");
 	close_all(m, w, NULL);
 	fake_free(&p);
 }
@@ -320,8 +312,7 @@ static void test_shards(void)
 	rt_st_close(&f);
 	api->weights_free(w);
 	CHECK_ST(api, api->weights_create(m, NULL, &w), SLAPO_OK);
-	paths[0] = t_write_file("model.safetensors.index.json", index,
-	                        strlen(index));
+	paths[0] = t_write_file("model.safetensors.index.json", index, strlen(index));
 	CHECK_ST(api, api->weights_load_safetensors(w, paths, 1, 0), SLAPO_OK);
 	CHECK_ST(api, api->session_create(w, NULL, &s), SLAPO_OK);
 	run_and_compare(s, &p, 2, 3, 8);
@@ -452,7 +443,7 @@ static void test_run_errors(void)
 	CHECK(api->last_error()->code == SLAPO_INVALID_ARGUMENT);
 	CHECK_ST(api, api->model_info(NULL, NULL), SLAPO_INVALID_ARGUMENT);
 	CHECK_ST(api, api->model_open(&m), SLAPO_OK);
-	CHECK(api->last_error()->code == SLAPO_OK);   /* reset by each call */
+	CHECK(api->last_error()->code == SLAPO_OK); /* reset by each call */
 	CHECK(api->last_error()->message[0] == '\0');
 	CHECK_ST(api, api->weights_create(NULL, NULL, &w), SLAPO_INVALID_ARGUMENT);
 	wp.device.device_type = kDLCUDA;
@@ -477,20 +468,14 @@ static void test_run_errors(void)
 
 	io_init(&io, 2, 6);
 	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3), SLAPO_OK);
-	CHECK_ST(api, api->session_run(NULL, io.in, 3, io.o, 3),
-	         SLAPO_INVALID_ARGUMENT);
-	CHECK_ST(api, api->session_run(s, io.in, 2, io.o, 3),
-	         SLAPO_INVALID_ARGUMENT);
+	CHECK_ST(api, api->session_run(NULL, io.in, 3, io.o, 3), SLAPO_INVALID_ARGUMENT);
+	CHECK_ST(api, api->session_run(s, io.in, 2, io.o, 3), SLAPO_INVALID_ARGUMENT);
 	CHECK_ERR(api, "takes 3 inputs, got 2", NULL);
-	CHECK_ST(api, api->session_run(s, NULL, 3, io.o, 3),
-	         SLAPO_INVALID_ARGUMENT);
-	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 2),
-	         SLAPO_INVALID_ARGUMENT);
+	CHECK_ST(api, api->session_run(s, NULL, 3, io.o, 3), SLAPO_INVALID_ARGUMENT);
+	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 2), SLAPO_INVALID_ARGUMENT);
 	io.in[1] = NULL;
-	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3),
-	         SLAPO_INVALID_ARGUMENT);
-	CHECK_ERR(api, "input 'token_type_ids' (index 1) is NULL",
-	          "token_type_ids");
+	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3), SLAPO_INVALID_ARGUMENT);
+	CHECK_ERR(api, "input 'token_type_ids' (index 1) is NULL", "token_type_ids");
 	/* wrong dtype */
 	tt_init(&bad, (DLDataType){kDLInt, 32, 1}, 2, shape2);
 	io.in[1] = &bad.t;
@@ -524,41 +509,39 @@ static void test_run_errors(void)
 	io.ids.shape[0] = 2;
 	/* device */
 	io.mask.t.device.device_type = kDLCUDA;
-	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3),
-	         SLAPO_DEVICE_MISMATCH);
+	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3), SLAPO_DEVICE_MISMATCH);
 	CHECK_ERR(api, "input 'attention_mask' is on device type 2", "attention_mask");
 	io.mask.t.device.device_type = kDLCPU;
 	/* NULL data */
 	data = io.ids.t.data;
 	io.ids.t.data = NULL;
-	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3),
-	         SLAPO_INVALID_ARGUMENT);
+	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3), SLAPO_INVALID_ARGUMENT);
 	CHECK_ERR(api, "input 'input_ids' has NULL data", "input_ids");
 	io.ids.t.data = data;
 	/* ids out of the vocabulary */
 	((int64_t *)io.ids.t.data)[7] = 50;
-	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3),
-	         SLAPO_INVALID_ARGUMENT);
-	CHECK_ERR(api, "holds 50 at flat index 7, outside the model's range "
-	               "[0, 50)", "input_ids");
+	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3), SLAPO_INVALID_ARGUMENT);
+	CHECK_ERR(api,
+	          "holds 50 at flat index 7, outside the model's range "
+	          "[0, 50)",
+	          "input_ids");
 	((int64_t *)io.ids.t.data)[7] = -1;
-	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3),
-	         SLAPO_INVALID_ARGUMENT);
+	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3), SLAPO_INVALID_ARGUMENT);
 	((int64_t *)io.ids.t.data)[7] = 3;
 	/* outputs */
 	io.out[0].shape[2] = 51;
 	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3), SLAPO_SHAPE_MISMATCH);
-	CHECK_ERR(api, "output 'logits' has shape [2, 6, 51]; for these inputs "
-	               "the model makes [2, 6, 50]", "logits");
+	CHECK_ERR(api,
+	          "output 'logits' has shape [2, 6, 51]; for these inputs "
+	          "the model makes [2, 6, 50]",
+	          "logits");
 	io.out[0].shape[2] = 50;
 	io.out[2].t.dtype.bits = 64;
 	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3), SLAPO_DTYPE_MISMATCH);
-	CHECK_ERR(api, "output 'scores' has dtype f64, the model makes f32",
-	          "scores");
+	CHECK_ERR(api, "output 'scores' has dtype f64, the model makes f32", "scores");
 	io.out[2].t.dtype.bits = 32;
 	io.o[1] = NULL;
-	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3),
-	         SLAPO_INVALID_ARGUMENT);
+	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3), SLAPO_INVALID_ARGUMENT);
 	io.o[1] = &io.out[1].t;
 	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3), SLAPO_OK);
 	CHECK(api->last_error()->code == SLAPO_OK);
@@ -581,8 +564,10 @@ static void test_run_errors(void)
 		CHECK_ERR(api, "has no parameter 'nope'", "nope");
 		CHECK_ST(api, api->weights_set(w, "fc2.weight", &t.t),
 		         SLAPO_SHAPE_MISMATCH);
-		CHECK_ERR(api, "the tensor has shape [32, 16], the model expects "
-		               "[16, 32]", "fc2.weight");
+		CHECK_ERR(api,
+		          "the tensor has shape [32, 16], the model expects "
+		          "[16, 32]",
+		          "fc2.weight");
 		t.t.dtype = RT_I64;
 		CHECK_ST(api, api->weights_set(w, "fc1.weight", &t.t),
 		         SLAPO_DTYPE_MISMATCH);

@@ -59,18 +59,18 @@ static void test_valid(void)
 {
 	float data[6] = {1, 2, 3, 4, 5, 6};
 	const char *hdr =
-	    "{\"__metadata__\":{\"format\":\"pt\"},"
-	    "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[16,24]},"
-	    "\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"
-	    "\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[24,24]},"
-	    "\"z\":{\"dtype\":\"BF16\",\"shape\":[0,3],\"data_offsets\":[24,24]}}";
+	        "{\"__metadata__\":{\"format\":\"pt\"},"
+	        "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[16,24]},"
+	        "\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"
+	        "\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[24,24]},"
+	        "\"z\":{\"dtype\":\"BF16\",\"shape\":[0,3],\"data_offsets\":[24,24]}}";
 	RtStFile f;
 	const RtStTensor *t;
 	float v;
 	/* the scalar "s" needs 4 bytes: give them and shift nothing else */
 	const char *hdr2 =
-	    "{\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]},"
-	    "\"e\":{\"dtype\":\"I8\",\"shape\":[0],\"data_offsets\":[4,4]}}";
+	        "{\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]},"
+	        "\"e\":{\"dtype\":\"I8\",\"shape\":[0],\"data_offsets\":[4,4]}}";
 	const char *p = make("valid2.st", hdr2, 3, data, 4, 0);
 	CHECK_ST(NULL, rt_st_open(p, &f), SLAPO_OK);
 	CHECK(f.n_tensors == 2 && rt_st_find(&f, "s")->ndim == 0);
@@ -115,8 +115,8 @@ static void test_hostile(void)
 	expect(t_write_file("short", bytes, 5), SLAPO_FORMAT, "HeaderTooSmall");
 	expect(t_write_file("lfs", lfs, strlen(lfs)), SLAPO_FORMAT,
 	       "is a git-lfs pointer file");
-	expect(make("toolarge.st", "{}", 0, NULL, 0, UINT64_C(4294967296)),
-	       SLAPO_FORMAT, "HeaderTooLarge: header length 4294967296");
+	expect(make("toolarge.st", "{}", 0, NULL, 0, UINT64_C(4294967296)), SLAPO_FORMAT,
+	       "HeaderTooLarge: header length 4294967296");
 	expect(make("max.st", "{}", 0, NULL, 0, UINT64_MAX), SLAPO_FORMAT,
 	       "HeaderTooLarge");
 	expect(make("limit.st", "{}", 0, NULL, 0, 100000001), SLAPO_FORMAT,
@@ -129,8 +129,7 @@ static void test_hostile(void)
 	       "InvalidHeader: header is not valid UTF-8");
 	expect(make("start.st", " {}", 0, NULL, 0, 0), SLAPO_FORMAT,
 	       "InvalidHeaderStart");
-	expect(make("zerolen.st", "", 0, NULL, 0, 0), SLAPO_FORMAT,
-	       "InvalidHeaderStart");
+	expect(make("zerolen.st", "", 0, NULL, 0, 0), SLAPO_FORMAT, "InvalidHeaderStart");
 	expect(make("json.st", "{\"a\":", 0, NULL, 0, 0), SLAPO_FORMAT,
 	       "InvalidHeaderDeserialization: header JSON at byte 5");
 	expect(make("nul.st", "{}", 0, "", 1, 3), SLAPO_FORMAT, /* "{}\0" */
@@ -147,84 +146,92 @@ static void test_hostile(void)
 	expect(make("dup.st",
 	            "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
 	            "\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
-	            0, data, 8, 0), SLAPO_FORMAT, "duplicate key \"t\"");
+	            0, data, 8, 0),
+	       SLAPO_FORMAT, "duplicate key \"t\"");
 	expect(make("meta.st", "{\"__metadata__\":{\"a\":1}}", 0, NULL, 0, 0),
 	       SLAPO_FORMAT, "__metadata__ value of \"a\" is not a string");
 	expect(make("meta2.st", "{\"__metadata__\":[\"a\"]}", 0, NULL, 0, 0),
 	       SLAPO_FORMAT, "__metadata__ must be a map of strings");
 	expect(make("meta3.st",
 	            "{\"__metadata__\":{\"dtype\":\"F32\",\"shape\":[1],"
-	            "\"data_offsets\":[0,4]}}", 0, data, 4, 0),
+	            "\"data_offsets\":[0,4]}}",
+	            0, data, 4, 0),
 	       SLAPO_FORMAT, "__metadata__ value of \"shape\"");
-	expect(make("dtype.st", one("F33", "[1]", 0, 4), 0, data, 4, 0),
-	       SLAPO_FORMAT, "tensor \"t\" has unknown dtype \"F33\"");
-	expect(make("dtype2.st", one("f32", "[1]", 0, 4), 0, data, 4, 0),
-	       SLAPO_FORMAT, "unknown dtype");
-	expect(make("neg.st", one("F32", "[-1]", 0, 4), 0, data, 4, 0),
-	       SLAPO_FORMAT, "shape entries must be non-negative integers");
-	expect(make("flt.st", one("F32", "[1.0]", 0, 4), 0, data, 4, 0),
-	       SLAPO_FORMAT, "shape entries");
-	expect(make("str.st", one("F32", "\"1\"", 0, 4), 0, data, 4, 0),
-	       SLAPO_FORMAT, "shape is not an array");
+	expect(make("dtype.st", one("F33", "[1]", 0, 4), 0, data, 4, 0), SLAPO_FORMAT,
+	       "tensor \"t\" has unknown dtype \"F33\"");
+	expect(make("dtype2.st", one("f32", "[1]", 0, 4), 0, data, 4, 0), SLAPO_FORMAT,
+	       "unknown dtype");
+	expect(make("neg.st", one("F32", "[-1]", 0, 4), 0, data, 4, 0), SLAPO_FORMAT,
+	       "shape entries must be non-negative integers");
+	expect(make("flt.st", one("F32", "[1.0]", 0, 4), 0, data, 4, 0), SLAPO_FORMAT,
+	       "shape entries");
+	expect(make("str.st", one("F32", "\"1\"", 0, 4), 0, data, 4, 0), SLAPO_FORMAT,
+	       "shape is not an array");
 	expect(make("off3.st",
 	            "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}",
-	            0, data, 4, 0), SLAPO_FORMAT, "data_offsets must be");
-	expect(make("offneg.st", one("F32", "[1]", -4, 0), 0, data, 4, 0),
+	            0, data, 4, 0),
 	       SLAPO_FORMAT, "data_offsets must be");
+	expect(make("offneg.st", one("F32", "[1]", -4, 0), 0, data, 4, 0), SLAPO_FORMAT,
+	       "data_offsets must be");
 	expect(make("extra.st",
 	            "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],"
-	            "\"x\":1}}", 0, data, 4, 0), SLAPO_FORMAT,
-	       "has unknown field \"x\"");
-	expect(make("lacks.st", "{\"t\":{\"dtype\":\"F32\",\"shape\":[1]}}", 0,
-	            data, 4, 0), SLAPO_FORMAT, "lacks \"data_offsets\"");
+	            "\"x\":1}}",
+	            0, data, 4, 0),
+	       SLAPO_FORMAT, "has unknown field \"x\"");
+	expect(make("lacks.st", "{\"t\":{\"dtype\":\"F32\",\"shape\":[1]}}", 0, data, 4,
+	            0),
+	       SLAPO_FORMAT, "lacks \"data_offsets\"");
 	expect(make("notobj.st", "{\"t\":3}", 0, NULL, 0, 0), SLAPO_FORMAT,
 	       "entry \"t\" is not an object");
 	expect(make("overlap.st",
 	            "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
 	            "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
-	            0, data, 12, 0), SLAPO_FORMAT,
+	            0, data, 12, 0),
+	       SLAPO_FORMAT,
 	       "InvalidOffset: tensor \"b\" has data_offsets [4, 12] but must "
 	       "begin at 8");
 	expect(make("alias.st",
 	            "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
 	            "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
-	            0, data, 8, 0), SLAPO_FORMAT, "InvalidOffset");
+	            0, data, 8, 0),
+	       SLAPO_FORMAT, "InvalidOffset");
 	expect(make("gap.st",
 	            "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
 	            "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
-	            0, data, 12, 0), SLAPO_FORMAT, "InvalidOffset: tensor \"b\"");
-	expect(make("first.st", one("F32", "[1]", 4, 8), 0, data, 8, 0),
-	       SLAPO_FORMAT, "must begin at 0");
-	expect(make("endlt.st", one("F32", "[0]", 0, 0), 0, NULL, 0, 0),
-	       SLAPO_OK, NULL);
+	            0, data, 12, 0),
+	       SLAPO_FORMAT, "InvalidOffset: tensor \"b\"");
+	expect(make("first.st", one("F32", "[1]", 4, 8), 0, data, 8, 0), SLAPO_FORMAT,
+	       "must begin at 0");
+	expect(make("endlt.st", one("F32", "[0]", 0, 0), 0, NULL, 0, 0), SLAPO_OK, NULL);
 	expect(make("backwards.st",
 	            "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
 	            "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}",
-	            0, data, 4, 0), SLAPO_FORMAT, "InvalidOffset");
-	expect(make("size.st", one("F32", "[2,3]", 0, 20), 0, data, 20, 0),
-	       SLAPO_FORMAT,
+	            0, data, 4, 0),
+	       SLAPO_FORMAT, "InvalidOffset");
+	expect(make("size.st", one("F32", "[2,3]", 0, 20), 0, data, 20, 0), SLAPO_FORMAT,
 	       "TensorInvalidInfo: tensor \"t\" is F32 [2, 3] (24 bytes) but its "
 	       "data_offsets span 20 bytes");
-	expect(make("ovf.st", one("F32", "[4611686018427387904,16]", 0, 4), 0,
-	            data, 4, 0), SLAPO_FORMAT, "ValidationOverflow");
-	expect(make("ovf2.st", one("F64", "[2305843009213693952,2]", 0, 4), 0,
-	            data, 4, 0), SLAPO_FORMAT, "ValidationOverflow");
-	expect(make("f4odd.st", one("F4", "[3]", 0, 2), 0, data, 2, 0),
-	       SLAPO_FORMAT, "MisalignedSlice");
-	expect(make("f4even.st", one("F4", "[4]", 0, 2), 0, data, 2, 0), SLAPO_OK,
-	       NULL);
-	expect(make("trailing.st", one("F32", "[1]", 0, 4), 0, data, 8, 0),
-	       SLAPO_FORMAT,
+	expect(make("ovf.st", one("F32", "[4611686018427387904,16]", 0, 4), 0, data, 4,
+	            0),
+	       SLAPO_FORMAT, "ValidationOverflow");
+	expect(make("ovf2.st", one("F64", "[2305843009213693952,2]", 0, 4), 0, data, 4,
+	            0),
+	       SLAPO_FORMAT, "ValidationOverflow");
+	expect(make("f4odd.st", one("F4", "[3]", 0, 2), 0, data, 2, 0), SLAPO_FORMAT,
+	       "MisalignedSlice");
+	expect(make("f4even.st", one("F4", "[4]", 0, 2), 0, data, 2, 0), SLAPO_OK, NULL);
+	expect(make("trailing.st", one("F32", "[1]", 0, 4), 0, data, 8, 0), SLAPO_FORMAT,
 	       "MetadataIncompleteBuffer: 4 unindexed bytes follow the last tensor");
-	expect(make("truncated.st", one("F32", "[2]", 0, 8), 0, data, 5, 0),
-	       SLAPO_FORMAT,
+	expect(make("truncated.st", one("F32", "[2]", 0, 8), 0, data, 5, 0), SLAPO_FORMAT,
 	       "MetadataIncompleteBuffer: the file is truncated: tensors need 8 "
 	       "bytes of data but only 5");
-	expect(make("huge.st", one("U8", "[1000000000000]", 0, 1000000000), 0,
-	            data, 4, 0), SLAPO_FORMAT, "TensorInvalidInfo");
+	expect(make("huge.st", one("U8", "[1000000000000]", 0, 1000000000), 0, data, 4,
+	            0),
+	       SLAPO_FORMAT, "TensorInvalidInfo");
 	expect(make("nulname.st",
 	            "{\"a\\u0000b\":{\"dtype\":\"U8\",\"shape\":[0],"
-	            "\"data_offsets\":[0,0]}}", 0, NULL, 0, 0),
+	            "\"data_offsets\":[0,0]}}",
+	            0, NULL, 0, 0),
 	       SLAPO_FORMAT, "NUL character");
 	expect(t_path("missing.st"), SLAPO_IO, "cannot open");
 	expect(t_tmpdir(), SLAPO_IO, "not a regular file");
@@ -241,10 +248,10 @@ static void test_writer(void)
 	uint16_t f16[2] = {0x3c00, 0xc000};
 	int64_t s23[2] = {2, 3}, s3[1] = {3}, s2[1] = {2}, s0[1] = {0};
 	RtStWriteTensor ts[4] = {
-		{"weights \"quoted\"\n", RT_F32, 2, s23, f32},
-		{"ids", RT_I64, 1, s3, i64},
-		{"half", {kDLFloat, 16, 1}, 1, s2, f16},
-		{"empty", RT_F32, 1, s0, f32},
+	        {"weights \"quoted\"\n", RT_F32, 2, s23, f32},
+	        {"ids", RT_I64, 1, s3, i64},
+	        {"half", {kDLFloat, 16, 1}, 1, s2, f16},
+	        {"empty", RT_F32, 1, s0, f32},
 	};
 	const char *meta[] = {"format", "pt", "note", "a\tb"};
 	const char *p = t_path("out.safetensors");
@@ -270,8 +277,7 @@ static void test_writer(void)
 	ts[1].dtype = (DLDataType){kDLFloat4_e2m1fn, 4, 1};
 	CHECK_ST(NULL, rt_st_write(p, 4, ts, 0, NULL), SLAPO_INVALID_ARGUMENT);
 	ts[1].dtype = RT_I64;
-	CHECK_ST(NULL, rt_st_write(t_path("no/such/dir"), 4, ts, 0, NULL),
-	         SLAPO_IO);
+	CHECK_ST(NULL, rt_st_write(t_path("no/such/dir"), 4, ts, 0, NULL), SLAPO_IO);
 	CHECK_ST(NULL, rt_st_write(t_path("none.st"), 0, ts, 0, NULL), SLAPO_OK);
 	expect(t_path("none.st"), SLAPO_OK, NULL);
 }

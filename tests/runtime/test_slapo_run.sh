@@ -1,14 +1,15 @@
-#!/bin/sh
+#!/bin/bash
 # test_slapo_run.sh - slapo-run on the fake model, against fixtures made by
 # an independent Python writer/reference (make_fixtures.py): what it
 # prints, what it writes, its comparisons, and its errors (exit 1, one
 # clear message, never a crash).
 #
 # usage: test_slapo_run.sh SLAPO_RUN MODEL.so make_fixtures.py PYTHON3
+set -uo pipefail  # not -e: exit statuses are what we test
 run=$1
 model=$2
 fixtures=$3
-py=$4
+py=${4:-}
 if [ -z "$py" ] || ! "$py" -c 'import json, math, struct' 2>/dev/null; then
 	echo "skip: no python3"
 	exit 77

@@ -10,9 +10,9 @@
 
 #include "testlib.h"
 
-#define B 4
-#define S 32
-#define V 50
+#define B    4
+#define S    32
+#define V    50
 #define RUNS 20
 
 static const SlapoApi *api;
@@ -21,8 +21,8 @@ static SlapoWeights *weights;
 typedef struct Job {
 	SlapoSession *s;
 	TTensor ids, types, mask, out[3];
-	int failures;     /* runs that differ from the reference */
-	int busy, other;  /* BUSY / unexpected statuses (busy test) */
+	int failures;    /* runs that differ from the reference */
+	int busy, other; /* BUSY / unexpected statuses (busy test) */
 	atomic_int *stop;
 } Job;
 

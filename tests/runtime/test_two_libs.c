@@ -111,14 +111,11 @@ int main(int argc, char **argv)
 	CHECK_ST(a.api, a.api->weights_create(a.m, NULL, &a.w), SLAPO_OK);
 	CHECK_ST(a2.api, a2.api->weights_create(a2.m, NULL, &a2.w), SLAPO_OK);
 	CHECK_ST(b.api, b.api->weights_create(b.m, NULL, &b.w), SLAPO_OK);
-	CHECK_ST(a.api, a.api->weights_load_safetensors(a.w, paths, 1, 0),
-	         SLAPO_OK);
-	CHECK_ST(a2.api, a2.api->weights_load_safetensors(a2.w, paths, 1, 0),
-	         SLAPO_OK);
+	CHECK_ST(a.api, a.api->weights_load_safetensors(a.w, paths, 1, 0), SLAPO_OK);
+	CHECK_ST(a2.api, a2.api->weights_load_safetensors(a2.w, paths, 1, 0), SLAPO_OK);
 	CHECK_ST(b.api, b.api->weights_load_safetensors(b.w, paths, 1, 0),
 	         SLAPO_SHAPE_MISMATCH);
-	CHECK_ERR(b.api, "has shape [16], the model expects [8]",
-	          "emb.LayerNorm.bias");
+	CHECK_ERR(b.api, "has shape [16], the model expects [8]", "emb.LayerNorm.bias");
 	CHECK_ST(b.api, b.api->weights_init_random(b.w, 5), SLAPO_OK);
 	CHECK_ST(a.api, a.api->session_create(a.w, NULL, &a.s), SLAPO_OK);
 	CHECK_ST(a2.api, a2.api->session_create(a2.w, NULL, &a2.s), SLAPO_OK);

@@ -57,10 +57,12 @@ static void test_pool(void)
 				rt_pool_run(pool, n, grains[gi], cover, &c);
 				for (i = 0; i < n; i++)
 					CHECK(c.count[i] == 1);
-				max_chunks = grains[gi] > 1 ? (n + grains[gi] - 1) / grains[gi]
-				                            : n;
+				max_chunks = grains[gi] > 1
+				                     ? (n + grains[gi] - 1) / grains[gi]
+				                     : n;
 				CHECK(atomic_load(&c.calls) <= threads[ti]);
-				CHECK(atomic_load(&c.calls) <= (max_chunks > 0 ? max_chunks : 0));
+				CHECK(atomic_load(&c.calls) <=
+				      (max_chunks > 0 ? max_chunks : 0));
 				free(c.count);
 			}
 		rt_pool_free(pool);
@@ -70,9 +72,9 @@ static void test_pool(void)
 
 /* ---- BLAS ------------------------------------------------------------ */
 
-static void naive(int ta, int tb, int m, int n, int k, float alpha,
-                  const float *a, int lda, const float *b, int ldb,
-                  float beta, const float *c0, double *c, int ldc)
+static void naive(int ta, int tb, int m, int n, int k, float alpha, const float *a,
+                  int lda, const float *b, int ldb, float beta, const float *c0,
+                  double *c, int ldc)
 {
 	int i, j, l;
 	for (i = 0; i < m; i++)
@@ -87,7 +89,13 @@ static void naive(int ta, int tb, int m, int n, int k, float alpha,
 
 static void test_blas(void)
 {
-	enum { M = 7, N = 5, K = 9, LD = 12, BATCH = 6 };
+	enum {
+		M = 7,
+		N = 5,
+		K = 9,
+		LD = 12,
+		BATCH = 6
+	};
 	float a[BATCH][LD * LD], b[BATCH][LD * LD], c[BATCH][LD * LD];
 	double want[LD * LD];
 	RtErrorSlot err;
@@ -115,7 +123,8 @@ static void test_blas(void)
 			rt_sgemm(&ex, ta, tb, M, N, K, 0.5f, a[0], LD, b[0], LD, 2.0f, cc,
 			         LD);
 			for (i = 0; i < M; i++)
-				CHECK(t_err_ratio(cc + i * LD, want + i * LD, N, 1e-5, 1e-5) <= 1);
+				CHECK(t_err_ratio(cc + i * LD, want + i * LD, N, 1e-5,
+				                  1e-5) <= 1);
 		}
 	{
 		float cc[BATCH][LD * LD];
@@ -123,16 +132,15 @@ static void test_blas(void)
 		rt_sgemm_batched(&ex, 1, 0, M, N, K, 1.0f, a[0], LD, LD * LD, b[0], LD,
 		                 LD * LD, 1.0f, cc[0], LD, LD * LD, BATCH);
 		for (bt = 0; bt < BATCH; bt++) {
-			naive(1, 0, M, N, K, 1.0f, a[bt], LD, b[bt], LD, 1.0f, c[bt], want,
-			      LD);
+			naive(1, 0, M, N, K, 1.0f, a[bt], LD, b[bt], LD, 1.0f, c[bt],
+			      want, LD);
 			for (i = 0; i < M; i++)
 				CHECK(t_err_ratio(cc[bt] + i * LD, want + i * LD, N, 1e-5,
 				                  1e-5) <= 1);
 		}
 	}
 	CHECK(!rt_failed(&ex));
-	rt_sgemm(&ex, 0, 0, (int64_t)1 << 33, 1, 1, 1, a[0], 1, b[0], 1, 0, c[0],
-	         1);
+	rt_sgemm(&ex, 0, 0, (int64_t)1 << 33, 1, 1, 1, a[0], 1, b[0], 1, 0, c[0], 1);
 	CHECK(rt_failed(&ex) && err.code == SLAPO_UNSUPPORTED);
 	CHECK(strstr(err.message, "exceed the BLAS's int range"));
 	rt_fail(&ex, SLAPO_INTERNAL, "x", "second"); /* the first one stands */
@@ -167,11 +175,11 @@ static void test_convert(void)
 	CHECK(bad == 0);
 	CHECK(rt_f32_to_f16(1.0f) == 0x3c00 && rt_f32_to_f16(-2.0f) == 0xc000);
 	CHECK(rt_f32_to_f16(65504.0f) == 0x7bff);
-	CHECK(rt_f32_to_f16(65520.0f) == 0x7c00);               /* ties to inf */
-	CHECK(rt_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00);     /* tie: even */
-	CHECK(rt_f32_to_f16(1.0f + 3.0f / 2048) == 0x3c02);     /* tie: even */
-	CHECK(rt_f32_to_f16(ldexpf(1, -24)) == 0x0001);         /* subnormal */
-	CHECK(rt_f32_to_f16(ldexpf(1, -25)) == 0x0000);         /* tie: even */
+	CHECK(rt_f32_to_f16(65520.0f) == 0x7c00);           /* ties to inf */
+	CHECK(rt_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00); /* tie: even */
+	CHECK(rt_f32_to_f16(1.0f + 3.0f / 2048) == 0x3c02); /* tie: even */
+	CHECK(rt_f32_to_f16(ldexpf(1, -24)) == 0x0001);     /* subnormal */
+	CHECK(rt_f32_to_f16(ldexpf(1, -25)) == 0x0000);     /* tie: even */
 	CHECK(rt_f32_to_f16(ldexpf(3, -26)) == 0x0001);
 	CHECK(rt_f32_to_f16(1e-10f) == 0 && rt_f32_to_f16(-1e-10f) == 0x8000);
 	CHECK(rt_f32_to_f16(INFINITY) == 0x7c00);
@@ -181,8 +189,7 @@ static void test_convert(void)
 	/* ints and bools, unaligned buffers */
 	rt_convert(RT_I64, i64, (DLDataType){kDLInt, 32, 1}, i32, 4);
 	CHECK(i64[0] == -3 && i64[3] == 2147483647);
-	rt_convert((DLDataType){kDLFloat, 64, 1}, d, (DLDataType){kDLBool, 8, 1},
-	           b8, 4);
+	rt_convert((DLDataType){kDLFloat, 64, 1}, d, (DLDataType){kDLBool, 8, 1}, b8, 4);
 	CHECK(d[0] == 0 && d[1] == 1 && d[2] == 1);
 	CHECK(rt_can_convert(RT_F32, RT_I64) && !rt_can_convert(RT_I64, RT_F32));
 	CHECK(!rt_can_convert(RT_F32, (DLDataType){kDLFloat8_e5m2, 8, 1}));
@@ -208,8 +215,8 @@ static void test_copy_nd(void)
 	rt_copy_nd(RT_F32, dst, NULL, RT_F32, src, tstr, 2, shape);
 	CHECK(dst[0] == 0 && dst[1] == 3 && dst[2] == 1 && dst[5] == 5);
 	/* negative strides: rows reversed, with conversion to f16 */
-	rt_copy_nd((DLDataType){kDLFloat, 16, 1}, half, NULL, RT_F32, src + 4, rev,
-	           2, shape);
+	rt_copy_nd((DLDataType){kDLFloat, 16, 1}, half, NULL, RT_F32, src + 4, rev, 2,
+	           shape);
 	CHECK(rt_f16_to_f32(half[0]) == 4 && rt_f16_to_f32(half[5]) == 1);
 	/* strided destination */
 	memset(dst, 0, sizeof dst);
@@ -219,16 +226,14 @@ static void test_copy_nd(void)
 	CHECK(!strcmp(rt_shape_str(buf, sizeof buf, 2, shape, NULL), "[3, 2]"));
 	{
 		const char *names[2] = {"B", NULL};
-		CHECK(!strcmp(rt_shape_str(buf, sizeof buf, 2, shape, names),
-		              "[B, 2]"));
+		CHECK(!strcmp(rt_shape_str(buf, sizeof buf, 2, shape, names), "[B, 2]"));
 		CHECK(!strcmp(rt_shape_str(buf, sizeof buf, 0, shape, names), "[]"));
 	}
 }
 
 /* ---- JSON ------------------------------------------------------------ */
 
-static SlapoStatus parse(const char *text, int depth, RtJsonDoc *doc,
-                         char *err)
+static SlapoStatus parse(const char *text, int depth, RtJsonDoc *doc, char *err)
 {
 	return rt_json_parse(text, strlen(text), depth, doc, err, 200);
 }
@@ -240,8 +245,7 @@ static void expect_json(const char *text, SlapoStatus want, const char *sub)
 	SlapoStatus st = parse(text, 64, &doc, err);
 	if (st != want || (sub && !strstr(err, sub))) {
 		fprintf(stderr, "json %.60s: got %s (%s), want %s (%s)\n", text,
-		        rt_status_name(st), err, rt_status_name(want),
-		        sub ? sub : "");
+		        rt_status_name(st), err, rt_status_name(want), sub ? sub : "");
 		t_failures++;
 	}
 	if (st == SLAPO_OK)
@@ -330,11 +334,13 @@ static void test_descriptors(void)
 	static const int64_t d_b[] = {RT_SYM(0)}, d_s[] = {RT_SYM(1)};
 	static const int64_t d_4[] = {4};
 	static const RtTensorDesc in[] = {{"x", {kDLFloat, 32, 1}, 1, d_b, 0, 0, 0, 0}};
-	static const RtTensorDesc out_ok[] = {{"y", {kDLFloat, 32, 1}, 1, d_b, 0, 0, 0, 0}};
-	static const RtTensorDesc out_bad[] = {{"y", {kDLFloat, 32, 1}, 1, d_s, 0, 0, 0, 0}};
+	static const RtTensorDesc out_ok[] = {
+	        {"y", {kDLFloat, 32, 1}, 1, d_b, 0, 0, 0, 0}};
+	static const RtTensorDesc out_bad[] = {
+	        {"y", {kDLFloat, 32, 1}, 1, d_s, 0, 0, 0, 0}};
 	static const RtTensorDesc params[] = {
-		{"a", {kDLFloat, 32, 1}, 1, d_4, 0, 0, 0, 0},
-		{"b", {kDLFloat, 32, 1}, 1, d_4, 0, 0, 0, 0},
+	        {"a", {kDLFloat, 32, 1}, 1, d_4, 0, 0, 0, 0},
+	        {"b", {kDLFloat, 32, 1}, 1, d_4, 0, 0, 0, 0},
 	};
 	static const RtTie tie_bad[] = {{"a", "zz"}};
 	static const RtTie tie_ok[] = {{"b", "a"}};

@@ -21,8 +21,8 @@ void t_check_status(const SlapoApi *api, SlapoStatus got, SlapoStatus want,
 	        api ? api->status_name(got) : rt_status_name(got),
 	        api ? api->status_name(want) : rt_status_name(want));
 	if (api)
-		fprintf(stderr, "    last error: %s [%s]\n",
-		        api->last_error()->message, api->last_error()->object_name);
+		fprintf(stderr, "    last error: %s [%s]\n", api->last_error()->message,
+		        api->last_error()->object_name);
 	else
 		fprintf(stderr, "    last error: %s [%s]\n", rt_last_error()->message,
 		        rt_last_error()->object_name);
@@ -39,8 +39,8 @@ void t_check_error(const SlapoApi *api, const char *sub, const char *obj,
 		t_failures++;
 	}
 	if (obj && strcmp(e->object_name, obj) != 0) {
-		fprintf(stderr, "%s:%d: error object is \"%s\", want \"%s\" (%s)\n",
-		        file, line, e->object_name, obj, e->message);
+		fprintf(stderr, "%s:%d: error object is \"%s\", want \"%s\" (%s)\n", file,
+		        line, e->object_name, obj, e->message);
 		t_failures++;
 	}
 }
@@ -169,8 +169,9 @@ static float *rand_array(int64_t n, double scale, double offset, uint64_t *s)
 	float *a = malloc((size_t)n * sizeof *a);
 	int64_t i;
 	for (i = 0; i < n; i++)
-		a[i] = (float)(offset + scale * ((double)(rng(s) >> 11) /
-		                                 4503599627370496.0 - 1.0));
+		a[i] = (float)(offset +
+		               scale * ((double)(rng(s) >> 11) / 4503599627370496.0 -
+		                        1.0));
 	return a;
 }
 
@@ -191,8 +192,7 @@ void fake_init(FakeParams *p, int V, int H, int I, uint64_t seed)
 	p->head_b = rand_array(V, 0.1, 0, &s);
 }
 
-void fake_init_for(FakeParams *p, const SlapoApi *api, const SlapoModel *m,
-                   uint64_t seed)
+void fake_init_for(FakeParams *p, const SlapoApi *api, const SlapoModel *m, uint64_t seed)
 {
 	const SlapoTensorSpec *w = NULL, *f = NULL;
 	int32_t iw = 0, i1 = 0;
@@ -247,8 +247,8 @@ typedef struct Writer {
 } Writer;
 
 /* Adds a float tensor, converted to the file dtype of the flags. */
-static void add(Writer *w, const char *name, const float *data, int ndim,
-                int64_t d0, int64_t d1)
+static void add(Writer *w, const char *name, const float *data, int ndim, int64_t d0,
+                int64_t d1)
 {
 	RtStWriteTensor *t = &w->t[w->n];
 	int64_t n = ndim == 1 ? d0 : d0 * d1;
@@ -288,14 +288,14 @@ SlapoStatus fake_write(const FakeParams *p, const char *path, int flags)
 	SlapoStatus st;
 	memset(&w, 0, sizeof w);
 	w.flags = flags;
-	add(&w, (flags & FW_ALIAS_ONLY) ? "head.decoder.weight"
-	                                : "emb.word_embeddings.weight",
+	add(&w,
+	    (flags & FW_ALIAS_ONLY) ? "head.decoder.weight"
+	                            : "emb.word_embeddings.weight",
 	    p->word, 2, V, H);
 	add(&w, "emb.token_type_embeddings.weight", p->type, 2, 2, H);
-	add(&w, legacy ? "emb.LayerNorm.gamma" : "emb.LayerNorm.weight", p->ln_w,
-	    1, H, 0);
-	add(&w, legacy ? "emb.LayerNorm.beta" : "emb.LayerNorm.bias", p->ln_b, 1,
-	    H, 0);
+	add(&w, legacy ? "emb.LayerNorm.gamma" : "emb.LayerNorm.weight", p->ln_w, 1, H,
+	    0);
+	add(&w, legacy ? "emb.LayerNorm.beta" : "emb.LayerNorm.bias", p->ln_b, 1, H, 0);
 	if (flags & FW_BOTH_NAMES)
 		add(&w, "emb.LayerNorm.weight", p->ln_w, 1, H, 0);
 	if (flags & FW_BAD_SHAPE) {
@@ -333,10 +333,9 @@ static double dot(const double *a, const float *b, int n)
 	return s;
 }
 
-void fake_reference(const FakeParams *p, int64_t B, int64_t S,
-                    const int64_t *ids, const int64_t *types,
-                    const int64_t *mask, double *logits, double *hidden,
-                    double *scores)
+void fake_reference(const FakeParams *p, int64_t B, int64_t S, const int64_t *ids,
+                    const int64_t *types, const int64_t *mask, double *logits,
+                    double *hidden, double *scores)
 {
 	int V = p->V, H = p->H, I = p->I, j;
 	double *e = malloc((size_t)H * sizeof *e);
@@ -361,10 +360,11 @@ void fake_reference(const FakeParams *p, int64_t B, int64_t S,
 		}
 		for (j = 0; j < H; j++)
 			hid[j] = (dot(h1, p->fc2_w + (int64_t)j * I, I) + p->fc2_b[j] +
-			          e[j]) * (double)mask[r];
+			          e[j]) *
+			         (double)mask[r];
 		for (j = 0; j < V; j++)
-			logits[r * V + j] = dot(hid, p->word + (int64_t)j * H, H) +
-			                    p->head_b[j];
+			logits[r * V + j] =
+			        dot(hid, p->word + (int64_t)j * H, H) + p->head_b[j];
 	}
 	for (b = 0; b < B; b++)
 		for (s1 = 0; s1 < S; s1++)
@@ -379,8 +379,8 @@ void fake_reference(const FakeParams *p, int64_t B, int64_t S,
 	free(h1);
 }
 
-void fake_inputs(int64_t B, int64_t S, int V, uint64_t seed, TTensor *ids,
-                 TTensor *types, TTensor *mask)
+void fake_inputs(int64_t B, int64_t S, int V, uint64_t seed, TTensor *ids, TTensor *types,
+                 TTensor *mask)
 {
 	int64_t shape[2] = {B, S}, b, s;
 	uint64_t st = seed;
@@ -389,14 +389,15 @@ void fake_inputs(int64_t B, int64_t S, int V, uint64_t seed, TTensor *ids,
 	tt_init(mask, RT_I64, 2, shape);
 	for (b = 0; b < B; b++)
 		for (s = 0; s < S; s++) {
-			((int64_t *)ids->t.data)[b * S + s] = (int64_t)(rng(&st) % (uint64_t)V);
+			((int64_t *)ids->t.data)[b * S + s] =
+			        (int64_t)(rng(&st) % (uint64_t)V);
 			((int64_t *)types->t.data)[b * S + s] = (int64_t)(rng(&st) % 2);
 			((int64_t *)mask->t.data)[b * S + s] = s < S - b % 3;
 		}
 }
 
-double t_err_ratio(const float *got, const double *want, int64_t n,
-                   double rtol, double atol)
+double t_err_ratio(const float *got, const double *want, int64_t n, double rtol,
+                   double atol)
 {
 	double worst = 0;
 	int64_t i;

@@ -14,23 +14,22 @@
 
 extern int t_failures;
 
-#define CHECK(c)                                                            \
-	do {                                                                    \
-		if (!(c)) {                                                         \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__,          \
-			        __LINE__, #c);                                          \
-			t_failures++;                                                   \
-		}                                                                   \
+#define CHECK(c)                                                                         \
+	do {                                                                             \
+		if (!(c)) {                                                              \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, \
+			        #c);                                                     \
+			t_failures++;                                                    \
+		}                                                                        \
 	} while (0)
 
 /* call must return want; on mismatch prints the last error. */
-#define CHECK_ST(api, call, want)                                          \
+#define CHECK_ST(api, call, want)                                                        \
 	t_check_status((api), (call), (want), #call, __FILE__, __LINE__)
 
 /* The last error's message contains sub, and its object is obj (if not
  * NULL). */
-#define CHECK_ERR(api, sub, obj)                                           \
-	t_check_error((api), (sub), (obj), __FILE__, __LINE__)
+#define CHECK_ERR(api, sub, obj) t_check_error((api), (sub), (obj), __FILE__, __LINE__)
 
 void t_check_status(const SlapoApi *api, SlapoStatus got, SlapoStatus want,
                     const char *what, const char *file, int line);
@@ -60,11 +59,11 @@ typedef struct FakeParams {
 
 /* How fake_write names and stores the parameters. */
 enum {
-	FW_LEGACY = 1 << 0,    /* LayerNorm.gamma / .beta */
-	FW_PREFIX = 1 << 1,    /* "fake." before every name */
-	FW_EXTRAS = 1 << 2,    /* pooler + seq_relationship + "mystery.weight" */
-	FW_F16 = 1 << 3,       /* store as F16 */
-	FW_BF16 = 1 << 4,      /* store as BF16 */
+	FW_LEGACY = 1 << 0, /* LayerNorm.gamma / .beta */
+	FW_PREFIX = 1 << 1, /* "fake." before every name */
+	FW_EXTRAS = 1 << 2, /* pooler + seq_relationship + "mystery.weight" */
+	FW_F16 = 1 << 3,    /* store as F16 */
+	FW_BF16 = 1 << 4,   /* store as BF16 */
 	FW_NO_FC2_BIAS = 1 << 5,
 	FW_ALIAS_ONLY = 1 << 6, /* head.decoder.weight instead of word emb */
 	FW_BAD_SHAPE = 1 << 7,  /* fc1.weight one column too wide */
@@ -82,16 +81,15 @@ void fake_free(FakeParams *p);
 void fake_round(FakeParams *p, int bf16);
 SlapoStatus fake_write(const FakeParams *p, const char *path, int flags);
 /* Reference forward in double precision. */
-void fake_reference(const FakeParams *p, int64_t B, int64_t S,
-                    const int64_t *ids, const int64_t *types,
-                    const int64_t *mask, double *logits, double *hidden,
-                    double *scores);
+void fake_reference(const FakeParams *p, int64_t B, int64_t S, const int64_t *ids,
+                    const int64_t *types, const int64_t *mask, double *logits,
+                    double *hidden, double *scores);
 /* Random ids in [0, V), types in [0, 2), mask with trailing zeros. */
-void fake_inputs(int64_t B, int64_t S, int V, uint64_t seed, TTensor *ids,
-                 TTensor *types, TTensor *mask);
+void fake_inputs(int64_t B, int64_t S, int V, uint64_t seed, TTensor *ids, TTensor *types,
+                 TTensor *mask);
 /* Max of |got - want| / (atol + rtol |want|) over n elements (<= 1 ok). */
-double t_err_ratio(const float *got, const double *want, int64_t n,
-                   double rtol, double atol);
+double t_err_ratio(const float *got, const double *want, int64_t n, double rtol,
+                   double atol);
 
 /* A fresh temporary directory (removed by t_rmdir). */
 const char *t_tmpdir(void);

@@ -1,0 +1,664 @@
+/* kernels.c - kernel functions: `void k(void *ctx, int64_t begin, int64_t
+ * end)`, run by rt_parallel_for over [0, n) split into chunks.
+ *
+ * ctx is an array of pointers filled by forward(): ctx[0] the RtExec,
+ * ctx[1] the symbol values (int64_t[n_syms]), ctx[2 + k] the address of
+ * element 0 of the step's view k. Sizes and strides are computed from
+ * the symbols once, in the entry block.
+ *
+ *   MAP            [begin, end) are elements of the index space; walked
+ *                  row by row (the last, contiguous-most dim), each row as
+ *                  vectors of vw lanes then a scalar tail
+ *   SOFTMAX        [begin, end) are rows: max, exp and sum, scale (three
+ *                  passes over the row, the first evaluating the prologue
+ *                  expression into the output)
+ *   LAYER_NORM     rows: mean, then the variance of the deviations (two
+ *                  passes, numerically sound), then normalise
+ *   REDUCE         rows: one sum / mean / max per row
+ *   GATHER         rows are indices: range check (rt_fail naming the
+ *                  input), then a row copy
+ * Reductions keep a vector accumulator and a scalar one for the tail and
+ * add the lanes in order at the end. Loop variables live in allocas that
+ * SROA turns into registers.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "codegen/codegen.h"
+#include "slapo/slapo.h"
+
+#define B (f->L->b)
+
+/* ---- function scaffolding ------------------------------------------------------- */
+
+void cg_fn_begin(CgFn *f, CgLlvm *L, const CgProgram *prog, LLVMValueRef fn)
+{
+	memset(f, 0, sizeof *f);
+	f->L = L;
+	f->prog = prog;
+	f->fn = fn;
+	f->entry = LLVMAppendBasicBlockInContext(L->ctx, fn, "entry");
+	f->body = LLVMAppendBasicBlockInContext(L->ctx, fn, "body");
+	LLVMPositionBuilderAtEnd(L->b, f->body);
+}
+
+void cg_fn_end(CgFn *f)
+{
+	LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
+	LLVMPositionBuilderAtEnd(B, f->entry);
+	LLVMBuildBr(B, f->body);
+	LLVMPositionBuilderAtEnd(B, here);
+}
+
+LLVMValueRef cg_i64(CgFn *f, int64_t v)
+{
+	return LLVMConstInt(f->L->t_i64, (unsigned long long)v, 1);
+}
+
+LLVMValueRef cg_dim(CgFn *f, IrDim d)
+{
+	if (ir_dim_is_const(d))
+		return cg_i64(f, d.coef);
+	for (int i = 0; i < f->ndim_cache; i++)
+		if (ir_dim_eq(f->dcache[i], d))
+			return f->vcache[i];
+	LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
+	LLVMPositionBuilderAtEnd(B, f->entry);
+	LLVMValueRef v = NULL;
+	for (int s = 0; s < IR_MAX_SYMS; s++) {
+		if (!d.pow[s])
+			continue;
+		int k = f->prog->sym_index[s];
+		LLVMValueRef idx = cg_i64(f, k < 0 ? 0 : k);
+		LLVMValueRef x =
+		        LLVMBuildLoad2(B, f->L->t_i64,
+		                       LLVMBuildInBoundsGEP2(B, f->L->t_i64, f->sym, &idx, 1, ""), "");
+		for (int p = 0; p < d.pow[s]; p++)
+			v = v ? LLVMBuildMul(B, v, x, "") : x;
+	}
+	if (d.coef != 1)
+		v = LLVMBuildMul(B, v, cg_i64(f, d.coef), "");
+	LLVMPositionBuilderAtEnd(B, here);
+	if (f->ndim_cache < (int)(sizeof f->dcache / sizeof f->dcache[0])) {
+		f->dcache[f->ndim_cache] = d;
+		f->vcache[f->ndim_cache++] = v;
+	}
+	return v;
+}
+
+LLVMValueRef cg_poly(CgFn *f, const CgPoly *p)
+{
+	LLVMValueRef v = cg_i64(f, 0);
+	for (int i = 0; i < p->n; i++)
+		v = LLVMBuildAdd(B, v, cg_dim(f, p->t[i]), "");
+	return v;
+}
+
+static LLVMValueRef var_of(CgFn *f, LLVMTypeRef t, const char *name)
+{
+	LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
+	LLVMPositionBuilderAtEnd(B, f->entry);
+	LLVMValueRef v = LLVMBuildAlloca(B, t, name);
+	LLVMPositionBuilderAtEnd(B, here);
+	return v;
+}
+
+LLVMValueRef cg_var(CgFn *f, const char *name)
+{
+	return var_of(f, f->L->t_i64, name);
+}
+
+static LLVMValueRef ld(CgFn *f, LLVMTypeRef t, LLVMValueRef p)
+{
+	return LLVMBuildLoad2(B, t, p, "");
+}
+
+static LLVMValueRef min64(CgFn *f, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+/* for (i = init; i < limit; i += step): positions the builder in the body
+ * and returns i; loop_end closes it. */
+typedef struct Loop {
+	LLVMValueRef var;
+	LLVMBasicBlockRef head, exit;
+} Loop;
+
+static LLVMValueRef loop_begin(CgFn *f, Loop *lp, LLVMValueRef init, LLVMValueRef limit)
+{
+	LLVMContextRef c = f->L->ctx;
+	lp->var = cg_var(f, "i");
+	LLVMBuildStore(B, init, lp->var);
+	lp->head = LLVMAppendBasicBlockInContext(c, f->fn, "loop");
+	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c, f->fn, "body");
+	lp->exit = LLVMAppendBasicBlockInContext(c, f->fn, "done");
+	LLVMBuildBr(B, lp->head);
+	LLVMPositionBuilderAtEnd(B, lp->head);
+	LLVMValueRef i = ld(f, f->L->t_i64, lp->var);
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, i, limit, ""), body, lp->exit);
+	LLVMPositionBuilderAtEnd(B, body);
+	return i;
+}
+
+static void loop_end(CgFn *f, Loop *lp, LLVMValueRef i, LLVMValueRef step)
+{
+	LLVMBuildStore(B, LLVMBuildAdd(B, i, step, ""), lp->var);
+	LLVMBuildBr(B, lp->head);
+	LLVMPositionBuilderAtEnd(B, lp->exit);
+}
+
+/* ---- operands ------------------------------------------------------------------------ */
+
+enum { MAXV = CG_MAX_VIEWS };
+
+/* What one kernel knows of its views. */
+typedef struct Ops {
+	const CgStep *st;
+	LLVMValueRef ptr[MAXV];             /* element 0 (typed), NULL: index view */
+	IrDType sty[MAXV];                  /* storage types */
+	LLVMValueRef stride[MAXV][IR_MAX_DIMS];
+	int cls[MAXV];                      /* last-dim stride: 0, 1 or 2 (other) */
+	LLVMValueRef off[MAXV];             /* offset of the current row */
+	/* expression evaluation */
+	LLVMValueRef j;                     /* position in the row */
+	int lanes;
+	int nmemo;
+	const IrNode *memo_n[128];
+	CgVal memo_v[128];
+	bool bad;
+} Ops;
+
+static int stride_class(IrDim s)
+{
+	return cg_dim_is(s, 0) ? 0 : cg_dim_is(s, 1) ? 1 : 2;
+}
+
+static LLVMTypeRef storage_ptr(CgLlvm *L, IrDType st)
+{
+	switch (st) {
+	case IR_I64: return L->t_i64p;
+	case IR_I32: return LLVMPointerType(L->t_i32, 0);
+	case IR_BOOL: return L->t_i8p;
+	default: return L->t_f32p;
+	}
+}
+
+static void ops_init(CgFn *f, Ops *o, const CgStep *st, LLVMValueRef ctx)
+{
+	memset(o, 0, sizeof *o);
+	o->st = st;
+	LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
+	LLVMPositionBuilderAtEnd(B, f->entry);
+	LLVMTypeRef pp = LLVMPointerType(f->L->t_i8p, 0);
+	LLVMValueRef slots = LLVMBuildBitCast(B, ctx, pp, "");
+	for (int k = -2; k < st->nview; k++) {
+		LLVMValueRef idx = cg_i64(f, k + 2);
+		LLVMValueRef p = ld(f, f->L->t_i8p, LLVMBuildInBoundsGEP2(B, f->L->t_i8p, slots, &idx, 1, ""));
+		if (k == -2) {
+			f->ex = p;
+			continue;
+		}
+		if (k == -1) {
+			f->sym = LLVMBuildBitCast(B, p, f->L->t_i64p, "sym");
+			continue;
+		}
+		const CgView *v = &st->views[k];
+		if (v->buf < 0)
+			continue;
+		const CgBuf *b = f->prog->bufs.items[v->buf];
+		o->sty[k] = b->dtype;
+		o->ptr[k] = LLVMBuildBitCast(B, p, storage_ptr(f->L, b->dtype), "");
+	}
+	LLVMPositionBuilderAtEnd(B, here);
+	for (int k = 0; k < st->nview; k++) {
+		const CgView *v = &st->views[k];
+		for (int i = 0; i < v->ndim; i++)
+			o->stride[k][i] = cg_dim(f, v->stride[i]);
+		o->cls[k] = v->ndim ? stride_class(v->stride[v->ndim - 1]) : 0;
+	}
+}
+
+/* Offsets of views [k0, k1) for row r of the dims [0, nouter). */
+static void row_offsets(CgFn *f, Ops *o, const IrDim *dim, int nouter, LLVMValueRef r, int k0,
+                        int k1)
+{
+	for (int k = k0; k < k1; k++)
+		o->off[k] = cg_i64(f, 0);
+	for (int i = nouter - 1; i >= 0; i--) {
+		LLVMValueRef idx = r;
+		if (i > 0) {
+			LLVMValueRef d = cg_dim(f, dim[i]);
+			idx = LLVMBuildURem(B, r, d, "");
+			r = LLVMBuildUDiv(B, r, d, "");
+		}
+		for (int k = k0; k < k1; k++)
+			if (!cg_dim_is(o->st->views[k].stride[i], 0))
+				o->off[k] = LLVMBuildAdd(B, o->off[k],
+				                         LLVMBuildMul(B, idx, o->stride[k][i], ""), "");
+	}
+}
+
+/* element offset of view k at position j of the row */
+static LLVMValueRef at(CgFn *f, Ops *o, int k, LLVMValueRef j)
+{
+	int last = o->st->views[k].ndim - 1;
+	switch (o->cls[k]) {
+	case 0: return o->off[k];
+	case 1: return LLVMBuildAdd(B, o->off[k], j, "");
+	default: return LLVMBuildAdd(B, o->off[k], LLVMBuildMul(B, j, o->stride[k][last], ""), "");
+	}
+}
+
+static CgVal load_view(CgFn *f, Ops *o, int k, LLVMValueRef j, int lanes)
+{
+	int last = o->st->views[k].ndim - 1;
+	return cg_load(f, o->sty[k], o->ptr[k], at(f, o, k, j), o->stride[k][last], o->cls[k],
+	               lanes);
+}
+
+static void store_view(CgFn *f, Ops *o, int k, LLVMValueRef j, CgVal v, int lanes)
+{
+	int last = o->st->views[k].ndim - 1;
+	cg_store(f, o->sty[k], o->ptr[k], at(f, o, k, j), v, o->stride[k][last], o->cls[k],
+	         lanes);
+}
+
+/* ---- expressions ------------------------------------------------------------------------ */
+
+static LLVMValueRef splat64(CgFn *f, LLVMValueRef x, int lanes)
+{
+	LLVMValueRef v = cg_consti(f, 0, lanes);
+	for (int i = 0; i < lanes; i++)
+		v = LLVMBuildInsertElement(B, v, x, LLVMConstInt(f->L->t_i32, (unsigned)i, 0), "");
+	return v;
+}
+
+static CgVal eval(CgFn *f, Ops *o, const IrNode *n)
+{
+	for (int i = 0; i < o->nmemo; i++)
+		if (o->memo_n[i] == n)
+			return o->memo_v[i];
+	const CgExpr *e = &o->st->expr;
+	CgVal r = {0};
+	int leaf = -1;
+	for (int i = 0; i < e->nleaf && leaf < 0; i++)
+		if (e->leaf[i] == n)
+			leaf = i;
+	if (leaf >= 0) {
+		int k = e->leaf_view[leaf];
+		if (!o->ptr[k]) { /* arange: the index itself */
+			int last = o->st->views[k].ndim - 1;
+			r.t = IR_I64;
+			r.v = at(f, o, k, o->j);
+			if (o->lanes > 1) {
+				LLVMValueRef iota[64];
+				for (int i = 0; i < o->lanes; i++)
+					iota[i] = LLVMConstInt(f->L->t_i64, (unsigned)i, 0);
+				LLVMValueRef step = LLVMConstVector(iota, (unsigned)o->lanes);
+				if (o->cls[k] == 0)
+					step = cg_consti(f, 0, o->lanes);
+				else if (o->cls[k] == 2)
+					step = LLVMBuildMul(B, step, splat64(f, o->stride[k][last], o->lanes), "");
+				r.v = LLVMBuildAdd(B, splat64(f, r.v, o->lanes), step, "");
+			}
+			r = cg_convert(f, r, n->dtype, o->lanes);
+		} else {
+			r = load_view(f, o, k, o->j, o->lanes);
+		}
+	} else if (n->op == OP_CONST) {
+		r = cg_const(f, n->dtype, n->fattr, o->lanes);
+	} else if (cg_cpu_ops[n->op].elem && n->nin <= 8) {
+		CgVal in[8];
+		for (int i = 0; i < n->nin; i++)
+			in[i] = eval(f, o, n->in[i]);
+		r = cg_cpu_ops[n->op].elem(f, n, in, o->lanes);
+	} else {
+		o->bad = true;
+		r = cg_const(f, n->dtype, 0, o->lanes);
+	}
+	if (o->nmemo < 128) {
+		o->memo_n[o->nmemo] = n;
+		o->memo_v[o->nmemo++] = r;
+	}
+	return r;
+}
+
+static CgVal eval_at(CgFn *f, Ops *o, LLVMValueRef j, int lanes)
+{
+	o->j = j;
+	o->lanes = lanes;
+	o->nmemo = 0;
+	return eval(f, o, o->st->expr.root);
+}
+
+/* Run body(j, lanes) over [j0, j1): vectors first when `vec`. */
+typedef void (*RowBody)(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user);
+
+static void row_loop(CgFn *f, Ops *o, LLVMValueRef j0, LLVMValueRef j1, bool vec, RowBody body,
+                     void *user)
+{
+	int w = f->L->vw;
+	LLVMValueRef start = j0;
+	if (vec && w > 1) {
+		Loop lp;
+		LLVMValueRef lim = LLVMBuildSub(B, j1, cg_i64(f, w - 1), "");
+		LLVMValueRef j = loop_begin(f, &lp, j0, lim);
+		body(f, o, j, w, user);
+		loop_end(f, &lp, j, cg_i64(f, w));
+		start = ld(f, f->L->t_i64, lp.var);
+	}
+	Loop lp;
+	LLVMValueRef j = loop_begin(f, &lp, start, j1);
+	body(f, o, j, 1, user);
+	loop_end(f, &lp, j, cg_i64(f, 1));
+}
+
+/* ---- MAP --------------------------------------------------------------------------------- */
+
+static void map_body(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
+{
+	CgVal v = eval_at(f, o, j, lanes);
+	store_view(f, o, 0, j, v, lanes);
+}
+
+static void emit_map(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
+{
+	const CgStep *st = o->st;
+	int nd = st->ndim;
+	LLVMValueRef len = cg_dim(f, st->dim[nd - 1]);
+	Loop lp;
+	/* while pos < end: one (partial) row */
+	LLVMValueRef posv = cg_var(f, "pos");
+	LLVMBuildStore(B, begin, posv);
+	lp.var = posv;
+	lp.head = LLVMAppendBasicBlockInContext(f->L->ctx, f->fn, "rows");
+	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(f->L->ctx, f->fn, "row");
+	lp.exit = LLVMAppendBasicBlockInContext(f->L->ctx, f->fn, "end");
+	LLVMBuildBr(B, lp.head);
+	LLVMPositionBuilderAtEnd(B, lp.head);
+	LLVMValueRef pos = ld(f, f->L->t_i64, posv);
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, pos, end, ""), body, lp.exit);
+	LLVMPositionBuilderAtEnd(B, body);
+	LLVMValueRef r = LLVMBuildUDiv(B, pos, len, "");
+	LLVMValueRef j0 = LLVMBuildSub(B, pos, LLVMBuildMul(B, r, len, ""), "");
+	LLVMValueRef j1 = min64(f, len, LLVMBuildAdd(B, j0, LLVMBuildSub(B, end, pos, ""), ""));
+	row_offsets(f, o, st->dim, nd - 1, r, 0, st->nview);
+	row_loop(f, o, j0, j1, o->cls[0] == 1, map_body, NULL);
+	LLVMBuildStore(B, LLVMBuildAdd(B, pos, LLVMBuildSub(B, j1, j0, ""), ""), posv);
+	LLVMBuildBr(B, lp.head);
+	LLVMPositionBuilderAtEnd(B, lp.exit);
+}
+
+/* ---- row kernels ---------------------------------------------------------------------------- */
+
+/* accumulators of one pass: a vector and a scalar one */
+typedef struct Acc {
+	LLVMValueRef vec, sca; /* allocas */
+	int op;                /* 0 sum, 1 max (NaN kept), 2 integer max */
+	IrDType t;
+	LLVMValueRef mean;     /* LN pass 2: the mean to subtract */
+	int view;              /* REDUCE: the input view */
+} Acc;
+
+static LLVMValueRef combine(CgFn *f, int op, IrDType t, LLVMValueRef a, LLVMValueRef b)
+{
+	if (op == 0)
+		return t == IR_I64 ? LLVMBuildAdd(B, a, b, "") : LLVMBuildFAdd(B, a, b, "");
+	if (op == 1)
+		return cg_fmax_nan(f, a, b);
+	return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+static double acc_init(int op)
+{
+	return op == 0 ? 0.0 : -INFINITY;
+}
+
+static void acc_begin(CgFn *f, Acc *a, int op, IrDType t)
+{
+	int w = f->L->vw;
+	a->op = op;
+	a->t = t;
+	a->vec = var_of(f, cg_type(f->L, t, w), "vacc");
+	a->sca = var_of(f, cg_type(f->L, t, 1), "acc");
+	if (t == IR_I64) {
+		int64_t init = op == 0 ? 0 : INT64_MIN;
+		LLVMBuildStore(B, cg_consti(f, init, w), a->vec);
+		LLVMBuildStore(B, cg_consti(f, init, 1), a->sca);
+	} else {
+		LLVMBuildStore(B, cg_constf(f, acc_init(op), w), a->vec);
+		LLVMBuildStore(B, cg_constf(f, acc_init(op), 1), a->sca);
+	}
+}
+
+static void acc_add(CgFn *f, Acc *a, LLVMValueRef v, int lanes)
+{
+	LLVMValueRef p = lanes > 1 ? a->vec : a->sca;
+	LLVMValueRef cur = ld(f, cg_type(f->L, a->t, lanes), p);
+	LLVMBuildStore(B, combine(f, a->op, a->t, cur, v), p);
+}
+
+/* the lanes in order, then the scalar tail */
+static LLVMValueRef acc_end(CgFn *f, Acc *a)
+{
+	int w = f->L->vw;
+	LLVMValueRef v = ld(f, cg_type(f->L, a->t, w), a->vec);
+	LLVMValueRef r = NULL;
+	for (int i = 0; i < w; i++) {
+		LLVMValueRef e = LLVMBuildExtractElement(B, v, LLVMConstInt(f->L->t_i32, (unsigned)i, 0),
+		                                         "");
+		r = r ? combine(f, a->op, a->t, r, e) : e;
+	}
+	return combine(f, a->op, a->t, r, ld(f, cg_type(f->L, a->t, 1), a->sca));
+}
+
+static LLVMValueRef splatf(CgFn *f, LLVMValueRef x, int lanes)
+{
+	if (lanes == 1)
+		return x;
+	LLVMValueRef v = cg_constf(f, 0, lanes);
+	for (int i = 0; i < lanes; i++)
+		v = LLVMBuildInsertElement(B, v, x, LLVMConstInt(f->L->t_i32, (unsigned)i, 0), "");
+	return v;
+}
+
+/* pass 1 of softmax and layer_norm: out = expr, accumulate */
+static void pass_eval(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
+{
+	Acc *a = user;
+	CgVal v = cg_convert(f, eval_at(f, o, j, lanes), IR_F32, lanes);
+	store_view(f, o, 0, j, v, lanes);
+	acc_add(f, a, v.v, lanes);
+}
+
+/* softmax pass 2: out = exp(out - max), sum */
+static void pass_exp(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
+{
+	Acc *a = user;
+	CgVal v = load_view(f, o, 0, j, lanes);
+	v.v = cg_math_exp(f, LLVMBuildFSub(B, v.v, splatf(f, a->mean, lanes), ""), lanes);
+	store_view(f, o, 0, j, v, lanes);
+	acc_add(f, a, v.v, lanes);
+}
+
+/* softmax pass 3 / scaling: out *= s */
+static void pass_scale(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
+{
+	LLVMValueRef s = user;
+	CgVal v = load_view(f, o, 0, j, lanes);
+	v.v = LLVMBuildFMul(B, v.v, splatf(f, s, lanes), "");
+	store_view(f, o, 0, j, v, lanes);
+}
+
+/* layer_norm pass 2: sum of squared deviations */
+static void pass_var(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
+{
+	Acc *a = user;
+	CgVal v = load_view(f, o, 0, j, lanes);
+	LLVMValueRef d = LLVMBuildFSub(B, v.v, splatf(f, a->mean, lanes), "");
+	acc_add(f, a, LLVMBuildFMul(B, d, d, ""), lanes);
+}
+
+typedef struct Norm {
+	LLVMValueRef mean, rstd;
+} Norm;
+
+/* layer_norm pass 3: out = (out - mean) * rstd * w + b */
+static void pass_norm(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
+{
+	Norm *nm = user;
+	CgVal v = load_view(f, o, 0, j, lanes);
+	CgVal w = load_view(f, o, 1, j, lanes), b = load_view(f, o, 2, j, lanes);
+	LLVMValueRef x = LLVMBuildFSub(B, v.v, splatf(f, nm->mean, lanes), "");
+	x = LLVMBuildFMul(B, x, splatf(f, nm->rstd, lanes), "");
+	v.v = cg_fma(f, x, cg_convert(f, w, IR_F32, lanes).v, cg_convert(f, b, IR_F32, lanes).v,
+	             lanes);
+	store_view(f, o, 0, j, v, lanes);
+}
+
+/* REDUCE: accumulate the input */
+static void pass_reduce(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
+{
+	Acc *a = user;
+	CgVal v = load_view(f, o, 1, j, lanes);
+	acc_add(f, a, cg_convert(f, v, a->t, lanes).v, lanes);
+}
+
+static void emit_rows(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
+{
+	const CgStep *st = o->st;
+	int nd = st->ndim;
+	LLVMValueRef len = cg_dim(f, st->dim[nd - 1]);
+	Loop lp;
+	LLVMValueRef r = loop_begin(f, &lp, begin, end);
+	row_offsets(f, o, st->dim, nd - 1, r, 0, st->nview);
+	LLVMValueRef zero = cg_i64(f, 0);
+	LLVMValueRef lenf = LLVMBuildSIToFP(B, len, f->L->t_f32, "");
+	LLVMValueRef one = cg_constf(f, 1, 1);
+	bool vec = o->cls[0] == 1;
+	Acc a;
+	switch (st->kind) {
+	case CG_SOFTMAX: {
+		acc_begin(f, &a, 1, IR_F32);
+		row_loop(f, o, zero, len, vec, pass_eval, &a);
+		a.mean = acc_end(f, &a);
+		acc_begin(f, &a, 0, IR_F32);
+		row_loop(f, o, zero, len, vec, pass_exp, &a);
+		LLVMValueRef inv = LLVMBuildFDiv(B, one, acc_end(f, &a), "");
+		row_loop(f, o, zero, len, vec, pass_scale, inv);
+		break;
+	}
+	case CG_LAYER_NORM: {
+		acc_begin(f, &a, 0, IR_F32);
+		row_loop(f, o, zero, len, vec, pass_eval, &a);
+		Norm nm;
+		nm.mean = LLVMBuildFDiv(B, acc_end(f, &a), lenf, "");
+		acc_begin(f, &a, 0, IR_F32);
+		a.mean = nm.mean;
+		row_loop(f, o, zero, len, vec, pass_var, &a);
+		LLVMValueRef var = LLVMBuildFDiv(B, acc_end(f, &a), lenf, "");
+		var = LLVMBuildFAdd(B, var, cg_constf(f, st->eps, 1), "");
+		LLVMValueRef sq = cg_llvm_intrinsic(f->L, "llvm.sqrt", f->L->t_f32, NULL, 1);
+		nm.rstd = LLVMBuildFDiv(B, one, cg_llvm_call(f->L, sq, &var, 1), "");
+		row_loop(f, o, zero, len, vec, pass_norm, &nm);
+		break;
+	}
+	default: { /* REDUCE */
+		IrDType t = st->type == IR_F32 ? IR_F32 : IR_I64;
+		int op = st->rop == OP_MAX ? (t == IR_F32 ? 1 : 2) : 0;
+		acc_begin(f, &a, op, t);
+		row_loop(f, o, zero, len, o->cls[1] <= 1, pass_reduce, &a);
+		CgVal res = {acc_end(f, &a), t};
+		if (st->rop == OP_MEAN)
+			res.v = LLVMBuildFDiv(B, cg_convert(f, res, IR_F32, 1).v, lenf, "");
+		if (st->rop == OP_MEAN)
+			res.t = IR_F32;
+		cg_store(f, o->sty[0], o->ptr[0], o->off[0], res, NULL, 0, 1);
+		break;
+	}
+	}
+	loop_end(f, &lp, r, cg_i64(f, 1));
+}
+
+/* ---- GATHER -------------------------------------------------------------------------------- */
+
+static void copy_body(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
+{
+	CgVal v = load_view(f, o, 2, j, lanes);
+	store_view(f, o, 0, j, v, lanes);
+}
+
+static void emit_gather(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
+{
+	const CgStep *st = o->st;
+	const CgView *tv = &st->views[2];
+	LLVMValueRef rows = cg_dim(f, st->rows);
+	LLVMValueRef d = cg_dim(f, tv->dim[1]);
+	LLVMValueRef rs = o->stride[2][0];
+	Loop lp;
+	LLVMValueRef r = loop_begin(f, &lp, begin, end);
+	row_offsets(f, o, st->dim, st->ndim, r, 1, 2);
+	CgVal id = cg_load(f, o->sty[1], o->ptr[1], o->off[1], NULL, 0, 1);
+	id = cg_convert(f, id, IR_I64, 1);
+	LLVMValueRef bad = LLVMBuildICmp(B, LLVMIntUGE, id.v, rows, "");
+	LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(f->L->ctx, f->fn, "bad_index");
+	LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(f->L->ctx, f->fn, "copy");
+	LLVMBuildCondBr(B, bad, fail, ok);
+	LLVMPositionBuilderAtEnd(B, fail);
+	{
+		CgLlvm *L = f->L;
+		LLVMTypeRef pt[4] = {L->t_i8p, L->t_i32, L->t_i8p, L->t_i8p};
+		LLVMValueRef rt_fail = cg_llvm_decl(L, "rt_fail", LLVMFunctionType(L->t_i32, pt, 4, 1));
+		LLVMValueRef args[6] = {
+		        f->ex, LLVMConstInt(L->t_i32, SLAPO_INVALID_ARGUMENT, 0),
+		        cg_llvm_cstr(L, st->object),
+		        cg_llvm_cstr(L, arena_printf(f->prog->arena,
+		                                     "value %%lld is out of range [0, %%lld) "
+		                                     "(embedding %%%%%s)", st->name)),
+		        id.v, rows};
+		cg_llvm_call(L, rt_fail, args, 6);
+		LLVMBuildRetVoid(B);
+	}
+	LLVMPositionBuilderAtEnd(B, ok);
+	o->off[0] = LLVMBuildMul(B, r, d, "");
+	o->off[2] = LLVMBuildMul(B, id.v, rs, "");
+	row_loop(f, o, cg_i64(f, 0), d, true, copy_body, NULL);
+	loop_end(f, &lp, r, cg_i64(f, 1));
+}
+
+/* ---- entry ---------------------------------------------------------------------------------- */
+
+bool cg_emit_kernel(CgLlvm *L, const CgProgram *prog, const CgStep *st)
+{
+	LLVMValueRef fn = LLVMAddFunction(L->mod, st->fn, L->t_kernel);
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	CgFn f;
+	cg_fn_begin(&f, L, prog, fn);
+	Ops *o = ARENA_NEW(prog->arena, Ops);
+	ops_init(&f, o, st, LLVMGetParam(fn, 0));
+	LLVMValueRef begin = LLVMGetParam(fn, 1), end = LLVMGetParam(fn, 2);
+	switch (st->kind) {
+	case CG_MAP:
+		emit_map(&f, o, begin, end);
+		break;
+	case CG_SOFTMAX:
+	case CG_LAYER_NORM:
+	case CG_REDUCE:
+		emit_rows(&f, o, begin, end);
+		break;
+	case CG_GATHER:
+		emit_gather(&f, o, begin, end);
+		break;
+	case CG_GEMM:
+		break;
+	}
+	LLVMBuildRetVoid(L->b);
+	cg_fn_end(&f);
+	if (o->bad) {
+		diag_plain(L->diag, DIAG_ERROR,
+		           "internal error: kernel %s computes an op it cannot emit", st->fn);
+		return false;
+	}
+	return true;
+}

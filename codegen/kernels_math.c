@@ -1,0 +1,239 @@
+/* kernels_math.c - exp, tanh, erf, GELU and sigmoid as straight-line
+ * polynomial / rational code on f32 scalars or vectors: no libm calls and
+ * no branches, so a vector body stays a vector body. Accuracy (measured
+ * by tests/codegen/test_math.c against libm in double, stated in
+ * docs/codegen.md):
+ *
+ *   exp    Cody-Waite reduction by ln 2 (split constant), degree-6
+ *          polynomial (Cephes expf), scaling by 2^n in two steps so the
+ *          denormal range and overflow to inf come out right;
+ *          max rel error ~1e-7 on [-87, 88]; exp(-inf) = 0, exp(inf) = inf.
+ *   tanh   Eigen's rational approximation (odd degree 13 / even degree 6),
+ *          clamped at |x| = 7.905; max abs error ~3e-7.
+ *   erf    |x| < 1: x * P6(x^2) (fitted, rel error 1.2e-9 in exact
+ *          arithmetic); |x| >= 1: 1 - erfc(|x|) with
+ *          erfc(x) = exp(-x^2) / x * P10(1/x) (fitted on [1, 10], rel error
+ *          4e-8), x^2 kept exact as hi + lo with an FMA; max abs error
+ *          ~1.4e-7 over [-6, 6].
+ *   gelu   0.5 x (1 + erf(x/sqrt 2)) for |x/sqrt 2| < 1, else through erfc
+ *          of |x|/sqrt 2 (x^2/2 computed from x exactly), so large negative x
+ *          keep their relative accuracy: max rel error ~1e-6 over [-12, 12].
+ *   gelu_tanh  x * sigmoid(2 u), u = sqrt(2/pi) (x + 0.044715 x^3): the same
+ *          function as 0.5 x (1 + tanh u) without the cancellation.
+ *   sigmoid 1 / (1 + exp(-x)).
+ */
+#include "codegen/codegen.h"
+
+#define B (f->L->b)
+
+static LLVMValueRef k(CgFn *f, double v, int lanes)
+{
+	return cg_constf(f, v, lanes);
+}
+
+LLVMValueRef cg_fma(CgFn *f, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c, int lanes)
+{
+	LLVMValueRef fn = cg_llvm_intrinsic(f->L, "llvm.fmuladd", cg_type(f->L, IR_F32, lanes),
+	                                    NULL, 3);
+	LLVMValueRef args[3] = {a, b, c};
+	return cg_llvm_call(f->L, fn, args, 3);
+}
+
+/* a * b - a*b rounded: the rounding error of a product (needs a fused
+ * multiply-add; 0 where the target has none). */
+static LLVMValueRef prod_err(CgFn *f, LLVMValueRef a, LLVMValueRef b, LLVMValueRef p,
+                             int lanes)
+{
+	if (!f->L->has_fma)
+		return k(f, 0, lanes);
+	LLVMValueRef fn = cg_llvm_intrinsic(f->L, "llvm.fma", cg_type(f->L, IR_F32, lanes),
+	                                    NULL, 3);
+	LLVMValueRef args[3] = {a, b, LLVMBuildFNeg(B, p, "")};
+	return cg_llvm_call(f->L, fn, args, 3);
+}
+
+LLVMValueRef cg_select_lt(CgFn *f, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t,
+                          LLVMValueRef e)
+{
+	return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, a, b, ""), t, e, "");
+}
+
+static LLVMValueRef select_gt(CgFn *f, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t,
+                              LLVMValueRef e)
+{
+	return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, b, ""), t, e, "");
+}
+
+/* max(a, b) that keeps a NaN of either side */
+LLVMValueRef cg_fmax_nan(CgFn *f, LLVMValueRef a, LLVMValueRef b)
+{
+	LLVMValueRef take_a = LLVMBuildFCmp(B, LLVMRealUGT, a, b, ""); /* a > b or NaN */
+	LLVMValueRef r = LLVMBuildSelect(B, take_a, a, b, "");
+	LLVMValueRef b_nan = LLVMBuildFCmp(B, LLVMRealUNO, b, b, "");
+	return LLVMBuildSelect(B, b_nan, b, r, "");
+}
+
+static LLVMValueRef fabs_(CgFn *f, LLVMValueRef x, int lanes)
+{
+	LLVMValueRef fn = cg_llvm_intrinsic(f->L, "llvm.fabs", cg_type(f->L, IR_F32, lanes),
+	                                    NULL, 1);
+	return cg_llvm_call(f->L, fn, &x, 1);
+}
+
+static LLVMValueRef copysign_(CgFn *f, LLVMValueRef mag, LLVMValueRef sgn, int lanes)
+{
+	LLVMValueRef fn = cg_llvm_intrinsic(f->L, "llvm.copysign",
+	                                    cg_type(f->L, IR_F32, lanes), NULL, 2);
+	LLVMValueRef args[2] = {mag, sgn};
+	return cg_llvm_call(f->L, fn, args, 2);
+}
+
+/* Horner: c[0] x^(n-1) + ... + c[n-1] */
+static LLVMValueRef poly(CgFn *f, LLVMValueRef x, const double *c, int n, int lanes)
+{
+	LLVMValueRef p = k(f, c[0], lanes);
+	for (int i = 1; i < n; i++)
+		p = cg_fma(f, p, x, k(f, c[i], lanes), lanes);
+	return p;
+}
+
+static LLVMTypeRef ity(CgFn *f, int lanes)
+{
+	return lanes > 1 ? LLVMVectorType(f->L->t_i32, (unsigned)lanes) : f->L->t_i32;
+}
+
+static LLVMValueRef iconst(CgFn *f, int32_t v, int lanes)
+{
+	LLVMValueRef c = LLVMConstInt(f->L->t_i32, (unsigned long long)(int64_t)v, 1);
+	if (lanes == 1)
+		return c;
+	LLVMValueRef e[64];
+	for (int i = 0; i < lanes; i++)
+		e[i] = c;
+	return LLVMConstVector(e, (unsigned)lanes);
+}
+
+/* 2^n for integer n in [-254, 256] as two factors' product, applied to y */
+static LLVMValueRef scale2(CgFn *f, LLVMValueRef y, LLVMValueRef n, int lanes)
+{
+	LLVMTypeRef ft = cg_type(f->L, IR_F32, lanes);
+	LLVMValueRef h = LLVMBuildAShr(B, n, iconst(f, 1, lanes), "");
+	LLVMValueRef l = LLVMBuildSub(B, n, h, "");
+	LLVMValueRef s1 = LLVMBuildShl(B, LLVMBuildAdd(B, h, iconst(f, 127, lanes), ""),
+	                               iconst(f, 23, lanes), "");
+	LLVMValueRef s2 = LLVMBuildShl(B, LLVMBuildAdd(B, l, iconst(f, 127, lanes), ""),
+	                               iconst(f, 23, lanes), "");
+	y = LLVMBuildFMul(B, y, LLVMBuildBitCast(B, s1, ft, ""), "");
+	return LLVMBuildFMul(B, y, LLVMBuildBitCast(B, s2, ft, ""), "");
+}
+
+LLVMValueRef cg_math_exp(CgFn *f, LLVMValueRef x, int lanes)
+{
+	static const double P[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
+	                           4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1};
+	const double magic = 12582912.0; /* 1.5 * 2^23: adding it rounds to an integer */
+	LLVMValueRef xc = select_gt(f, x, k(f, 88.8, lanes), k(f, 88.8, lanes), x);
+	xc = cg_select_lt(f, xc, k(f, -104.0, lanes), k(f, -104.0, lanes), xc);
+	LLVMValueRef t = LLVMBuildFAdd(
+	        B, LLVMBuildFMul(B, xc, k(f, 1.44269504088896341, lanes), ""), k(f, magic, lanes),
+	        "");
+	LLVMValueRef n = LLVMBuildFSub(B, t, k(f, magic, lanes), "");
+	LLVMValueRef r = cg_fma(f, n, k(f, -0.693359375, lanes), xc, lanes);
+	r = cg_fma(f, n, k(f, 2.12194440e-4, lanes), r, lanes);
+	LLVMValueRef p = poly(f, r, P, 6, lanes);
+	LLVMValueRef y = cg_fma(f, p, LLVMBuildFMul(B, r, r, ""), r, lanes);
+	y = LLVMBuildFAdd(B, y, k(f, 1.0, lanes), "");
+	LLVMValueRef ni = LLVMBuildSub(B, LLVMBuildBitCast(B, t, ity(f, lanes), ""),
+	                               iconst(f, 0x4B400000, lanes), "");
+	return scale2(f, y, ni, lanes);
+}
+
+LLVMValueRef cg_math_tanh(CgFn *f, LLVMValueRef x, int lanes)
+{
+	static const double A[] = {-2.76076847742355e-16, 2.00018790482477e-13,
+	                           -8.60467152213735e-11, 5.12229709037114e-08,
+	                           1.48572235717979e-05,  6.37261928875436e-04,
+	                           4.89352455891786e-03};
+	static const double Bq[] = {1.19825839466702e-06, 1.18534705686654e-04,
+	                            2.26843463243900e-03, 4.89352518554385e-03};
+	const double lim = 7.90531110763549805;
+	LLVMValueRef xc = select_gt(f, x, k(f, lim, lanes), k(f, lim, lanes), x);
+	xc = cg_select_lt(f, xc, k(f, -lim, lanes), k(f, -lim, lanes), xc);
+	LLVMValueRef x2 = LLVMBuildFMul(B, xc, xc, "");
+	LLVMValueRef p = LLVMBuildFMul(B, poly(f, x2, A, 7, lanes), xc, "");
+	LLVMValueRef q = poly(f, x2, Bq, 4, lanes);
+	LLVMValueRef r = LLVMBuildFDiv(B, p, q, "");
+	return cg_select_lt(f, fabs_(f, x, lanes), k(f, 0.0004, lanes), x, r);
+}
+
+/* erfc(x) for x >= 1 given x^2 = hi + lo (x clamped to 10) */
+static LLVMValueRef erfc_core(CgFn *f, LLVMValueRef x, LLVMValueRef hi, LLVMValueRef lo,
+                              int lanes)
+{
+	static const double P[] = {
+	        -0.047275127686463524, 0.23023806220904868,  -0.39087990127571762,
+	        0.082654981592002927,  0.693016777412016,    -1.1741826993295136,
+	        0.82474503964925247,   -0.082277216722825028, -0.27198232377397925,
+	        -0.00068294647398254366, 0.56420891722739173};
+	LLVMValueRef xc = select_gt(f, x, k(f, 10.0, lanes), k(f, 10.0, lanes), x);
+	LLVMValueRef hc = select_gt(f, hi, k(f, 100.0, lanes), k(f, 100.0, lanes), hi);
+	LLVMValueRef e = cg_math_exp(f, LLVMBuildFNeg(B, hc, ""), lanes);
+	e = LLVMBuildFMul(B, e, LLVMBuildFSub(B, k(f, 1.0, lanes), lo, ""), "");
+	LLVMValueRef q = LLVMBuildFDiv(B, k(f, 1.0, lanes), xc, "");
+	LLVMValueRef p = poly(f, q, P, 11, lanes);
+	return LLVMBuildFMul(B, LLVMBuildFMul(B, e, q, ""), p, "");
+}
+
+static const double ERF_SMALL[] = {7.8524303434878668e-05, -0.00080097494717914251,
+                                   0.0051882755778147732,  -0.026853783438745687,
+                                   0.11283584432091686,    -0.37612625756472914,
+                                   1.1283791657157965};
+
+LLVMValueRef cg_math_erf(CgFn *f, LLVMValueRef x, int lanes)
+{
+	LLVMValueRef one = k(f, 1.0, lanes);
+	LLVMValueRef ax = fabs_(f, x, lanes);
+	LLVMValueRef small =
+	        LLVMBuildFMul(B, x, poly(f, LLVMBuildFMul(B, x, x, ""), ERF_SMALL, 7, lanes), "");
+	LLVMValueRef w = cg_select_lt(f, ax, one, one, ax);
+	LLVMValueRef hi = LLVMBuildFMul(B, w, w, "");
+	LLVMValueRef lo = prod_err(f, w, w, hi, lanes);
+	LLVMValueRef big = LLVMBuildFSub(B, one, erfc_core(f, w, hi, lo, lanes), "");
+	big = copysign_(f, big, x, lanes);
+	return cg_select_lt(f, ax, one, small, big);
+}
+
+LLVMValueRef cg_math_gelu(CgFn *f, LLVMValueRef x, int lanes)
+{
+	LLVMValueRef one = k(f, 1.0, lanes), half = k(f, 0.5, lanes);
+	LLVMValueRef z = LLVMBuildFMul(B, x, k(f, 0.70710678118654752, lanes), "");
+	LLVMValueRef az = fabs_(f, z, lanes);
+	/* z^2 = x^2 / 2 exactly as hi + lo */
+	LLVMValueRef xx = LLVMBuildFMul(B, x, x, "");
+	LLVMValueRef hi = LLVMBuildFMul(B, xx, half, "");
+	LLVMValueRef lo = LLVMBuildFMul(B, prod_err(f, x, x, xx, lanes), half, "");
+	LLVMValueRef w = cg_select_lt(f, az, one, one, az);
+	LLVMValueRef e = erfc_core(f, w, hi, lo, lanes); /* erfc(|z|), |z| >= 1 */
+	LLVMValueRef small =
+	        LLVMBuildFMul(B, z, poly(f, LLVMBuildFMul(B, z, z, ""), ERF_SMALL, 7, lanes), "");
+	LLVMValueRef hx = LLVMBuildFMul(B, half, x, "");
+	LLVMValueRef mid = LLVMBuildFMul(B, hx, LLVMBuildFAdd(B, one, small, ""), "");
+	LLVMValueRef pos = LLVMBuildFMul(B, hx, LLVMBuildFSub(B, k(f, 2.0, lanes), e, ""), "");
+	LLVMValueRef neg = LLVMBuildFMul(B, hx, e, "");
+	LLVMValueRef r = select_gt(f, z, k(f, 0.0, lanes), pos, neg);
+	return cg_select_lt(f, az, one, mid, r);
+}
+
+LLVMValueRef cg_math_sigmoid(CgFn *f, LLVMValueRef x, int lanes)
+{
+	LLVMValueRef e = cg_math_exp(f, LLVMBuildFNeg(B, x, ""), lanes);
+	return LLVMBuildFDiv(B, k(f, 1.0, lanes), LLVMBuildFAdd(B, k(f, 1.0, lanes), e, ""), "");
+}
+
+LLVMValueRef cg_math_gelu_tanh(CgFn *f, LLVMValueRef x, int lanes)
+{
+	LLVMValueRef x3 = LLVMBuildFMul(B, LLVMBuildFMul(B, x, x, ""), x, "");
+	LLVMValueRef u = cg_fma(f, x3, k(f, 0.044715, lanes), x, lanes);
+	u = LLVMBuildFMul(B, u, k(f, 2.0 * 0.79788456080286535588, lanes), "");
+	return LLVMBuildFMul(B, x, cg_math_sigmoid(f, u, lanes), "");
+}
