@@ -212,7 +212,7 @@ static void type_suffix(char *buf, size_t n, LLVMTypeRef t)
 LLVMValueRef cg_llvm_intrinsic(CgLlvm *L, const char *base, LLVMTypeRef ty,
                                LLVMTypeRef ty2, int nargs)
 {
-	char name[96], s1[24], s2[24] = "";
+	char name[160], s1[40], s2[40] = "";
 	type_suffix(s1, sizeof s1, ty);
 	if (ty2)
 		type_suffix(s2, sizeof s2, ty2);

@@ -24,6 +24,7 @@ typedef struct Frame {
 } Frame;
 
 static Value *eval_expr(Eval *ev, Frame *f, const Ast *e);
+static void count_step(Eval *ev, Span sp);
 static void exec_block(Eval *ev, Frame *f, const Ast *blk);
 
 void eval_error(Eval *ev, Span sp, const char *fmt, ...)
@@ -43,6 +44,7 @@ void eval_init(Eval *ev, Arena *a, Diag *d, IrCtx *ir, FILE *out)
 	ev->ir = ir;
 	ev->out = out;
 	ev->globals = env_new(ev, NULL);
+	ev->max_steps = 4 * 1000 * 1000;
 	builtins_install(ev, ev->globals);
 }
 
@@ -555,6 +557,8 @@ static Value *range_list(Eval *ev, Value *lo, Value *hi, Span sp)
 	if (b - a > 1000000)
 		eval_error(ev, sp, "range of %lld items is too long", (long long)(b - a));
 	int n = b > a ? (int)(b - a) : 0;
+	ev->steps += n; /* building the list costs a step per item */
+	count_step(ev, sp);
 	Value **items = ARENA_ARRAY(ev->arena, Value *, n + 1);
 	for (int i = 0; i < n; i++)
 		items[i] = val_int(ev, a + i);
@@ -578,8 +582,16 @@ static Value *iterable(Eval *ev, Value *v, Span sp)
 	eval_error(ev, sp, "cannot iterate over a %s", val_type_name(v));
 }
 
+static void count_step(Eval *ev, Span sp)
+{
+	if (++ev->steps > ev->max_steps)
+		eval_error(ev, sp, "the program ran for more than %lld evaluation steps; is there a "
+		           "runaway loop?", (long long)ev->max_steps);
+}
+
 static Value *eval_expr(Eval *ev, Frame *f, const Ast *e)
 {
+	count_step(ev, e->span);
 	switch (e->kind) {
 	case AST_INT:
 		return val_int(ev, e->ival);
@@ -745,6 +757,7 @@ static void do_import(Eval *ev, const Ast *s);
 
 static void exec_stmt(Eval *ev, Frame *f, const Ast *s)
 {
+	count_step(ev, s->span);
 	switch (s->kind) {
 	case AST_EXPR_STMT:
 		eval_expr(ev, f, s->lhs);

@@ -180,6 +180,8 @@ struct Eval {
 	bool returning;
 	Value *ret;
 	int depth;             /* call depth (recursion limit) */
+	int64_t steps;         /* statements and expressions evaluated */
+	int64_t max_steps;     /* limit on steps, so no script runs forever */
 	FILE *out;             /* print() goes here */
 	Module *self;          /* module whose body/forward is running */
 	PtrVec schedules;      /* roots passed to create_schedule */

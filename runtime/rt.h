@@ -29,6 +29,10 @@
 
 #include "slapo/slapo.h"
 
+#ifndef SLAPO_RT_VERSION /* set by the build */
+#define SLAPO_RT_VERSION "unknown"
+#endif
+
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #define RT_PRINTF(f, a) __attribute__((format(printf, f, a)))

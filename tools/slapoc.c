@@ -6,11 +6,17 @@
  *   slapoc --verify FILE           run the model through the interpreter after
  *                                  every primitive and report the error of each
  *   slapoc --dump-after=trace FILE print each graph a primitive produces
+ *   slapoc FILE -o model.so        compile the model given to build() into a
+ *                                  model library (codegen/)
+ *   slapoc --dump-after=lower FILE print the kernel graph and memory plan
  *
  * Exit status: 0 on success, 1 on errors in the input, 2 on bad usage.
  */
 #include "ir/sched.h"
 #include "slapo_config.h"
+#ifdef SLAPO_HAVE_CODEGEN
+#include "codegen/codegen.h"
+#endif
 
 #include <limits.h>
 #include <stdlib.h>
@@ -18,6 +24,7 @@
 #include <unistd.h>
 
 int verify_run(Eval *ev, const Ast *prog, int batch, int seq, double tol);
+int interp_files(Eval *ev, const char *weights, const char *inputs, const char *outputs);
 
 static void usage(FILE *out)
 {
@@ -35,6 +42,18 @@ static void usage(FILE *out)
 	      "                      tolerance\n"
 	      "  --verify-shape=B,S  batch and sequence length for --verify (default 2,8)\n"
 	      "  --verify-tol=T      relative tolerance for --verify (default 1e-9)\n"
+	      "  --interp            run the model in the reference interpreter on --weights\n"
+	      "                      and --inputs (safetensors files); write --outputs\n"
+	      "  --weights FILE      HuggingFace model.safetensors for --interp\n"
+	      "  --inputs FILE       inputs (safetensors) for --interp; attention_mask and\n"
+	      "                      token_type_ids default to ones and zeros\n"
+	      "  --outputs FILE      where --interp writes the outputs (safetensors, f32)\n"
+	      "  -o FILE             compile the model (the root given to build(), else the\n"
+	      "                      last create_schedule root) into FILE, a model library\n"
+	      "  --emit=KIND         what -o writes: so (default), obj, asm or llvm\n"
+	      "  --cpu=NAME          target CPU for -o (x86-64-v3, znver3, ...; default: this\n"
+	      "                      machine, with all its features)\n"
+	      "  --dump-after=lower  print the kernel graph and its memory plan\n"
 	      "  -I DIR              look for imports in DIR too (before the library)\n"
 	      "  --version           print the version and exit\n"
 	      "  --help              print this help and exit\n",
@@ -70,11 +89,48 @@ static void add_library_dirs(Eval *ev)
 /* What the command line asked for. */
 typedef struct Options {
 	const char *file;
-	bool check, dump_ast, verify;
+	bool check, dump_ast, verify, interp;
+	const char *weights, *inputs, *outputs; /* --interp files */
 	int verify_batch, verify_seq;
 	double verify_tol;
 	PtrVec incdirs; /* const char*: -I directories */
+	const char *output;   /* -o: where the compiled model goes */
+	const char *emit;     /* --emit: so, obj, asm, llvm */
+	const char *cpu;      /* --cpu */
+	bool dump_lower;      /* --dump-after=lower */
 } Options;
+
+/* -o / --dump-after=lower: lower and compile the model the script built. */
+static int compile_model(Eval *ev, const Options *o)
+{
+#ifdef SLAPO_HAVE_CODEGEN
+	Module *root = NULL;
+	if (ev->builds.len)
+		root = ev->builds.items[ev->builds.len - 1];
+	else if (ev->schedules.len)
+		root = ev->schedules.items[ev->schedules.len - 1];
+	if (!root) {
+		diag_plain(ev->diag, DIAG_ERROR,
+		           "%s: nothing to compile: the script calls neither build() nor "
+		           "create_schedule()", o->file);
+		return 1;
+	}
+	CgModel m;
+	Span none = {0};
+	if (!cg_model_from_eval(ev, root, none, &m))
+		return 1;
+	CgOptions co = {.output = o->output, .cpu = o->cpu,
+	                .dump_lower = o->dump_lower ? stdout : NULL};
+	const char *e = o->emit ? o->emit : "so";
+	co.emit = strcmp(e, "obj") == 0 ? CG_EMIT_OBJ
+	          : strcmp(e, "asm") == 0 ? CG_EMIT_ASM
+	          : strcmp(e, "llvm") == 0 ? CG_EMIT_LLVM : CG_EMIT_SO;
+	return cg_compile(&m, &co) && !ev->diag->nerrors ? 0 : 1;
+#else
+	diag_plain(ev->diag, DIAG_ERROR, "this slapoc was built without the code generator");
+	return 1;
+#endif
+}
 
 /* Everything after option parsing; errors unwind to here. */
 static int run(const Options *o, Arena *arena)
@@ -110,6 +166,10 @@ static int run(const Options *o, Arena *arena)
 	if (o->verify)
 		return verify_run(ev, prog, o->verify_batch, o->verify_seq, o->verify_tol);
 	eval_program(ev, prog);
+	if (o->interp)
+		return interp_files(ev, o->weights, o->inputs, o->outputs);
+	if (!diag.nerrors && (o->output || o->dump_lower))
+		return compile_model(ev, o);
 	return diag.nerrors ? 1 : 0;
 }
 
@@ -140,6 +200,25 @@ int main(int argc, char **argv)
 			}
 		} else if (strncmp(a, "--verify-tol=", 13) == 0) {
 			o.verify_tol = atof(a + 13);
+		} else if (strcmp(a, "--interp") == 0) {
+			o.interp = true;
+		} else if ((strcmp(a, "--weights") == 0 || strcmp(a, "--inputs") == 0 ||
+		            strcmp(a, "--outputs") == 0) && i + 1 < argc) {
+			const char **slot = a[2] == 'w' ? &o.weights : a[2] == 'i' ? &o.inputs : &o.outputs;
+			*slot = argv[++i];
+		} else if (strcmp(a, "-o") == 0 && i + 1 < argc) {
+			o.output = argv[++i];
+		} else if (strncmp(a, "--emit=", 7) == 0) {
+			o.emit = a + 7;
+			if (strcmp(o.emit, "so") && strcmp(o.emit, "obj") && strcmp(o.emit, "asm") &&
+			    strcmp(o.emit, "llvm")) {
+				fprintf(stderr, "slapoc: error: --emit expects so, obj, asm or llvm\n");
+				return 2;
+			}
+		} else if (strncmp(a, "--cpu=", 6) == 0) {
+			o.cpu = a + 6;
+		} else if (strcmp(a, "--dump-after=lower") == 0) {
+			o.dump_lower = true;
 		} else if (strcmp(a, "-I") == 0 && i + 1 < argc) {
 			ptrvec_push(&arena, &o.incdirs, argv[++i]);
 		} else if (a[0] == '-' && a[1]) {
@@ -155,6 +234,10 @@ int main(int argc, char **argv)
 	}
 	if (!o.file) {
 		usage(stderr);
+		return 2;
+	}
+	if (o.interp && (!o.weights || !o.inputs || !o.outputs)) {
+		fprintf(stderr, "slapoc: error: --interp needs --weights, --inputs and --outputs\n");
 		return 2;
 	}
 	int status = run(&o, &arena);

@@ -1,0 +1,85 @@
+/* codegen.c - the code generator's entry point: lower the model graph,
+ * print the kernel graph if asked, emit every kernel and the driver into
+ * one LLVM module, optimise it for the target, and write it out (LLVM IR,
+ * assembly, an object file, or an object linked into a model library).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codegen/codegen.h"
+
+/* A temporary object file path (created empty, 0600). */
+static char *temp_object(Diag *d)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+	size_t n = strlen(dir) + 32;
+	char *path = malloc(n);
+	if (!path)
+		return NULL;
+	snprintf(path, n, "%s/slapoc-XXXXXX.o", dir);
+	int fd = mkstemps(path, 2);
+	if (fd < 0) {
+		diag_plain(d, DIAG_ERROR, "cannot create a temporary file in %s", dir);
+		free(path);
+		return NULL;
+	}
+	close(fd);
+	return path;
+}
+
+bool cg_compile(const CgModel *m, const CgOptions *o)
+{
+	IrCtx *ir = m->graph->ctx;
+	Diag *d = ir->diag;
+	CgProgram p;
+	memset(&p, 0, sizeof p);
+	p.ir = ir;
+	p.arena = ir->arena;
+	p.diag = d;
+	if (!cg_lower(&p, m))
+		return false;
+	if (o->dump_lower) {
+		StrBuf b = {0};
+		cg_print(&b, &p);
+		fputs(b.data ? b.data : "", o->dump_lower);
+		sb_free(&b);
+	}
+	if (!o->output)
+		return true;
+
+	CgLlvm L;
+	bool ok = cg_llvm_init(&L, d, m->name ? m->name : "model", o->cpu);
+	for (int i = 0; ok && i < p.steps.len; i++) {
+		const CgStep *st = p.steps.items[i];
+		if (st->kind != CG_GEMM)
+			ok = cg_emit_kernel(&L, &p, st);
+	}
+	ok = ok && cg_emit_driver(&L, &p);
+	ok = ok && cg_llvm_optimize(&L, o->no_opt);
+	if (ok && o->emit != CG_EMIT_SO) {
+		ok = cg_llvm_write(&L, o->emit, o->output);
+	} else if (ok) {
+		char *obj = temp_object(d);
+		ok = obj && cg_llvm_write(&L, CG_EMIT_OBJ, obj);
+		if (ok) {
+			const char *rt = cg_find_rt_lib(p.arena, o->rt_lib);
+			if (!rt) {
+				diag_plain(d, DIAG_ERROR,
+				           "cannot find libslapo_rt.a (looked beside the slapoc executable; "
+				           "set SLAPO_RT_LIB to its path)");
+				ok = false;
+			} else {
+				ok = cg_link(d, obj, o->output, rt, o->cc);
+			}
+		}
+		if (obj) {
+			unlink(obj);
+			free(obj);
+		}
+	}
+	cg_llvm_dispose(&L);
+	return ok;
+}

@@ -1,0 +1,541 @@
+/* driver.c - the functions and constants that tie the kernels into a
+ * model library (see runtime/README.md for the contract):
+ *
+ *   plan(sym, offs) -> bytes   slot offsets of the workspace for these
+ *                              symbol values (internal)
+ *   workspace_size(sym)        the total, UINT64_MAX on overflow
+ *   forward(ex)                every step in order: kernels through
+ *                              rt_parallel_for, GEMMs through rt_sgemm /
+ *                              rt_sgemm_batched (outer batch dims as loops),
+ *                              rt_failed checked after gathers and GEMMs
+ *   slapo_model_desc           the RtModelDesc constant (hidden)
+ *
+ * The LLVM struct types mirror rt.h's C layouts; cg_emit_driver checks
+ * every field offset against offsetof() before using them.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "codegen/codegen.h"
+#include "runtime/rt.h"
+#include "slapo_config.h"
+
+#define B (L->b)
+
+/* ---- descriptor types -------------------------------------------------------------- */
+
+typedef struct Types {
+	LLVMTypeRef dl;     /* DLDataType {i8, i8, i16} */
+	LLVMTypeRef sym;    /* RtSymDesc */
+	LLVMTypeRef tensor; /* RtTensorDesc */
+	LLVMTypeRef tie;    /* RtTie */
+	LLVMTypeRef desc;   /* RtModelDesc */
+	LLVMTypeRef exec;   /* RtExec */
+} Types;
+
+static bool check_layout(CgLlvm *L, LLVMTypeRef t, const size_t *offs, int n, size_t size,
+                         const char *what)
+{
+	for (int i = 0; i < n; i++)
+		if (LLVMOffsetOfElement(L->td, t, (unsigned)i) != offs[i]) {
+			diag_plain(L->diag, DIAG_ERROR,
+			           "internal error: %s field %d is at %llu in LLVM, %zu in C", what, i,
+			           (unsigned long long)LLVMOffsetOfElement(L->td, t, (unsigned)i),
+			           offs[i]);
+			return false;
+		}
+	if (LLVMABISizeOfType(L->td, t) != size) {
+		diag_plain(L->diag, DIAG_ERROR, "internal error: %s is %llu bytes in LLVM, %zu in C",
+		           what, (unsigned long long)LLVMABISizeOfType(L->td, t), size);
+		return false;
+	}
+	return true;
+}
+
+static bool make_types(CgLlvm *L, Types *T)
+{
+	LLVMContextRef c = L->ctx;
+	LLVMTypeRef i16 = LLVMInt16TypeInContext(c), p = L->t_i8p;
+	LLVMTypeRef dl[3] = {L->t_i8, L->t_i8, i16};
+	T->dl = LLVMStructTypeInContext(c, dl, 3, 0);
+	LLVMTypeRef sym[3] = {p, L->t_i64, L->t_i64};
+	T->sym = LLVMStructTypeInContext(c, sym, 3, 0);
+	LLVMTypeRef ten[8] = {p, T->dl, L->t_i32, L->t_i64p, L->t_i64, L->t_i32, L->t_i32, L->t_f32};
+	T->tensor = LLVMStructTypeInContext(c, ten, 8, 0);
+	LLVMTypeRef tie[2] = {p, p};
+	T->tie = LLVMStructTypeInContext(c, tie, 2, 0);
+	LLVMTypeRef desc[19] = {L->t_i32, L->t_i32, p, p, L->t_i32, p, L->t_i32, p, L->t_i32, p,
+	                        L->t_i32, p, L->t_i32, p, L->t_i32, p, p, p, p};
+	T->desc = LLVMStructTypeInContext(c, desc, 19, 0);
+	LLVMTypeRef ex[12] = {p, L->t_i64p, p, p, p, p, L->t_i64, L->t_i32, L->t_i32, p, p,
+	                      LLVMArrayType(p, 4)};
+	T->exec = LLVMStructTypeInContext(c, ex, 12, 0);
+
+	static const size_t o_sym[] = {offsetof(RtSymDesc, name), offsetof(RtSymDesc, min),
+	                               offsetof(RtSymDesc, max)};
+	static const size_t o_ten[] = {offsetof(RtTensorDesc, name),     offsetof(RtTensorDesc, dtype),
+	                               offsetof(RtTensorDesc, ndim),     offsetof(RtTensorDesc, dims),
+	                               offsetof(RtTensorDesc, value_max), offsetof(RtTensorDesc, fill),
+	                               offsetof(RtTensorDesc, init),     offsetof(RtTensorDesc, init_std)};
+	static const size_t o_tie[] = {offsetof(RtTie, param), offsetof(RtTie, tied_to)};
+	static const size_t o_desc[] = {
+	        offsetof(RtModelDesc, version),        offsetof(RtModelDesc, devices),
+	        offsetof(RtModelDesc, name),           offsetof(RtModelDesc, slapoc_version),
+	        offsetof(RtModelDesc, n_syms),         offsetof(RtModelDesc, syms),
+	        offsetof(RtModelDesc, n_inputs),       offsetof(RtModelDesc, inputs),
+	        offsetof(RtModelDesc, n_outputs),      offsetof(RtModelDesc, outputs),
+	        offsetof(RtModelDesc, n_params),       offsetof(RtModelDesc, params),
+	        offsetof(RtModelDesc, n_ties),         offsetof(RtModelDesc, ties),
+	        offsetof(RtModelDesc, n_ignore),       offsetof(RtModelDesc, ignore_prefixes),
+	        offsetof(RtModelDesc, base_prefix),    offsetof(RtModelDesc, workspace_size),
+	        offsetof(RtModelDesc, forward)};
+	static const size_t o_ex[] = {
+	        offsetof(RtExec, desc),      offsetof(RtExec, sym),
+	        offsetof(RtExec, inputs),    offsetof(RtExec, outputs),
+	        offsetof(RtExec, params),    offsetof(RtExec, workspace),
+	        offsetof(RtExec, workspace_size), offsetof(RtExec, n_threads),
+	        offsetof(RtExec, reserved0), offsetof(RtExec, pool),
+	        offsetof(RtExec, err),       offsetof(RtExec, reserved)};
+	return check_layout(L, T->sym, o_sym, 3, sizeof(RtSymDesc), "RtSymDesc") &&
+	       check_layout(L, T->tensor, o_ten, 8, sizeof(RtTensorDesc), "RtTensorDesc") &&
+	       check_layout(L, T->tie, o_tie, 2, sizeof(RtTie), "RtTie") &&
+	       check_layout(L, T->desc, o_desc, 19, sizeof(RtModelDesc), "RtModelDesc") &&
+	       check_layout(L, T->exec, o_ex, 12, sizeof(RtExec), "RtExec");
+}
+
+/* ---- constants ------------------------------------------------------------------------- */
+
+static LLVMValueRef i32c(CgLlvm *L, int64_t v)
+{
+	return LLVMConstInt(L->t_i32, (unsigned long long)v, 1);
+}
+
+static LLVMValueRef i64c(CgLlvm *L, int64_t v)
+{
+	return LLVMConstInt(L->t_i64, (unsigned long long)v, 1);
+}
+
+static LLVMValueRef str_or_null(CgLlvm *L, const char *s)
+{
+	return s ? cg_llvm_cstr(L, s) : LLVMConstNull(L->t_i8p);
+}
+
+/* A private constant array; returns a pointer to its first element. */
+static LLVMValueRef const_array(CgLlvm *L, LLVMTypeRef et, LLVMValueRef *v, int n,
+                                const char *name)
+{
+	if (n == 0)
+		return LLVMConstNull(LLVMPointerType(et, 0));
+	LLVMValueRef init = LLVMConstArray(et, v, (unsigned)n);
+	LLVMValueRef g = LLVMAddGlobal(L->mod, LLVMTypeOf(init), name);
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetLinkage(g, LLVMPrivateLinkage);
+	LLVMValueRef zero = i64c(L, 0);
+	LLVMValueRef idx[2] = {zero, zero};
+	return LLVMConstInBoundsGEP2(LLVMTypeOf(init), g, idx, 2);
+}
+
+static LLVMValueRef dl_type(CgLlvm *L, const Types *T, IrDType t)
+{
+	int code = kDLFloat, bits = 32;
+	switch (t) {
+	case IR_I64: code = kDLInt; bits = 64; break;
+	case IR_I32: code = kDLInt; bits = 32; break;
+	case IR_BOOL: code = kDLBool; bits = 8; break;
+	default: break;
+	}
+	LLVMValueRef f[3] = {LLVMConstInt(L->t_i8, (unsigned)code, 0),
+	                     LLVMConstInt(L->t_i8, (unsigned)bits, 0),
+	                     LLVMConstInt(LLVMInt16TypeInContext(L->ctx), 1, 0)};
+	return LLVMConstNamedStruct(T->dl, f, 3);
+}
+
+static LLVMValueRef tensor_desc(CgLlvm *L, const Types *T, const CgProgram *p,
+                                const CgTensor *t, bool param)
+{
+	LLVMValueRef dims[IR_MAX_DIMS];
+	for (int i = 0; i < t->shape.ndim; i++) {
+		IrDim d = t->shape.d[i];
+		int64_t v = d.coef;
+		if (!ir_dim_is_const(d)) {
+			int s = 0;
+			for (int q = 0; q < IR_MAX_SYMS; q++)
+				if (d.pow[q])
+					s = q;
+			v = RT_SYM(p->sym_index[s]);
+		}
+		dims[i] = i64c(L, v);
+	}
+	LLVMValueRef f[8] = {cg_llvm_cstr(L, t->name),
+	                     dl_type(L, T, t->dtype),
+	                     i32c(L, t->shape.ndim),
+	                     const_array(L, L->t_i64, dims, t->shape.ndim, ".dims"),
+	                     i64c(L, t->value_max),
+	                     i32c(L, param ? 0 : t->fill),
+	                     i32c(L, param ? t->init : 0),
+	                     LLVMConstReal(L->t_f32, param && t->init == RT_INIT_NORMAL ? 0.02 : 0)};
+	return LLVMConstNamedStruct(T->tensor, f, 8);
+}
+
+static LLVMValueRef tensor_list(CgLlvm *L, const Types *T, const CgProgram *p,
+                                const PtrVec *v, bool param, const char *name)
+{
+	LLVMValueRef *e = ARENA_ARRAY(p->arena, LLVMValueRef, v->len + 1);
+	for (int i = 0; i < v->len; i++)
+		e[i] = tensor_desc(L, T, p, v->items[i], param);
+	return const_array(L, T->tensor, e, v->len, name);
+}
+
+/* ---- plan and workspace_size ---------------------------------------------------------- */
+
+static LLVMValueRef emit_plan(CgLlvm *L, const CgProgram *p)
+{
+	LLVMTypeRef args[2] = {L->t_i64p, L->t_i64p};
+	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_plan", LLVMFunctionType(L->t_i64, args, 2, 0));
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	CgFn f;
+	cg_fn_begin(&f, L, p, fn);
+	f.sym = LLVMGetParam(fn, 0);
+	LLVMValueRef offs = LLVMGetParam(fn, 1);
+	LLVMTypeRef dt = LLVMDoubleTypeInContext(L->ctx);
+	LLVMValueRef total = i64c(L, 0), totd = LLVMConstReal(dt, 0);
+	for (int s = 0; s < p->nslots; s++) {
+		const PtrVec *v = &p->slot_bufs[s];
+		LLVMValueRef mx = i64c(L, 0), mxd = LLVMConstReal(dt, 0);
+		for (int k = 0; k < v->len; k++) {
+			const CgBuf *b = v->items[k];
+			IrDim bytes = ir_dim_mul(b->numel, ir_dim_const(cg_elem_size(b->dtype)));
+			LLVMValueRef x = cg_dim(&f, bytes);
+			/* the same product in double, to see overflow */
+			LLVMValueRef xd = LLVMConstReal(dt, (double)bytes.coef);
+			for (int q = 0; q < IR_MAX_SYMS; q++)
+				for (int e = 0; e < bytes.pow[q]; e++)
+					xd = LLVMBuildFMul(B, xd,
+					                   LLVMBuildSIToFP(B, cg_dim(&f, ir_dim_sym(q)), dt, ""),
+					                   "");
+			mx = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntUGT, x, mx, ""), x, mx, "");
+			mxd = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, xd, mxd, ""), xd, mxd, "");
+		}
+		LLVMValueRef idx = i64c(L, s);
+		LLVMBuildStore(B, total, LLVMBuildInBoundsGEP2(B, L->t_i64, offs, &idx, 1, ""));
+		LLVMValueRef al = LLVMBuildAnd(B, LLVMBuildAdd(B, mx, i64c(L, RT_ALIGN - 1), ""),
+		                               i64c(L, -(int64_t)RT_ALIGN), "");
+		total = LLVMBuildAdd(B, total, al, "");
+		totd = LLVMBuildFAdd(B, totd, LLVMBuildFAdd(B, mxd, LLVMConstReal(dt, RT_ALIGN), ""),
+		                     "");
+	}
+	LLVMValueRef over = LLVMBuildFCmp(B, LLVMRealUGT, totd, LLVMConstReal(dt, 4.0e18), "");
+	LLVMBuildRet(B, LLVMBuildSelect(B, over, i64c(L, -1), total, ""));
+	cg_fn_end(&f);
+	return fn;
+}
+
+static LLVMValueRef emit_workspace_size(CgLlvm *L, const CgProgram *p, LLVMValueRef plan)
+{
+	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_workspace_size",
+	                                  LLVMFunctionType(L->t_i64, &L->t_i64p, 1, 0));
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(L->ctx, fn, "entry");
+	LLVMPositionBuilderAtEnd(B, bb);
+	LLVMValueRef offs = LLVMBuildArrayAlloca(B, L->t_i64, i64c(L, p->nslots + 1), "offs");
+	LLVMValueRef args[2] = {LLVMGetParam(fn, 0), offs};
+	LLVMBuildRet(B, cg_llvm_call(L, plan, args, 2));
+	return fn;
+}
+
+/* ---- forward ---------------------------------------------------------------------------- */
+
+typedef struct Fwd {
+	CgLlvm *L;
+	CgFn f;
+	const Types *T;
+	LLVMValueRef ex, ctx, *base; /* base: i8* of every buffer */
+	LLVMValueRef rt_parallel_for, rt_sgemm, rt_sgemm_batched, rt_failed;
+} Fwd;
+
+static LLVMValueRef field(Fwd *w, int i, LLVMTypeRef t)
+{
+	CgLlvm *L = w->L;
+	LLVMValueRef p = LLVMBuildStructGEP2(B, w->T->exec,
+	                                     LLVMBuildBitCast(B, w->ex, LLVMPointerType(w->T->exec, 0), ""),
+	                                     (unsigned)i, "");
+	return LLVMBuildLoad2(B, t, p, "");
+}
+
+static LLVMValueRef ptr_at(Fwd *w, LLVMValueRef arr, int i)
+{
+	CgLlvm *L = w->L;
+	LLVMValueRef idx = i64c(L, i);
+	return LLVMBuildLoad2(B, L->t_i8p, LLVMBuildInBoundsGEP2(B, L->t_i8p, arr, &idx, 1, ""), "");
+}
+
+/* address of element `off` of a buffer */
+static LLVMValueRef elem_addr(Fwd *w, int buf, LLVMValueRef off)
+{
+	CgLlvm *L = w->L;
+	if (buf < 0)
+		return LLVMConstNull(L->t_i8p);
+	const CgBuf *b = w->f.prog->bufs.items[buf];
+	LLVMValueRef bytes = LLVMBuildMul(B, off, i64c(L, cg_elem_size(b->dtype)), "");
+	return LLVMBuildInBoundsGEP2(B, L->t_i8, w->base[buf], &bytes, 1, "");
+}
+
+static LLVMValueRef view_addr(Fwd *w, const CgView *v)
+{
+	return elem_addr(w, v->buf, cg_poly(&w->f, &v->off));
+}
+
+static LLVMValueRef imax(Fwd *w, LLVMValueRef a, LLVMValueRef b)
+{
+	CgLlvm *L = w->L;
+	return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+/* if (rt_failed(ex)) return code; */
+static void check_failed(Fwd *w, int code)
+{
+	CgLlvm *L = w->L;
+	LLVMValueRef r = cg_llvm_call(L, w->rt_failed, &w->ex, 1);
+	LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(L->ctx, w->f.fn, "failed");
+	LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->ctx, w->f.fn, "ok");
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntNE, r, i32c(L, 0), ""), bad, ok);
+	LLVMPositionBuilderAtEnd(B, bad);
+	LLVMBuildRet(B, i32c(L, code));
+	LLVMPositionBuilderAtEnd(B, ok);
+}
+
+static void emit_kernel_call(Fwd *w, const CgStep *st)
+{
+	CgLlvm *L = w->L;
+	CgFn *f = &w->f;
+	for (int k = 0; k < st->nview; k++) {
+		LLVMValueRef idx = i64c(L, k + 2);
+		LLVMBuildStore(B, view_addr(w, &st->views[k]),
+		               LLVMBuildInBoundsGEP2(B, L->t_i8p, w->ctx, &idx, 1, ""));
+	}
+	/* iterations: elements (MAP), rows (row kernels), indices (GATHER) */
+	int nd = st->ndim, upto = st->kind == CG_MAP || st->kind == CG_GATHER ? nd : nd - 1;
+	LLVMValueRef n = i64c(L, 1);
+	for (int i = 0; i < upto; i++)
+		n = LLVMBuildMul(B, n, cg_dim(f, st->dim[i]), "");
+	LLVMValueRef per; /* elements of work per iteration */
+	if (st->kind == CG_MAP)
+		per = i64c(L, 1);
+	else if (st->kind == CG_GATHER)
+		per = cg_dim(f, st->views[2].dim[1]);
+	else
+		per = cg_dim(f, st->dim[nd - 1]);
+	LLVMValueRef grain = LLVMBuildAdd(
+	        B, LLVMBuildSDiv(B, i64c(L, 16384), LLVMBuildAdd(B, per, i64c(L, 1), ""), ""),
+	        i64c(L, 1), "");
+	LLVMValueRef fn = LLVMGetNamedFunction(L->mod, st->fn);
+	LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "run");
+	LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "next");
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSGT, n, i64c(L, 0), ""), run, next);
+	LLVMPositionBuilderAtEnd(B, run);
+	LLVMValueRef args[5] = {w->ex, n, grain, fn, w->ctx};
+	cg_llvm_call(L, w->rt_parallel_for, args, 5);
+	LLVMBuildBr(B, next);
+	LLVMPositionBuilderAtEnd(B, next);
+	if (st->kind == CG_GATHER)
+		check_failed(w, SLAPO_INVALID_ARGUMENT);
+}
+
+static void emit_gemm_call(Fwd *w, const CgStep *st)
+{
+	CgLlvm *L = w->L;
+	CgFn *f = &w->f;
+	LLVMValueRef a = view_addr(w, &st->views[1]), b = view_addr(w, &st->views[2]);
+	LLVMValueRef c = view_addr(w, &st->views[0]);
+	LLVMValueRef m = cg_dim(f, st->m), n = cg_dim(f, st->n), k = cg_dim(f, st->k);
+	LLVMValueRef one = i64c(L, 1);
+	LLVMValueRef lda = imax(w, imax(w, cg_dim(f, st->lda), st->ta ? m : k), one);
+	LLVMValueRef ldb = imax(w, imax(w, cg_dim(f, st->ldb), st->tb ? k : n), one);
+	LLVMValueRef ldc = imax(w, imax(w, cg_dim(f, st->ldc), n), one);
+	/* outer batch dims: loops that move the three base pointers */
+	int nloop = st->nbatch > 0 ? st->nbatch - 1 : 0;
+	typedef struct {
+		LLVMValueRef var;
+		LLVMBasicBlockRef head, exit;
+	} L1;
+	L1 loops[IR_MAX_DIMS];
+	LLVMValueRef offa = i64c(L, 0), offb = i64c(L, 0), offc = i64c(L, 0);
+	for (int i = 0; i < nloop; i++) {
+		L1 *lp = &loops[i];
+		lp->var = cg_var(f, "b");
+		LLVMBuildStore(B, i64c(L, 0), lp->var);
+		lp->head = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "batch");
+		LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "batch_body");
+		lp->exit = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "batch_done");
+		LLVMBuildBr(B, lp->head);
+		LLVMPositionBuilderAtEnd(B, lp->head);
+		LLVMValueRef iv = LLVMBuildLoad2(B, L->t_i64, lp->var, "");
+		LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, iv, cg_dim(f, st->bdim[i]), ""), body,
+		                lp->exit);
+		LLVMPositionBuilderAtEnd(B, body);
+		offa = LLVMBuildAdd(B, offa, LLVMBuildMul(B, iv, cg_dim(f, st->bsa[i]), ""), "");
+		offb = LLVMBuildAdd(B, offb, LLVMBuildMul(B, iv, cg_dim(f, st->bsb[i]), ""), "");
+		offc = LLVMBuildAdd(B, offc, LLVMBuildMul(B, iv, cg_dim(f, st->bsc[i]), ""), "");
+	}
+	LLVMValueRef four = i64c(L, 4);
+	LLVMValueRef pa = LLVMBuildInBoundsGEP2(B, L->t_i8, a, (LLVMValueRef[]){LLVMBuildMul(B, offa, four, "")}, 1, "");
+	LLVMValueRef pb = LLVMBuildInBoundsGEP2(B, L->t_i8, b, (LLVMValueRef[]){LLVMBuildMul(B, offb, four, "")}, 1, "");
+	LLVMValueRef pc = LLVMBuildInBoundsGEP2(B, L->t_i8, c, (LLVMValueRef[]){LLVMBuildMul(B, offc, four, "")}, 1, "");
+	LLVMValueRef alpha = LLVMConstReal(L->t_f32, st->alpha);
+	LLVMValueRef beta = LLVMConstReal(L->t_f32, st->beta);
+	LLVMValueRef ta = i32c(L, st->ta), tb = i32c(L, st->tb);
+	if (st->nbatch > 0) {
+		int q = st->nbatch - 1;
+		LLVMValueRef args[18] = {w->ex, ta, tb, m, n, k, alpha,
+		                         pa, lda, cg_dim(f, st->bsa[q]),
+		                         pb, ldb, cg_dim(f, st->bsb[q]), beta,
+		                         pc, ldc, cg_dim(f, st->bsc[q]), cg_dim(f, st->bdim[q])};
+		cg_llvm_call(L, w->rt_sgemm_batched, args, 18);
+	} else {
+		LLVMValueRef args[14] = {w->ex, ta, tb, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc};
+		cg_llvm_call(L, w->rt_sgemm, args, 14);
+	}
+	for (int i = nloop - 1; i >= 0; i--) {
+		L1 *lp = &loops[i];
+		LLVMValueRef iv = LLVMBuildLoad2(B, L->t_i64, lp->var, "");
+		LLVMBuildStore(B, LLVMBuildAdd(B, iv, one, ""), lp->var);
+		LLVMBuildBr(B, lp->head);
+		LLVMPositionBuilderAtEnd(B, lp->exit);
+	}
+	check_failed(w, SLAPO_UNSUPPORTED);
+}
+
+static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const Types *T,
+                                 LLVMValueRef plan)
+{
+	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_forward",
+	                                  LLVMFunctionType(L->t_i32, &L->t_i8p, 1, 0));
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	Fwd w = {.L = L, .T = T};
+	cg_fn_begin(&w.f, L, p, fn);
+	w.ex = LLVMGetParam(fn, 0);
+	/* runtime services */
+	LLVMTypeRef kp = LLVMPointerType(L->t_kernel, 0);
+	LLVMTypeRef pf[5] = {L->t_i8p, L->t_i64, L->t_i64, kp, L->t_i8p};
+	w.rt_parallel_for = cg_llvm_decl(L, "rt_parallel_for", LLVMFunctionType(L->t_void, pf, 5, 0));
+	LLVMTypeRef sg[14] = {L->t_i8p, L->t_i32, L->t_i32, L->t_i64, L->t_i64, L->t_i64, L->t_f32,
+	                      L->t_i8p, L->t_i64, L->t_i8p, L->t_i64, L->t_f32, L->t_i8p, L->t_i64};
+	w.rt_sgemm = cg_llvm_decl(L, "rt_sgemm", LLVMFunctionType(L->t_void, sg, 14, 0));
+	LLVMTypeRef sb[18] = {L->t_i8p, L->t_i32, L->t_i32, L->t_i64, L->t_i64, L->t_i64,
+	                      L->t_f32, L->t_i8p, L->t_i64, L->t_i64, L->t_i8p, L->t_i64,
+	                      L->t_i64, L->t_f32, L->t_i8p, L->t_i64, L->t_i64, L->t_i64};
+	w.rt_sgemm_batched = cg_llvm_decl(L, "rt_sgemm_batched", LLVMFunctionType(L->t_void, sb, 18, 0));
+	w.rt_failed = cg_llvm_decl(L, "rt_failed", LLVMFunctionType(L->t_i32, &L->t_i8p, 1, 0));
+
+	/* entry: RtExec fields, workspace plan, buffer addresses, ctx */
+	LLVMPositionBuilderAtEnd(B, w.f.entry);
+	w.f.sym = field(&w, 1, L->t_i64p);
+	LLVMTypeRef ppt = LLVMPointerType(L->t_i8p, 0);
+	LLVMValueRef ins = LLVMBuildBitCast(B, field(&w, 2, L->t_i8p), ppt, "");
+	LLVMValueRef outs = LLVMBuildBitCast(B, field(&w, 3, L->t_i8p), ppt, "");
+	LLVMValueRef prm = LLVMBuildBitCast(B, field(&w, 4, L->t_i8p), ppt, "");
+	LLVMValueRef ws = field(&w, 5, L->t_i8p);
+	LLVMValueRef offs = LLVMBuildArrayAlloca(B, L->t_i64, i64c(L, p->nslots + 1), "offs");
+	w.ctx = LLVMBuildArrayAlloca(B, L->t_i8p, i64c(L, p->max_views + 2), "ctx");
+	LLVMPositionBuilderAtEnd(B, w.f.body);
+	if (p->nslots) {
+		LLVMValueRef args[2] = {w.f.sym, offs};
+		cg_llvm_call(L, plan, args, 2);
+	}
+	w.base = ARENA_ARRAY(p->arena, LLVMValueRef, p->bufs.len + 1);
+	for (int i = 0; i < p->bufs.len; i++) {
+		const CgBuf *b = p->bufs.items[i];
+		switch (b->kind) {
+		case CG_BUF_INPUT: w.base[i] = ptr_at(&w, ins, b->index); break;
+		case CG_BUF_OUTPUT: w.base[i] = ptr_at(&w, outs, b->index); break;
+		case CG_BUF_PARAM: w.base[i] = ptr_at(&w, prm, b->index); break;
+		case CG_BUF_TEMP:
+			if (b->index < 0) {
+				w.base[i] = LLVMConstNull(L->t_i8p);
+			} else {
+				LLVMValueRef idx = i64c(L, b->index);
+				LLVMValueRef o = LLVMBuildLoad2(
+				        B, L->t_i64, LLVMBuildInBoundsGEP2(B, L->t_i64, offs, &idx, 1, ""), "");
+				w.base[i] = LLVMBuildInBoundsGEP2(B, L->t_i8, ws, &o, 1, "");
+			}
+			break;
+		}
+	}
+	LLVMValueRef z = i64c(L, 0), o1 = i64c(L, 1);
+	LLVMBuildStore(B, w.ex, LLVMBuildInBoundsGEP2(B, L->t_i8p, w.ctx, &z, 1, ""));
+	LLVMBuildStore(B, LLVMBuildBitCast(B, w.f.sym, L->t_i8p, ""),
+	               LLVMBuildInBoundsGEP2(B, L->t_i8p, w.ctx, &o1, 1, ""));
+	for (int s = 0; s < p->steps.len; s++) {
+		const CgStep *st = p->steps.items[s];
+		if (st->kind == CG_GEMM)
+			emit_gemm_call(&w, st);
+		else
+			emit_kernel_call(&w, st);
+	}
+	LLVMBuildRet(B, i32c(L, SLAPO_OK));
+	cg_fn_end(&w.f);
+	return fn;
+}
+
+/* ---- the descriptor ---------------------------------------------------------------------- */
+
+bool cg_emit_driver(CgLlvm *L, const CgProgram *p)
+{
+	Types T;
+	if (!make_types(L, &T))
+		return false;
+	LLVMValueRef plan = emit_plan(L, p);
+	LLVMValueRef wsz = emit_workspace_size(L, p, plan);
+	LLVMValueRef fwd = emit_forward(L, p, &T, plan);
+	const CgModel *m = p->model;
+
+	LLVMValueRef syms[IR_MAX_SYMS];
+	for (int i = 0; i < p->nsyms; i++) {
+		int s = p->sym_ir[i];
+		LLVMValueRef f[3] = {cg_llvm_cstr(L, p->ir->sym_names[s] ? p->ir->sym_names[s] : "?"),
+		                     i64c(L, 1), i64c(L, p->sym_max[i])};
+		syms[i] = LLVMConstNamedStruct(T.sym, f, 3);
+	}
+	int nties = 0;
+	LLVMValueRef *ties = ARENA_ARRAY(p->arena, LLVMValueRef, p->params.len + 1);
+	for (int i = 0; i < p->params.len; i++) {
+		const CgTensor *t = p->params.items[i];
+		if (t->tied_to < 0)
+			continue;
+		const CgTensor *to = p->params.items[t->tied_to];
+		LLVMValueRef f[2] = {cg_llvm_cstr(L, t->name), cg_llvm_cstr(L, to->name)};
+		ties[nties++] = LLVMConstNamedStruct(T.tie, f, 2);
+	}
+	LLVMValueRef *ign = ARENA_ARRAY(p->arena, LLVMValueRef, m->nignore + 1);
+	for (int i = 0; i < m->nignore; i++)
+		ign[i] = cg_llvm_cstr(L, m->ignore[i]);
+
+	LLVMValueRef f[19] = {
+	        i32c(L, RT_DESC_VERSION),
+	        i32c(L, SLAPO_DEVICE_BIT_CPU),
+	        cg_llvm_cstr(L, m->name ? m->name : "model"),
+	        cg_llvm_cstr(L, SLAPO_VERSION),
+	        i32c(L, p->nsyms),
+	        const_array(L, T.sym, syms, p->nsyms, ".syms"),
+	        i32c(L, p->inputs.len),
+	        tensor_list(L, &T, p, &p->inputs, false, ".inputs"),
+	        i32c(L, p->outputs.len),
+	        tensor_list(L, &T, p, &p->outputs, false, ".outputs"),
+	        i32c(L, p->params.len),
+	        tensor_list(L, &T, p, &p->params, true, ".params"),
+	        i32c(L, nties),
+	        const_array(L, T.tie, ties, nties, ".ties"),
+	        i32c(L, m->nignore),
+	        const_array(L, L->t_i8p, ign, m->nignore, ".ignore"),
+	        str_or_null(L, m->base_prefix),
+	        LLVMConstBitCast(wsz, L->t_i8p),
+	        LLVMConstBitCast(fwd, L->t_i8p),
+	};
+	LLVMValueRef init = LLVMConstNamedStruct(T.desc, f, 19);
+	LLVMValueRef g = LLVMAddGlobal(L->mod, T.desc, "slapo_model_desc");
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetVisibility(g, LLVMHiddenVisibility);
+	return true;
+}
