@@ -77,6 +77,7 @@ bool cg_model_from_eval(struct Eval *ev, struct Module *root, Span sp, CgModel *
 enum {
 	CG_MAX_TERMS = 8,   /* monomials in a view offset */
 	CG_MAX_VIEWS = 64,  /* operands of one kernel */
+	CG_MAX_GROUP = 4,   /* linears sharing their input in one GEMM */
 };
 
 /* A sum of monomials (an element offset). */
@@ -134,6 +135,9 @@ typedef struct CgExpr {
 	int nleaf;
 	IrNode **leaf;
 	int *leaf_view;
+	int nconst;           /* body inputs bound to constants of the caller: */
+	IrNode **cnode;       /* cnode[i] evaluates as the CONST cval[i] */
+	IrNode **cval;
 } CgExpr;
 
 /* One kernel or library call, run in program order. */
@@ -167,6 +171,13 @@ typedef struct CgStep {
 	                       * the batched call's, the others loops */
 	IrDim bdim[IR_MAX_DIMS];
 	IrDim bsa[IR_MAX_DIMS], bsb[IR_MAX_DIMS], bsc[IR_MAX_DIMS];
+	/* GEMM of ngroup > 1 linears on one input (Q, K, V): B is their
+	 * weights side by side (gb[i]: weight i, gn[i] its rows, gc[i] its
+	 * first column of C). When the weights are adjacent in memory at run
+	 * time, one call with n = sum gn; else one call per weight. */
+	int ngroup;
+	CgView gb[CG_MAX_GROUP];
+	IrDim gn[CG_MAX_GROUP], gc[CG_MAX_GROUP];
 	/* plan.c: the kernel function's name */
 	const char *fn;
 } CgStep;

@@ -334,7 +334,7 @@ static void emit_kernel_call(Fwd *w, const CgStep *st)
 	LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "next");
 	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSGT, n, i64c(L, 0), ""), run, next);
 	LLVMPositionBuilderAtEnd(B, run);
-	LLVMValueRef args[5] = {w->ex, n, grain, fn, w->ctx};
+	LLVMValueRef args[5] = {w->ex, n, grain, fn, LLVMBuildBitCast(B, w->ctx, L->t_i8p, "")};
 	cg_llvm_call(L, w->rt_parallel_for, args, 5);
 	LLVMBuildBr(B, next);
 	LLVMPositionBuilderAtEnd(B, next);
@@ -342,46 +342,45 @@ static void emit_kernel_call(Fwd *w, const CgStep *st)
 		check_failed(w, SLAPO_INVALID_ARGUMENT);
 }
 
-static void emit_gemm_call(Fwd *w, const CgStep *st)
+/* One GEMM (with its outer batch loops) of n columns, B at b, C at c. */
+static void gemm_call(Fwd *w, const CgStep *st, LLVMValueRef n, LLVMValueRef b,
+                      LLVMValueRef c)
 {
 	CgLlvm *L = w->L;
 	CgFn *f = &w->f;
-	LLVMValueRef a = view_addr(w, &st->views[1]), b = view_addr(w, &st->views[2]);
-	LLVMValueRef c = view_addr(w, &st->views[0]);
-	LLVMValueRef m = cg_dim(f, st->m), n = cg_dim(f, st->n), k = cg_dim(f, st->k);
+	LLVMValueRef a = view_addr(w, &st->views[1]);
+	LLVMValueRef m = cg_dim(f, st->m), k = cg_dim(f, st->k);
 	LLVMValueRef one = i64c(L, 1);
 	LLVMValueRef lda = imax(w, imax(w, cg_dim(f, st->lda), st->ta ? m : k), one);
 	LLVMValueRef ldb = imax(w, imax(w, cg_dim(f, st->ldb), st->tb ? k : n), one);
 	LLVMValueRef ldc = imax(w, imax(w, cg_dim(f, st->ldc), n), one);
 	/* outer batch dims: loops that move the three base pointers */
 	int nloop = st->nbatch > 0 ? st->nbatch - 1 : 0;
-	typedef struct {
-		LLVMValueRef var;
-		LLVMBasicBlockRef head, exit;
-	} L1;
-	L1 loops[IR_MAX_DIMS];
+	LLVMValueRef var[IR_MAX_DIMS];
+	LLVMBasicBlockRef head[IR_MAX_DIMS], exit[IR_MAX_DIMS];
 	LLVMValueRef offa = i64c(L, 0), offb = i64c(L, 0), offc = i64c(L, 0);
 	for (int i = 0; i < nloop; i++) {
-		L1 *lp = &loops[i];
-		lp->var = cg_var(f, "b");
-		LLVMBuildStore(B, i64c(L, 0), lp->var);
-		lp->head = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "batch");
+		var[i] = cg_var(f, "b");
+		LLVMBuildStore(B, i64c(L, 0), var[i]);
+		head[i] = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "batch");
 		LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "batch_body");
-		lp->exit = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "batch_done");
-		LLVMBuildBr(B, lp->head);
-		LLVMPositionBuilderAtEnd(B, lp->head);
-		LLVMValueRef iv = LLVMBuildLoad2(B, L->t_i64, lp->var, "");
+		exit[i] = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "batch_done");
+		LLVMBuildBr(B, head[i]);
+		LLVMPositionBuilderAtEnd(B, head[i]);
+		LLVMValueRef iv = LLVMBuildLoad2(B, L->t_i64, var[i], "");
 		LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, iv, cg_dim(f, st->bdim[i]), ""), body,
-		                lp->exit);
+		                exit[i]);
 		LLVMPositionBuilderAtEnd(B, body);
 		offa = LLVMBuildAdd(B, offa, LLVMBuildMul(B, iv, cg_dim(f, st->bsa[i]), ""), "");
 		offb = LLVMBuildAdd(B, offb, LLVMBuildMul(B, iv, cg_dim(f, st->bsb[i]), ""), "");
 		offc = LLVMBuildAdd(B, offc, LLVMBuildMul(B, iv, cg_dim(f, st->bsc[i]), ""), "");
 	}
 	LLVMValueRef four = i64c(L, 4);
-	LLVMValueRef pa = LLVMBuildInBoundsGEP2(B, L->t_i8, a, (LLVMValueRef[]){LLVMBuildMul(B, offa, four, "")}, 1, "");
-	LLVMValueRef pb = LLVMBuildInBoundsGEP2(B, L->t_i8, b, (LLVMValueRef[]){LLVMBuildMul(B, offb, four, "")}, 1, "");
-	LLVMValueRef pc = LLVMBuildInBoundsGEP2(B, L->t_i8, c, (LLVMValueRef[]){LLVMBuildMul(B, offc, four, "")}, 1, "");
+	LLVMValueRef ba = LLVMBuildMul(B, offa, four, ""), bb = LLVMBuildMul(B, offb, four, "");
+	LLVMValueRef bc = LLVMBuildMul(B, offc, four, "");
+	LLVMValueRef pa = LLVMBuildInBoundsGEP2(B, L->t_i8, a, &ba, 1, "");
+	LLVMValueRef pb = LLVMBuildInBoundsGEP2(B, L->t_i8, b, &bb, 1, "");
+	LLVMValueRef pc = LLVMBuildInBoundsGEP2(B, L->t_i8, c, &bc, 1, "");
 	LLVMValueRef alpha = LLVMConstReal(L->t_f32, st->alpha);
 	LLVMValueRef beta = LLVMConstReal(L->t_f32, st->beta);
 	LLVMValueRef ta = i32c(L, st->ta), tb = i32c(L, st->tb);
@@ -397,12 +396,48 @@ static void emit_gemm_call(Fwd *w, const CgStep *st)
 		cg_llvm_call(L, w->rt_sgemm, args, 14);
 	}
 	for (int i = nloop - 1; i >= 0; i--) {
-		L1 *lp = &loops[i];
-		LLVMValueRef iv = LLVMBuildLoad2(B, L->t_i64, lp->var, "");
-		LLVMBuildStore(B, LLVMBuildAdd(B, iv, one, ""), lp->var);
-		LLVMBuildBr(B, lp->head);
-		LLVMPositionBuilderAtEnd(B, lp->exit);
+		LLVMValueRef iv = LLVMBuildLoad2(B, L->t_i64, var[i], "");
+		LLVMBuildStore(B, LLVMBuildAdd(B, iv, one, ""), var[i]);
+		LLVMBuildBr(B, head[i]);
+		LLVMPositionBuilderAtEnd(B, exit[i]);
 	}
+}
+
+static void emit_gemm_call(Fwd *w, const CgStep *st)
+{
+	CgLlvm *L = w->L;
+	CgFn *f = &w->f;
+	LLVMValueRef c = view_addr(w, &st->views[0]);
+	if (st->ngroup < 2) {
+		gemm_call(w, st, cg_dim(f, st->n), view_addr(w, &st->views[2]), c);
+		check_failed(w, SLAPO_UNSUPPORTED);
+		return;
+	}
+	/* grouped linears: one call when the weights lie side by side */
+	LLVMValueRef b0 = view_addr(w, &st->gb[0]);
+	LLVMValueRef k4 = LLVMBuildMul(B, cg_dim(f, st->k), i64c(L, 4), "");
+	LLVMValueRef adj = LLVMConstInt(L->t_i1, 1, 0);
+	for (int i = 1; i < st->ngroup; i++) {
+		LLVMValueRef off = LLVMBuildMul(B, cg_dim(f, st->gc[i]), k4, "");
+		LLVMValueRef want = LLVMBuildInBoundsGEP2(B, L->t_i8, b0, &off, 1, "");
+		adj = LLVMBuildAnd(B, adj, LLVMBuildICmp(B, LLVMIntEQ, want,
+		                                         view_addr(w, &st->gb[i]), ""), "");
+	}
+	LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_one");
+	LLVMBasicBlockRef each = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_each");
+	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_done");
+	LLVMBuildCondBr(B, adj, one, each);
+	LLVMPositionBuilderAtEnd(B, one);
+	gemm_call(w, st, cg_dim(f, st->n), b0, c);
+	LLVMBuildBr(B, done);
+	LLVMPositionBuilderAtEnd(B, each);
+	for (int i = 0; i < st->ngroup; i++) {
+		LLVMValueRef off = LLVMBuildMul(B, cg_dim(f, st->gc[i]), i64c(L, 4), "");
+		gemm_call(w, st, cg_dim(f, st->gn[i]), view_addr(w, &st->gb[i]),
+		          LLVMBuildInBoundsGEP2(B, L->t_i8, c, &off, 1, ""));
+	}
+	LLVMBuildBr(B, done);
+	LLVMPositionBuilderAtEnd(B, done);
 	check_failed(w, SLAPO_UNSUPPORTED);
 }
 

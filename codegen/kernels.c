@@ -281,6 +281,11 @@ static CgVal eval(CgFn *f, Ops *o, const IrNode *n)
 			return o->memo_v[i];
 	const CgExpr *e = &o->st->expr;
 	CgVal r = {0};
+	for (int i = 0; i < e->nconst; i++)
+		if (e->cnode[i] == n) {
+			r = cg_const(f, e->cval[i]->dtype, e->cval[i]->fattr, o->lanes);
+			return cg_convert(f, r, n->dtype, o->lanes);
+		}
 	int leaf = -1;
 	for (int i = 0; i < e->nleaf && leaf < 0; i++)
 		if (e->leaf[i] == n)

@@ -163,10 +163,14 @@ LLVMValueRef cg_math_tanh(CgFn *f, LLVMValueRef x, int lanes)
 	LLVMValueRef p = LLVMBuildFMul(B, poly(f, x2, A, 7, lanes), xc, "");
 	LLVMValueRef q = poly(f, x2, Bq, 4, lanes);
 	LLVMValueRef r = LLVMBuildFDiv(B, p, q, "");
-	return cg_select_lt(f, fabs_(f, x, lanes), k(f, 0.0004, lanes), x, r);
+	LLVMValueRef ax = fabs_(f, x, lanes);
+	/* beyond the clamp tanh is 1 to within 3e-7: make it exactly +-1 */
+	r = select_gt(f, ax, k(f, lim, lanes), copysign_(f, k(f, 1.0, lanes), x, lanes), r);
+	return cg_select_lt(f, ax, k(f, 0.0004, lanes), x, r);
 }
 
-/* erfc(x) for x >= 1 given x^2 = hi + lo (x clamped to 10) */
+/* erfc(x) for x >= 1 given x^2 = hi + lo; 0 beyond x = 10 (erfc(10) is
+ * below the smallest f32), where hi and lo are not used. */
 static LLVMValueRef erfc_core(CgFn *f, LLVMValueRef x, LLVMValueRef hi, LLVMValueRef lo,
                               int lanes)
 {
@@ -181,7 +185,8 @@ static LLVMValueRef erfc_core(CgFn *f, LLVMValueRef x, LLVMValueRef hi, LLVMValu
 	e = LLVMBuildFMul(B, e, LLVMBuildFSub(B, k(f, 1.0, lanes), lo, ""), "");
 	LLVMValueRef q = LLVMBuildFDiv(B, k(f, 1.0, lanes), xc, "");
 	LLVMValueRef p = poly(f, q, P, 11, lanes);
-	return LLVMBuildFMul(B, LLVMBuildFMul(B, e, q, ""), p, "");
+	LLVMValueRef r = LLVMBuildFMul(B, LLVMBuildFMul(B, e, q, ""), p, "");
+	return select_gt(f, x, k(f, 10.0, lanes), k(f, 0.0, lanes), r);
 }
 
 static const double ERF_SMALL[] = {7.8524303434878668e-05, -0.00080097494717914251,
@@ -196,8 +201,9 @@ LLVMValueRef cg_math_erf(CgFn *f, LLVMValueRef x, int lanes)
 	LLVMValueRef small =
 	        LLVMBuildFMul(B, x, poly(f, LLVMBuildFMul(B, x, x, ""), ERF_SMALL, 7, lanes), "");
 	LLVMValueRef w = cg_select_lt(f, ax, one, one, ax);
-	LLVMValueRef hi = LLVMBuildFMul(B, w, w, "");
-	LLVMValueRef lo = prod_err(f, w, w, hi, lanes);
+	LLVMValueRef wc = select_gt(f, w, k(f, 10.0, lanes), k(f, 10.0, lanes), w);
+	LLVMValueRef hi = LLVMBuildFMul(B, wc, wc, "");
+	LLVMValueRef lo = prod_err(f, wc, wc, hi, lanes);
 	LLVMValueRef big = LLVMBuildFSub(B, one, erfc_core(f, w, hi, lo, lanes), "");
 	big = copysign_(f, big, x, lanes);
 	return cg_select_lt(f, ax, one, small, big);
@@ -208,10 +214,12 @@ LLVMValueRef cg_math_gelu(CgFn *f, LLVMValueRef x, int lanes)
 	LLVMValueRef one = k(f, 1.0, lanes), half = k(f, 0.5, lanes);
 	LLVMValueRef z = LLVMBuildFMul(B, x, k(f, 0.70710678118654752, lanes), "");
 	LLVMValueRef az = fabs_(f, z, lanes);
-	/* z^2 = x^2 / 2 exactly as hi + lo */
-	LLVMValueRef xx = LLVMBuildFMul(B, x, x, "");
+	/* z^2 = x^2 / 2 exactly as hi + lo (x clamped where erfc(|z|) is 0) */
+	LLVMValueRef xc = select_gt(f, x, k(f, 16.0, lanes), k(f, 16.0, lanes), x);
+	xc = cg_select_lt(f, xc, k(f, -16.0, lanes), k(f, -16.0, lanes), xc);
+	LLVMValueRef xx = LLVMBuildFMul(B, xc, xc, "");
 	LLVMValueRef hi = LLVMBuildFMul(B, xx, half, "");
-	LLVMValueRef lo = LLVMBuildFMul(B, prod_err(f, x, x, xx, lanes), half, "");
+	LLVMValueRef lo = LLVMBuildFMul(B, prod_err(f, xc, xc, xx, lanes), half, "");
 	LLVMValueRef w = cg_select_lt(f, az, one, one, az);
 	LLVMValueRef e = erfc_core(f, w, hi, lo, lanes); /* erfc(|z|), |z| >= 1 */
 	LLVMValueRef small =

@@ -4,6 +4,9 @@
  *   cc -shared -o out.so obj.o libslapo_rt.a -Wl,-u,slapo_get_api
  *      -Wl,--version-script=<script> -Wl,-z,defs -lopenblas -lpthread -lm
  *
+ * ($CC replaces cc; SLAPO_LINK_ZDEFS=0 drops -z defs, for sanitizer
+ * builds of the runtime, whose objects need the sanitizer's runtime.)
+ *
  * The version script (written to a temporary file) exports slapo_get_api
  * only, so any number of model libraries load into one process. The
  * runtime archive is found as runtime/README.md describes: $SLAPO_RT_LIB,
@@ -85,8 +88,13 @@ bool cg_link(Diag *d, const char *obj, const char *out, const char *rt_lib, cons
 		argv[argc++] = t;
 	char vs[PATH_MAX + 32];
 	snprintf(vs, sizeof vs, "-Wl,--version-script=%s", script);
+	/* -z defs catches undefined symbols now rather than at dlopen; a
+	 * sanitizer build of the runtime needs it off (SLAPO_LINK_ZDEFS=0) */
+	const char *zd = getenv("SLAPO_LINK_ZDEFS");
+	bool zdefs = !(zd && strcmp(zd, "0") == 0);
 	const char *rest[] = {"-shared", "-o", out, obj, rt_lib, "-Wl,-u,slapo_get_api", vs,
-	                      "-Wl,-z,defs", "-lopenblas", "-lpthread", "-lm", NULL};
+	                      zdefs ? "-Wl,-z,defs" : "-Wl,-z,lazy", "-lopenblas", "-lpthread",
+	                      "-lm", NULL};
 	for (int i = 0; rest[i]; i++)
 		argv[argc++] = (char *)rest[i];
 	argv[argc] = NULL;

@@ -28,10 +28,13 @@
 #include "slapo/slapo.h"
 
 /* Values of one graph being lowered (the model, or a body). */
+typedef struct Group Group;
+
 typedef struct Scope {
 	const IrGraph *g;
-	CgView **val; /* [g->next_id]: where each node's value is; NULL for
-	               * constants (not materialised) */
+	CgView **val;   /* [g->next_id]: where each node's value is; NULL for
+	                 * constants (not materialised) */
+	Group **groups; /* [g->next_id]: linear groups (the model graph only) */
 } Scope;
 
 typedef struct Lower {
@@ -122,6 +125,41 @@ static void shape_of_view(const CgView *v, IrShape *s)
 		s->d[i] = v->dim[i];
 }
 
+/* Where n's value goes: a new contiguous temp, or -- when n's only use
+ * permutes it keeping the last dim last (attention's context
+ * matmul(p, v).permute(0, 2, 1, 3) before a reshape) -- a temp in the
+ * permuted order, seen through the inverse permutation, so that the
+ * permute makes it contiguous and the reshape needs no copy. */
+static CgView *dest(Lower *lw, Scope *s, IrNode *n)
+{
+	IrNode **users = NULL;
+	bool out = false;
+	for (int i = 0; i < s->g->outputs.len; i++)
+		out |= s->g->outputs.items[i] == n;
+	if (out || ir_node_uses(s->g, n, &users) != 1 ||
+	    (users[0]->op != OP_PERMUTE && users[0]->op != OP_TRANSPOSE))
+		return new_temp(lw, &n->shape, n->dtype, n->name);
+	IrNode *u = users[0];
+	int nd = n->shape.ndim, perm[IR_MAX_DIMS];
+	CgView probe = cg_view_contig(0, &n->shape);
+	for (int i = 0; i < nd; i++)
+		probe.stride[i] = ir_dim_const(i); /* tags: where each dim goes */
+	if (!cg_view_apply(u, &probe) || nd < 1)
+		return new_temp(lw, &n->shape, n->dtype, n->name);
+	for (int i = 0; i < nd; i++)
+		perm[i] = (int)probe.stride[i].coef; /* u's dim i is n's dim perm[i] */
+	if (perm[nd - 1] != nd - 1)
+		return new_temp(lw, &n->shape, n->dtype, n->name);
+	CgView *t = new_temp(lw, &u->shape, n->dtype, n->name);
+	CgView v = *t;
+	for (int i = 0; i < nd; i++) {
+		v.dim[perm[i]] = t->dim[i];
+		v.stride[perm[i]] = t->stride[i];
+	}
+	*t = v;
+	return t;
+}
+
 /* ---- expressions and MAP steps ------------------------------------------------------ */
 
 /* Leaves of an expression under construction. */
@@ -129,7 +167,16 @@ typedef struct Leaves {
 	int n, cap;
 	IrNode **node;
 	CgView *view; /* over the node's own shape, not yet broadcast */
+	int nc;       /* body inputs that are the caller's constants */
+	IrNode **cn, **cv;
 } Leaves;
+
+static void expr_consts(CgExpr *e, const Leaves *l)
+{
+	e->nconst = l->nc;
+	e->cnode = l->cn;
+	e->cval = l->cv;
+}
 
 static void leaf_add(Lower *lw, Leaves *l, IrNode *n, const CgView *v)
 {
@@ -176,6 +223,7 @@ static bool map_step(Lower *lw, const char *name, const char *what, IrNode *root
 	st->expr.leaf = l->node;
 	st->expr.leaf_view = ARENA_ARRAY(lw->a, int, l->n + 1);
 	st->type = cg_compute_type(root->dtype);
+	expr_consts(&st->expr, l);
 	for (int i = 0; i < l->n; i++) {
 		CgView v = l->view[i];
 		if (!cg_view_broadcast(&v, out->ndim, out->dim))
@@ -251,15 +299,16 @@ static bool lower_graph(Lower *lw, const IrGraph *g, CgView **args, CgView **res
 
 /* Nodes of a body that an expression can compute; view ops over inputs
  * become leaves with their own views (in leafv). */
-static bool expressible(const IrNode *x, const IrGraph *body, CgView **leafv)
+static bool expressible(const IrNode *x, const IrGraph *body, CgView **leafv,
+                        IrNode **constv)
 {
-	if (leafv[x->id])
+	if (leafv[x->id] || constv[x->id])
 		return true;
 	if (x->op == OP_CONST || x->op == OP_ARANGE)
 		return true;
 	if (cg_cpu_ops[x->op].kind == CGK_ELEM) {
 		for (int i = 0; i < x->nin; i++)
-			if (!expressible(x->in[i], body, leafv))
+			if (!expressible(x->in[i], body, leafv, constv))
 				return false;
 		return true;
 	}
@@ -283,11 +332,27 @@ static void body_leaves(Lower *lw, const IrGraph *body, CgView **args, CgView **
 }
 
 /* Leaves an expression rooted at x reads (post-order, no repeats). */
-static void collect(Lower *lw, IrNode *x, CgView **leafv, Leaves *l, char *seen)
+static void collect(Lower *lw, IrNode *x, CgView **leafv, IrNode **constv, Leaves *l,
+                    char *seen)
 {
 	if (seen[x->id])
 		return;
 	seen[x->id] = 1;
+	if (constv[x->id]) {
+		if (l->nc % 8 == 0) {
+			IrNode **cn = ARENA_ARRAY(lw->a, IrNode *, l->nc + 8);
+			IrNode **cv = ARENA_ARRAY(lw->a, IrNode *, l->nc + 8);
+			if (l->nc) {
+				memcpy(cn, l->cn, sizeof *cn * (size_t)l->nc);
+				memcpy(cv, l->cv, sizeof *cv * (size_t)l->nc);
+			}
+			l->cn = cn;
+			l->cv = cv;
+		}
+		l->cn[l->nc] = x;
+		l->cv[l->nc++] = constv[x->id];
+		return;
+	}
 	if (leafv[x->id]) {
 		leaf_add(lw, l, x, leafv[x->id]);
 		return;
@@ -298,7 +363,7 @@ static void collect(Lower *lw, IrNode *x, CgView **leafv, Leaves *l, char *seen)
 		return;
 	}
 	for (int i = 0; i < x->nin; i++)
-		collect(lw, x->in[i], leafv, l, seen);
+		collect(lw, x->in[i], leafv, constv, l, seen);
 }
 
 /* A body graph whose input shapes are those of n's inputs (the body as
@@ -359,6 +424,7 @@ static bool row_step(Lower *lw, IrNode *n, IrNode *x, Leaves *l, const CgView *w
 	st->expr.nleaf = l->n;
 	st->expr.leaf = l->node;
 	st->expr.leaf_view = ARENA_ARRAY(lw->a, int, l->n + 1);
+	expr_consts(&st->expr, l);
 	st->views[0] = *out;
 	if (extra) {
 		st->views[1] = *wv;
@@ -414,9 +480,10 @@ static bool lower_row(Lower *lw, Scope *s, IrNode *n)
 
 static bool lower_fused(Lower *lw, Scope *s, IrNode *n)
 {
+	/* the caller's constants stay constants in the body */
 	CgView **args = ARENA_ARRAY(lw->a, CgView *, n->nin + 1);
 	for (int i = 0; i < n->nin; i++)
-		if (!(args[i] = value(lw, s, n->in[i])))
+		if (n->in[i]->op != OP_CONST && !(args[i] = value(lw, s, n->in[i])))
 			return false;
 	const IrGraph *body = n->op == OP_FUSED ? body_for(lw, n) : NULL;
 	if (n->op == OP_FUSED && !body)
@@ -424,17 +491,21 @@ static bool lower_fused(Lower *lw, Scope *s, IrNode *n)
 	if (body && body->outputs.len == 1) {
 		IrNode *root = body->outputs.items[0];
 		CgView **leafv = ARENA_ARRAY(lw->a, CgView *, body->next_id + 1);
+		IrNode **constv = ARENA_ARRAY(lw->a, IrNode *, body->next_id + 1);
 		body_leaves(lw, body, args, leafv);
+		for (int i = 0; i < n->nin; i++)
+			if (n->in[i]->op == OP_CONST)
+				constv[((IrNode *)body->inputs.items[i])->id] = n->in[i];
 		const char *what = n->sattr ? n->sattr : n->name;
 		bool row = root->op == OP_SOFTMAX || root->op == OP_LAYER_NORM;
 		IrNode *top = row ? root->in[0] : root;
-		bool ok = !leafv[root->id] && expressible(top, body, leafv);
+		bool ok = !leafv[root->id] && !constv[root->id] && expressible(top, body, leafv, constv);
 		if (ok && root->op == OP_LAYER_NORM)
 			ok = leafv[root->in[1]->id] && leafv[root->in[2]->id];
 		if (ok) {
 			Leaves l = {0};
 			char *seen = arena_alloc(lw->a, (size_t)body->next_id + 1);
-			collect(lw, top, leafv, &l, seen);
+			collect(lw, top, leafv, constv, &l, seen);
 			CgView *out = new_temp(lw, &n->shape, n->dtype, n->name);
 			s->val[n->id] = out;
 			if (row)
@@ -448,6 +519,9 @@ static bool lower_fused(Lower *lw, Scope *s, IrNode *n)
 	/* not one kernel: lower the body node by node */
 	if (!body && !(body = body_for(lw, n)))
 		return fail(lw, n->span, "%s: cannot instantiate the body", n->name);
+	for (int i = 0; i < n->nin; i++)
+		if (!args[i] && !(args[i] = value(lw, s, n->in[i])))
+			return false;
 	CgView *res = NULL;
 	if (!lower_graph(lw, body, args, &res))
 		return false;
@@ -481,8 +555,8 @@ static bool lower_view(Lower *lw, Scope *s, IrNode *n)
 /* C = A . B (+ C when beta = 1) over broadcast batch dims; A, B, C are
  * views [batch..., m, k], [batch..., k, n], [batch..., m, n] with equal
  * batch dims. Operands BLAS cannot read are copied first. */
-static bool gemm_step(Lower *lw, IrNode *n, IrNode *an, CgView A, IrNode *bn, CgView B,
-                      CgView C, double beta)
+static CgStep *gemm_step(Lower *lw, IrNode *n, IrNode *an, CgView A, IrNode *bn, CgView B,
+                         CgView C, double beta)
 {
 	int nb = C.ndim - 2;
 	IrDim m = C.dim[nb], nn = C.dim[nb + 1], k = A.dim[nb + 1];
@@ -503,10 +577,10 @@ static bool gemm_step(Lower *lw, IrNode *n, IrNode *an, CgView A, IrNode *bn, Cg
 			}
 		}
 		if (pass)
-			return fail(lw, n->span, "internal error: %s: cannot lay out A", n->name);
+			return fail(lw, n->span, "internal error: %s: cannot lay out A", n->name), NULL;
 		CgView *c = materialize(lw, an, &A, "copy");
 		if (!c)
-			return false;
+			return NULL;
 		A = *c;
 	}
 	for (int pass = 0; pass < 2; pass++) {
@@ -524,10 +598,10 @@ static bool gemm_step(Lower *lw, IrNode *n, IrNode *an, CgView A, IrNode *bn, Cg
 			}
 		}
 		if (pass)
-			return fail(lw, n->span, "internal error: %s: cannot lay out B", n->name);
+			return fail(lw, n->span, "internal error: %s: cannot lay out B", n->name), NULL;
 		CgView *c = materialize(lw, bn, &B, "copy");
 		if (!c)
-			return false;
+			return NULL;
 		B = *c;
 	}
 	/* leading dims of an N-laid-out A that B broadcasts over join M */
@@ -588,17 +662,20 @@ static bool gemm_step(Lower *lw, IrNode *n, IrNode *an, CgView A, IrNode *bn, Cg
 	st->views[0] = C;
 	st->views[1] = A;
 	st->views[2] = B;
-	return true;
+	return st;
 }
 
 static bool lower_gemm(Lower *lw, Scope *s, IrNode *n)
 {
 	IrNode *an = n->in[0], *bn = n->in[1];
+	if (!ir_dtype_is_float(n->dtype))
+		return fail(lw, n->span, "%s: products of integer tensors are not supported on the CPU yet",
+		            ir_ops[n->op].name);
 	CgView *av = value(lw, s, an), *bv = value(lw, s, bn);
 	if (!av || !bv)
 		return false;
 	CgView A = *av, B = *bv;
-	CgView *out = new_temp(lw, &n->shape, n->dtype, n->name);
+	CgView *out = dest(lw, s, n);
 	s->val[n->id] = out;
 	CgView C = *out;
 	double beta = 0;
@@ -641,7 +718,122 @@ static bool lower_gemm(Lower *lw, Scope *s, IrNode *n)
 	bd[nb + 1] = B.dim[B.ndim - 1];
 	if (!cg_view_broadcast(&B, C.ndim, bd))
 		return fail(lw, n->span, "internal error: %s: B does not broadcast", n->name);
-	return gemm_step(lw, n, an, A, bn, B, C, beta);
+	return gemm_step(lw, n, an, A, bn, B, C, beta) != NULL;
+}
+
+/* ---- linears sharing their input ------------------------------------------------------- */
+
+/* Linears on one input with their own constant-size f32 parameter
+ * weights of equal K (and all with or all without a parameter bias):
+ * BERT's Q, K and V projections. One GEMM computes them side by side
+ * (wider N runs BLAS faster) into one buffer; each linear's value is its
+ * column slice. group[id] is the group of each member. */
+struct Group {
+	int n;
+	IrNode *m[CG_MAX_GROUP];
+};
+
+static bool groupable(const IrNode *l)
+{
+	if (l->op != OP_LINEAR || l->in[0]->shape.ndim < 2 || l->dtype != IR_F32)
+		return false;
+	const IrNode *w = l->in[1];
+	if (w->op != OP_PARAM || w->shape.ndim != 2 || !ir_dim_is_const(w->shape.d[0]) ||
+	    !ir_dim_is_const(w->shape.d[1]) || w->dtype != IR_F32)
+		return false;
+	return l->nin < 3 || l->in[2]->op == OP_PARAM;
+}
+
+static Group **find_groups(Lower *lw, const IrGraph *g)
+{
+	Group **grp = ARENA_ARRAY(lw->a, Group *, g->next_id + 1);
+	for (IrNode *x = g->first; x; x = x->next) {
+		if (!groupable(x) || grp[x->id])
+			continue;
+		Group *gr = ARENA_NEW(lw->a, Group);
+		gr->m[gr->n++] = x;
+		for (IrNode *y = x->next; y && gr->n < CG_MAX_GROUP; y = y->next) {
+			if (!groupable(y) || grp[y->id] || y->in[0] != x->in[0] || y->nin != x->nin ||
+			    !ir_dim_eq(y->in[1]->shape.d[1], x->in[1]->shape.d[1]))
+				continue;
+			bool dup = false;
+			for (int i = 0; i < gr->n; i++)
+				dup |= strcmp(gr->m[i]->in[1]->sattr, y->in[1]->sattr) == 0;
+			if (!dup)
+				gr->m[gr->n++] = y;
+		}
+		if (gr->n > 1)
+			for (int i = 0; i < gr->n; i++)
+				grp[gr->m[i]->id] = gr;
+	}
+	return grp;
+}
+
+static bool lower_linear_group(Lower *lw, Scope *s, const Group *gr)
+{
+	IrNode *n0 = gr->m[0], *x = n0->in[0];
+	CgView *xv = value(lw, s, x);
+	if (!xv)
+		return false;
+	int64_t total = 0, col[CG_MAX_GROUP];
+	for (int i = 0; i < gr->n; i++) {
+		col[i] = total;
+		total += gr->m[i]->in[1]->shape.d[0].coef;
+	}
+	IrShape cs = n0->shape;
+	cs.d[cs.ndim - 1] = ir_dim_const(total);
+	const char *name = arena_printf(lw->a, "%s_group", n0->name);
+	CgView *C = new_temp(lw, &cs, IR_F32, name);
+	double beta = 0;
+	for (int i = 0; i < gr->n; i++) {
+		IrNode *m = gr->m[i];
+		CgView slice = *C;
+		bool ok = true;
+		slice.dim[slice.ndim - 1] = m->in[1]->shape.d[0];
+		cg_poly_add(&slice.off, ir_dim_const(col[i]), &ok);
+		s->val[m->id] = view_dup(lw, &slice);
+		if (m->nin > 2) {
+			CgView *bv = value(lw, s, m->in[2]);
+			if (!bv)
+				return false;
+			Leaves l = {0};
+			leaf_add(lw, &l, m->in[2], bv);
+			if (!map_step(lw, m->name, "bias", m->in[2], &l, &slice))
+				return false;
+			beta = 1;
+		}
+	}
+	/* B: the first weight, transposed, as wide as all of them */
+	CgView *w0 = value(lw, s, n0->in[1]);
+	if (!w0)
+		return false;
+	IrDim k = w0->dim[1];
+	CgView A = *xv, B = *w0;
+	B.dim[0] = k;
+	B.dim[1] = ir_dim_const(total);
+	B.stride[0] = ir_dim_const(1);
+	B.stride[1] = k;
+	int nb = C->ndim - 2;
+	IrDim bd[IR_MAX_DIMS + 2];
+	for (int i = 0; i < C->ndim; i++)
+		bd[i] = C->dim[i];
+	bd[nb] = k;
+	if (!cg_view_broadcast(&B, C->ndim, bd))
+		return fail(lw, n0->span, "internal error: %s: B does not broadcast", n0->name);
+	CgStep *st = gemm_step(lw, n0, x, A, n0->in[1], B, *C, beta);
+	if (!st)
+		return false;
+	st->name = name;
+	st->ngroup = gr->n;
+	for (int i = 0; i < gr->n; i++) {
+		CgView *wv = value(lw, s, gr->m[i]->in[1]);
+		if (!wv)
+			return false;
+		st->gb[i] = *wv;
+		st->gn[i] = gr->m[i]->in[1]->shape.d[0];
+		st->gc[i] = ir_dim_const(col[i]);
+	}
+	return true;
 }
 
 /* ---- reductions, gathers, cat ------------------------------------------------------------ */
@@ -813,6 +1005,11 @@ static bool lower_node(Lower *lw, Scope *s, IrNode *n)
 	case CGK_VIEW:
 		return lower_view(lw, s, n);
 	case CGK_GEMM:
+		if (s->groups && s->groups[n->id]) {
+			if (s->groups[n->id]->m[0] == n)
+				return lower_linear_group(lw, s, s->groups[n->id]);
+			return true; /* computed with the group's first linear */
+		}
 		return lower_gemm(lw, s, n);
 	case CGK_ROW:
 		return lower_row(lw, s, n);
@@ -1025,6 +1222,19 @@ static bool lower_outputs(Lower *lw, const IrGraph *g, Scope *s)
 		const char *name = i < g->output_names.len && g->output_names.items[i]
 		                           ? g->output_names.items[i]
 		                           : o->name;
+		for (int k = 0; k < o->shape.ndim; k++) {
+			int sym;
+			if (ir_dim_is_const(o->shape.d[k]) || plain_sym(o->shape.d[k], &sym))
+				continue;
+			StrBuf b = {0};
+			ir_shape_print(&b, lw->ir, &o->shape);
+			fail(lw, o->span,
+			     "output dims must be constants or single symbols (%s): view the output "
+			     "so that each symbol stands alone",
+			     b.data);
+			sb_free(&b);
+			return false;
+		}
 		ptrvec_push(lw->a, &p->outputs, tensor(lw, name, o->dtype, &o->shape));
 		CgView *v = value(lw, s, o);
 		if (!v)
@@ -1046,6 +1256,19 @@ static bool lower_outputs(Lower *lw, const IrGraph *g, Scope *s)
 		if (!map_step(lw, o->name, "output", o, &l, &dst))
 			return false;
 	}
+	return true;
+}
+
+static bool add_param(Lower *lw, const CgModel *m, const IrNode *x)
+{
+	const char *path = x->sattr ? x->sattr : x->name;
+	if (param_index(lw->p, path) >= 0)
+		return true;
+	if (!ir_dtype_is_float(x->dtype))
+		return fail(lw, x->span, "parameter %s: only float parameters are supported", path);
+	CgTensor *t = tensor(lw, path, x->dtype, &x->shape);
+	t->init = param_init(m, path);
+	ptrvec_push(lw->a, &lw->p->params, t);
 	return true;
 }
 
@@ -1077,20 +1300,28 @@ bool cg_lower(CgProgram *p, const CgModel *m)
 		CgView v = cg_view_contig(b->id, &x->shape);
 		s.val[x->id] = view_dup(&lw, &v);
 	}
+	s.groups = find_groups(&lw, g);
+	/* a group's weights go next to each other: the runtime stores params
+	 * in order, so they can be one GEMM operand */
+	Group **wgroup = ARENA_ARRAY(lw.a, Group *, g->next_id + 1); /* weight -> group */
+	for (IrNode *x = g->first; x; x = x->next)
+		if (x->op == OP_LINEAR && s.groups[x->id])
+			wgroup[x->in[1]->id] = s.groups[x->id];
+	for (IrNode *x = g->first; x; x = x->next) {
+		if (x->op != OP_PARAM)
+			continue;
+		if (wgroup[x->id])
+			for (int i = 0; i < wgroup[x->id]->n; i++)
+				if (!add_param(&lw, m, wgroup[x->id]->m[i]->in[1]))
+					return false;
+		if (!add_param(&lw, m, x))
+			return false;
+	}
 	for (IrNode *x = g->first; x; x = x->next) {
 		if (x->op != OP_PARAM)
 			continue;
 		const char *path = x->sattr ? x->sattr : x->name;
 		int idx = param_index(p, path);
-		if (idx < 0) {
-			if (!ir_dtype_is_float(x->dtype))
-				return fail(&lw, x->span, "parameter %s: only float parameters are supported",
-				            path);
-			CgTensor *t = tensor(&lw, path, x->dtype, &x->shape);
-			t->init = param_init(m, path);
-			idx = p->params.len;
-			ptrvec_push(lw.a, &p->params, t);
-		}
 		CgBuf *b = NULL;
 		for (int k = 0; k < p->bufs.len && !b; k++) {
 			CgBuf *c = p->bufs.items[k];

@@ -193,6 +193,18 @@ static void step_print(StrBuf *b, const CgProgram *p, const CgStep *st)
 			cg_poly_print(b, c, &st->views[i].off);
 		}
 		sb_putc(b, '\n');
+		if (st->ngroup > 1) {
+			sb_puts(b, "       group");
+			for (int i = 0; i < st->ngroup; i++) {
+				sb_puts(b, i ? ", " : " ");
+				buf_name(b, p, st->gb[i].buf);
+				sb_puts(b, " n=");
+				ir_dim_print(b, c, st->gn[i]);
+				sb_puts(b, " at column ");
+				ir_dim_print(b, c, st->gc[i]);
+			}
+			sb_puts(b, " (one call when adjacent)\n");
+		}
 		for (int i = 0; i < st->nbatch; i++) {
 			sb_printf(b, "       batch %s", i + 1 == st->nbatch ? "call" : "loop");
 			sb_puts(b, " ");

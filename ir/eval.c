@@ -604,13 +604,21 @@ static Value *eval_expr(Eval *ev, Frame *f, const Ast *e)
 	case AST_NONE:
 		return val_none(ev);
 	case AST_FSTRING: {
+		/* Evaluate every piece before the (malloc'd) buffer exists: an
+		 * error in a piece unwinds, and would leak it (found by fuzz/). */
+		Value **vals = ARENA_ARRAY(ev->arena, Value *, e->list.len + 1);
+		for (int i = 0; i < e->list.len; i++) {
+			const Ast *p = e->list.items[i];
+			if (p->kind != AST_STRING)
+				vals[i] = eval_expr(ev, f, p);
+		}
 		StrBuf b = {0};
 		for (int i = 0; i < e->list.len; i++) {
 			const Ast *p = e->list.items[i];
 			if (p->kind == AST_STRING)
 				sb_puts(&b, p->str);
 			else
-				val_str_into(ev, &b, eval_expr(ev, f, p), false);
+				val_str_into(ev, &b, vals[i], false);
 		}
 		Value *v = val_str(ev, arena_strdup(ev->arena, b.data ? b.data : ""));
 		sb_free(&b);

@@ -221,6 +221,12 @@ void ir_node_print(StrBuf *b, const IrCtx *c, const IrNode *n);
 /* A tensor type: f32[B, S, 768], f32[] for scalars. */
 void ir_type_print(StrBuf *b, const IrCtx *c, IrDType t, const IrShape *s);
 
+/* ---- dot.c ------------------------------------------------------------------ */
+
+/* Graphviz DOT of a graph: nodes, edges labelled with dtype and shape,
+ * fused kernels as clusters labelled with their name. */
+void ir_graph_dot(StrBuf *b, const IrGraph *g);
+
 /* ---- verify.c -------------------------------------------------------------- */
 
 /* Structural checks: inputs precede users, names unique, arity, shapes

@@ -286,6 +286,14 @@ static void extra_repr(Eval *ev, StrBuf *b, const Module *m)
 	case BM_SOFTMAX:
 		sb_printf(b, "dim=%lld", (long long)m->softmax_dim);
 		break;
+	case BM_NONE: {
+		/* a user module's `extra_repr = "..."` member, as PyTorch's
+		 * extra_repr() (OPTLearnedPositionalEmbedding(2050, 768)) */
+		Value *v = env_get_local(m->attrs, "extra_repr");
+		if (v && v->k == V_STR)
+			sb_puts(b, v->s);
+		break;
+	}
 	default:
 		break;
 	}

@@ -63,7 +63,8 @@ static SlapoStatus api_weights_create(SlapoModel *m, const SlapoWeightsParams *p
 	SlapoStatus st;
 	rt_clear_error();
 	st = rt_weights_create(m, p, out);
-	if (st != SLAPO_OK && p && p->struct_size >= sizeof *p && p->log)
+	if (st != SLAPO_OK && p &&
+	    p->struct_size >= offsetof(SlapoWeightsParams, log) + sizeof p->log && p->log)
 		rt_log(p->log, p->log_user_data, SLAPO_LOG_ERROR, "%s: %s",
 		       rt_status_name(st), rt_last_error()->message);
 	return st;
@@ -128,9 +129,9 @@ static SlapoStatus api_session_run(SlapoSession *s, const DLTensor *const *input
 	return rt_session_run(s, inputs, n_inputs, outputs, n_outputs);
 }
 
-static void api_testing_fail_alloc(int64_t n)
+static int64_t api_testing_fail_alloc(int64_t n)
 {
-	rt_testing_fail_alloc(n);
+	return rt_testing_fail_alloc(n);
 }
 
 static const SlapoApi api_v1 = {

@@ -1,23 +1,35 @@
 /* blas.c - matrix multiplication services for generated code, on
  * OpenBLAS's cblas_sgemm (row-major).
  *
- * rt_sgemm hands one GEMM to OpenBLAS, which threads it itself (its
- * thread count comes from OPENBLAS_NUM_THREADS or the core count, read
- * once when OpenBLAS loads). rt_sgemm_batched spreads a batch of small
- * GEMMs (attention heads) over the session's pool, each chunk calling
- * cblas_sgemm on its matrices in order; large matrices go one by one to
- * OpenBLAS instead. Every element is computed by one sgemm call either
- * way, so results do not depend on the thread count.
+ * Two thread pools on one set of cores fight (OpenBLAS's idle workers
+ * spin and yield while the session's pool runs kernels, and the other
+ * way round), so the runtime threads GEMMs itself when it can:
+ *
+ *   - OpenBLAS single-threaded (OPENBLAS_NUM_THREADS=1; slapo-run sets
+ *     it): rt_sgemm splits C into blocks of rows (or of columns when it
+ *     has few rows) over the session's pool, each chunk one cblas_sgemm;
+ *     rt_sgemm_batched splits the batch over the pool.
+ *   - OpenBLAS multi-threaded (the process's choice): one GEMM goes to
+ *     OpenBLAS whole and it threads it; only batches of small matrices
+ *     (where OpenBLAS stays single-threaded) are split over the pool.
+ *
+ * Blocks split M or N only, never K, at positions that depend only on
+ * the shape and the thread count, so a given configuration reproduces
+ * its results bit for bit. Across thread counts the bits match when
+ * OpenBLAS's kernel sums over K in the same order for every block size
+ * (its AVX-512 kernels do, its Haswell ones do not: last-bit
+ * differences).
  */
 #include <cblas.h>
 #include <limits.h>
 
 #include "rt.h"
 
-/* Below this many multiply-adds per matrix (where OpenBLAS itself runs
- * single-threaded), a batch is split over the pool; above it, OpenBLAS
- * threads each matrix. */
+/* Below this many multiply-adds (where OpenBLAS itself runs one thread),
+ * a GEMM is not worth splitting. */
 #define SMALL_GEMM (64 * 64 * 64)
+/* Rows (or columns) per block unit: a multiple of the kernels' tiles. */
+#define UNIT 16
 
 static int fits_int(int64_t v)
 {
@@ -48,31 +60,90 @@ static void sgemm1(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, floa
 	            (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
-void rt_sgemm(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
-              int64_t k, float alpha, const float *a, int64_t lda, const float *b,
-              int64_t ldb, float beta, float *c, int64_t ldc)
+/* Whether the session's pool should split GEMMs: OpenBLAS runs each call
+ * on the calling thread only. */
+static int pool_threads_gemm(const RtExec *ex)
 {
-	if (!check_dims(ex, m, n, k, lda, ldb, ldc))
-		return;
-	sgemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+	return ex && ex->pool && ex->n_threads > 1 && openblas_get_num_threads() == 1;
 }
 
-/* Arguments of one batched call, shared by its chunks. */
-typedef struct Batch {
+/* The arguments of one call, shared by its chunks. */
+typedef struct Gemm {
 	int32_t ta, tb;
 	int64_t m, n, k, lda, ldb, ldc, sa, sb, sc;
 	float alpha, beta;
 	const float *a, *b;
 	float *c;
-} Batch;
+} Gemm;
 
-static void batch_range(void *ctx, int64_t begin, int64_t end)
+/* Rows [begin, end) * UNIT of C. */
+static void gemm_rows(void *ctx, int64_t begin, int64_t end)
 {
-	const Batch *q = ctx;
+	const Gemm *q = ctx;
+	int64_t r0 = begin * UNIT, r1 = end * UNIT < q->m ? end * UNIT : q->m;
+	const float *a = q->ta ? q->a + r0 : q->a + r0 * q->lda;
+	sgemm1(q->ta, q->tb, r1 - r0, q->n, q->k, q->alpha, a, q->lda, q->b, q->ldb,
+	       q->beta, q->c + r0 * q->ldc, q->ldc);
+}
+
+/* Columns [begin, end) * UNIT of C. */
+static void gemm_cols(void *ctx, int64_t begin, int64_t end)
+{
+	const Gemm *q = ctx;
+	int64_t c0 = begin * UNIT, c1 = end * UNIT < q->n ? end * UNIT : q->n;
+	const float *b = q->tb ? q->b + c0 * q->ldb : q->b + c0;
+	sgemm1(q->ta, q->tb, q->m, c1 - c0, q->k, q->alpha, q->a, q->lda, b, q->ldb,
+	       q->beta, q->c + c0, q->ldc);
+}
+
+static void gemm_batch(void *ctx, int64_t begin, int64_t end)
+{
+	const Gemm *q = ctx;
 	int64_t i;
 	for (i = begin; i < end; i++)
 		sgemm1(q->ta, q->tb, q->m, q->n, q->k, q->alpha, q->a + i * q->sa, q->lda,
 		       q->b + i * q->sb, q->ldb, q->beta, q->c + i * q->sc, q->ldc);
+}
+
+static Gemm gemm_args(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k,
+                      float alpha, const float *a, int64_t lda, const float *b,
+                      int64_t ldb, float beta, float *c, int64_t ldc)
+{
+	Gemm q;
+	q.ta = ta;
+	q.tb = tb;
+	q.m = m;
+	q.n = n;
+	q.k = k;
+	q.lda = lda;
+	q.ldb = ldb;
+	q.ldc = ldc;
+	q.sa = q.sb = q.sc = 0;
+	q.alpha = alpha;
+	q.beta = beta;
+	q.a = a;
+	q.b = b;
+	q.c = c;
+	return q;
+}
+
+void rt_sgemm(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
+              int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+              int64_t ldb, float beta, float *c, int64_t ldc)
+{
+	Gemm q;
+	int64_t rows, cols;
+	if (!check_dims(ex, m, n, k, lda, ldb, ldc))
+		return;
+	q = gemm_args(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+	rows = (m + UNIT - 1) / UNIT;
+	cols = (n + UNIT - 1) / UNIT;
+	if (!pool_threads_gemm(ex) || m * n * k < SMALL_GEMM)
+		sgemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+	else if (rows >= 2 * ex->n_threads || rows >= cols)
+		rt_parallel_for(ex, rows, 1, gemm_rows, &q);
+	else
+		rt_parallel_for(ex, cols, 1, gemm_cols, &q);
 }
 
 void rt_sgemm_batched(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
@@ -80,27 +151,20 @@ void rt_sgemm_batched(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, i
                       int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
                       float beta, float *c, int64_t ldc, int64_t stride_c, int64_t batch)
 {
-	Batch q;
+	Gemm q;
+	int64_t i;
 	if (batch <= 0 || !check_dims(ex, m, n, k, lda, ldb, ldc))
 		return;
-	q.ta = trans_a;
-	q.tb = trans_b;
-	q.m = m;
-	q.n = n;
-	q.k = k;
-	q.lda = lda;
-	q.ldb = ldb;
-	q.ldc = ldc;
+	q = gemm_args(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 	q.sa = stride_a;
 	q.sb = stride_b;
 	q.sc = stride_c;
-	q.alpha = alpha;
-	q.beta = beta;
-	q.a = a;
-	q.b = b;
-	q.c = c;
-	if (m * n * k < SMALL_GEMM && ex && ex->pool)
-		rt_parallel_for(ex, batch, 1, batch_range, &q);
-	else
-		batch_range(&q, 0, batch);
+	if (ex && ex->pool && (pool_threads_gemm(ex) || m * n * k < SMALL_GEMM) &&
+	    batch > 1 && (batch >= ex->n_threads || m * n * k < SMALL_GEMM)) {
+		rt_parallel_for(ex, batch, 1, gemm_batch, &q);
+		return;
+	}
+	for (i = 0; i < batch; i++) /* few big matrices: split each one */
+		rt_sgemm(ex, trans_a, trans_b, m, n, k, alpha, a + i * stride_a, lda,
+		         b + i * stride_b, ldb, beta, c + i * stride_c, ldc);
 }

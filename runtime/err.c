@@ -104,9 +104,9 @@ char *rt_fmt(char *buf, size_t size, const char *fmt, ...)
 
 /* ---- allocation ------------------------------------------------------ */
 
-void rt_testing_fail_alloc(int64_t n)
+int64_t rt_testing_fail_alloc(int64_t n)
 {
-	atomic_store(&fail_countdown, (long long)(n > 0 ? n : 0));
+	return atomic_exchange(&fail_countdown, (long long)(n > 0 ? n : 0));
 }
 
 /* Whether this allocation is the one the test hook makes fail. */

@@ -6,7 +6,11 @@
  * the caller and the workers take chunks from an atomic counter until
  * none are left, and the caller waits until every worker is done.
  * A session runs one job at a time, so a pool never sees two at once.
- * Workers block all signals, so the process's handlers run elsewhere.
+ *
+ * Waiting spins briefly before sleeping on a condition variable, since a
+ * model's kernels come back to back: a worker that just finished a job
+ * usually sees the next one while spinning. Workers block all signals,
+ * so the process's handlers run elsewhere.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -21,16 +25,26 @@ struct RtPool {
 	int32_t n_workers;
 	pthread_t *workers;
 	pthread_mutex_t mu;
-	pthread_cond_t wake; /* workers: a new job, or stop */
-	pthread_cond_t done; /* caller: the last worker left the job */
-	uint64_t job_id;     /* bumped for each job (under mu) */
-	int stop;            /* workers exit (under mu) */
-	int32_t active;      /* workers still inside the job (under mu) */
-	RtRangeFn fn;        /* the job, stable while it runs */
+	pthread_cond_t wake;  /* workers: a new job, or stop */
+	pthread_cond_t done;  /* caller: the last worker left the job */
+	atomic_ullong job_id; /* bumped for each job (written under mu) */
+	atomic_int stop;      /* workers exit (written under mu) */
+	atomic_int active;    /* workers still inside the job */
+	RtRangeFn fn;         /* the job, stable while it runs */
 	void *ctx;
 	int64_t n, chunk, n_chunks;
 	atomic_llong next; /* next chunk to take */
 };
+
+/* Polls of a spin before a thread sleeps (a few microseconds). */
+#define SPIN 2000
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
 
 /* Set while a thread runs chunks: nested jobs then run serially. */
 static _Thread_local int in_job;
@@ -60,21 +74,27 @@ static void run_chunks(RtPool *p)
 static void *worker_main(void *arg)
 {
 	RtPool *p = arg;
-	uint64_t seen = 0;
-	pthread_mutex_lock(&p->mu);
+	unsigned long long seen = 0;
+	int k;
 	for (;;) {
-		while (p->job_id == seen && !p->stop)
-			pthread_cond_wait(&p->wake, &p->mu);
-		if (p->stop)
-			break;
-		seen = p->job_id;
-		pthread_mutex_unlock(&p->mu);
-		run_chunks(p);
+		for (k = 0; k < SPIN && atomic_load(&p->job_id) == seen &&
+		            !atomic_load(&p->stop);
+		     k++)
+			cpu_relax();
 		pthread_mutex_lock(&p->mu);
-		if (--p->active == 0)
+		while (atomic_load(&p->job_id) == seen && !atomic_load(&p->stop))
+			pthread_cond_wait(&p->wake, &p->mu);
+		pthread_mutex_unlock(&p->mu);
+		if (atomic_load(&p->stop))
+			break;
+		seen = atomic_load(&p->job_id);
+		run_chunks(p);
+		if (atomic_fetch_sub(&p->active, 1) == 1) {
+			pthread_mutex_lock(&p->mu);
 			pthread_cond_signal(&p->done);
+			pthread_mutex_unlock(&p->mu);
+		}
 	}
-	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
 
@@ -82,7 +102,7 @@ static void stop_workers(RtPool *p, int32_t started)
 {
 	int32_t i;
 	pthread_mutex_lock(&p->mu);
-	p->stop = 1;
+	atomic_store(&p->stop, 1);
 	pthread_cond_broadcast(&p->wake);
 	pthread_mutex_unlock(&p->mu);
 	for (i = 0; i < started; i++)
@@ -104,6 +124,10 @@ RtPool *rt_pool_new(int32_t n_threads)
 	}
 	p->n_threads = n_threads;
 	p->n_workers = n_threads - 1;
+	atomic_init(&p->job_id, 0);
+	atomic_init(&p->stop, 0);
+	atomic_init(&p->active, 0);
+	atomic_init(&p->next, 0);
 	p->workers =
 	        rt_calloc((size_t)(p->n_workers ? p->n_workers : 1), sizeof *p->workers);
 	if (!p->workers) {
@@ -156,6 +180,7 @@ int32_t rt_pool_threads(const RtPool *p)
 void rt_pool_run(RtPool *p, int64_t n, int64_t grain, RtRangeFn fn, void *ctx)
 {
 	int64_t n_chunks, chunk;
+	int k;
 	if (n <= 0)
 		return;
 	if (grain < 1)
@@ -175,15 +200,19 @@ void rt_pool_run(RtPool *p, int64_t n, int64_t grain, RtRangeFn fn, void *ctx)
 	p->chunk = chunk;
 	p->n_chunks = (n + chunk - 1) / chunk;
 	atomic_store(&p->next, 0);
-	p->active = p->n_workers;
-	p->job_id++;
+	atomic_store(&p->active, p->n_workers);
+	atomic_fetch_add(&p->job_id, 1); /* publishes the job */
 	pthread_cond_broadcast(&p->wake);
 	pthread_mutex_unlock(&p->mu);
 	run_chunks(p);
-	pthread_mutex_lock(&p->mu);
-	while (p->active > 0)
-		pthread_cond_wait(&p->done, &p->mu);
-	pthread_mutex_unlock(&p->mu);
+	for (k = 0; k < SPIN && atomic_load(&p->active) > 0; k++)
+		cpu_relax();
+	if (atomic_load(&p->active) > 0) {
+		pthread_mutex_lock(&p->mu);
+		while (atomic_load(&p->active) > 0)
+			pthread_cond_wait(&p->done, &p->mu);
+		pthread_mutex_unlock(&p->mu);
+	}
 }
 
 void rt_parallel_for(RtExec *ex, int64_t n, int64_t grain, RtRangeFn fn, void *ctx)

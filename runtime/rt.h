@@ -112,7 +112,8 @@ typedef struct RtModelDesc {
 	const RtTie *ties; /* [n_ties] */
 	int32_t n_ignore;
 	/* [n_ignore]: checkpoint tensors under these prefixes are expected
-	 * extras (e.g. "bert.pooler."), ignored quietly. */
+	 * extras (e.g. "bert.pooler."), ignored quietly. A '*' matches one
+	 * dot-free name segment ("transformer.h.*.attn.bias"). */
 	const char *const *ignore_prefixes;
 	/* HF base_model_prefix ("bert") or NULL: a checkpoint name X that
 	 * matches nothing is retried as "bert.X", and "bert.X" as X, as HF
@@ -269,7 +270,7 @@ void *rt_realloc(void *p, size_t size);
 void *rt_aligned_alloc(size_t size);
 char *rt_strdup(const char *s);
 void rt_free(void *p);
-void rt_testing_fail_alloc(int64_t n);
+int64_t rt_testing_fail_alloc(int64_t n);
 
 /* snprintf that never overflows and always terminates; returns buf. */
 char *rt_fmt(char *buf, size_t size, const char *fmt, ...) RT_PRINTF(3, 4);

@@ -179,6 +179,23 @@ typedef struct Source {
 	const char *path;
 } Source;
 
+/* Whether pattern matches the start of name; '*' in the pattern stands
+ * for one dot-free run of characters (a layer index: "h.*.attn.bias"). */
+static int prefix_match(const char *pat, const char *name)
+{
+	for (; *pat; pat++) {
+		if (*pat == '*') {
+			if (!*name || *name == '.')
+				return 0;
+			while (*name && *name != '.')
+				name++;
+		} else if (*pat != *name++) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
 /* Whether name (or it with the base prefix added or removed) starts
  * with one of the model's expected-extra prefixes. */
 static int is_expected_extra(const SlapoModel *m, const char *name)
@@ -189,14 +206,13 @@ static int is_expected_extra(const SlapoModel *m, const char *name)
 	int32_t i;
 	for (i = 0; i < d->n_ignore; i++) {
 		const char *x = d->ignore_prefixes[i];
-		size_t xn = strlen(x);
-		if (strncmp(name, x, xn) == 0)
+		if (prefix_match(x, name))
 			return 1;
 		if (pn && strncmp(x, pre, pn) == 0 && x[pn] == '.' &&
-		    strncmp(name, x + pn + 1, xn - pn - 1) == 0)
+		    prefix_match(x + pn + 1, name))
 			return 1; /* "bert.pooler." matches "pooler.dense.weight" */
 		if (pn && strncmp(name, pre, pn) == 0 && name[pn] == '.' &&
-		    strncmp(name + pn + 1, x, xn) == 0)
+		    prefix_match(x, name + pn + 1))
 			return 1;
 	}
 	return 0;
@@ -419,9 +435,9 @@ static uint64_t splitmix64(uint64_t *s)
 }
 
 /* Uniform in (0, 1]. */
-static double unit(uint64_t *s)
+static float unit(uint64_t *s)
 {
-	return ((double)(splitmix64(s) >> 11) + 1.0) / 9007199254740992.0;
+	return ((float)(splitmix64(s) >> 40) + 1.0f) / 16777216.0f;
 }
 
 static uint64_t hash_name(const char *s)
@@ -432,42 +448,97 @@ static uint64_t hash_name(const char *s)
 	return h;
 }
 
+/* Elements per independently seeded block: the values do not depend on
+ * how blocks are spread over threads. Even, so pairs never straddle. */
+#define INIT_BLOCK 65536
+
+/* One random-init job: blocks of every owned parameter, numbered
+ * globally, so the pool balances big and small parameters. */
+typedef struct InitJob {
+	SlapoWeights *w;
+	uint64_t seed;
+	int64_t *first_block; /* [n_params + 1] block index where each starts */
+} InitJob;
+
+static void init_block(const InitJob *job, int32_t i, int64_t b)
+{
+	const RtTensorDesc *pd = &job->w->model->desc->params[i];
+	size_t esz = rt_dtype_size(pd->dtype);
+	int64_t n = rt_numel(pd->ndim, pd->dims), j = b * INIT_BLOCK;
+	int64_t end = j + INIT_BLOCK < n ? j + INIT_BLOCK : n;
+	float std = pd->init_std > 0 ? pd->init_std : 0.02f;
+	uint64_t s = job->seed ^ hash_name(pd->name) ^ ((uint64_t)b << 32);
+	float *f32 = rt_dtype_eq(pd->dtype, RT_F32) ? job->w->data[i] : NULL;
+	for (; j < end; j += 2) {
+		float v[2];
+		v[0] = v[1] = pd->init == RT_INIT_ONES ? 1.0f : 0.0f;
+		if (pd->init == RT_INIT_NORMAL) { /* Box-Muller, both halves */
+			float r = std * sqrtf(-2.0f * logf(unit(&s)));
+			float th = 6.2831853f * unit(&s);
+			v[0] = r * cosf(th);
+			v[1] = r * sinf(th);
+		}
+		if (f32 && end - j >= 2) { /* the common case, kept tight */
+			f32[j] = v[0];
+			f32[j + 1] = v[1];
+		} else {
+			rt_convert(pd->dtype, (char *)job->w->data[i] + (size_t)j * esz,
+			           RT_F32, v, end - j < 2 ? 1 : 2);
+		}
+	}
+}
+
+static void init_range(void *ctx, int64_t begin, int64_t end)
+{
+	const InitJob *job = ctx;
+	int32_t i = 0;
+	int64_t b;
+	for (b = begin; b < end; b++) {
+		while (job->first_block[i + 1] <= b)
+			i++;
+		init_block(job, i, b - job->first_block[i]);
+	}
+}
+
 SlapoStatus rt_weights_init_random(SlapoWeights *w, uint64_t seed)
 {
 	const SlapoModel *m;
-	int32_t i;
-	int64_t j, n;
+	InitJob job;
+	RtPool *pool;
+	int32_t i, n;
 	SlapoStatus st;
 	if (!w)
 		return rt_error(SLAPO_INVALID_ARGUMENT, "", "weights is NULL");
 	if ((st = check_frozen(w, "weights_init_random")) != SLAPO_OK)
 		return st;
 	m = model_of(w);
-	for (i = 0; i < m->desc->n_params; i++) {
-		const RtTensorDesc *pd = &m->desc->params[i];
-		size_t esz = rt_dtype_size(pd->dtype);
-		double std = pd->init_std > 0 ? pd->init_std : 0.02;
-		uint64_t s = seed ^ hash_name(pd->name);
-		if (m->storage_of[i] != i)
-			continue;
-		n = rt_numel(pd->ndim, pd->dims);
-		for (j = 0; j < n; j += 2) {
-			float v[2];
-			v[0] = v[1] = pd->init == RT_INIT_ONES ? 1.0f : 0.0f;
-			if (pd->init == RT_INIT_NORMAL) { /* Box-Muller, both halves */
-				double r = std * sqrt(-2.0 * log(unit(&s)));
-				double th = 6.283185307179586 * unit(&s);
-				v[0] = (float)(r * cos(th));
-				v[1] = (float)(r * sin(th));
-			}
-			rt_convert(pd->dtype, (char *)w->data[i] + (size_t)j * esz,
-			           RT_F32, v, n - j < 2 ? 1 : 2);
-		}
-		w->is_set[i] = 1;
+	n = m->desc->n_params;
+	job.w = w;
+	job.seed = seed;
+	job.first_block = rt_calloc((size_t)n + 1, sizeof *job.first_block);
+	if (!job.first_block)
+		return rt_error(SLAPO_OUT_OF_MEMORY, "", "out of memory");
+	for (i = 0; i < n; i++) { /* tied aliases own no blocks */
+		int64_t elems = m->storage_of[i] == i ? rt_numel(m->desc->params[i].ndim,
+		                                                 m->desc->params[i].dims)
+		                                      : 0;
+		job.first_block[i + 1] =
+		        job.first_block[i] + (elems + INIT_BLOCK - 1) / INIT_BLOCK;
 	}
+	pool = rt_pool_new(w->n_threads ? w->n_threads : rt_cpu_count());
+	if (!pool) {
+		rt_free(job.first_block);
+		return rt_last_error()->code;
+	}
+	rt_pool_run(pool, job.first_block[n], 1, init_range, &job);
+	rt_pool_free(pool);
+	rt_free(job.first_block);
+	for (i = 0; i < n; i++)
+		if (m->storage_of[i] == i)
+			w->is_set[i] = 1;
 	rt_log(w->log, w->log_user_data, SLAPO_LOG_INFO,
-	       "initialised the %d parameters of %s at random (seed %llu)",
-	       (int)m->desc->n_params, m->desc->name, (unsigned long long)seed);
+	       "initialised the %d parameters of %s at random (seed %llu)", (int)n,
+	       m->desc->name, (unsigned long long)seed);
 	return SLAPO_OK;
 }
 

@@ -107,7 +107,8 @@ static void usage(FILE *f)
 	      "  --compare FILE           compare outputs with reference tensors\n"
 	      "  --rtol R, --atol A       tolerance of --compare (1e-4, 1e-5)\n"
 	      "  --bench N                time N runs after warm-up\n"
-	      "  --threads T              threads per session (default: cores)\n"
+	      "  --threads T              threads per session (default: cores); GEMMs\n"
+	      "                           use them too unless OPENBLAS_NUM_THREADS is set\n"
 	      "  -q, --quiet / -v, --verbose\n",
 	      f);
 }
@@ -734,11 +735,10 @@ static int main2(const Opts *o, Run *r)
 	RtStFile ref;
 	int32_t j;
 	int bad = 0;
-	char num[32];
-	if (o->threads > 0 && !getenv("OPENBLAS_NUM_THREADS")) {
-		snprintf(num, sizeof num, "%d", o->threads); /* read at load */
-		setenv("OPENBLAS_NUM_THREADS", num, 1);
-	}
+	/* One thread pool, the session's: OpenBLAS threads of its own would
+	 * fight it for the cores (runtime/blas.c). Read when it loads. */
+	if (!getenv("OPENBLAS_NUM_THREADS"))
+		setenv("OPENBLAS_NUM_THREADS", "1", 1);
 	if (open_model(o, r))
 		return 1;
 	if (verbosity >= 1)

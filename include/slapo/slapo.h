@@ -315,9 +315,11 @@ typedef struct SlapoApi {
 	/* -- testing only (minor 0): not for production use -- */
 
 	/* Makes the n-th host allocation made by this library from now on
-	 * fail (once), to test out-of-memory paths; 0 disarms it. The counter
-	 * is global to the library, shared by all threads. */
-	void (*testing_fail_alloc)(int64_t n);
+	 * fail (once), to test out-of-memory paths; 0 disarms it. Returns
+	 * how many allocations were still to go before the one armed earlier
+	 * (> 0: it was never reached). The counter is global to the library,
+	 * shared by all threads. */
+	int64_t (*testing_fail_alloc)(int64_t n);
 } SlapoApi;
 
 #if defined(__LP64__) || defined(_LP64)

@@ -113,7 +113,8 @@ static const RtTie ties[] = {
         {"head.decoder.bias", "head.bias"},
 };
 
-static const char *const ignore[] = {"fake.pooler.", "cls.seq_relationship."};
+static const char *const ignore[] = {"fake.pooler.", "cls.seq_relationship.",
+                                     "fake.layer.*.attn.bias"};
 
 static uint64_t workspace_size(const int64_t *sym)
 {
@@ -232,7 +233,7 @@ const RtModelDesc slapo_model_desc = {
         params,
         2,
         ties,
-        2,
+        3,
         ignore,
         "fake",
         workspace_size,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_fixtures.py - files for test_slapo_run.sh, made without slapo code.
+"""make_fixtures.py - files for check_slapo_run.sh, made without slapo code.
 
     make_fixtures.py DIR          write the fixtures into DIR
     make_fixtures.py --check OUT REF

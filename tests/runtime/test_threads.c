@@ -1,9 +1,12 @@
 /* test_threads.c - weights shared by sessions on several threads: two
  * threads, each with its own session, running repeatedly, give results
  * bit-identical to one session on one thread; sessions with different
- * thread counts agree bit for bit too; and a session used by two threads
- * at once answers SLAPO_BUSY instead of corrupting itself.
+ * thread counts agree (to the last bits: GEMM splits depend on the
+ * thread count, see runtime/blas.c); and a session used by two threads
+ * at once answers SLAPO_BUSY instead of corrupting itself. Run with and
+ * without OPENBLAS_NUM_THREADS=1 (GEMMs split by the pool, or not).
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -63,6 +66,20 @@ static int same_as_ref(const Job *j)
 		if (memcmp(j->out[i].t.data, ref.out[i].t.data,
 		           (size_t)tt_numel(&ref.out[i]) * 4))
 			return 0;
+	return 1;
+}
+
+static int close_to_ref(const Job *j)
+{
+	int64_t i, n;
+	int k;
+	for (k = 0; k < 3; k++) {
+		const float *a = j->out[k].t.data, *b = ref.out[k].t.data;
+		n = tt_numel(&ref.out[k]);
+		for (i = 0; i < n; i++)
+			if (!(fabsf(a[i] - b[i]) <= 1e-4f * (1 + fabsf(b[i]))))
+				return 0;
+	}
 	return 1;
 }
 
@@ -130,11 +147,11 @@ int main(int argc, char **argv)
 	pthread_join(tb, NULL);
 	CHECK(a.failures == 0 && b.failures == 0);
 
-	/* thread count does not change the bits */
+	/* other thread counts: the same results, up to the last bits */
 	for (k = 1; k <= 4; k += 3) {
 		job_init(&c, new_session(k));
 		CHECK_ST(api, job_run(&c), SLAPO_OK);
-		CHECK(same_as_ref(&c));
+		CHECK(close_to_ref(&c));
 		api->session_free(c.s);
 		job_free(&c);
 	}

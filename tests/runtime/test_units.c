@@ -7,6 +7,8 @@
 
 #include "testlib.h"
 
+#include <cblas.h> /* after testlib.h: its complex.h defines I */
+
 /* ---- pool ------------------------------------------------------------ */
 
 typedef struct Cover {
@@ -147,6 +149,72 @@ static void test_blas(void)
 	CHECK(err.code == SLAPO_UNSUPPORTED && !strstr(err.message, "second"));
 	rt_pool_free(ex.pool);
 	rt_parallel_for(NULL, 0, 1, cover, NULL); /* n = 0: fn never called */
+}
+
+/* GEMMs split over the pool (OpenBLAS single-threaded), by rows, by
+ * columns and by batch, agree with one cblas_sgemm call (to the last bits:
+ * some OpenBLAS kernels sum differently for different block sizes). */
+static int close_to(const float *a, const float *b, int64_t n)
+{
+	int64_t i;
+	for (i = 0; i < n; i++)
+		if (!(fabsf(a[i] - b[i]) <= 1e-5f * (1 + fabsf(b[i]))))
+			return 0;
+	return 1;
+}
+
+static void test_blas_split(void)
+{
+	static const int shapes[][3] = {{200, 96, 80}, {20, 1000, 40}, {70, 70, 70}};
+	RtErrorSlot err;
+	RtExec ex;
+	size_t si;
+	int ta, tb;
+	int64_t i;
+	openblas_set_num_threads(1);
+	memset(&ex, 0, sizeof ex);
+	memset(&err, 0, sizeof err);
+	ex.err = &err;
+	ex.pool = rt_pool_new(3);
+	ex.n_threads = 3;
+	for (si = 0; si < 3; si++) {
+		int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
+		int big = (m > n ? m : n) * (k > n ? k : n) + m * n;
+		float *a = malloc((size_t)big * 4), *b = malloc((size_t)big * 4);
+		float *c1 = malloc((size_t)m * n * 4), *c2 = malloc((size_t)m * n * 4);
+		for (i = 0; i < big; i++) {
+			a[i] = (float)((i * 7919) % 1000) / 300.0f - 1.5f;
+			b[i] = (float)((i * 104729) % 997) / 400.0f - 1.2f;
+		}
+		for (ta = 0; ta < 2; ta++)
+			for (tb = 0; tb < 2; tb++) {
+				int lda = ta ? m : k, ldb = tb ? k : n;
+				for (i = 0; i < (int64_t)m * n; i++)
+					c1[i] = c2[i] = (float)i / 1000.0f;
+				cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+				            tb ? CblasTrans : CblasNoTrans, m, n, k, 0.5f,
+				            a, lda, b, ldb, 1.5f, c1, n);
+				rt_sgemm(&ex, ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 1.5f,
+				         c2, n);
+				CHECK(close_to(c1, c2, (int64_t)m * n));
+			}
+		/* batched: 2 matrices of half size each */
+		for (i = 0; i < (int64_t)m * n; i++)
+			c1[i] = c2[i] = 0;
+		for (i = 0; i < 2; i++)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m / 2, n, k,
+			            1.0f, a + i * (m / 2) * k, k, b + i * 7, k, 0.0f,
+			            c1 + i * (m / 2) * n, n);
+		rt_sgemm_batched(&ex, 0, 1, m / 2, n, k, 1.0f, a, k, (m / 2) * k, b, k, 7,
+		                 0.0f, c2, n, (m / 2) * n, 2);
+		CHECK(close_to(c1, c2, (int64_t)m * n));
+		free(a);
+		free(b);
+		free(c1);
+		free(c2);
+	}
+	CHECK(!rt_failed(&ex));
+	rt_pool_free(ex.pool);
 }
 
 /* ---- conversions ----------------------------------------------------- */
@@ -386,6 +454,7 @@ int main(void)
 {
 	test_pool();
 	test_blas();
+	test_blas_split();
 	test_convert();
 	test_copy_nd();
 	test_json();

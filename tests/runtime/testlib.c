@@ -315,6 +315,9 @@ SlapoStatus fake_write(const FakeParams *p, const char *path, int flags)
 		add(&w, "fake.pooler.dense.weight", junk, 2, 4, 4);
 		add(&w, "cls.seq_relationship.bias", junk, 1, 2, 0);
 		add(&w, "mystery.weight", junk, 1, 3, 0);
+		add(&w, "fake.layer.0.attn.bias", junk, 1, 2, 0);
+		add(&w, "layer.1.attn.bias", junk, 1, 2, 0);
+		add(&w, "fake.layer.1.x.attn.bias", junk, 1, 2, 0); /* not a match */
 		w.flags = pf;
 	}
 	st = rt_st_write(path, w.n, w.t, 0, NULL);

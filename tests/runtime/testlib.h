@@ -61,7 +61,7 @@ typedef struct FakeParams {
 enum {
 	FW_LEGACY = 1 << 0, /* LayerNorm.gamma / .beta */
 	FW_PREFIX = 1 << 1, /* "fake." before every name */
-	FW_EXTRAS = 1 << 2, /* pooler + seq_relationship + "mystery.weight" */
+	FW_EXTRAS = 1 << 2, /* pooler, NSP, per-layer attn.bias, 2 unknowns */
 	FW_F16 = 1 << 3,    /* store as F16 */
 	FW_BF16 = 1 << 4,   /* store as BF16 */
 	FW_NO_FC2_BIAS = 1 << 5,

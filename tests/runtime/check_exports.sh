@@ -1,7 +1,7 @@
 #!/bin/bash
-# test_exports.sh - a model library exports slapo_get_api and nothing
+# check_exports.sh - a model library exports slapo_get_api and nothing
 # else, and needs no runtime symbol from outside (all of libslapo_rt is
-# inside it, hidden). Usage: test_exports.sh MODEL.so...
+# inside it, hidden). Usage: check_exports.sh MODEL.so...
 set -uo pipefail  # not -e: exit statuses are what we test
 command -v nm >/dev/null 2>&1 || { echo "skip: no nm"; exit 77; }
 status=0

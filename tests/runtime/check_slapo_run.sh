@@ -1,10 +1,10 @@
 #!/bin/bash
-# test_slapo_run.sh - slapo-run on the fake model, against fixtures made by
+# check_slapo_run.sh - slapo-run on the fake model, against fixtures made by
 # an independent Python writer/reference (make_fixtures.py): what it
 # prints, what it writes, its comparisons, and its errors (exit 1, one
 # clear message, never a crash).
 #
-# usage: test_slapo_run.sh SLAPO_RUN MODEL.so make_fixtures.py PYTHON3
+# usage: check_slapo_run.sh SLAPO_RUN MODEL.so make_fixtures.py PYTHON3
 set -uo pipefail  # not -e: exit statuses are what we test
 run=$1
 model=$2

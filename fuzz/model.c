@@ -1,0 +1,201 @@
+/* model.c - runs a scheduled model in the reference interpreter on
+ * seeded pseudo-random parameters and inputs, as `slapoc --verify` does
+ * (tools/verify.c): parameter values depend only on the parameter's
+ * path, so a rewrite that keeps the paths must keep the outputs.
+ *
+ * Every tensor made here is remembered in the FuzzModel and freed by
+ * fuzz_model_free, even when an error unwound through diag_bail in the
+ * middle of a run (the targets call it after their setjmp returns).
+ */
+#include "model.h"
+
+#include <math.h>
+#include <string.h>
+
+static uint64_t mix(uint64_t *s) /* splitmix64 */
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static double uniform(uint64_t *s)
+{
+	return (double)(mix(s) >> 11) / 9007199254740992.0;
+}
+
+static uint64_t hash_str(const char *p)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h;
+}
+
+static void keep(FuzzModel *fm, IrTensor *t)
+{
+	if (t)
+		ptrvec_push(fm->ev->arena, &fm->owned, t);
+}
+
+void fuzz_model_free(FuzzModel *fm)
+{
+	for (int i = 0; i < fm->owned.len; i++)
+		ir_tensor_free(fm->owned.items[i]);
+	fm->owned.len = 0;
+	fm->cache_paths.len = fm->cache_vals.len = 0;
+}
+
+static void sym_values(const FuzzModel *fm, int64_t *vals)
+{
+	for (int i = 0; i < fm->ev->ir->nsyms; i++)
+		vals[i] = strcmp(fm->ev->ir->sym_names[i], "B") == 0 ? fm->batch : fm->seq;
+}
+
+static IrTensor *tensor_for(const FuzzModel *fm, const IrNode *n)
+{
+	int64_t vals[IR_MAX_SYMS], shape[IR_MAX_DIMS];
+	sym_values(fm, vals);
+	for (int i = 0; i < n->shape.ndim; i++)
+		shape[i] = ir_dim_eval(n->shape.d[i], vals);
+	return ir_tensor_new(n->dtype, n->shape.ndim, shape);
+}
+
+static IrTensor *param_value(void *user, const IrNode *n)
+{
+	FuzzModel *fm = user;
+	int64_t vals[IR_MAX_SYMS], shape[IR_MAX_DIMS];
+	sym_values(fm, vals);
+	for (int i = 0; i < n->shape.ndim; i++)
+		shape[i] = ir_dim_eval(n->shape.d[i], vals);
+	for (int i = 0; i < fm->cache_paths.len; i++) {
+		IrTensor *c = fm->cache_vals.items[i];
+		if (strcmp(fm->cache_paths.items[i], n->sattr) == 0 && c->ndim == n->shape.ndim &&
+		    memcmp(c->shape, shape, sizeof(int64_t) * (size_t)c->ndim) == 0)
+			return c;
+	}
+	IrTensor *t = ir_tensor_new(n->dtype, n->shape.ndim, shape);
+	if (!t)
+		return NULL;
+	keep(fm, t);
+	uint64_t s = hash_str(n->sattr) ^ 2023;
+	const char *last = strrchr(n->sattr, '.');
+	bool norm_weight = last && strcmp(last, ".weight") == 0 && n->shape.ndim == 1;
+	for (int64_t i = 0; i < t->numel; i++) {
+		double u = uniform(&s) * 2 - 1;
+		t->data[i] = norm_weight ? 1 + 0.1 * u : 0.05 * u * sqrt(3.0);
+	}
+	ptrvec_push(fm->ev->arena, &fm->cache_paths, arena_strdup(fm->ev->arena, n->sattr));
+	ptrvec_push(fm->ev->arena, &fm->cache_vals, t);
+	return t;
+}
+
+/* Rows of the embedding table an integer input indexes, or 0. */
+static int64_t index_range(const IrGraph *g, const IrNode *in)
+{
+	for (IrNode *n = g->first; n; n = n->next)
+		if (n->op == OP_EMBEDDING && n->nin >= 2 && n->in[0] == in &&
+		    n->in[1]->shape.ndim >= 1 && ir_dim_is_const(n->in[1]->shape.d[0]))
+			return n->in[1]->shape.d[0].coef;
+	return 0;
+}
+
+static IrTensor *input_value(FuzzModel *fm, const IrGraph *g, const IrNode *in, int idx)
+{
+	IrTensor *t = tensor_for(fm, in);
+	if (!t)
+		return NULL;
+	uint64_t s = 1234 + (uint64_t)idx;
+	int64_t rows = index_range(g, in);
+	for (int64_t i = 0; i < t->numel; i++) {
+		if (ir_dtype_is_float(in->dtype))
+			t->data[i] = uniform(&s) * 2 - 1;
+		else if (rows > 0)
+			t->data[i] = (double)(mix(&s) % (uint64_t)rows);
+		else /* a mask: ones, with padding at the end of the last row */
+			t->data[i] = i >= t->numel - (t->numel > 4 ? 2 : 0) ? 0 : 1;
+	}
+	return t;
+}
+
+/* Whether every tensor of g (and of the bodies it calls) is small. */
+static bool small_enough(const FuzzModel *fm, const IrGraph *g, int depth)
+{
+	int64_t vals[IR_MAX_SYMS];
+	sym_values(fm, vals);
+	if (depth > 8)
+		return false;
+	for (IrNode *n = g->first; n; n = n->next) {
+		int64_t numel = 1;
+		for (int i = 0; i < n->shape.ndim; i++) {
+			int64_t d = ir_dim_eval(n->shape.d[i], vals);
+			if (d < 0 || d > fm->max_numel)
+				return false;
+			numel *= d ? d : 1;
+			if (numel > fm->max_numel)
+				return false;
+		}
+		if (n->sub && !small_enough(fm, n->sub, depth + 1))
+			return false;
+	}
+	return true;
+}
+
+FuzzRunStatus fuzz_model_run(FuzzModel *fm, Module *root, Span sp, IrTensor ***outs, int *nout)
+{
+	Eval *ev = fm->ev;
+	IrGraph *g = trace_model(ev, root, sp); /* errors unwind to the caller's setjmp */
+	*nout = g->outputs.len;
+	*outs = ARENA_ARRAY(ev->arena, IrTensor *, g->outputs.len + 1);
+	if (fm->max_numel > 0 && !small_enough(fm, g, 0))
+		return FUZZ_RUN_TOO_BIG;
+	IrTensor **ins = ARENA_ARRAY(ev->arena, IrTensor *, g->inputs.len + 1);
+	for (int i = 0; i < g->inputs.len; i++) {
+		ins[i] = input_value(fm, g, g->inputs.items[i], i);
+		if (!ins[i]) {
+			snprintf(fm->error, sizeof fm->error, "cannot make input %d", i);
+			return FUZZ_RUN_FAILED;
+		}
+		keep(fm, ins[i]);
+	}
+	int64_t vals[IR_MAX_SYMS];
+	sym_values(fm, vals);
+	IrInterp it = {.sym_values = vals, .param = param_value, .param_user = fm};
+	bool ok = interp_run(&it, g, ins, *outs);
+	for (int i = 0; i < g->outputs.len; i++)
+		keep(fm, (*outs)[i]);
+	if (!ok) {
+		snprintf(fm->error, sizeof fm->error, "%s", it.error);
+		return FUZZ_RUN_FAILED;
+	}
+	return FUZZ_RUN_OK;
+}
+
+double fuzz_max_rel(IrTensor **a, int na, IrTensor **b, int nb)
+{
+	if (na != nb)
+		return INFINITY;
+	double worst = 0;
+	for (int k = 0; k < na; k++) {
+		if (a[k]->ndim != b[k]->ndim || a[k]->numel != b[k]->numel)
+			return INFINITY;
+		for (int i = 0; i < a[k]->ndim; i++)
+			if (a[k]->shape[i] != b[k]->shape[i])
+				return INFINITY;
+		double maxref = 0, maxdiff = 0;
+		for (int64_t i = 0; i < a[k]->numel; i++) {
+			if (isnan(a[k]->data[i]) && isnan(b[k]->data[i]))
+				continue;
+			double d = fabs(a[k]->data[i] - b[k]->data[i]);
+			if (!(d <= maxdiff))
+				maxdiff = d; /* NaN propagates */
+			if (fabs(a[k]->data[i]) > maxref)
+				maxref = fabs(a[k]->data[i]);
+		}
+		double rel = maxdiff / (maxref > 1e-300 ? maxref : 1e-300);
+		if (!(rel <= worst))
+			worst = rel;
+	}
+	return worst;
+}

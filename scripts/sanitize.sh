@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer
+# (+ LeakSanitizer), or the runtime's tests under valgrind.
+#
+#   bash scripts/sanitize.sh [RUN.PY ARGS...]   configure and build build-asan/
+#                                               (-Db_sanitize=address,undefined),
+#                                               then tests/run.py --build build-asan
+#   bash scripts/sanitize.sh --valgrind         build build-valgrind/ (no sanitizer)
+#                                               and run meson's runtime suite under
+#                                               valgrind --error-exitcode=1 --leak-check=full
+#
+# Any sanitizer report fails the test that made it: the options below make
+# ASan, UBSan and LSan print a stack trace and exit non-zero at the first
+# error. The output ends, like tests/run.py's, with `N passed, N failed`.
+# docs/testing.md says what this covers and why scripts/test.sh does not
+# run it.
+#
+# Environment: SLAPO_ASAN_BUILD     build directory (default: build-asan)
+#              SLAPO_VALGRIND_BUILD build directory for --valgrind (default: build-valgrind)
+#              CC                   compiler for a new build directory (gcc or clang)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf 'sanitize: %s\n' "$*" >&2; }
+
+configure() { # DIR MESON-ARGS...
+	local dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		say "configuring $dir/"
+		meson setup "$dir" -Dbuildtype=debugoptimized "$@" >&2
+	fi
+	say "building $dir/"
+	ninja -C "$dir" --quiet >&2
+}
+
+if [ "${1:-}" = "--valgrind" ]; then
+	shift
+	build=${SLAPO_VALGRIND_BUILD:-build-valgrind}
+	command -v valgrind >/dev/null || { say "valgrind is not installed (apt install valgrind)"; exit 1; }
+	configure "$build"
+	# OpenBLAS's threads hold buffers until exit, which valgrind counts as
+	# "possibly lost"; definite and indirect leaks and every error fail.
+	exec meson test -C "$build" --suite runtime --suite reliability --no-rebuild \
+		--timeout-multiplier 20 --print-errorlogs \
+		--wrap="valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --track-origins=yes --quiet" "$@"
+fi
+
+build=${SLAPO_ASAN_BUILD:-build-asan}
+# b_lundef=false: shared modules (model libraries) get the sanitizer
+# runtime from the executable that loads them.
+configure "$build" -Db_sanitize=address,undefined -Db_lundef=false
+
+# halt_on_error: the first report ends the process with a non-zero status;
+# detect_leaks: LeakSanitizer at exit; abort_on_error=0: exit (1), not
+# SIGABRT, so that tests see a failure status rather than a signal.
+export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0:print_stacktrace=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export LSAN_OPTIONS=print_suppressions=0
+exec python3 tests/run.py --build "$build" --no-build "$@"
