@@ -10,6 +10,7 @@
 #ifndef SLAPO_FUZZ_H
 #define SLAPO_FUZZ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +24,11 @@ FILE *fuzz_devnull(void);
 /* The model zoo directory: $SLAPO_ROOT/lang when set, else the source
  * tree's lang/ (SLAPO_SOURCE_ROOT, given by the build). */
 const char *fuzz_lang_dir(void);
+
+/* Whether diagnostics text holds an "internal error" diagnostic (a line
+ * "PATH:LINE:COL: error: internal error: ..."), not merely the words in an
+ * echoed source line or a quoted string. */
+bool fuzz_internal_error(const char *diag);
 
 /* Set by replay.c for -v: targets may describe the input they decoded
  * (fuzz_schedule prints the .slapo program it generated). */

@@ -4,7 +4,8 @@
  * small) the reference interpreter on each schedule's model.
  *
  * Any input must end in success or in reported errors: never a crash, a
- * sanitizer report, a leak, a hang or an abort. Output goes to a null
+ * sanitizer report, a leak, a hang, an abort or an "internal error"
+ * diagnostic (kept in memory and searched). print() goes to a null
  * stream. Guards:
  *   - inputs over FUZZ_SLAPO_MAX_INPUT bytes are skipped;
  *   - the evaluator's step budget (ev->max_steps) is lowered so runaway
@@ -16,6 +17,7 @@
  *     B = 2, S = 3.
  */
 #include <setjmp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
@@ -52,7 +54,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FILE *null = fuzz_devnull();
 	Arena arena = {0};
 	Diag diag;
-	diag_init(&diag, null, &arena);
+	/* diagnostics kept in memory: an internal error is a finding */
+	char *dbuf = NULL;
+	size_t dlen = 0;
+	FILE *dout = open_memstream(&dbuf, &dlen);
+	diag_init(&diag, dout ? dout : null, &arena);
 	jmp_buf bail;
 	diag.bail = &bail;
 	/* volatile: read after longjmp */
@@ -94,6 +100,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 done:
 	if (fm)
 		fuzz_model_free(fm);
+	if (dout) {
+		fflush(dout);
+		if (dbuf && fuzz_internal_error(dbuf)) {
+			fprintf(stderr, "fuzz_slapo: an internal error was reported:\n%s", dbuf);
+			abort();
+		}
+		fclose(dout);
+		free(dbuf);
+	}
 	arena_free(&arena);
 	return 0;
 }

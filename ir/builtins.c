@@ -28,13 +28,15 @@ static void no_kwargs(Eval *ev, const char *fname, int nkw, const char **kwn, Sp
 
 BUILTIN(b_print)
 {
+	/* check before the (malloc'd) buffer exists: the error unwinds and
+	 * would leak it (found by fuzz/) */
+	no_kwargs(ev, "print", nkw, kwn, sp);
 	StrBuf b = {0};
 	for (int i = 0; i < nargs; i++) {
 		if (i)
 			sb_putc(&b, ' ');
 		val_str_into(ev, &b, args[i], false);
 	}
-	no_kwargs(ev, "print", nkw, kwn, sp);
 	sb_putc(&b, '\n');
 	fwrite(b.data, 1, b.len, ev->out);
 	sb_free(&b);

@@ -450,8 +450,15 @@ static Value *eval_attr(Eval *ev, Frame *f, const Ast *e)
 	}
 }
 
-static bool values_equal(const Value *a, const Value *b)
+/* Lists nest without bound (`x = [x]` in a loop): comparing two deep ones
+ * recursed as deep and overflowed the C stack (found by fuzz/), so the
+ * depth is bounded and exceeding it is an error. */
+enum { VAL_MAX_COMPARE_DEPTH = 1000 };
+
+static bool values_equal(Eval *ev, const Value *a, const Value *b, int depth, Span sp)
 {
+	if (depth > VAL_MAX_COMPARE_DEPTH)
+		eval_error(ev, sp, "== on lists nested more than %d deep", VAL_MAX_COMPARE_DEPTH);
 	if ((a->k == V_INT || a->k == V_FLOAT || a->k == V_BOOL) &&
 	    (b->k == V_INT || b->k == V_FLOAT || b->k == V_BOOL)) {
 		double x = a->k == V_INT ? (double)a->i : a->k == V_BOOL ? a->b : a->f;
@@ -473,7 +480,7 @@ static bool values_equal(const Value *a, const Value *b)
 		if (a->list.len != b->list.len)
 			return false;
 		for (int i = 0; i < a->list.len; i++)
-			if (!values_equal(a->list.items[i], b->list.items[i]))
+			if (!values_equal(ev, a->list.items[i], b->list.items[i], depth + 1, sp))
 				return false;
 		return true;
 	default:
@@ -484,7 +491,7 @@ static bool values_equal(const Value *a, const Value *b)
 static Value *scalar_binop(Eval *ev, AstOp op, Value *a, Value *b, Span sp)
 {
 	if (op == OPR_EQ || op == OPR_NE) {
-		bool eq = values_equal(a, b);
+		bool eq = values_equal(ev, a, b, 0, sp);
 		return val_bool(ev, op == OPR_EQ ? eq : !eq);
 	}
 	if (a->k == V_STR && b->k == V_STR && op == OPR_ADD)
@@ -589,7 +596,28 @@ static void count_step(Eval *ev, Span sp)
 		           "runaway loop?", (long long)ev->max_steps);
 }
 
+static Value *eval_expr_at(Eval *ev, Frame *f, const Ast *e);
+
+/* Nesting of expressions and statements counted across calls: the parser
+ * bounds one expression's depth and ev->depth the calls, but their
+ * product (200 calls of a function whose body nests ~1000 deep)
+ * overflowed the C stack (found by fuzz/; a crash in the plain build, a
+ * stack-overflow report under ASan). The limit leaves ASan's larger
+ * frames room in 8 MB. */
+enum { EVAL_MAX_EXPR_DEPTH = 5000 };
+
 static Value *eval_expr(Eval *ev, Frame *f, const Ast *e)
+{
+	if (++ev->expr_depth > EVAL_MAX_EXPR_DEPTH)
+		eval_error(ev, e->span, "statements and expressions nested too deeply (more than "
+		           "%d levels, counting those of the calls in progress)",
+		           EVAL_MAX_EXPR_DEPTH);
+	Value *v = eval_expr_at(ev, f, e);
+	ev->expr_depth--;
+	return v;
+}
+
+static Value *eval_expr_at(Eval *ev, Frame *f, const Ast *e)
 {
 	count_step(ev, e->span);
 	switch (e->kind) {
@@ -763,7 +791,21 @@ static void declare(Eval *ev, Frame *f, const Ast *d)
 
 static void do_import(Eval *ev, const Ast *s);
 
+static void exec_stmt_at(Eval *ev, Frame *f, const Ast *s);
+
+/* Statements nest too (blocks in blocks, in calls): counted with the
+ * expressions, see eval_expr. */
 static void exec_stmt(Eval *ev, Frame *f, const Ast *s)
+{
+	if (++ev->expr_depth > EVAL_MAX_EXPR_DEPTH)
+		eval_error(ev, s->span, "statements and expressions nested too deeply (more than "
+		           "%d levels, counting those of the calls in progress)",
+		           EVAL_MAX_EXPR_DEPTH);
+	exec_stmt_at(ev, f, s);
+	ev->expr_depth--;
+}
+
+static void exec_stmt_at(Eval *ev, Frame *f, const Ast *s)
 {
 	count_step(ev, s->span);
 	switch (s->kind) {

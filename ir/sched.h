@@ -180,6 +180,7 @@ struct Eval {
 	bool returning;
 	Value *ret;
 	int depth;             /* call depth (recursion limit) */
+	int expr_depth;        /* eval_expr nesting across calls (bounds the C stack) */
 	int64_t steps;         /* statements and expressions evaluated */
 	int64_t max_steps;     /* limit on steps, so no script runs forever */
 	FILE *out;             /* print() goes here */

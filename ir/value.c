@@ -119,8 +119,25 @@ static void str_repr(StrBuf *b, const char *s)
 	sb_putc(b, q);
 }
 
+/* Lists and configs can nest without bound (`for i in 0 .. n { x = [x] }`);
+ * printing them recursed as deep and overflowed the C stack (found by
+ * fuzz/). Deeper than this, a value prints as "..." (as Python's reprlib
+ * does for recursive lists). */
+enum { VAL_MAX_PRINT_DEPTH = 200 };
+
+static void str_into(Eval *ev, StrBuf *b, const Value *v, bool repr, int depth);
+
 void val_str_into(Eval *ev, StrBuf *b, const Value *v, bool repr)
 {
+	str_into(ev, b, v, repr, 0);
+}
+
+static void str_into(Eval *ev, StrBuf *b, const Value *v, bool repr, int depth)
+{
+	if (depth > VAL_MAX_PRINT_DEPTH && (v->k == V_LIST || v->k == V_CONFIG)) {
+		sb_puts(b, "...");
+		return;
+	}
 	switch (v->k) {
 	case V_NONE:
 		sb_puts(b, "None");
@@ -145,7 +162,7 @@ void val_str_into(Eval *ev, StrBuf *b, const Value *v, bool repr)
 		for (int i = 0; i < v->list.len; i++) {
 			if (i)
 				sb_puts(b, ", ");
-			val_str_into(ev, b, v->list.items[i], true);
+			str_into(ev, b, v->list.items[i], true, depth + 1);
 		}
 		sb_putc(b, ']');
 		break;
@@ -175,7 +192,7 @@ void val_str_into(Eval *ev, StrBuf *b, const Value *v, bool repr)
 			if (!f)
 				continue;
 			sb_printf(b, "%s%s=", first ? "" : ", ", s->lhs->name);
-			val_str_into(ev, b, f, true);
+			str_into(ev, b, f, true, depth + 1);
 			first = false;
 		}
 		sb_putc(b, ')');

@@ -42,9 +42,21 @@ if [ "${1:-}" = "--valgrind" ]; then
 	configure "$build"
 	# OpenBLAS's threads hold buffers until exit, which valgrind counts as
 	# "possibly lost"; definite and indirect leaks and every error fail.
-	exec meson test -C "$build" --suite runtime --suite reliability --no-rebuild \
-		--timeout-multiplier 20 --print-errorlogs \
-		--wrap="valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --track-origins=yes --quiet" "$@"
+	vg=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
+		--show-leak-kinds=definite,indirect --track-origins=yes --quiet)
+	status=0
+	meson test -C "$build" --suite runtime --suite reliability --no-rebuild \
+		--timeout-multiplier 20 --print-errorlogs --wrap="${vg[*]}" "$@" || status=1
+	# The script tests wrap only bash that way: run slapo-run's checks
+	# again with slapo-run itself under valgrind.
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	printf '#!/bin/sh\nexec %s "%s" "$@"\n' "${vg[*]}" "$PWD/$build/runtime/slapo-run" >"$tmp/slapo-run"
+	chmod +x "$tmp/slapo-run"
+	say "tests/runtime/check_slapo_run.sh with slapo-run under valgrind"
+	bash tests/runtime/check_slapo_run.sh "$tmp/slapo-run" "$build/tests/runtime/fake_mlp_a.so" \
+		tests/runtime/make_fixtures.py "$(command -v python3)" >&2 || status=1
+	exit $status
 fi
 
 build=${SLAPO_ASAN_BUILD:-build-asan}
@@ -58,4 +70,15 @@ configure "$build" -Db_sanitize=address,undefined -Db_lundef=false
 export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0:print_stacktrace=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export LSAN_OPTIONS=print_suppressions=0
+# For tests that load instrumented libraries into an uninstrumented program
+# (Python through ctypes): what to put in LD_PRELOAD (with detect_leaks=0:
+# the interpreter's own allocations are not ours).
+cc_exe=$(python3 -c 'import json,sys; print([c["command"].split()[0] for c in json.load(open(sys.argv[1]))
+	if c["file"].endswith(".c")][0])' "$build/compile_commands.json" 2>/dev/null || echo cc)
+preload=
+for lib in libasan.so libubsan.so; do
+	p=$("$cc_exe" -print-file-name="$lib" 2>/dev/null || true)
+	[ -n "$p" ] && [ "$p" != "$lib" ] && preload="$preload${preload:+ }$(readlink -f "$p")"
+done
+export SLAPO_SANITIZER_PRELOAD=$preload
 exec python3 tests/run.py --build "$build" --no-build "$@"
