@@ -99,9 +99,7 @@ class Array:
                                       struct.pack("<%dI" % self.size, *(h << 16 for h in halves))))
         else:
             flat = list(struct.unpack("<%d%s" % (self.size, _STRUCT[self.dtype]), raw))
-        for d in reversed(self.shape[1:]):
-            flat = [flat[i:i + d] for i in range(0, len(flat), d)]
-        return flat[0] if not self.shape else flat
+        return _nest(flat, self.shape)
 
     def __len__(self):
         if not self.shape:
@@ -111,6 +109,16 @@ class Array:
     def __repr__(self):
         return "slapo.Array(shape=%s, dtype=%s%s)" % (
             list(self.shape), self.dtype, ", read-only" if self.read_only else "")
+
+
+def _nest(flat, shape):
+    """A flat list as nested lists of that shape (a number for shape ())."""
+    if not shape:
+        return flat[0]
+    if len(shape) == 1:
+        return flat
+    step = len(flat) // shape[0] if shape[0] else 0
+    return [_nest(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
 def _flatten(data, depth):

@@ -15,6 +15,7 @@ import os
 import struct
 import sys
 import threading
+import weakref
 
 from . import _abi as abi
 from . import _dlpack as dl
@@ -137,7 +138,7 @@ class Model:
 
     def __init__(self, path, weights=None, device="cpu", threads=None, strict=False):
         self._model = self._weights = None
-        self._sessions = []  # every session made, to free on close()
+        self._sessions = weakref.WeakSet()  # live _Session holders, freed on close()
         self._local = threading.local()
         self._lock = threading.Lock()
         self.path = os.fspath(path)
@@ -347,24 +348,24 @@ class Model:
         return results, tensors
 
     def _session(self):
-        s = getattr(self._local, "session", None)
-        if s is None:
+        """This thread's session, made on its first call."""
+        holder = getattr(self._local, "session", None)
+        if holder is None or holder.handle is None:
             if self._weights is None:
                 raise SlapoError(Status.INVALID_ARGUMENT, "the model is closed")
             handle = abi._void()
             params = abi.SlapoSessionParams(ctypes.sizeof(abi.SlapoSessionParams), self.threads)
             self.api.check(self.api.session_create(self._weights, params, handle))
-            s = self._local.session = handle
+            holder = self._local.session = _Session(self.api, handle)
             with self._lock:
-                self._sessions.append(handle)
-        return s
+                self._sessions.add(holder)
+        return holder.handle
 
     def _free_sessions(self):
         with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for s in sessions:
-            self.api.session_free(s)
-        self._local = threading.local()
+            holders = list(self._sessions)
+        for h in holders:
+            h.free()
 
     # ---- lifetime and printing --------------------------------------------
 
@@ -398,6 +399,25 @@ class Model:
         lines.append("  params: %d tensors, %d elements" % (len(self.params),
                                                              self.n_param_elements))
         return "\n".join(lines)
+
+
+class _Session:
+    """One thread's session: freed when that thread ends (its thread-local
+    storage goes), when the weights change, or when the model is closed."""
+
+    def __init__(self, api, handle):
+        self.api, self.handle = api, handle
+
+    def free(self):
+        handle, self.handle = self.handle, None
+        if handle:
+            self.api.session_free(handle)
+
+    def __del__(self):
+        try:
+            self.free()
+        except Exception:  # interpreter shutdown
+            pass
 
 
 class _WeightsView:

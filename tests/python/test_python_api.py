@@ -356,6 +356,9 @@ def test_threads_params(m, x, so, base):
     for t in ts:
         t.join()
     check("threads", all(r is not None and np.array_equal(r, base[0]) for r in results))
+    gc.collect()
+    live = [h for h in m._sessions if h.handle]
+    check("threads.sessions-freed", len(live) <= 1, "%d sessions live" % len(live))
 
     # parameters: views, ties, set_param
     p = m.params[0]
