@@ -101,6 +101,8 @@ static void draw_node(StrBuf *b, const IrGraph *g, const IrNode *n, const char *
 		sb_printf(b, " [label=\"%s\", shape=invhouse];\n", n->name);
 	else if (n->op == OP_CONST)
 		sb_printf(b, " [label=\"%g\", shape=plaintext];\n", n->fattr);
+	else if (strcmp(n->name, ir_ops[n->op].name) == 0)
+		sb_printf(b, " [label=\"%s\"];\n", n->name);
 	else
 		sb_printf(b, " [label=\"%s\\n%s\"];\n", n->name, ir_ops[n->op].name);
 	bool in_body = prefix[0] != 0;

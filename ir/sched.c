@@ -64,6 +64,41 @@ static Module *traced_ancestor(Module *m)
 	return NULL;
 }
 
+/* --explain: one line per primitive, naming its source line. */
+static void explain(Eval *ev, Span sp, const char *fmt, ...) SUP_PRINTF(3, 4);
+static void explain(Eval *ev, Span sp, const char *fmt, ...)
+{
+	if (!ev->explain)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	sb_printf(ev->explain, "  line %d: ", sp.first_line);
+	sb_vprintf(ev->explain, fmt, ap);
+	sb_putc(ev->explain, '\n');
+	va_end(ap);
+}
+
+/* "[add, gelu]" */
+static const char *node_names(Eval *ev, IrNode **nodes, int n)
+{
+	StrBuf b = {0};
+	sb_putc(&b, '[');
+	for (int i = 0; i < n; i++)
+		sb_printf(&b, "%s%s", i ? ", " : "", nodes[i]->name);
+	sb_putc(&b, ']');
+	const char *r = arena_strdup(ev->arena, b.data);
+	sb_free(&b);
+	return r;
+}
+
+static int graph_size(const IrGraph *g)
+{
+	int n = 0;
+	for (const IrNode *x = g->first; x; x = x->next)
+		n++;
+	return n;
+}
+
 static void after(Eval *ev, Module *m, const char *prim, Span sp)
 {
 	if (m->graph && !ir_verify(m->graph, prim))
@@ -144,6 +179,8 @@ PRIM(p_decompose)
 		           "decompose before trace", path_or_root(ev, m), path_or_root(ev, a));
 	m->builtin = BM_LINEAR_SEP_BIAS;
 	m->cls = mod_builtin_name(BM_LINEAR_SEP_BIAS);
+	explain(ev, sp, "decompose '%s': Linear -> LinearWithSeparateBias (linear, then + bias)",
+	        path_or_root(ev, m));
 	after(ev, m, "decompose", sp);
 	return val_none(ev);
 }
@@ -185,6 +222,11 @@ PRIM(p_trace)
 	m->graph = trace_module(ev, m, flatten, &leaves, sp);
 	diag_pop(ev->diag);
 	m->flattened = flatten;
+	int calls = 0;
+	for (IrNode *n = m->graph->first; n; n = n->next)
+		calls += n->op == OP_CALL;
+	explain(ev, sp, "trace '%s' (%s%s): a graph of %d nodes, %d of them calls of child modules",
+	        path_or_root(ev, m), m->cls, flatten ? ", flattened" : "", graph_size(m->graph), calls);
 	after(ev, m, "trace", sp);
 	return val_bool(ev, true);
 }
@@ -262,7 +304,11 @@ PRIM(p_find)
 		for (int j = 0; j < ms[i].nnodes; j++)
 			refs[j] = noderef(ev, g, ms[i].nodes[j]);
 		subs[i] = val_list(ev, refs, ms[i].nnodes);
+		explain(ev, sp, "find %s in '%s': match %d = %s", what->decl->name, path_or_root(ev, m),
+		        i, node_names(ev, ms[i].nodes, ms[i].nnodes));
 	}
+	if (n == 0)
+		explain(ev, sp, "find %s in '%s': no match", what->decl->name, path_or_root(ev, m));
 	after(ev, m, "find", sp);
 	return val_list(ev, subs, n);
 }
@@ -358,8 +404,10 @@ PRIM(p_fuse)
 			eval_error(ev, sp, "fuse: subgraph %d has %d node%s; vertical fusion needs at least two",
 			           i, lens[i], lens[i] == 1 ? "" : "s");
 		const char *kname = arena_printf(ev->arena, "%s_%d", name, next_kernel_index(ev, g, name));
+		const char *names = node_names(ev, lists[i], lens[i]);
 		if (!ir_fuse(g, lists[i], lens[i], OP_FUSED, kname, sp))
 			diag_bail(ev->diag);
+		explain(ev, sp, "fuse in '%s': %s = one kernel of %s", path_or_root(ev, m), kname, names);
 	}
 	after(ev, m, "fuse", sp);
 	return val_none(ev);
@@ -468,6 +516,8 @@ PRIM(p_replace)
 	Module *nw = new_module_arg(ev, ARG("replace", 0, "new_mod", true), sp);
 	Value *subs = ARG("replace", 1, "subgraphs", false);
 	if (!subs) {
+		explain(ev, sp, "replace '%s': %s -> %s (inputs and output shape checked)",
+		        path_or_root(ev, m), m->cls, nw->cls);
 		replace_module(ev, m, nw, sp);
 		after(ev, m, "replace", sp);
 		return val_none(ev);
@@ -506,6 +556,8 @@ PRIM(p_replace)
 	mod_add_child(ev, m, child, nw);
 	out->sub = body;
 	out->sattr = child;
+	explain(ev, sp, "replace in '%s': %s -> a call of child %s (%s)", path_or_root(ev, m),
+	        node_names(ev, lists[0], lens[0]), child, nw->cls);
 	ir_dce(g);
 	after(ev, m, "replace", sp);
 	return val_none(ev);
@@ -519,6 +571,8 @@ PRIM(p_checkpoint)
 	if (!self->mod->parent)
 		eval_error(ev, sp, "checkpoint: cannot checkpoint the top-level model");
 	self->mod->checkpointed = true;
+	explain(ev, sp, "checkpoint '%s': recorded (honoured once training is compiled)",
+	        path_or_root(ev, self->mod));
 	after(ev, self->mod, "checkpoint", sp);
 	return val_none(ev);
 }

@@ -193,6 +193,7 @@ struct Eval {
 	void *after_user;
 	Span cur_span;         /* span of the call running now */
 	const char *cur_builtin; /* name of the builtin running now */
+	StrBuf *explain;       /* --explain: what each primitive did, or NULL */
 };
 
 void eval_init(Eval *ev, Arena *a, Diag *d, IrCtx *ir, FILE *out);

@@ -25,6 +25,9 @@
 
 int verify_run(Eval *ev, const Ast *prog, int batch, int seq, double tol);
 int interp_files(Eval *ev, const char *weights, const char *inputs, const char *outputs);
+void *emit_dot_prepare(Eval *ev, const char *pass);
+int explain_model(Eval *ev, int batch, int seq);
+int emit_dot(Eval *ev, void *prepared, const char *pass, const char *output, bool svg);
 
 static void usage(FILE *out)
 {
@@ -50,10 +53,17 @@ static void usage(FILE *out)
 	      "  --outputs FILE      where --interp writes the outputs (safetensors, f32)\n"
 	      "  -o FILE             compile the model (the root given to build(), else the\n"
 	      "                      last create_schedule root) into FILE, a model library\n"
-	      "  --emit=KIND         what -o writes: so (default), obj, asm or llvm\n"
+	      "  --emit=KIND         what -o writes: so (default), obj, asm or llvm; or a\n"
+	      "                      picture of the model's graph: dot (as compiled, fused\n"
+	      "                      kernels as clusters), dot:source (before the schedule),\n"
+	      "                      svg, svg:source (through Graphviz); to stdout without -o\n"
 	      "  --cpu=NAME          target CPU for -o (x86-64-v3, znver3, ...; default: this\n"
 	      "                      machine, with all its features)\n"
 	      "  --dump-after=lower  print the kernel graph and its memory plan\n"
+	      "  --explain           say what each primitive matched and did (with its line),\n"
+	      "                      then list the final graph's kernels and library calls\n"
+	      "                      with their FLOPs, bytes and the .slapo line that made\n"
+	      "                      them (evaluated at --verify-shape, default B=2, S=8)\n"
 	      "  -I DIR              look for imports in DIR too (before the library)\n"
 	      "  --version           print the version and exit\n"
 	      "  --help              print this help and exit\n",
@@ -79,7 +89,14 @@ static void add_library_dirs(Eval *ev)
 		const char *d = arena_printf(ev->arena, "%s%s", exe, rel[i]);
 		char *canon = realpath(d, NULL);
 		if (canon) {
-			ptrvec_push(ev->arena, &ev->import_dirs, arena_strdup(ev->arena, canon));
+			/* shown in diagnostics: relative to the working directory
+			 * when it is below it, so messages name lang/models/... */
+			char cwd[PATH_MAX];
+			const char *shown = canon;
+			size_t n = getcwd(cwd, sizeof cwd) ? strlen(cwd) : 0;
+			if (n && strncmp(canon, cwd, n) == 0 && canon[n] == '/')
+				shown = canon + n + 1;
+			ptrvec_push(ev->arena, &ev->import_dirs, arena_strdup(ev->arena, shown));
 			free(canon);
 			return;
 		}
@@ -89,7 +106,7 @@ static void add_library_dirs(Eval *ev)
 /* What the command line asked for. */
 typedef struct Options {
 	const char *file;
-	bool check, dump_ast, verify, interp;
+	bool check, dump_ast, verify, interp, explain;
 	const char *weights, *inputs, *outputs; /* --interp files */
 	int verify_batch, verify_seq;
 	double verify_tol;
@@ -165,7 +182,19 @@ static int run(const Options *o, Arena *arena)
 	add_library_dirs(ev);
 	if (o->verify)
 		return verify_run(ev, prog, o->verify_batch, o->verify_seq, o->verify_tol);
+	bool picture = o->emit && (strncmp(o->emit, "dot", 3) == 0 || strncmp(o->emit, "svg", 3) == 0);
+	const char *pass = picture && o->emit[3] == ':' ? o->emit + 4 : NULL;
+	void *snap = picture ? emit_dot_prepare(ev, pass) : NULL;
+	if (o->explain)
+		ev->explain = ARENA_NEW(arena, StrBuf);
 	eval_program(ev, prog);
+	if (o->explain) {
+		int r = explain_model(ev, o->verify_batch, o->verify_seq);
+		sb_free(ev->explain);
+		return r;
+	}
+	if (picture)
+		return diag.nerrors ? 1 : emit_dot(ev, snap, pass, o->output, o->emit[0] == 's');
 	if (o->interp)
 		return interp_files(ev, o->weights, o->inputs, o->outputs);
 	if (!diag.nerrors && (o->output || o->dump_lower))
@@ -200,6 +229,8 @@ int main(int argc, char **argv)
 			}
 		} else if (strncmp(a, "--verify-tol=", 13) == 0) {
 			o.verify_tol = atof(a + 13);
+		} else if (strcmp(a, "--explain") == 0) {
+			o.explain = true;
 		} else if (strcmp(a, "--interp") == 0) {
 			o.interp = true;
 		} else if ((strcmp(a, "--weights") == 0 || strcmp(a, "--inputs") == 0 ||
@@ -211,8 +242,10 @@ int main(int argc, char **argv)
 		} else if (strncmp(a, "--emit=", 7) == 0) {
 			o.emit = a + 7;
 			if (strcmp(o.emit, "so") && strcmp(o.emit, "obj") && strcmp(o.emit, "asm") &&
-			    strcmp(o.emit, "llvm")) {
-				fprintf(stderr, "slapoc: error: --emit expects so, obj, asm or llvm\n");
+			    strcmp(o.emit, "llvm") && strcmp(o.emit, "dot") && strcmp(o.emit, "svg") &&
+			    strcmp(o.emit, "dot:source") && strcmp(o.emit, "svg:source") &&
+			    strcmp(o.emit, "dot:final") && strcmp(o.emit, "svg:final")) {
+				fprintf(stderr, "slapoc: error: --emit expects so, obj, asm, llvm, dot[:source] or svg[:source]\n");
 				return 2;
 			}
 		} else if (strncmp(a, "--cpu=", 6) == 0) {
