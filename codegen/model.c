@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "codegen/codegen.h"
-#include "ir/sched.h"
+#include "ir/ir.h"
 
 typedef struct Ones {
 	Eval *ev;

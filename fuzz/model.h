@@ -2,7 +2,7 @@
 #ifndef SLAPO_FUZZ_MODEL_H
 #define SLAPO_FUZZ_MODEL_H
 
-#include "ir/sched.h"
+#include "ir/ir.h"
 
 /* One model under test and the tensors made for it. Zero-initialise,
  * set ev, batch, seq (values of the symbols B and of every other symbol)

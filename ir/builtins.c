@@ -1,6 +1,6 @@
 /* builtins.c - the prelude: functions, tensor ops and tensor methods
  * visible to every .slapo program, and operators on tensors and dims. */
-#include "ir/sched.h"
+#include "ir/ir.h"
 
 #include <math.h>
 #include <string.h>

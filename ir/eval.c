@@ -8,7 +8,7 @@
  * file into the global scope once. Errors are fatal: eval_error reports
  * and unwinds to the driver.
  */
-#include "ir/sched.h"
+#include "ir/ir.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -115,7 +115,6 @@ static Value *member_value(Eval *ev, Module *m, const char *name, Span sp)
 		if (!ev->trace)
 			eval_error(ev, sp, "parameter '%s' of %s is only a value inside forward",
 			           name, m->cls);
-		extern Value *trace_param(Eval * ev, Module * m, const char *name, Span sp);
 		return trace_param(ev, m, name, sp);
 	}
 	return env_get_local(m->attrs, name);
@@ -360,7 +359,6 @@ static Value *eval_index(Eval *ev, Frame *f, const Ast *e)
 {
 	Value *obj = eval_expr(ev, f, e->lhs);
 	if (obj->k == V_TENSOR) {
-		extern Value *trace_index(Eval * ev, Value * t, Value * *idx, int n, Span sp);
 		Value **idx = ARENA_ARRAY(ev->arena, Value *, e->list.len + 1);
 		for (int i = 0; i < e->list.len; i++) {
 			const Ast *x = e->list.items[i];

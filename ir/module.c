@@ -1,6 +1,6 @@
 /* module.c - the module tree: built-in nn modules with PyTorch's
  * parameter names, shapes and defaults, paths, and PyTorch's repr. */
-#include "ir/sched.h"
+#include "ir/ir.h"
 
 #include <string.h>
 

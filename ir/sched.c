@@ -6,15 +6,12 @@
  * primitive ends by verifying the graphs it touched and calling the
  * --verify hook, so a broken rewrite is caught at the primitive's line.
  */
-#include "ir/sched.h"
+#include "ir/ir.h"
 
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 
-Value *eval_forward(Eval *ev, Module *m, Value **args, int nargs, const char **kwn,
-                    Value **kw, int nkw, Span sp);
-const Ast *eval_forward_decl(const Module *m);
 
 #define PRIM(fn) \
 	static Value *fn(Eval *ev, Value *self, Value **args, int nargs, \
@@ -239,8 +236,6 @@ static IrGraph *need_graph(Eval *ev, Module *m, const char *prim, Span sp)
 	return m->graph;
 }
 
-IrGraph *trace_pattern(Eval *ev, const Ast *decl, Env *closure, Span sp);
-
 static Value *noderef(Eval *ev, IrGraph *g, IrNode *n)
 {
 	Value *r = val_new(ev, V_NODEREF);
@@ -415,8 +410,6 @@ PRIM(p_fuse)
 
 /* ---- replace ---- */
 
-IrGraph *trace_with_types(Eval *ev, Module *m, IrDType *dt, IrShape *shapes, int n, Span sp);
-bool trace_module_types(Eval *ev, Module *m, IrDType *dt, IrShape *shapes, int *n, Span sp);
 
 static const char *shape_str(Eval *ev, IrDType dt, const IrShape *s)
 {

@@ -7,14 +7,10 @@
  * (and maybe rewritten by primitives) is replayed node by node from its
  * graph, so the final model sees every schedule decision.
  */
-#include "ir/sched.h"
+#include "ir/ir.h"
 
 #include <string.h>
 
-Value *eval_forward(Eval *ev, Module *m, Value **args, int nargs, const char **kwn,
-                    Value **kw, int nkw, Span sp);
-Value **eval_forward_types(Eval *ev, Module *m, int *n);
-const Ast *eval_forward_decl(const Module *m);
 
 static Value *tensor_value(Eval *ev, IrNode *n)
 {

@@ -1,5 +1,5 @@
 /* value.c - the evaluator's values and scopes, and how print() shows them. */
-#include "ir/sched.h"
+#include "ir/ir.h"
 
 #include <string.h>
 

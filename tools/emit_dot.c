@@ -3,7 +3,7 @@
  * primitive applied, fused kernels as labelled clusters; `dot:source`
  * draws it as declared, before the schedule ran. `svg` pipes the DOT text
  * through Graphviz's `dot -Tsvg` when it is installed. */
-#include "ir/sched.h"
+#include "ir/ir.h"
 
 #include <stdlib.h>
 #include <string.h>

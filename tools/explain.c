@@ -9,7 +9,7 @@
  * shape), and the .slapo line that made it: the `fuse` call for a fused
  * kernel, the forward line for other ops. View ops cost nothing and are
  * counted, not listed. */
-#include "ir/sched.h"
+#include "ir/ir.h"
 
 #include <string.h>
 

@@ -5,7 +5,7 @@
  * against. Parameter names are resolved as HF loads them: the exact
  * name, the legacy LayerNorm gamma/beta names, ties declared in .slapo,
  * and the base-model prefix added or dropped. */
-#include "ir/sched.h"
+#include "ir/ir.h"
 #include "runtime/rt.h"
 
 #include <math.h>

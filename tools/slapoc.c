@@ -12,7 +12,7 @@
  *
  * Exit status: 0 on success, 1 on errors in the input, 2 on bad usage.
  */
-#include "ir/sched.h"
+#include "ir/ir.h"
 #include "slapo_config.h"
 #ifdef SLAPO_HAVE_CODEGEN
 #include "codegen/codegen.h"

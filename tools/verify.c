@@ -3,7 +3,7 @@
  * random weights and inputs, and reports how far each primitive moved
  * the outputs. The first primitive out of tolerance is named with its
  * line; Slapo's own Verify checks only the end result. */
-#include "ir/sched.h"
+#include "ir/ir.h"
 
 #include <math.h>
 #include <string.h>
