@@ -921,6 +921,17 @@ void eval_program(Eval *ev, const Ast *prog)
 		eval_error(ev, prog->span, "`return` outside a function");
 }
 
+Module *eval_model_root(Eval *ev, const char *what)
+{
+	if (ev->builds.len)
+		return ev->builds.items[ev->builds.len - 1];
+	if (ev->schedules.len)
+		return ev->schedules.items[ev->schedules.len - 1];
+	diag_plain(ev->diag, DIAG_ERROR, "%s: the script builds no model (call build(sch) or "
+	           "create_schedule)", what);
+	return NULL;
+}
+
 /* Run a module class's forward declaration (used by trace.c). */
 const Ast *eval_forward_decl(const Module *m)
 {

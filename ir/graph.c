@@ -481,7 +481,7 @@ IrGraph *ir_graph_clone(IrCtx *c, const IrGraph *g)
 	return r;
 }
 
-static IrAttrs attrs_of(const IrNode *n)
+IrAttrs ir_node_attrs(const IrNode *n)
 {
 	IrAttrs a;
 	memset(&a, 0, sizeof a);
@@ -537,7 +537,7 @@ bool ir_inline(IrGraph *g, IrNode *pos, const IrGraph *sub, IrNode **args,
 				goto out;
 			}
 		}
-		IrAttrs at = attrs_of(x);
+		IrAttrs at = ir_node_attrs(x);
 		const char *hint = x->name;
 		if ((x->op == OP_PARAM || x->op == OP_CALL) && x->sattr) {
 			if (prefix && *prefix)

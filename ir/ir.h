@@ -190,6 +190,8 @@ void ir_insert_before(IrGraph *g, IrNode *pos, IrNode *n);
  * ("dense.weight" -> dense_weight; add, add_1, add_2), now reserved. Names
  * of removed nodes stay reserved. */
 const char *ir_unique_name(IrGraph *g, const char *hint);
+/* The attributes of n, as ir_build takes them (to rebuild a copy). */
+IrAttrs ir_node_attrs(const IrNode *n);
 /* Append n to g's outputs under `name` (NULL: the node's name). */
 void ir_add_output(IrGraph *g, IrNode *n, const char *name);
 /* Reorder the node list so that every node follows its inputs, moving
@@ -509,6 +511,9 @@ struct Eval {
 void eval_init(Eval *ev, Arena *a, Diag *d, IrCtx *ir, FILE *out);
 /* Run a whole program. Errors are fatal (diag_fatal unwinds). */
 void eval_program(Eval *ev, const Ast *prog);
+/* The model the program builds: the root last given to build(), else the
+ * last create_schedule root; NULL (and an error naming `what`) if none. */
+Module *eval_model_root(Eval *ev, const char *what);
 /* A module's forward declaration (NULL for built-ins), its parameters'
  * type annotations (NULL entries where none), and a call of it with its
  * members in scope. */

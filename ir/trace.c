@@ -260,17 +260,7 @@ static Value *replay_graph(Eval *ev, Module *m, Value **args, int nargs, Span sp
 			                                            n->span), n->span, "result");
 			continue;
 		}
-		IrAttrs at = {0};
-		memcpy(at.iattr, n->iattr, sizeof at.iattr);
-		at.niattr = n->niattr;
-		memcpy(at.dattr, n->dattr, sizeof at.dattr);
-		at.ndattr = n->ndattr;
-		at.fattr = n->fattr;
-		at.flags = n->flags;
-		at.sattr = n->sattr;
-		at.sub = n->sub;
-		at.dtype = n->dtype;
-		at.shape = n->shape;
+		IrAttrs at = ir_node_attrs(n);
 		IrNode *c = ir_build(t->g, n->op, in, n->nin, &at, n->span,
 		                     n->op == OP_FUSED ? n->sattr : n->name);
 		if (!c)

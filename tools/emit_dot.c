@@ -75,14 +75,9 @@ int emit_dot(Eval *ev, void *prepared, const char *pass, const char *output, boo
 			return 1;
 		}
 	} else {
-		Module *root = ev->builds.len ? ev->builds.items[ev->builds.len - 1]
-		             : ev->schedules.len ? ev->schedules.items[ev->schedules.len - 1]
-		                                 : NULL;
-		if (!root) {
-			diag_plain(ev->diag, DIAG_ERROR, "--emit=dot: the script builds no model "
-			           "(call build(sch) or create_schedule)");
+		Module *root = eval_model_root(ev, "--emit=dot");
+		if (!root)
 			return 1;
-		}
 		g = trace_model(ev, root, root->made_at);
 	}
 	StrBuf b = {0};

@@ -157,16 +157,11 @@ static void body_ops(StrBuf *b, const IrNode *n)
 
 int explain_model(Eval *ev, int batch, int seq)
 {
-	Module *root = ev->builds.len ? ev->builds.items[ev->builds.len - 1]
-	             : ev->schedules.len ? ev->schedules.items[ev->schedules.len - 1]
-	                                 : NULL;
 	printf("schedule:\n%s", ev->explain && ev->explain->len ? ev->explain->data
 	                                                         : "  (no primitive was applied)\n");
-	if (!root) {
-		diag_plain(ev->diag, DIAG_ERROR, "--explain: the script builds no model "
-		           "(call build(sch) or create_schedule)");
+	Module *root = eval_model_root(ev, "--explain");
+	if (!root)
 		return 1;
-	}
 	IrGraph *g = trace_model(ev, root, root->made_at);
 	int64_t syms[IR_MAX_SYMS];
 	for (int i = 0; i < ev->ir->nsyms; i++)

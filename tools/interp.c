@@ -127,14 +127,9 @@ static IrTensor *param_fn(void *user, const IrNode *n)
 int interp_files(Eval *ev, const char *weights, const char *inputs, const char *outputs)
 {
 	Span none = {0};
-	Module *root = ev->builds.len ? ev->builds.items[ev->builds.len - 1]
-	             : ev->schedules.len ? ev->schedules.items[ev->schedules.len - 1]
-	                                 : NULL;
-	if (!root) {
-		diag_plain(ev->diag, DIAG_ERROR, "--interp: the program builds no model "
-		           "(call build(sch) or create_schedule)");
+	Module *root = eval_model_root(ev, "--interp");
+	if (!root)
 		return 1;
-	}
 	IrGraph *g = trace_model(ev, root, root->made_at);
 	InterpFiles fs = {.ev = ev};
 	RtStFile in;

@@ -121,17 +121,9 @@ typedef struct Options {
 static int compile_model(Eval *ev, const Options *o)
 {
 #ifdef SLAPO_HAVE_CODEGEN
-	Module *root = NULL;
-	if (ev->builds.len)
-		root = ev->builds.items[ev->builds.len - 1];
-	else if (ev->schedules.len)
-		root = ev->schedules.items[ev->schedules.len - 1];
-	if (!root) {
-		diag_plain(ev->diag, DIAG_ERROR,
-		           "%s: nothing to compile: the script calls neither build() nor "
-		           "create_schedule()", o->file);
+	Module *root = eval_model_root(ev, o->file);
+	if (!root)
 		return 1;
-	}
 	CgModel m;
 	Span none = {0};
 	if (!cg_model_from_eval(ev, root, none, &m))
