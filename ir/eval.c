@@ -11,6 +11,7 @@
 #include "ir/ir.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -486,8 +487,33 @@ static bool values_equal(Eval *ev, const Value *a, const Value *b, int depth, Sp
 	}
 }
 
+/* .slapo integers are int64 and their arithmetic is checked: an overflow
+ * is an error, not undefined behaviour (found by fuzz/ under UBSan:
+ * 92233720**854775807; also + - * // % and unary minus). */
+static Value *int_result(Eval *ev, bool overflow, int64_t r, AstOp op, Span sp)
+{
+	if (overflow)
+		eval_error(ev, sp, "integer overflow in %s (integers are 64-bit)", ast_op_name(op));
+	return val_int(ev, r);
+}
+
+static Value *int_pow(Eval *ev, int64_t x, int64_t y, Span sp)
+{
+	int64_t r = 1;
+	bool over = false;
+	while (y > 0 && !over) { /* by squaring: any y, no wrap */
+		if (y & 1)
+			over = __builtin_mul_overflow(r, x, &r);
+		y >>= 1;
+		if (y && !over)
+			over = __builtin_mul_overflow(x, x, &x);
+	}
+	return int_result(ev, over, r, OPR_POW, sp);
+}
+
 static Value *scalar_binop(Eval *ev, AstOp op, Value *a, Value *b, Span sp)
 {
+	int64_t ir;
 	if (op == OPR_EQ || op == OPR_NE) {
 		bool eq = values_equal(ev, a, b, 0, sp);
 		return val_bool(ev, op == OPR_EQ ? eq : !eq);
@@ -511,11 +537,14 @@ static Value *scalar_binop(Eval *ev, AstOp op, Value *a, Value *b, Span sp)
 	double fx = a->k == V_FLOAT ? a->f : (double)x, fy = b->k == V_FLOAT ? b->f : (double)y;
 	switch (op) {
 	case OPR_ADD:
-		return ints ? val_int(ev, x + y) : val_float(ev, fx + fy);
+		return ints ? int_result(ev, __builtin_add_overflow(x, y, &ir), ir, op, sp)
+		            : val_float(ev, fx + fy);
 	case OPR_SUB:
-		return ints ? val_int(ev, x - y) : val_float(ev, fx - fy);
+		return ints ? int_result(ev, __builtin_sub_overflow(x, y, &ir), ir, op, sp)
+		            : val_float(ev, fx - fy);
 	case OPR_MUL:
-		return ints ? val_int(ev, x * y) : val_float(ev, fx * fy);
+		return ints ? int_result(ev, __builtin_mul_overflow(x, y, &ir), ir, op, sp)
+		            : val_float(ev, fx * fy);
 	case OPR_DIV:
 		if (fy == 0)
 			eval_error(ev, sp, "division by zero");
@@ -525,6 +554,8 @@ static Value *scalar_binop(Eval *ev, AstOp op, Value *a, Value *b, Span sp)
 		if (fy == 0)
 			eval_error(ev, sp, "division by zero");
 		if (ints) {
+			if (x == INT64_MIN && y == -1) /* x / y overflows; x % y is 0 */
+				return op == OPR_MOD ? val_int(ev, 0) : int_result(ev, true, 0, op, sp);
 			int64_t q = x / y, r = x % y;
 			if (r && ((r < 0) != (y < 0))) {
 				q--;
@@ -534,12 +565,8 @@ static Value *scalar_binop(Eval *ev, AstOp op, Value *a, Value *b, Span sp)
 		}
 		return val_float(ev, op == OPR_FLOORDIV ? floor(fx / fy) : fx - floor(fx / fy) * fy);
 	case OPR_POW:
-		if (ints && y >= 0) {
-			int64_t r = 1;
-			for (int64_t i = 0; i < y && i < 64; i++)
-				r *= x;
-			return val_int(ev, r);
-		}
+		if (ints && y >= 0)
+			return int_pow(ev, x, y, sp);
 		return val_float(ev, pow(fx, fy));
 	case OPR_LT:
 		return val_bool(ev, fx < fy);
@@ -559,8 +586,10 @@ static Value *range_list(Eval *ev, Value *lo, Value *hi, Span sp)
 {
 	int64_t a = val_as_int(ev, lo, "a range bound", sp);
 	int64_t b = val_as_int(ev, hi, "a range bound", sp);
-	if (b - a > 1000000)
-		eval_error(ev, sp, "range of %lld items is too long", (long long)(b - a));
+	int64_t len;
+	if (__builtin_sub_overflow(b, a, &len) || len > 1000000) /* b - a may overflow */
+		eval_error(ev, sp, "range of %s items is too long",
+		           arena_printf(ev->arena, "%.0f", (double)b - (double)a));
 	int n = b > a ? (int)(b - a) : 0;
 	ev->steps += n; /* building the list costs a step per item */
 	count_step(ev, sp);
@@ -674,7 +703,9 @@ static Value *eval_expr_at(Eval *ev, Frame *f, const Ast *e)
 		if (e->op == OPR_NOT)
 			return val_bool(ev, !val_truthy(x));
 		if (x->k == V_INT)
-			return val_int(ev, e->op == OPR_NEG ? -x->i : x->i);
+			return e->op == OPR_NEG ? int_result(ev, x->i == INT64_MIN, -(x->i == INT64_MIN ? 0 : x->i),
+			                                     OPR_NEG, e->span)
+			                        : val_int(ev, x->i);
 		if (x->k == V_FLOAT)
 			return val_float(ev, e->op == OPR_NEG ? -x->f : x->f);
 		if (e->op == OPR_POS)
