@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "codegen/codegen.h"
+#include "codegen/gpu.h"
 
 /* A temporary object file path (created empty, 0600). */
 static char *temp_object(Diag *d)
@@ -50,6 +51,33 @@ bool cg_compile(const CgModel *m, const CgOptions *o)
 	if (!o->output)
 		return true;
 
+	/* the CUDA code first: its PTX goes into the host module */
+	CgGpu gpu;
+	bool have_gpu = false;
+	if (o->gpu != CG_GPU_OFF) {
+		bool unavailable = false;
+		char why[512];
+		have_gpu = cg_gpu_build(&gpu, &p, (CgPrecision)o->precision, &unavailable, why,
+		                        sizeof why);
+		if (!have_gpu && !unavailable)
+			return false;
+		if (have_gpu && o->emu_out && !cg_gpu_build_emu(&gpu, d, o->emu_out, o->cc))
+			return false;
+		if (have_gpu && o->ptx_out) {
+			FILE *f = fopen(o->ptx_out, "w");
+			if (!f || fputs(gpu.ptx, f) < 0 || fclose(f) != 0) {
+				diag_plain(d, DIAG_ERROR, "cannot write %s", o->ptx_out);
+				return false;
+			}
+		}
+		if (!have_gpu) {
+			diag_plain(d, o->gpu == CG_GPU_ON ? DIAG_ERROR : DIAG_WARNING,
+			           "no GPU code in %s: %s", o->output ? o->output : "the library", why);
+			if (o->gpu == CG_GPU_ON)
+				return false;
+		}
+	}
+
 	CgLlvm L;
 	bool ok = cg_llvm_init(&L, d, m->name ? m->name : "model", o->cpu);
 	for (int i = 0; ok && i < p.steps.len; i++) {
@@ -57,6 +85,8 @@ bool cg_compile(const CgModel *m, const CgOptions *o)
 		if (st->kind != CG_GEMM)
 			ok = cg_emit_kernel(&L, &p, st);
 	}
+	if (have_gpu)
+		ok = ok && cg_gpu_emit_host(&L, &gpu);
 	ok = ok && cg_emit_driver(&L, &p);
 	ok = ok && cg_llvm_optimize(&L, o->no_opt);
 	if (ok && o->emit != CG_EMIT_SO) {

@@ -39,7 +39,19 @@ typedef struct CgOptions {
 	const char *cc;       /* linker driver; NULL: $CC, else "cc" */
 	FILE *dump_lower;     /* print the kernel graph here (or NULL) */
 	bool no_opt;          /* skip the O3 pipeline (debugging) */
+	int gpu;              /* CG_GPU_*: CUDA code too (gpu.h) */
+	int precision;        /* CgPrecision of the GPU code (gpu.h) */
+	const char *ptx_out;  /* also write the PTX here (or NULL) */
+	const char *emu_out;  /* also the kernels for the host, for testing
+	                       * without a GPU (gpu_emu.c), or NULL */
 } CgOptions;
+
+enum {
+	CG_GPU_AUTO = 0, /* CUDA code when this LLVM/CUDA can make it (else a
+	                  * warning and a CPU-only library) */
+	CG_GPU_OFF = 1,  /* CPU code only */
+	CG_GPU_ON = 2,   /* CUDA code or an error */
+};
 
 /* The model as the descriptor describes it: the graph plus what the
  * runtime needs to load a HuggingFace checkpoint into it. */

@@ -64,9 +64,9 @@ static bool make_types(CgLlvm *L, Types *T)
 	T->tensor = LLVMStructTypeInContext(c, ten, 8, 0);
 	LLVMTypeRef tie[2] = {p, p};
 	T->tie = LLVMStructTypeInContext(c, tie, 2, 0);
-	LLVMTypeRef desc[19] = {L->t_i32, L->t_i32, p, p, L->t_i32, p, L->t_i32, p, L->t_i32, p,
-	                        L->t_i32, p, L->t_i32, p, L->t_i32, p, p, p, p};
-	T->desc = LLVMStructTypeInContext(c, desc, 19, 0);
+	LLVMTypeRef desc[20] = {L->t_i32, L->t_i32, p, p, L->t_i32, p, L->t_i32, p, L->t_i32, p,
+	                        L->t_i32, p, L->t_i32, p, L->t_i32, p, p, p, p, p};
+	T->desc = LLVMStructTypeInContext(c, desc, 20, 0);
 	LLVMTypeRef ex[12] = {p, L->t_i64p, p, p, p, p, L->t_i64, L->t_i32, L->t_i32, p, p,
 	                      LLVMArrayType(p, 4)};
 	T->exec = LLVMStructTypeInContext(c, ex, 12, 0);
@@ -88,7 +88,7 @@ static bool make_types(CgLlvm *L, Types *T)
 	        offsetof(RtModelDesc, n_ties),         offsetof(RtModelDesc, ties),
 	        offsetof(RtModelDesc, n_ignore),       offsetof(RtModelDesc, ignore_prefixes),
 	        offsetof(RtModelDesc, base_prefix),    offsetof(RtModelDesc, workspace_size),
-	        offsetof(RtModelDesc, forward)};
+	        offsetof(RtModelDesc, forward),        offsetof(RtModelDesc, gpu)};
 	static const size_t o_ex[] = {
 	        offsetof(RtExec, desc),      offsetof(RtExec, sym),
 	        offsetof(RtExec, inputs),    offsetof(RtExec, outputs),
@@ -99,7 +99,7 @@ static bool make_types(CgLlvm *L, Types *T)
 	return check_layout(L, T->sym, o_sym, 3, sizeof(RtSymDesc), "RtSymDesc") &&
 	       check_layout(L, T->tensor, o_ten, 8, sizeof(RtTensorDesc), "RtTensorDesc") &&
 	       check_layout(L, T->tie, o_tie, 2, sizeof(RtTie), "RtTie") &&
-	       check_layout(L, T->desc, o_desc, 19, sizeof(RtModelDesc), "RtModelDesc") &&
+	       check_layout(L, T->desc, o_desc, 20, sizeof(RtModelDesc), "RtModelDesc") &&
 	       check_layout(L, T->exec, o_ex, 12, sizeof(RtExec), "RtExec");
 }
 
@@ -546,9 +546,11 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p)
 	for (int i = 0; i < m->nignore; i++)
 		ign[i] = cg_llvm_cstr(L, m->ignore[i]);
 
-	LLVMValueRef f[19] = {
+	/* the GPU part, if codegen/gpu_*.c emitted one (cg_gpu_emit_host) */
+	LLVMValueRef gpu = LLVMGetNamedGlobal(L->mod, "slapo_gpu_desc");
+	LLVMValueRef f[20] = {
 	        i32c(L, RT_DESC_VERSION),
-	        i32c(L, SLAPO_DEVICE_BIT_CPU),
+	        i32c(L, SLAPO_DEVICE_BIT_CPU | (gpu ? SLAPO_DEVICE_BIT_CUDA : 0)),
 	        cg_llvm_cstr(L, m->name ? m->name : "model"),
 	        cg_llvm_cstr(L, SLAPO_VERSION),
 	        i32c(L, p->nsyms),
@@ -566,8 +568,9 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p)
 	        str_or_null(L, m->base_prefix),
 	        LLVMConstBitCast(wsz, L->t_i8p),
 	        LLVMConstBitCast(fwd, L->t_i8p),
+	        gpu ? LLVMConstBitCast(gpu, L->t_i8p) : LLVMConstNull(L->t_i8p),
 	};
-	LLVMValueRef init = LLVMConstNamedStruct(T.desc, f, 19);
+	LLVMValueRef init = LLVMConstNamedStruct(T.desc, f, 20);
 	LLVMValueRef g = LLVMAddGlobal(L->mod, T.desc, "slapo_model_desc");
 	LLVMSetInitializer(g, init);
 	LLVMSetGlobalConstant(g, 1);

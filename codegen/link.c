@@ -2,7 +2,8 @@
  * system compiler driver:
  *
  *   cc -shared -o out.so obj.o libslapo_rt.a -Wl,-u,slapo_get_api
- *      -Wl,--version-script=<script> -Wl,-z,defs -lopenblas -lpthread -lm
+ *      -Wl,--version-script=<script> -Wl,-z,defs -lpthread -lm
+ * (OpenBLAS and CUDA are opened with dlopen by the runtime when used)
  *
  * ($CC replaces cc; SLAPO_LINK_ZDEFS=0 drops -z defs, for sanitizer
  * builds of the runtime, whose objects need the sanitizer's runtime.)
@@ -93,8 +94,7 @@ bool cg_link(Diag *d, const char *obj, const char *out, const char *rt_lib, cons
 	const char *zd = getenv("SLAPO_LINK_ZDEFS");
 	bool zdefs = !(zd && strcmp(zd, "0") == 0);
 	const char *rest[] = {"-shared", "-o", out, obj, rt_lib, "-Wl,-u,slapo_get_api", vs,
-	                      zdefs ? "-Wl,-z,defs" : "-Wl,-z,lazy", "-lopenblas", "-lpthread",
-	                      "-lm", NULL};
+	                      zdefs ? "-Wl,-z,defs" : "-Wl,-z,lazy", "-lpthread", "-lm", NULL};
 	for (int i = 0; rest[i]; i++)
 		argv[argc++] = (char *)rest[i];
 	argv[argc] = NULL;

@@ -6,7 +6,8 @@
 # Builds the targets first (fuzz/build.sh). The working corpus is
 # build-fuzz/corpus/TARGET/ (created from fuzz/corpus/TARGET/, kept between
 # runs); crashes, leaks and timeouts are written to build-fuzz/findings/TARGET/.
-# RUNS (default 1000000) is the number of inputs per worker; WORKERS
+# RUNS (default 1000000) is the number of inputs per worker (-1: no limit,
+# with FUZZ_ARGS=-max_total_time=SECONDS); WORKERS
 # (default 1) processes share the corpus. libFuzzer's final statistics
 # (executions, edge coverage `cov:`) end each worker's log,
 # build-fuzz/fuzz-TARGET-N.log.
@@ -28,7 +29,9 @@ safetensors) opts=(-dict=fuzz/safetensors.dict -max_len=65536 -timeout=10 -rss_l
 *) echo "fuzz/run.sh: unknown target '$target'" >&2; exit 2 ;;
 esac
 
-bash fuzz/build.sh >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+bash fuzz/build.sh >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
 corpus=$build/corpus/$target
 findings=$build/findings/$target
 mkdir -p "$corpus" "$findings"

@@ -67,8 +67,13 @@ BUILTIN(b_str)
 BUILTIN(b_int)
 {
 	Value *v = ARG("int", 0, NULL, true);
-	if (v->k == V_FLOAT)
+	if (v->k == V_FLOAT) {
+		/* out of int64's range (or NaN) the cast is undefined: an error
+		 * (found by fuzz/ under UBSan) */
+		if (!(v->f > -9223372036854775808.0 && v->f < 9223372036854775808.0))
+			eval_error(ev, sp, "int() of %g: out of the 64-bit integer range", v->f);
 		return val_int(ev, (int64_t)v->f);
+	}
 	return val_int(ev, val_as_int(ev, v, "int()'s argument", sp));
 }
 

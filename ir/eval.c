@@ -513,7 +513,6 @@ static Value *int_pow(Eval *ev, int64_t x, int64_t y, Span sp)
 
 static Value *scalar_binop(Eval *ev, AstOp op, Value *a, Value *b, Span sp)
 {
-	int64_t ir;
 	if (op == OPR_EQ || op == OPR_NE) {
 		bool eq = values_equal(ev, a, b, 0, sp);
 		return val_bool(ev, op == OPR_EQ ? eq : !eq);
@@ -537,14 +536,16 @@ static Value *scalar_binop(Eval *ev, AstOp op, Value *a, Value *b, Span sp)
 	double fx = a->k == V_FLOAT ? a->f : (double)x, fy = b->k == V_FLOAT ? b->f : (double)y;
 	switch (op) {
 	case OPR_ADD:
-		return ints ? int_result(ev, __builtin_add_overflow(x, y, &ir), ir, op, sp)
-		            : val_float(ev, fx + fy);
 	case OPR_SUB:
-		return ints ? int_result(ev, __builtin_sub_overflow(x, y, &ir), ir, op, sp)
-		            : val_float(ev, fx - fy);
-	case OPR_MUL:
-		return ints ? int_result(ev, __builtin_mul_overflow(x, y, &ir), ir, op, sp)
-		            : val_float(ev, fx * fy);
+	case OPR_MUL: {
+		if (!ints)
+			return val_float(ev, op == OPR_ADD ? fx + fy : op == OPR_SUB ? fx - fy : fx * fy);
+		int64_t r;
+		bool over = op == OPR_ADD   ? __builtin_add_overflow(x, y, &r)
+		            : op == OPR_SUB ? __builtin_sub_overflow(x, y, &r)
+		                            : __builtin_mul_overflow(x, y, &r);
+		return int_result(ev, over, r, op, sp);
+	}
 	case OPR_DIV:
 		if (fy == 0)
 			eval_error(ev, sp, "division by zero");
@@ -703,9 +704,9 @@ static Value *eval_expr_at(Eval *ev, Frame *f, const Ast *e)
 		if (e->op == OPR_NOT)
 			return val_bool(ev, !val_truthy(x));
 		if (x->k == V_INT)
-			return e->op == OPR_NEG ? int_result(ev, x->i == INT64_MIN, -(x->i == INT64_MIN ? 0 : x->i),
-			                                     OPR_NEG, e->span)
-			                        : val_int(ev, x->i);
+			return e->op != OPR_NEG ? x
+			       : int_result(ev, x->i == INT64_MIN, x->i == INT64_MIN ? 0 : -x->i, OPR_NEG,
+			                    e->span);
 		if (x->k == V_FLOAT)
 			return val_float(ev, e->op == OPR_NEG ? -x->f : x->f);
 		if (e->op == OPR_POS)

@@ -20,10 +20,60 @@
  * (its AVX-512 kernels do, its Haswell ones do not: last-bit
  * differences).
  */
-#include <cblas.h>
+#include <dlfcn.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "rt.h"
+
+/* OpenBLAS is opened on the first CPU GEMM (dlopen), not linked: a model
+ * library run on a GPU needs no OpenBLAS on the machine. $SLAPO_LIBBLAS
+ * names another library with the same two functions. */
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+typedef void (*SgemmFn)(int, int, int, int, int, int, float, const float *, int,
+                        const float *, int, float, float *, int);
+static SgemmFn blas_sgemm;
+static int (*blas_threads)(void);
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static char blas_error[512];
+
+static void load_blas(void)
+{
+	const char *env = getenv("SLAPO_LIBBLAS");
+	const char *names[] = {env && *env ? env : "libopenblas.so.0", "libopenblas.so", NULL};
+	void *h = NULL;
+	for (int i = 0; names[i] && !h; i++)
+		h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(blas_error, sizeof blas_error,
+		         "the CPU code needs OpenBLAS (libopenblas.so.0), which cannot be loaded: "
+		         "%.400s",
+		         dlerror());
+		return;
+	}
+	*(void **)&blas_sgemm = dlsym(h, "cblas_sgemm");
+	*(void **)&blas_threads = dlsym(h, "openblas_get_num_threads");
+	if (!blas_sgemm)
+		snprintf(blas_error, sizeof blas_error, "%s has no cblas_sgemm", names[0]);
+}
+
+/* Whether OpenBLAS is there; rt_fail (once per run) if not. */
+static int have_blas(RtExec *ex)
+{
+	pthread_once(&blas_once, load_blas);
+	if (blas_sgemm)
+		return 1;
+	if (ex)
+		rt_fail(ex, SLAPO_UNSUPPORTED, NULL, "%s", blas_error);
+	return 0;
+}
+
+static int openblas_get_num_threads(void)
+{
+	return blas_threads ? blas_threads() : 1;
+}
 
 /* Below this many multiply-adds (where OpenBLAS itself runs one thread),
  * a GEMM is not worth splitting. */
@@ -55,9 +105,9 @@ static void sgemm1(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, floa
 {
 	if (m == 0 || n == 0)
 		return;
-	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-	            tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a,
-	            (int)lda, b, (int)ldb, beta, c, (int)ldc);
+	blas_sgemm(CBLAS_ROW_MAJOR, ta ? CBLAS_TRANS : CBLAS_NO_TRANS,
+	           tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)m, (int)n, (int)k, alpha, a,
+	           (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
 /* Whether the session's pool should split GEMMs: OpenBLAS runs each call
@@ -133,7 +183,7 @@ void rt_sgemm(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
 {
 	Gemm q;
 	int64_t rows, cols;
-	if (!check_dims(ex, m, n, k, lda, ldb, ldc))
+	if (!check_dims(ex, m, n, k, lda, ldb, ldc) || !have_blas(ex))
 		return;
 	q = gemm_args(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 	rows = (m + UNIT - 1) / UNIT;
@@ -153,7 +203,7 @@ void rt_sgemm_batched(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, i
 {
 	Gemm q;
 	int64_t i;
-	if (batch <= 0 || !check_dims(ex, m, n, k, lda, ldb, ldc))
+	if (batch <= 0 || !check_dims(ex, m, n, k, lda, ldb, ldc) || !have_blas(ex))
 		return;
 	q = gemm_args(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 	q.sa = stride_a;

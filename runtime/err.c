@@ -81,6 +81,17 @@ SlapoStatus rt_error(SlapoStatus code, const char *object, const char *fmt, ...)
 	return code;
 }
 
+SlapoStatus rt_error_device(SlapoStatus code, int32_t device_error, const char *object,
+                            const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	rt_verror(code, object, fmt, ap);
+	va_end(ap);
+	tls_err.pub.device_error = device_error;
+	return code;
+}
+
 void rt_log(SlapoLogFn fn, void *user_data, int32_t level, const char *fmt, ...)
 {
 	char buf[2 * RT_MSG_MAX];

@@ -73,6 +73,22 @@ static SlapoStatus check_desc(const RtModelDesc *d)
 		                (unsigned)d->version, (unsigned)RT_DESC_VERSION);
 	if (!d->name || !d->forward || !d->workspace_size)
 		return bad_desc(NULL, "missing name, forward or workspace_size");
+	if (!!(d->devices & SLAPO_DEVICE_BIT_CUDA) != !!d->gpu)
+		return bad_desc(NULL, "the CUDA device bit and the GPU part disagree");
+	if (d->gpu) {
+		const RtGpuDesc *g = d->gpu;
+		if (g->version != RT_GPU_VERSION)
+			return rt_error(SLAPO_ABI_MISMATCH, "",
+			                "GPU descriptor version %u, but this runtime reads "
+			                "version %u",
+			                (unsigned)g->version, (unsigned)RT_GPU_VERSION);
+		if (!g->ptx || !g->target || !g->forward || !g->workspace_size ||
+		    g->n_kernels < 0 || (g->n_kernels && !g->kernel_names) ||
+		    g->n_objects < 0 || (g->n_objects && !g->objects) ||
+		    (d->n_params && (!g->param_dtypes || !g->param_offsets)) ||
+		    g->precision > RT_PREC_FP16)
+			return bad_desc(NULL, "bad GPU part");
+	}
 	if (d->n_syms < 0 || (d->n_syms > 0 && !d->syms))
 		return bad_desc(NULL, "bad symbol list");
 	for (s = 0; s < d->n_syms; s++)

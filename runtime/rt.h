@@ -46,7 +46,7 @@
 
 /* Bumped on any incompatible change of RtModelDesc, RtTensorDesc, RtExec
  * or the services; model_open fails with SLAPO_ABI_MISMATCH otherwise. */
-#define RT_DESC_VERSION 1u
+#define RT_DESC_VERSION 2u
 
 #define RT_MAX_NDIM 16 /* most dims a tensor may have */
 #define RT_ALIGN    64 /* alignment of params and workspace, in bytes */
@@ -93,6 +93,7 @@ typedef struct RtTie {
 } RtTie;
 
 typedef struct RtExec RtExec;
+typedef struct RtGpuDesc RtGpuDesc;
 
 typedef struct RtModelDesc {
 	uint32_t version;           /* RT_DESC_VERSION */
@@ -124,7 +125,52 @@ typedef struct RtModelDesc {
 	uint64_t (*workspace_size)(const int64_t *sym);
 	/* Runs the model. Returns SLAPO_OK, or the status given to rt_fail. */
 	SlapoStatus (*forward)(RtExec *ex);
+	/* version 2: the CUDA code (devices has SLAPO_DEVICE_BIT_CUDA), or
+	 * NULL for a CPU-only library */
+	const RtGpuDesc *gpu;
 } RtModelDesc;
+
+/* ---- 1b. The CUDA part of the descriptor ----------------------------- */
+
+/* Numeric precision the GPU code was compiled for (slapoc --precision). */
+enum {
+	RT_PREC_FP32 = 0, /* f32 storage, f32 GEMMs */
+	RT_PREC_TF32 = 1, /* f32 storage, GEMMs on tensor cores in TF32 */
+	RT_PREC_BF16 = 2, /* bf16 weights and activations, f32 arithmetic */
+	RT_PREC_FP16 = 3  /* f16 likewise */
+};
+
+/* What a model library needs on a GPU. Kernels are PTX text made by
+ * LLVM's NVPTX backend; forward() runs on the host and enqueues kernel
+ * launches (rt_gpu_launch) and matrix products (rt_gpu_gemm) on the
+ * session's stream, which the runtime captures into a CUDA graph once
+ * per shape and replays. RtExec pointers (inputs, outputs, params,
+ * workspace) are device pointers; sym is in host memory. */
+struct RtGpuDesc {
+	uint32_t version;   /* RT_GPU_VERSION */
+	uint32_t precision; /* RT_PREC_* */
+	const char *ptx;    /* NUL-terminated PTX module */
+	const char *target; /* "sm_80": the oldest GPU it runs on */
+	int32_t n_kernels;
+	int32_t n_objects;
+	const char *const *kernel_names; /* [n_kernels] .entry names in ptx */
+	/* [n_objects] input names a gather reports on a bad index: a kernel
+	 * that finds one stores 1 + its object index in the error word */
+	const char *const *objects;
+	/* [n_params] storage type of each parameter on the device (f32,
+	 * bf16, f16; the host copy is f32) and its byte offset in the
+	 * device block (a tied alias: its target's) */
+	const DLDataType *param_dtypes;
+	const uint64_t *param_offsets;
+	uint64_t params_size; /* bytes of the device parameter block */
+	/* device workspace bytes for these symbol values (UINT64_MAX:
+	 * overflow) */
+	uint64_t (*workspace_size)(const int64_t *sym);
+	/* enqueues the model on the session's stream */
+	SlapoStatus (*forward)(RtExec *ex);
+};
+
+#define RT_GPU_VERSION 1u
 
 /* Defined by the generated code (hidden); used only by api.c. */
 extern const RtModelDesc slapo_model_desc;
@@ -170,6 +216,15 @@ _Static_assert(offsetof(RtTensorDesc, dtype) == 8 && offsetof(RtTensorDesc, ndim
                        sizeof(RtTensorDesc) == 48,
                "RtTensorDesc");
 _Static_assert(sizeof(RtTie) == 16, "RtTie");
+_Static_assert(offsetof(RtGpuDesc, ptx) == 8 && offsetof(RtGpuDesc, n_kernels) == 24 &&
+                       offsetof(RtGpuDesc, kernel_names) == 32 &&
+                       offsetof(RtGpuDesc, objects) == 40 &&
+                       offsetof(RtGpuDesc, param_dtypes) == 48 &&
+                       offsetof(RtGpuDesc, param_offsets) == 56 &&
+                       offsetof(RtGpuDesc, params_size) == 64 &&
+                       offsetof(RtGpuDesc, workspace_size) == 72 &&
+                       offsetof(RtGpuDesc, forward) == 80 && sizeof(RtGpuDesc) == 88,
+               "RtGpuDesc");
 _Static_assert(offsetof(RtModelDesc, name) == 8 && offsetof(RtModelDesc, n_syms) == 24 &&
                        offsetof(RtModelDesc, syms) == 32 &&
                        offsetof(RtModelDesc, inputs) == 48 &&
@@ -180,7 +235,7 @@ _Static_assert(offsetof(RtModelDesc, name) == 8 && offsetof(RtModelDesc, n_syms)
                        offsetof(RtModelDesc, base_prefix) == 120 &&
                        offsetof(RtModelDesc, workspace_size) == 128 &&
                        offsetof(RtModelDesc, forward) == 136 &&
-                       sizeof(RtModelDesc) == 144,
+                       offsetof(RtModelDesc, gpu) == 144 && sizeof(RtModelDesc) == 152,
                "RtModelDesc");
 _Static_assert(offsetof(RtExec, sym) == 8 && offsetof(RtExec, inputs) == 16 &&
                        offsetof(RtExec, outputs) == 24 &&
@@ -231,6 +286,54 @@ SlapoStatus rt_fail(RtExec *ex, SlapoStatus code, const char *object, const char
                     ...) RT_PRINTF(4, 5);
 /* Nonzero once rt_fail was called in this run: long loops may stop. */
 int32_t rt_failed(const RtExec *ex);
+
+/* ---- 3b. Services for generated GPU code (cuda_exec.c) ---------------- */
+
+/* Element types of GEMM operands on the GPU. */
+enum { RT_GPU_F32 = 0, RT_GPU_BF16 = 1, RT_GPU_F16 = 2 };
+/* What a GEMM adds to its product (cuBLASLt epilogues). */
+enum { RT_EPI_NONE = 0, RT_EPI_BIAS = 1 };
+
+/* One row-major, strided-batched matrix product on the session's stream:
+ * for i < batch, C_i = alpha op(A_i) op(B_i) + beta C_i (+ bias[col]),
+ * X_i = x + i * stride_x elements. Every field is 8 bytes, so generated
+ * code fills it as an array; layout checked below. */
+typedef struct RtGemm {
+	int64_t ta, tb;      /* op(X) = X^T when nonzero (as rt_sgemm) */
+	int64_t m, n, k;
+	int64_t lda, ldb, ldc; /* row strides in elements (raised to their
+	                        * minimum by the runtime when a dim is 1) */
+	int64_t stride_a, stride_b, stride_c, batch;
+	int64_t a_type, b_type, c_type; /* RT_GPU_*; a_type == b_type */
+	int64_t epilogue;    /* RT_EPI_*: bias has n elements of c_type */
+	double alpha, beta;
+	const void *a, *b;
+	void *c;
+	const void *bias;
+	/* an outer batch dim: matrix (j, i) at x + j * stride2_x + i * stride_x
+	 * for j < batch2 (attention's batch over heads and sequences, whose
+	 * strides do not collapse into one); 1 = none */
+	int64_t batch2, stride2_a, stride2_b, stride2_c;
+} RtGemm;
+
+#if defined(__LP64__) || defined(_LP64)
+_Static_assert(offsetof(RtGemm, alpha) == 128 && offsetof(RtGemm, a) == 144 &&
+                       offsetof(RtGemm, bias) == 168 && offsetof(RtGemm, batch2) == 176 &&
+                       sizeof(RtGemm) == 208,
+               "RtGemm");
+#endif
+
+/* Launches kernel `kernel` (index in RtGpuDesc.kernel_names) on the
+ * session's stream with a grid of gx * gy blocks of bx threads; args are
+ * its nargs parameters, each 8 bytes (device pointers and int64 values).
+ * Errors go through rt_fail. */
+void rt_gpu_launch(RtExec *ex, int32_t kernel, int64_t gx, int64_t gy, int64_t bx,
+                   const uint64_t *args, int32_t nargs);
+/* Enqueues a GEMM (cuBLASLt; cuBLAS when cuBLASLt has no algorithm). */
+void rt_gpu_gemm(RtExec *ex, const RtGemm *g);
+/* The device address of the run's error word (int32, zeroed before
+ * every run): kernels that find a bad index store 1 + object index. */
+void *rt_gpu_error_word(RtExec *ex);
 
 /* ======================================================================
  * 4. Internals: errors, logging, allocation (err.c)
@@ -483,6 +586,9 @@ struct SlapoWeights {
 	void *block;     /* RT_ALIGN storage of all params */
 	void **data;     /* [n_params]; tied -> target's */
 	uint8_t *is_set; /* [n_params]; for storage owners */
+	/* CUDA weights: the device copy (cuda_exec.c); NULL on the CPU. The
+	 * host copy above stays the one loads and weights_set change. */
+	struct RtGpuWeights *gpu;
 };
 
 /* model.c */
@@ -532,6 +638,51 @@ SlapoStatus rt_session_create(SlapoWeights *w, const SlapoSessionParams *p,
 void rt_session_free(SlapoSession *s);
 SlapoStatus rt_session_run(SlapoSession *s, const DLTensor *const *inputs,
                            int32_t n_inputs, DLTensor *const *outputs, int32_t n_outputs);
+
+/* ======================================================================
+ * 10. Internals: CUDA devices (cuda_load.c, cuda_exec.c)
+ * ====================================================================== */
+
+typedef struct RtGpuWeights RtGpuWeights;
+typedef struct RtGpuSession RtGpuSession;
+
+/* Checks that the model has GPU code and that device `id` exists and can
+ * run it (loading the CUDA libraries on first use); on success retains
+ * the device's primary context into *out (the weights' device state). */
+SlapoStatus rt_gpu_weights_create(const SlapoModel *m, int32_t device_id,
+                                  RtGpuWeights **out);
+void rt_gpu_weights_free(RtGpuWeights *g);
+/* The host copy changed: upload again before the next session. */
+void rt_gpu_weights_dirty(RtGpuWeights *g);
+/* Name of the device ("NVIDIA H100 80GB HBM3"), for logs. */
+const char *rt_gpu_device_name(const RtGpuWeights *g);
+
+/* A session on CUDA weights: uploads them if needed (once), loads the
+ * PTX module, makes the stream (or takes the caller's) and the cuBLAS
+ * handles. */
+SlapoStatus rt_gpu_session_create(SlapoWeights *w, void *stream, RtGpuSession **out);
+void rt_gpu_session_free(RtGpuSession *gs);
+/* session_run on a CUDA session: inputs and outputs in host or device
+ * memory; returns when the outputs are written. */
+SlapoStatus rt_gpu_session_run(SlapoSession *s, RtGpuSession *gs,
+                               const DLTensor *const *inputs, int32_t n_inputs,
+                               DLTensor *const *outputs, int32_t n_outputs);
+
+/* session.c, shared with cuda_exec.c: output checks (count, dtype, shape
+ * under sym); device_id >= 0 also accepts kDLCUDA tensors of that
+ * device. */
+SlapoStatus rt_check_outputs(const SlapoModel *m, const int64_t *sym,
+                             DLTensor *const *outputs, int32_t n_outputs,
+                             int32_t device_id, int64_t *scratch_shape);
+SlapoStatus rt_check_tensor_device(const char *kind, const char *name, const DLTensor *t,
+                                   int32_t device_id);
+/* Index inputs: every value in [0, value_max). */
+SlapoStatus rt_check_values(const RtTensorDesc *d, const void *p, int64_t n);
+
+/* err.c: an error from a device call (device_error = the CUDA/cuBLAS
+ * status) */
+SlapoStatus rt_error_device(SlapoStatus code, int32_t device_error, const char *object,
+                            const char *fmt, ...) RT_PRINTF(4, 5);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -30,6 +30,7 @@ struct SlapoSession {
 	Stage *out_stage;     /* [n_outputs + 1] */
 	int64_t *out_shape;   /* [RT_MAX_NDIM] scratch */
 	RtErrorSlot err;
+	RtGpuSession *gpu;    /* CUDA weights: the device state */
 };
 
 SlapoStatus rt_session_create(SlapoWeights *w, const SlapoSessionParams *p,
@@ -77,9 +78,19 @@ SlapoStatus rt_session_create(SlapoWeights *w, const SlapoSessionParams *p,
 		st = rt_error(SLAPO_OUT_OF_MEMORY, "", "out of memory");
 		goto fail;
 	}
+	if (w->gpu) {
+		void *stream = p && p->struct_size >= offsetof(SlapoSessionParams, cuda_stream) +
+		                                               sizeof p->cuda_stream
+		                       ? p->cuda_stream
+		                       : NULL;
+		if ((st = rt_gpu_session_create(w, stream, &s->gpu)) != SLAPO_OK)
+			goto fail;
+		n_threads = 1; /* host work is staging only */
+	}
 	s->pool = rt_pool_new(n_threads);
 	if (!s->pool) {
 		st = rt_last_error()->code;
+		rt_gpu_session_free(s->gpu);
 		goto fail;
 	}
 	atomic_init(&s->busy, 0);
@@ -103,6 +114,7 @@ void rt_session_free(SlapoSession *s)
 	int32_t i;
 	if (!s)
 		return;
+	rt_gpu_session_free(s->gpu);
 	rt_pool_free(s->pool);
 	for (i = 0; i < s->m->desc->n_inputs; i++)
 		rt_free(s->in_stage[i].buf);
@@ -122,20 +134,42 @@ void rt_session_free(SlapoSession *s)
 
 /* ---- checks ---------------------------------------------------------- */
 
-static SlapoStatus check_device(const char *kind, const char *name, const DLTensor *t)
+SlapoStatus rt_check_tensor_device(const char *kind, const char *name, const DLTensor *t,
+                                   int32_t device_id)
 {
 	if (t->device.device_type == kDLCPU || t->device.device_type == kDLCUDAHost)
 		return SLAPO_OK;
+	if (device_id >= 0 && t->device.device_type == kDLCUDA &&
+	    t->device.device_id == device_id)
+		return SLAPO_OK;
+	if (device_id >= 0)
+		return rt_error(SLAPO_DEVICE_MISMATCH, name,
+		                "%s '%s' is on device type %d (id %d); this session runs "
+		                "on cuda:%d and takes host memory or memory of that GPU",
+		                kind, name, (int)t->device.device_type,
+		                (int)t->device.device_id, (int)device_id);
 	return rt_error(SLAPO_DEVICE_MISMATCH, name,
 	                "%s '%s' is on device type %d (id %d); this session runs "
 	                "on the CPU and takes host memory",
 	                kind, name, (int)t->device.device_type, (int)t->device.device_id);
 }
 
+static SlapoStatus check_device(const char *kind, const char *name, const DLTensor *t)
+{
+	return rt_check_tensor_device(kind, name, t, -1);
+}
+
 static SlapoStatus check_outputs(SlapoSession *s, DLTensor *const *outputs,
                                  int32_t n_outputs)
 {
-	const RtModelDesc *d = s->m->desc;
+	return rt_check_outputs(s->m, s->sym, outputs, n_outputs, -1, s->out_shape);
+}
+
+SlapoStatus rt_check_outputs(const SlapoModel *m, const int64_t *sym,
+                             DLTensor *const *outputs, int32_t n_outputs,
+                             int32_t device_id, int64_t *out_shape)
+{
+	const RtModelDesc *d = m->desc;
 	char a[256], b[256];
 	int32_t j;
 	SlapoStatus st;
@@ -151,17 +185,18 @@ static SlapoStatus check_outputs(SlapoSession *s, DLTensor *const *outputs,
 			return rt_error(SLAPO_INVALID_ARGUMENT, od->name,
 			                "output '%s' (index %d) is NULL", od->name,
 			                (int)j);
-		if ((st = check_device("output", od->name, t)) != SLAPO_OK)
+		if ((st = rt_check_tensor_device("output", od->name, t, device_id)) !=
+		    SLAPO_OK)
 			return st;
 		if (!rt_dtype_eq(t->dtype, od->dtype))
 			return rt_error(SLAPO_DTYPE_MISMATCH, od->name,
 			                "output '%s' has dtype %s, the model makes %s",
 			                od->name, rt_dtype_name(t->dtype, a),
 			                rt_dtype_name(od->dtype, b));
-		rt_output_shape(s->m, j, s->sym, s->out_shape);
+		rt_output_shape(m, j, sym, out_shape);
 		if (t->ndim != od->ndim || (t->ndim > 0 && !t->shape) ||
 		    (t->ndim > 0 &&
-		     memcmp(t->shape, s->out_shape, (size_t)t->ndim * sizeof *t->shape)))
+		     memcmp(t->shape, out_shape, (size_t)t->ndim * sizeof *t->shape)))
 			return rt_error(
 			        SLAPO_SHAPE_MISMATCH, od->name,
 			        "output '%s' has shape %s; for these inputs the "
@@ -171,7 +206,7 @@ static SlapoStatus check_outputs(SlapoSession *s, DLTensor *const *outputs,
 			                ? rt_shape_str(a, sizeof a, t->ndim, t->shape,
 			                               NULL)
 			                : "(invalid)",
-			        rt_shape_str(b, sizeof b, od->ndim, s->out_shape, NULL));
+			        rt_shape_str(b, sizeof b, od->ndim, out_shape, NULL));
 		if (rt_numel(t->ndim, t->shape) < 0)
 			return rt_error(SLAPO_SHAPE_MISMATCH, od->name,
 			                "output '%s' has too many elements", od->name);
@@ -215,8 +250,13 @@ static SlapoStatus stage(Stage *sg, const DLTensor *t, const char *name, int cop
 	return SLAPO_OK;
 }
 
-/* Index inputs (e.g. token ids) must lie in [0, value_max). */
 static SlapoStatus check_values(const RtTensorDesc *d, const void *p, int64_t n)
+{
+	return rt_check_values(d, p, n);
+}
+
+/* Index inputs (e.g. token ids) must lie in [0, value_max). */
+SlapoStatus rt_check_values(const RtTensorDesc *d, const void *p, int64_t n)
 {
 	int64_t i, v = 0;
 	if (d->value_max <= 0 || (d->dtype.code != kDLInt && d->dtype.code != kDLUInt))
@@ -338,7 +378,10 @@ SlapoStatus rt_session_run(SlapoSession *s, const DLTensor *const *inputs,
 		                       "session_run: the session is already running "
 		                       "on another thread (use one session per "
 		                       "thread)"));
-	st = run(s, inputs, n_inputs, outputs, n_outputs);
+	if (s->gpu)
+		st = rt_gpu_session_run(s, s->gpu, inputs, n_inputs, outputs, n_outputs);
+	else
+		st = run(s, inputs, n_inputs, outputs, n_outputs);
 	atomic_store(&s->busy, 0);
 	return rt_weights_fail(s->w, st);
 }

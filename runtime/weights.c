@@ -42,12 +42,10 @@ static SlapoStatus check_device(const SlapoModel *m, DLDevice dev)
 		return SLAPO_OK;
 	}
 	if (dev.device_type == kDLCUDA)
-		return rt_error(SLAPO_UNSUPPORTED, "",
-		                "CUDA devices are not supported yet by this slapo "
-		                "runtime (%s); create the weights on {kDLCPU, 0}",
-		                SLAPO_RT_VERSION);
+		return SLAPO_OK; /* rt_gpu_weights_create checks the rest */
 	return rt_error(SLAPO_UNSUPPORTED, "",
-	                "device type %d is not supported; use {kDLCPU, 0}",
+	                "device type %d is not supported; use {kDLCPU, 0} or "
+	                "{kDLCUDA, n}",
 	                (int)dev.device_type);
 }
 
@@ -57,6 +55,7 @@ SlapoStatus rt_weights_create(SlapoModel *m, const SlapoWeightsParams *p,
 	SlapoWeightsParams q = SLAPO_WEIGHTS_PARAMS_INIT;
 	const RtModelDesc *d;
 	SlapoWeights *w;
+	RtGpuWeights *gpu = NULL;
 	uint64_t total = 0, at = 0;
 	int32_t i;
 	SlapoStatus st;
@@ -78,19 +77,26 @@ SlapoStatus rt_weights_create(SlapoModel *m, const SlapoWeightsParams *p,
 	if (q.n_threads < 0)
 		return rt_error(SLAPO_INVALID_ARGUMENT, "",
 		                "weights_create: n_threads is %d", (int)q.n_threads);
+	if (q.device.device_type == kDLCUDA &&
+	    (st = rt_gpu_weights_create(m, q.device.device_id, &gpu)) != SLAPO_OK)
+		return st;
 	d = m->desc;
 	for (i = 0; i < d->n_params; i++) {
 		uint64_t b =
 		        (m->param_bytes[i] + RT_ALIGN - 1) & ~(uint64_t)(RT_ALIGN - 1);
 		if (m->storage_of[i] != i)
 			continue;
-		if (total > UINT64_MAX - b || b < m->param_bytes[i])
+		if (total > UINT64_MAX - b || b < m->param_bytes[i]) {
+			rt_gpu_weights_free(gpu);
 			return rt_error(SLAPO_OUT_OF_MEMORY, "", "parameters too large");
+		}
 		total += b;
 	}
 	w = rt_calloc(1, sizeof *w);
-	if (!w)
+	if (!w) {
+		rt_gpu_weights_free(gpu);
 		return rt_error(SLAPO_OUT_OF_MEMORY, "", "out of memory");
+	}
 	w->data = rt_calloc((size_t)d->n_params, sizeof *w->data);
 	w->is_set = rt_calloc((size_t)d->n_params, 1);
 	w->block = total <= SIZE_MAX ? rt_aligned_alloc((size_t)total) : NULL;
@@ -99,6 +105,7 @@ SlapoStatus rt_weights_create(SlapoModel *m, const SlapoWeightsParams *p,
 		rt_free(w->is_set);
 		rt_free(w->block);
 		rt_free(w);
+		rt_gpu_weights_free(gpu);
 		return rt_error(SLAPO_OUT_OF_MEMORY, "",
 		                "out of memory allocating %llu bytes of parameters",
 		                (unsigned long long)total);
@@ -118,6 +125,10 @@ SlapoStatus rt_weights_create(SlapoModel *m, const SlapoWeightsParams *p,
 	w->n_threads = q.n_threads;
 	w->log = q.log;
 	w->log_user_data = q.log_user_data;
+	w->gpu = gpu;
+	if (gpu)
+		rt_log(w->log, w->log_user_data, SLAPO_LOG_INFO, "weights of %s on cuda:%d (%s)",
+		       d->name, (int)q.device.device_id, rt_gpu_device_name(gpu));
 	rt_model_retain(m);
 	*out = w;
 	return SLAPO_OK;
@@ -132,6 +143,7 @@ void rt_weights_free(SlapoWeights *w)
 {
 	if (!w || atomic_fetch_sub(&w->refs, 1) != 1)
 		return;
+	rt_gpu_weights_free(w->gpu);
 	rt_free(w->block);
 	rt_free(w->data);
 	rt_free(w->is_set);
@@ -408,6 +420,8 @@ SlapoStatus rt_weights_load(SlapoWeights *w, const char *const *paths, int32_t n
 		w->is_set[i] = 1;
 		n_loaded++;
 	}
+	if (w->gpu)
+		rt_gpu_weights_dirty(w->gpu);
 	rt_log(w->log, w->log_user_data, SLAPO_LOG_INFO,
 	       "loaded %d parameters of %s from %d file(s): %d legacy names "
 	       "renamed, %d tied, %d expected extras and %d unexpected tensors "
@@ -536,6 +550,8 @@ SlapoStatus rt_weights_init_random(SlapoWeights *w, uint64_t seed)
 	for (i = 0; i < n; i++)
 		if (m->storage_of[i] == i)
 			w->is_set[i] = 1;
+	if (w->gpu)
+		rt_gpu_weights_dirty(w->gpu);
 	rt_log(w->log, w->log_user_data, SLAPO_LOG_INFO,
 	       "initialised the %d parameters of %s at random (seed %llu)", (int)n,
 	       m->desc->name, (unsigned long long)seed);
@@ -600,6 +616,8 @@ SlapoStatus rt_weights_set(SlapoWeights *w, const char *name, const DLTensor *t)
 	rt_copy_nd(pd->dtype, w->data[o], NULL, t->dtype, rt_tensor_ptr(t), t->strides,
 	           t->ndim, t->shape);
 	w->is_set[o] = 1;
+	if (w->gpu)
+		rt_gpu_weights_dirty(w->gpu);
 	return SLAPO_OK;
 }
 
@@ -649,7 +667,9 @@ SlapoStatus rt_weights_get(SlapoWeights *w, const char *name,
 	v->mt.deleter = view_deleter;
 	v->mt.flags = DLPACK_FLAG_BITMASK_READ_ONLY;
 	v->mt.dl_tensor.data = w->data[o];
-	v->mt.dl_tensor.device = w->device;
+	/* the host copy, also for CUDA weights (the device copy is the
+	 * sessions' and exists only while they do) */
+	v->mt.dl_tensor.device = (DLDevice){kDLCPU, 0};
 	v->mt.dl_tensor.ndim = pd->ndim;
 	v->mt.dl_tensor.dtype = pd->dtype;
 	v->mt.dl_tensor.shape = v->shape;

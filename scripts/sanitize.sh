@@ -70,6 +70,10 @@ configure "$build" -Db_sanitize=address,undefined -Db_lundef=false
 export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0:print_stacktrace=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export LSAN_OPTIONS=print_suppressions=0
+# Model libraries that `slapoc -o` links against the instrumented runtime
+# get the sanitizer runtime from the program that loads them: no -z defs
+# (codegen/link.c).
+export SLAPO_LINK_ZDEFS=0
 # For tests that load instrumented libraries into an uninstrumented program
 # (Python through ctypes): what to put in LD_PRELOAD (with detect_leaks=0:
 # the interpreter's own allocations are not ours).

@@ -1,8 +1,10 @@
 /* slapo-run.c - run a model library made by slapoc from the command line.
  *
- *   slapo-run MODEL.so [--weights F.safetensors... | --random-weights SEED]
+ *   slapo-run MODEL.so [--device cpu|cuda[:N]]
+ *             [--weights F.safetensors... | --random-weights SEED]
  *             [--inputs IN.safetensors | --batch B --seq S] [--outputs OUT]
- *             [--compare REF [--rtol R --atol A]] [--bench N] [--threads T]
+ *             [--compare REF [--rtol R --atol A | --norm-tol X]] [--bench N]
+ *             [--threads T] [--io host|device]
  *
  * It dlopens the library, prints its inputs and outputs, loads weights,
  * builds inputs (from a file, filling defaultable ones, or at random),
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cuda_api.h"
 #include "rt.h"
 
 #define MAX_FILES 64
@@ -39,6 +42,8 @@ typedef struct Opts {
 	const char *outputs;
 	const char *compare;
 	double rtol, atol;
+	double norm_tol; /* > 0: compare normwise instead */
+	int io_device;   /* cuda: pass device tensors (default) */
 	int bench;
 	int threads;
 	int verbosity; /* 0 quiet, 1 normal, 2 verbose */
@@ -57,6 +62,11 @@ typedef struct Run {
 	int64_t *sym;       /* [n_symbols], -1 = unknown */
 	RtStFile in_file;
 	int have_in_file;
+	/* --device cuda with device I/O: device copies of in/out */
+	const RtCuda *cu;
+	CUcontext ctx;
+	CUdevice dev;
+	DLTensor *din, *dout; /* [n_in], [n_out] */
 } Run;
 
 static int verbosity = 1;
@@ -106,6 +116,11 @@ static void usage(FILE *f)
 	      "  --outputs FILE           write the outputs (safetensors)\n"
 	      "  --compare FILE           compare outputs with reference tensors\n"
 	      "  --rtol R, --atol A       tolerance of --compare (1e-4, 1e-5)\n"
+	      "  --norm-tol X             --compare by the normwise relative error\n"
+	      "                           ||got - ref|| / ||ref|| <= X instead\n"
+	      "  --io host|device         with --device cuda: tensors in host or GPU\n"
+	      "                           memory (default device: --bench times the model,\n"
+	      "                           not the copies)\n"
 	      "  --bench N                time N runs after warm-up\n"
 	      "  --threads T              threads per session (default: cores); GEMMs\n"
 	      "                           use them too unless OPENBLAS_NUM_THREADS is set\n"
@@ -133,7 +148,8 @@ static int takes_value(const char *opt)
 	static const char *const opts[] = {
 	        "--device", "--weights", "--random-weights", "--inputs",  "--batch",
 	        "--seq",    "--dim",     "--seed",           "--outputs", "--compare",
-	        "--rtol",   "--atol",    "--bench",          "--threads",
+	        "--rtol",   "--atol",    "--bench",          "--threads", "--norm-tol",
+	        "--io",
 	};
 	size_t i;
 	for (i = 0; i < sizeof opts / sizeof opts[0]; i++)
@@ -151,6 +167,7 @@ static int parse_opts(int argc, char **argv, Opts *o)
 	o->rtol = 1e-4;
 	o->atol = 1e-5;
 	o->verbosity = 1;
+	o->io_device = 1;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 		char *end;
@@ -208,6 +225,16 @@ static int parse_opts(int argc, char **argv, Opts *o)
 				return fail("too many dims given");
 			o->dim_names[o->n_dims] = name;
 			o->dim_values[o->n_dims++] = v;
+		} else if (!strcmp(a, "--norm-tol")) {
+			double d = strtod(argv[++i], &end);
+			if (*end || d <= 0)
+				return fail("%s takes a positive number", a);
+			o->norm_tol = d;
+		} else if (!strcmp(a, "--io")) {
+			const char *v = argv[++i];
+			if (strcmp(v, "host") && strcmp(v, "device"))
+				return fail("--io takes host or device");
+			o->io_device = !strcmp(v, "device");
 		} else if (!strcmp(a, "--rtol") || !strcmp(a, "--atol")) {
 			double d = strtod(argv[++i], &end);
 			if (*end || d < 0)
@@ -523,6 +550,59 @@ static int make_outputs(Run *r)
 	return rc;
 }
 
+/* --device cuda with --io device: the inputs copied to the GPU, the
+ * outputs allocated there (poisoned like the host ones). */
+static int to_device(const Opts *o, Run *r)
+{
+	int id = o->device[4] == ':' ? atoi(o->device + 5) : 0;
+	int32_t i;
+	if (strncmp(o->device, "cuda", 4) || !o->io_device)
+		return 0;
+	if (!(r->cu = rt_cuda_load()))
+		return fail("%s", rt_last_error()->message);
+	if (r->cu->cuDeviceGet(&r->dev, id) || r->cu->cuDevicePrimaryCtxRetain(&r->ctx, r->dev)) {
+		r->cu = NULL;
+		return fail("cannot use CUDA device %d", id);
+	}
+	if (r->cu->cuCtxPushCurrent(r->ctx))
+		return fail("cannot use CUDA device %d", id);
+	r->din = rt_calloc((size_t)r->n_in + 1, sizeof *r->din);
+	r->dout = rt_calloc((size_t)r->n_out + 1, sizeof *r->dout);
+	if (!r->din || !r->dout)
+		return fail("out of memory");
+	for (i = 0; i < r->n_in + r->n_out; i++) {
+		int is_in = i < r->n_in;
+		const DLTensor *h = is_in ? &r->in[i] : &r->out[i - r->n_in];
+		DLTensor *dt = is_in ? &r->din[i] : &r->dout[i - r->n_in];
+		size_t bytes = (size_t)rt_numel(h->ndim, h->shape) * rt_dtype_size(h->dtype);
+		CUdeviceptr p = 0;
+		*dt = *h;
+		dt->device = (DLDevice){kDLCUDA, id};
+		if (r->cu->cuMemAlloc(&p, bytes + 4))
+			return fail("cannot allocate %zu bytes on cuda:%d", bytes, id);
+		dt->data = (void *)(uintptr_t)p;
+		if (is_in ? r->cu->cuMemcpyHtoD(p, h->data, bytes)
+		          : r->cu->cuMemsetD32Async(p, 0xffffffffu, bytes / 4 + 1, NULL) ||
+		                    r->cu->cuStreamSynchronize(NULL))
+			return fail("cannot copy to cuda:%d", id);
+	}
+	return 0;
+}
+
+/* The device outputs back into the host ones. */
+static int from_device(Run *r)
+{
+	int32_t j;
+	for (j = 0; r->dout && j < r->n_out; j++) {
+		size_t bytes = (size_t)rt_numel(r->out[j].ndim, r->out[j].shape) *
+		               rt_dtype_size(r->out[j].dtype);
+		if (r->cu->cuMemcpyDtoH(r->out[j].data, (CUdeviceptr)(uintptr_t)r->dout[j].data,
+		                        bytes))
+			return fail("cannot copy the outputs back from the GPU");
+	}
+	return 0;
+}
+
 /* Output i as doubles (a new array). */
 static double *as_f64(const DLTensor *t, int64_t *n)
 {
@@ -598,6 +678,25 @@ static int compare_one(const Opts *o, const Run *r, const RtStFile *ref, int32_t
 		return fail("out of memory");
 	}
 	rt_convert((DLDataType){kDLFloat, 64, 1}, want, rt->dtype, rt->data, n);
+	if (o->norm_tol > 0) { /* ||got - want|| / ||want||, NaN only where wanted */
+		double num = 0, den = 0, rel;
+		int64_t nan_bad = 0;
+		for (k = 0; k < n; k++) {
+			if (isnan(got[k]) || isnan(want[k]) || isinf(got[k]) || isinf(want[k])) {
+				nan_bad += !(got[k] == want[k] || (isnan(got[k]) && isnan(want[k])));
+				continue;
+			}
+			num += (got[k] - want[k]) * (got[k] - want[k]);
+			den += want[k] * want[k];
+		}
+		rel = den > 0 ? sqrt(num / den) : sqrt(num);
+		printf("compare %s: normwise rel err %.3g (tolerance %g)%s: %s\n", sp->name, rel,
+		       o->norm_tol, nan_bad ? ", non-finite mismatches" : "",
+		       rel <= o->norm_tol && !nan_bad ? "ok" : "FAIL");
+		rt_free(got);
+		rt_free(want);
+		return !(rel <= o->norm_tol) || nan_bad;
+	}
 	for (k = 0; k < n; k++) {
 		double d = fabs(got[k] - want[k]);
 		int ok = d <= o->atol + o->rtol * fabs(want[k]);
@@ -676,9 +775,9 @@ static int run_model(const Opts *o, Run *r)
 	if (!ins || !outs)
 		rc = fail("out of memory");
 	for (i = 0; !rc && i < r->n_in; i++)
-		ins[i] = &r->in[i];
+		ins[i] = r->din ? &r->din[i] : &r->in[i];
 	for (i = 0; !rc && i < r->n_out; i++)
-		outs[i] = &r->out[i];
+		outs[i] = r->dout ? &r->dout[i] : &r->out[i];
 	sp.n_threads = o->threads;
 	if (!rc && r->api->session_create(r->w, &sp, &r->s) != SLAPO_OK)
 		rc = api_fail(r, "cannot create a session");
@@ -718,6 +817,19 @@ static void cleanup(Run *r)
 		r->api->weights_free(r->w);
 		r->api->model_close(r->m);
 	}
+	for (i = 0; r->cu && r->din && i < r->n_in; i++)
+		if (r->din[i].data)
+			r->cu->cuMemFree((CUdeviceptr)(uintptr_t)r->din[i].data);
+	for (i = 0; r->cu && r->dout && i < r->n_out; i++)
+		if (r->dout[i].data)
+			r->cu->cuMemFree((CUdeviceptr)(uintptr_t)r->dout[i].data);
+	if (r->cu) {
+		CUcontext prev;
+		r->cu->cuCtxPopCurrent(&prev);
+		r->cu->cuDevicePrimaryCtxRelease(r->dev);
+	}
+	rt_free(r->din);
+	rt_free(r->dout);
 	for (i = 0; r->in && i < r->n_in; i++)
 		rt_free(r->in[i].data);
 	for (i = 0; r->out && i < r->n_out; i++)
@@ -750,7 +862,8 @@ static int main2(const Opts *o, Run *r)
 	r->sym = rt_calloc((size_t)r->info->n_symbols + 1, sizeof *r->sym);
 	if (!r->in || !r->out || !r->shapes || !r->sym)
 		return fail("out of memory");
-	if (load_weights(o, r) || make_inputs(o, r) || make_outputs(r) || run_model(o, r))
+	if (load_weights(o, r) || make_inputs(o, r) || make_outputs(r) || to_device(o, r) ||
+	    run_model(o, r) || from_device(r))
 		return 1;
 	for (j = 0; verbosity >= 1 && j < r->n_out; j++)
 		summarize(&r->out[j], spec(r, SLAPO_OUTPUT, j)->name);

@@ -16,6 +16,7 @@
 #include "slapo_config.h"
 #ifdef SLAPO_HAVE_CODEGEN
 #include "codegen/codegen.h"
+#include "codegen/gpu.h"
 #endif
 
 #include <limits.h>
@@ -59,6 +60,13 @@ static void usage(FILE *out)
 	      "                      svg, svg:source (through Graphviz); to stdout without -o\n"
 	      "  --cpu=NAME          target CPU for -o (x86-64-v3, znver3, ...; default: this\n"
 	      "                      machine, with all its features)\n"
+	      "  --gpu=WHEN          CUDA code in the library too: auto (default: when this\n"
+	      "                      LLVM has NVPTX; the library runs on CPU and GPU), on, off\n"
+	      "  --no-gpu            the same as --gpu=off\n"
+	      "  --precision=P       precision of the GPU code: fp32 (default), tf32 (GEMMs\n"
+	      "                      on tensor cores), bf16 or fp16 (weights and activations\n"
+	      "                      in 16 bits, f32 arithmetic); the CPU code stays fp32\n"
+	      "  --ptx=FILE          also write the GPU code's PTX to FILE\n"
 	      "  --dump-after=lower  print the kernel graph and its memory plan\n"
 	      "  --explain           say what each primitive matched and did (with its line),\n"
 	      "                      then list the final graph's kernels and library calls\n"
@@ -115,6 +123,10 @@ typedef struct Options {
 	const char *emit;     /* --emit: so, obj, asm, llvm */
 	const char *cpu;      /* --cpu */
 	bool dump_lower;      /* --dump-after=lower */
+	const char *precision; /* --precision: of the GPU code */
+	int gpu;              /* --gpu=auto|on|off (CG_GPU_*) */
+	const char *ptx;      /* --ptx=FILE */
+	const char *gpu_emu;  /* --gpu-emu=FILE (tests) */
 } Options;
 
 /* -o / --dump-after=lower: lower and compile the model the script built. */
@@ -129,7 +141,15 @@ static int compile_model(Eval *ev, const Options *o)
 	if (!cg_model_from_eval(ev, root, none, &m))
 		return 1;
 	CgOptions co = {.output = o->output, .cpu = o->cpu,
-	                .dump_lower = o->dump_lower ? stdout : NULL};
+	                .dump_lower = o->dump_lower ? stdout : NULL, .gpu = o->gpu,
+	                .ptx_out = o->ptx, .emu_out = o->gpu_emu};
+	CgPrecision prec = CG_PREC_FP32;
+	if (o->precision && !cg_precision_parse(o->precision, &prec)) {
+		diag_plain(ev->diag, DIAG_ERROR,
+		           "--precision expects fp32, tf32, bf16 or fp16, not '%s'", o->precision);
+		return 1;
+	}
+	co.precision = prec;
 	const char *e = o->emit ? o->emit : "so";
 	co.emit = strcmp(e, "obj") == 0 ? CG_EMIT_OBJ
 	          : strcmp(e, "asm") == 0 ? CG_EMIT_ASM
@@ -242,6 +262,23 @@ int main(int argc, char **argv)
 			}
 		} else if (strncmp(a, "--cpu=", 6) == 0) {
 			o.cpu = a + 6;
+		} else if (strncmp(a, "--precision=", 12) == 0) {
+			o.precision = a + 12;
+		} else if (strcmp(a, "--precision") == 0 && i + 1 < argc) {
+			o.precision = argv[++i];
+		} else if (strncmp(a, "--gpu=", 6) == 0) {
+			const char *g = a + 6;
+			if (strcmp(g, "auto") && strcmp(g, "on") && strcmp(g, "off")) {
+				fprintf(stderr, "slapoc: error: --gpu expects auto, on or off\n");
+				return 2;
+			}
+			o.gpu = !strcmp(g, "off") ? 1 : !strcmp(g, "on") ? 2 : 0;
+		} else if (strcmp(a, "--no-gpu") == 0) {
+			o.gpu = 1;
+		} else if (strncmp(a, "--ptx=", 6) == 0) {
+			o.ptx = a + 6;
+		} else if (strncmp(a, "--gpu-emu=", 10) == 0) {
+			o.gpu_emu = a + 10;
 		} else if (strcmp(a, "--dump-after=lower") == 0) {
 			o.dump_lower = true;
 		} else if (strcmp(a, "-I") == 0 && i + 1 < argc) {

@@ -71,7 +71,7 @@ extern "C" {
 #endif
 
 #define SLAPO_ABI_MAJOR 1
-#define SLAPO_ABI_MINOR 0
+#define SLAPO_ABI_MINOR 1
 
 /* The one exported symbol's name, for dlsym. */
 #define SLAPO_GET_API_SYMBOL "slapo_get_api"
@@ -191,7 +191,9 @@ typedef struct SlapoTensorSpec {
 
 typedef struct SlapoWeightsParams {
 	size_t struct_size;  /* sizeof(SlapoWeightsParams) */
-	DLDevice device;     /* {kDLCPU, 0}; {kDLCUDA, n} is UNSUPPORTED yet */
+	/* {kDLCPU, 0}, or {kDLCUDA, n} for GPU n (the library must have GPU
+	 * code: SlapoModelInfo.devices has SLAPO_DEVICE_BIT_CUDA) */
+	DLDevice device;
 	int32_t n_threads;   /* default for sessions; 0 = all usable cores */
 	SlapoLogFn log;      /* may be NULL: no messages at all */
 	void *log_user_data; /* passed to log */
@@ -204,10 +206,14 @@ typedef struct SlapoWeightsParams {
 typedef struct SlapoSessionParams {
 	size_t struct_size; /* sizeof(SlapoSessionParams) */
 	int32_t n_threads;  /* 0 = the weights' n_threads */
+	/* minor 1, CUDA weights: the CUstream / cudaStream_t to run on, or
+	 * NULL for a stream of the session's own. session_run still returns
+	 * only when the outputs are written. */
+	void *cuda_stream;
 } SlapoSessionParams;
 
 /* clang-format off */
-#define SLAPO_SESSION_PARAMS_INIT {sizeof(SlapoSessionParams), 0}
+#define SLAPO_SESSION_PARAMS_INIT {sizeof(SlapoSessionParams), 0, NULL}
 /* clang-format on */
 
 /* Flags for weights_load_safetensors. */

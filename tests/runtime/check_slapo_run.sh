@@ -52,7 +52,7 @@ hasnt() {
 W=$dir/weights.safetensors
 t full 0 "$run" "$model" --weights "$W" --inputs "$dir/inputs.safetensors" \
 	--compare "$dir/ref.safetensors" --outputs "$dir/out.safetensors"
-has "model FakeMLP (slapoc 0.1.0-fake, ABI 1.0)"
+has "model FakeMLP (slapoc 0.1.0-fake, ABI 1.1)"
 has "  input_ids                    i64[B, S]  values in [0, 50)"
 has "  attention_mask               i64[B, S]  default ones"
 has "  scores                       f32[B, S, S]"
@@ -106,7 +106,7 @@ has "SLAPO_FORMAT: $dir/lfs.safetensors is a git-lfs pointer file"
 t truncated 1 "$run" "$model" --weights "$dir/truncated.safetensors" --batch 1 --seq 1
 has "MetadataIncompleteBuffer: the file is truncated"
 t cuda 1 "$run" "$model" --device cuda:0 --random-weights 1 --batch 1 --seq 1
-has "SLAPO_UNSUPPORTED: CUDA devices are not supported yet"
+has "SLAPO_UNSUPPORTED: model FakeMLP was compiled without CUDA code"
 t no-model 1 "$run" "$dir/nope.so" --random-weights 1
 has "slapo-run: error: cannot load $dir/nope.so"
 t not-a-model 1 "$run" "$W" --random-weights 1

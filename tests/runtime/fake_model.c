@@ -238,4 +238,5 @@ const RtModelDesc slapo_model_desc = {
         "fake",
         workspace_size,
         forward,
+        NULL, /* no GPU code */
 };

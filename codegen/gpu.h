@@ -1,0 +1,111 @@
+/* gpu.h - the CUDA backend of the code generator (prefix cg_gpu_).
+ *
+ * From the same kernel graph as the CPU code (CgProgram, lower.c):
+ *
+ *   gpu_plan.c     storage types on the device (precision), GEMM bias
+ *                  epilogues, operand conversions, the device memory plan
+ *                  and the parameter block layout
+ *   kernels_gpu.c  one NVPTX kernel per MAP / SOFTMAX / LAYER_NORM / REDUCE /
+ *                  GATHER step (threads over elements, one block per row)
+ *   nvptx.c        the NVPTX LLVM context (nvptx64-nvidia-cuda, sm_80, PTX
+ *                  7.0), libdevice for the math LLVM cannot lower, O3,
+ *                  identical kernels merged, the PTX text
+ *   driver_gpu.c   host code in the model library: slapo_gpu_forward (kernel
+ *                  launches and GEMMs through the runtime's rt_gpu_*
+ *                  services), its workspace size, and slapo_gpu_desc
+ *
+ * docs/gpu.md describes the design; runtime/README.md the contract.
+ */
+#ifndef SLAPO_CODEGEN_GPU_H
+#define SLAPO_CODEGEN_GPU_H
+
+#include "codegen/codegen.h"
+
+typedef enum {
+	CG_PREC_FP32 = 0, /* values of rt.h's RT_PREC_* */
+	CG_PREC_TF32 = 1,
+	CG_PREC_BF16 = 2,
+	CG_PREC_FP16 = 3,
+} CgPrecision;
+
+/* "fp32", "tf32", "bf16", "fp16" (also "f32", "bfloat16", "float16", "half") */
+bool cg_precision_parse(const char *s, CgPrecision *out);
+const char *cg_precision_name(CgPrecision p);
+
+/* One step of the GPU program, in order. */
+typedef struct CgGpuStep {
+	const CgStep *st; /* the kernel-graph step (or a conversion MAP
+	                        * made by gpu_plan.c) */
+	int kernel;       /* its kernel, or -1 for a GEMM */
+	int object;       /* GATHER: index in CgGpu.objects */
+	int a_buf, b_buf; /* GEMM: A / B read from these buffers (converted
+	                        * copies, same offsets), or -1 */
+	bool bias;        /* GEMM: the bias maps before it are its epilogue */
+	CgView bias_view[CG_MAX_GROUP]; /* per member (ngroup, or 1) */
+} CgGpuStep;
+
+typedef struct CgGpu {
+	const CgProgram *prog;
+	CgPrecision prec;
+	/* buffers: the program's, then conversion temps */
+	int nbufs;
+	CgBuf **bufs;
+	IrDType *btype; /* [nbufs] storage type on the device */
+	int nslots;
+	PtrVec *slot_bufs; /* [nslots] CgBuf* sharing each workspace slot */
+	/* steps */
+	int nsteps;
+	CgGpuStep *steps;
+	int max_views;
+	/* kernels (after merging identical ones) */
+	int nkernels;
+	const char **kernel_names;
+	int nobjects;
+	const char **objects; /* names gathers report */
+	/* parameters: device type (owners; aliases carry their owner's) and
+	 * byte offset in the device block */
+	IrDType *ptype;
+	uint64_t *poff;
+	uint64_t params_size;
+	/* the module */
+	char *ptx;
+	size_t ptx_len;
+	const char *target; /* "sm_80" */
+} CgGpu;
+
+/* gpu_plan.c: types, epilogues, conversions, slots, parameter layout. */
+bool cg_gpu_plan(CgGpu *g, const CgProgram *prog, CgPrecision prec);
+/* Bytes of one element of a device storage type. */
+int cg_gpu_elem_size(IrDType t);
+/* RT_GPU_* of a float storage type. */
+int cg_gpu_gemm_type(IrDType t);
+
+/* nvptx.c: plans, emits every kernel and makes the PTX. Returns false
+ * after an error; sets *unavailable (and returns false without an error
+ * diagnostic) when GPU code cannot be made on this machine (LLVM without
+ * NVPTX, or libdevice needed and not found): the library is then CPU-only
+ * and `why` says why. */
+bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool *unavailable,
+                  char *why, size_t whylen);
+
+/* kernels_gpu.c: the kernel of step gs (named `name`) into an NVPTX
+ * module; false if it computes an op it cannot emit. Also the runtime's
+ * utility kernels (slapo_util_bias_*). */
+bool cg_gpu_emit_kernel(CgLlvm *L, const CgGpu *g, const CgGpuStep *gs, const char *name);
+void cg_gpu_emit_utils(CgLlvm *L);
+/* Adds fn to !nvvm.annotations as a kernel (an entry point of the PTX). */
+void cg_gpu_mark_kernel(CgLlvm *L, LLVMValueRef fn);
+/* The parameters every kernel takes, in order: one i8* per view of the
+ * step, one i64 per descriptor symbol, the error word (i8*) and the
+ * object index (i64). */
+int cg_gpu_kernel_nargs(const CgProgram *prog, const CgStep *st);
+
+/* gpu_emu.c: the kernels compiled for the host into the shared library
+ * `out`, for tests/gpu/fake_cuda.c (testing without a GPU). */
+bool cg_gpu_build_emu(const CgGpu *g, Diag *d, const char *out, const char *cc);
+
+/* driver_gpu.c: host code and slapo_gpu_desc into the host module (before
+ * cg_emit_driver, which points the descriptor at it). */
+bool cg_gpu_emit_host(CgLlvm *L, const CgGpu *g);
+
+#endif

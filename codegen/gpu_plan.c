@@ -1,0 +1,376 @@
+/* gpu_plan.c - the GPU program made from the kernel graph: what each
+ * buffer holds on the device, which GEMMs take their bias as a cuBLASLt
+ * epilogue, which operands need converting, the workspace slots and the
+ * layout of the device parameter block.
+ *
+ * Storage types by precision (fp32/tf32: everything as on the CPU):
+ *   bf16 / fp16  float temps and parameters in the low type; inputs and
+ *                outputs keep the model's declared types; a parameter
+ *                that only ever serves as the bias of a GEMM writing an f32
+ *                output stays f32 (the epilogue wants the bias in the
+ *                output's type)
+ * Arithmetic is f32 in every kernel (loads widen, stores round to
+ * nearest even); GEMMs take both operands in the low type and accumulate
+ * in f32, so an f32 input or output read by a GEMM is first converted
+ * into a temp of its own (a "convert" MAP over the whole buffer).
+ *
+ * Bias epilogues: lower.c pre-fills a linear's bias into C with a MAP
+ * ("bias") and runs the GEMM with beta = 1. When the bias is a parameter
+ * read along C's columns, the GEMM has no outer batch loop, and the bias
+ * has C's type, the MAP is dropped and the GEMM adds the bias itself
+ * (beta = 0). For a group (Q, K, V) each member's bias map is folded.
+ */
+#include <string.h>
+
+#include "codegen/gpu.h"
+#include "runtime/rt.h"
+
+bool cg_precision_parse(const char *s, CgPrecision *out)
+{
+	static const struct {
+		const char *name;
+		CgPrecision p;
+	} names[] = {{"fp32", CG_PREC_FP32},    {"f32", CG_PREC_FP32},
+	             {"float32", CG_PREC_FP32}, {"tf32", CG_PREC_TF32},
+	             {"bf16", CG_PREC_BF16},    {"bfloat16", CG_PREC_BF16},
+	             {"fp16", CG_PREC_FP16},    {"f16", CG_PREC_FP16},
+	             {"float16", CG_PREC_FP16}, {"half", CG_PREC_FP16}};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(s, names[i].name) == 0) {
+			*out = names[i].p;
+			return true;
+		}
+	return false;
+}
+
+const char *cg_precision_name(CgPrecision p)
+{
+	switch (p) {
+	case CG_PREC_TF32:
+		return "tf32";
+	case CG_PREC_BF16:
+		return "bf16";
+	case CG_PREC_FP16:
+		return "fp16";
+	default:
+		return "fp32";
+	}
+}
+
+int cg_gpu_elem_size(IrDType t)
+{
+	switch (t) {
+	case IR_BF16:
+	case IR_F16:
+		return 2;
+	case IR_I64:
+	case IR_F64:
+		return 8;
+	case IR_BOOL:
+		return 1;
+	default:
+		return 4;
+	}
+}
+
+int cg_gpu_gemm_type(IrDType t)
+{
+	return t == IR_BF16 ? RT_GPU_BF16 : t == IR_F16 ? RT_GPU_F16 : RT_GPU_F32;
+}
+
+static bool poly_eq(const CgPoly *a, const CgPoly *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (int i = 0; i < a->n; i++) {
+		bool found = false;
+		for (int j = 0; j < b->n && !found; j++)
+			found = ir_dim_eq(a->t[i], b->t[j]);
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* The owner of param index i (itself or its tie target). */
+static int owner_of(const CgProgram *p, int i)
+{
+	const CgTensor *t = p->params.items[i];
+	return t->tied_to >= 0 ? t->tied_to : i;
+}
+
+/* A "bias" MAP writing C's columns [col, col + n) from a parameter read
+ * as [.., n : 0, .., 1]: its bias view, else NULL. */
+static const CgView *bias_map(const CgProgram *p, const CgStep *m, const CgView *C,
+                              IrDim col, IrDim n)
+{
+	if (m->kind != CG_MAP || !m->what || strcmp(m->what, "bias") != 0 ||
+	    m->nview != 2 || m->expr.nleaf != 1 || m->expr.root != m->expr.leaf[0])
+		return NULL;
+	const CgView *o = &m->views[0], *b = &m->views[1];
+	if (o->buf != C->buf || b->buf < 0)
+		return NULL;
+	const CgBuf *bb = p->bufs.items[b->buf];
+	if (bb->kind != CG_BUF_PARAM || b->ndim < 1 ||
+	    !ir_dim_eq(b->dim[b->ndim - 1], n) || !cg_dim_is(b->stride[b->ndim - 1], 1))
+		return NULL;
+	for (int i = 0; i + 1 < b->ndim; i++)
+		if (!cg_dim_is(b->stride[i], 0))
+			return NULL;
+	CgPoly want = C->off;
+	bool ok = true;
+	cg_poly_add(&want, col, &ok);
+	return ok && poly_eq(&o->off, &want) ? b : NULL;
+}
+
+/* The bias maps of GEMM step s (one per member), found just before it
+ * (past operand copies); false if they are not all there. */
+static bool find_bias(const CgProgram *p, int s, const CgView **bias, int *steps)
+{
+	const CgStep *st = p->steps.items[s];
+	int members = st->ngroup > 1 ? st->ngroup : 1, found = 0;
+	if (st->beta != 1 || st->nbatch != 0)
+		return false;
+	int i = s - 1;
+	while (i >= 0 && ((const CgStep *)p->steps.items[i])->kind == CG_MAP &&
+	       ((const CgStep *)p->steps.items[i])->what &&
+	       strcmp(((const CgStep *)p->steps.items[i])->what, "copy") == 0 &&
+	       s - i < 4)
+		i--;
+	for (int k = members - 1; k >= 0; k--, i--) {
+		if (i < 0)
+			return false;
+		IrDim col = st->ngroup > 1 ? st->gc[k] : ir_dim_const(0);
+		IrDim n = st->ngroup > 1 ? st->gn[k] : st->n;
+		bias[k] = bias_map(p, p->steps.items[i], &st->views[0], col, n);
+		if (!bias[k])
+			return false;
+		steps[k] = i;
+		found++;
+	}
+	return found == members;
+}
+
+static int add_buf(CgGpu *g, CgBuf *b, IrDType t)
+{
+	b->id = g->nbufs;
+	g->bufs[g->nbufs] = b;
+	g->btype[g->nbufs] = t;
+	return g->nbufs++;
+}
+
+/* A MAP converting all of buffer `src` into a new temp of type t. */
+static int convert_step(CgGpu *g, int src, IrDType t)
+{
+	const CgProgram *p = g->prog;
+	Arena *a = p->arena;
+	const CgBuf *sb = g->bufs[src];
+	CgBuf *nb = ARENA_NEW(a, CgBuf);
+	nb->kind = CG_BUF_TEMP;
+	nb->index = g->nslots;
+	nb->dtype = IR_F32;
+	nb->numel = sb->numel;
+	nb->name = arena_printf(a, "%s_%s", sb->name ? sb->name : "buf",
+	                        t == IR_BF16 ? "bf16" : "f16");
+	int id = add_buf(g, nb, t);
+	ptrvec_push(a, &g->slot_bufs[g->nslots++], nb);
+	CgStep *st = ARENA_NEW(a, CgStep);
+	st->kind = CG_MAP;
+	st->id = -1;
+	st->name = nb->name;
+	st->what = "convert";
+	st->ndim = 1;
+	st->dim[0] = sb->numel;
+	st->nview = 2;
+	st->views = ARENA_ARRAY(a, CgView, 2);
+	for (int k = 0; k < 2; k++) {
+		st->views[k].buf = k ? src : id;
+		st->views[k].ndim = 1;
+		st->views[k].dim[0] = sb->numel;
+		st->views[k].stride[0] = ir_dim_const(1);
+	}
+	IrNode *leaf = ARENA_NEW(a, IrNode);
+	leaf->op = OP_INPUT;
+	leaf->dtype = IR_F32;
+	leaf->name = "x";
+	st->expr.root = leaf;
+	st->expr.nleaf = 1;
+	st->expr.leaf = ARENA_ARRAY(a, IrNode *, 1);
+	st->expr.leaf[0] = leaf;
+	st->expr.leaf_view = ARENA_ARRAY(a, int, 1);
+	st->expr.leaf_view[0] = 1;
+	st->type = IR_F32;
+	CgGpuStep *gs = &g->steps[g->nsteps++];
+	memset(gs, 0, sizeof *gs);
+	gs->st = st;
+	gs->kernel = -1;
+	gs->a_buf = gs->b_buf = -1;
+	return id;
+}
+
+enum {
+	WANT_LOW = 1,
+	WANT_F32 = 2
+};
+
+bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec)
+{
+	Arena *a = p->arena;
+	int nb = p->bufs.len, ns = p->steps.len, np = p->params.len;
+	IrDType low = prec == CG_PREC_BF16   ? IR_BF16
+	              : prec == CG_PREC_FP16 ? IR_F16
+	                                     : IR_F32;
+	memset(g, 0, sizeof *g);
+	g->prog = p;
+	g->prec = prec;
+	g->target = "sm_80";
+	g->bufs = ARENA_ARRAY(a, CgBuf *, nb + 2 * ns + 1);
+	g->btype = ARENA_ARRAY(a, IrDType, nb + 2 * ns + 1);
+	g->slot_bufs = ARENA_ARRAY(a, PtrVec, p->nslots + 2 * ns + 1);
+	g->steps = ARENA_ARRAY(a, CgGpuStep, 3 * ns + 1);
+	g->ptype = ARENA_ARRAY(a, IrDType, np + 1);
+	g->poff = ARENA_ARRAY(a, uint64_t, np + 1);
+	g->objects = ARENA_ARRAY(a, const char *, ns + 1);
+	for (int s = 0; s < p->nslots; s++)
+		g->slot_bufs[s] = p->slot_bufs[s];
+	g->nslots = p->nslots;
+
+	/* epilogue candidates, and what each parameter is wanted as */
+	const CgView **bias =
+	        ARENA_ARRAY(a, const CgView *, (size_t)ns *CG_MAX_GROUP + 1);
+	int *bias_steps = ARENA_ARRAY(a, int, (size_t)ns *CG_MAX_GROUP + 1);
+	bool *cand = ARENA_ARRAY(a, bool, ns + 1);
+	int *want = ARENA_ARRAY(a, int, np + 1);
+	for (int s = 0; s < ns; s++) {
+		const CgStep *st = p->steps.items[s];
+		if (st->kind != CG_GEMM)
+			continue;
+		for (int k = 1; k <= 2; k++) { /* operands want the low type */
+			const CgBuf *b = p->bufs.items[st->views[k].buf];
+			if (b->kind == CG_BUF_PARAM)
+				want[owner_of(p, b->index)] |= WANT_LOW;
+		}
+		for (int k = 0; k < st->ngroup && st->ngroup > 1; k++) {
+			const CgBuf *b = p->bufs.items[st->gb[k].buf];
+			if (b->kind == CG_BUF_PARAM)
+				want[owner_of(p, b->index)] |= WANT_LOW;
+		}
+		cand[s] = find_bias(p, s, &bias[s * CG_MAX_GROUP],
+		                    &bias_steps[s * CG_MAX_GROUP]);
+		if (!cand[s])
+			continue;
+		const CgBuf *cb = p->bufs.items[st->views[0].buf];
+		int w = cb->kind == CG_BUF_TEMP && cb->dtype == IR_F32 ? WANT_LOW
+		                                                       : WANT_F32;
+		for (int k = 0; k < (st->ngroup > 1 ? st->ngroup : 1); k++) {
+			const CgBuf *bb = p->bufs.items[bias[s * CG_MAX_GROUP + k]->buf];
+			want[owner_of(p, bb->index)] |= w;
+		}
+	}
+	/* parameter types and the device block */
+	uint64_t at = 0;
+	for (int i = 0; i < np; i++) {
+		const CgTensor *t = p->params.items[i];
+		g->ptype[i] = IR_F32;
+		if (low != IR_F32 && ir_dtype_is_float(t->dtype) && want[i] != WANT_F32)
+			g->ptype[i] = low;
+	}
+	for (int i = 0; i < np; i++) {
+		const CgTensor *t = p->params.items[i];
+		int o = owner_of(p, i);
+		g->ptype[i] = g->ptype[o];
+		if (o != i)
+			continue;
+		int64_t n = 1;
+		for (int d = 0; d < t->shape.ndim; d++)
+			n *= t->shape.d[d].coef;
+		g->poff[i] = at;
+		at = (at + (uint64_t)n * (uint64_t)cg_gpu_elem_size(g->ptype[i]) + 255) /
+		     256 * 256;
+	}
+	for (int i = 0; i < np; i++)
+		g->poff[i] = g->poff[owner_of(p, i)];
+	g->params_size = at;
+	/* buffer types */
+	for (int i = 0; i < nb; i++) {
+		CgBuf *b = p->bufs.items[i];
+		IrDType t = b->dtype;
+		if (b->kind == CG_BUF_PARAM)
+			t = g->ptype[b->index];
+		else if (b->kind == CG_BUF_TEMP && t == IR_F32)
+			t = low;
+		g->bufs[i] = b;
+		g->btype[i] = t;
+	}
+	g->nbufs = nb;
+	/* steps */
+	bool *skip = ARENA_ARRAY(a, bool, ns + 1);
+	for (int s = 0; s < ns; s++) {
+		const CgStep *st = p->steps.items[s];
+		if (!cand[s])
+			continue;
+		IrDType ct = g->btype[st->views[0].buf];
+		bool ok = ct == IR_F32 || ct == low;
+		for (int k = 0; ok && k < (st->ngroup > 1 ? st->ngroup : 1); k++)
+			ok = g->btype[bias[s * CG_MAX_GROUP + k]->buf] == ct;
+		cand[s] = ok;
+		for (int k = 0; ok && k < (st->ngroup > 1 ? st->ngroup : 1); k++)
+			skip[bias_steps[s * CG_MAX_GROUP + k]] = true;
+	}
+	for (int s = 0; s < ns; s++) {
+		const CgStep *st = p->steps.items[s];
+		if (skip[s])
+			continue;
+		if (st->kind != CG_GEMM) {
+			CgGpuStep *gs = &g->steps[g->nsteps++];
+			gs->st = st;
+			gs->kernel = -1;
+			gs->a_buf = gs->b_buf = -1;
+			gs->object = -1;
+			if (st->kind == CG_GATHER) {
+				int o = -1;
+				for (int k = 0; k < g->nobjects && o < 0; k++)
+					if (strcmp(g->objects[k],
+					           st->object ? st->object : "") == 0)
+						o = k;
+				if (o < 0) {
+					o = g->nobjects;
+					g->objects[g->nobjects++] =
+					        st->object ? st->object : "";
+				}
+				gs->object = o;
+			}
+			continue;
+		}
+		int abuf = -1, bbuf = -1;
+		if (low != IR_F32) {
+			if (g->btype[st->views[1].buf] != low)
+				abuf = convert_step(g, st->views[1].buf, low);
+			if (g->btype[st->views[2].buf] != low && st->ngroup < 2)
+				bbuf = convert_step(g, st->views[2].buf, low);
+			for (int k = 0; st->ngroup > 1 && k < st->ngroup; k++)
+				if (g->btype[st->gb[k].buf] != low) {
+					diag_plain(
+					        p->diag, DIAG_ERROR,
+					        "internal error: GPU: grouped GEMM %s has a weight "
+					        "that is not %s",
+					        st->name, cg_precision_name(prec));
+					return false;
+				}
+		}
+		CgGpuStep *gs = &g->steps[g->nsteps++];
+		gs->st = st;
+		gs->kernel = -1;
+		gs->object = -1;
+		gs->a_buf = abuf;
+		gs->b_buf = bbuf;
+		gs->bias = cand[s];
+		for (int k = 0; cand[s] && k < (st->ngroup > 1 ? st->ngroup : 1); k++)
+			gs->bias_view[k] = *bias[s * CG_MAX_GROUP + k];
+	}
+	for (int s = 0; s < g->nsteps; s++)
+		if (g->steps[s].st->kind != CG_GEMM &&
+		    g->steps[s].st->nview > g->max_views)
+			g->max_views = g->steps[s].st->nview;
+	return true;
+}

@@ -1,0 +1,1018 @@
+/* kernels_gpu.c - NVPTX kernels, one per non-GEMM step of the GPU program,
+ * from the same steps (views, expressions) as the CPU kernels and with the
+ * same elementwise emitters (cg_cpu_ops) and float math (kernels_math.c).
+ *
+ * Parameters (cg_gpu_kernel_nargs): the address of element 0 of each view
+ * (i8*, device memory; NULL for index views), the value of each symbol
+ * (i64), the run's error word (i8*) and the object index (i64) a gather
+ * stores (+ 1) there on a bad index.
+ *
+ *   MAP         threads over the flattened index space, grid-stride; four
+ *               elements per thread with 16-byte vector loads and stores
+ *               when the row length, every contiguous view's address and
+ *               its outer strides allow it (checked in the kernel, once),
+ *               else one element per thread
+ *   SOFTMAX     one block per row (grid-stride over rows): each thread
+ *   LAYER_NORM  evaluates its elements j = tid + c * ntid (c < 8) of the
+ *               prologue expression into registers, the block reduces
+ *               (warp shuffles, then one value per warp through shared
+ *               memory): max, exp and sum, scale (softmax); mean, sum of
+ *               squared deviations, normalise (layer_norm, two-pass as on
+ *               the CPU). The input is read once; elements past 8 * ntid
+ *               (rows longer than the launch covers) go through the
+ *               output instead of registers. Statistics are f32.
+ *   REDUCE      one thread per row
+ *   GATHER      threads over (index, column): a bad index stores 1 +
+ *               object into the error word and writes nothing
+ * Storage types follow the GPU plan (bf16/f16 widened to f32 on load,
+ * rounded to nearest even on store).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "codegen/gpu.h"
+
+#define B (f->L->b)
+
+enum {
+	MAXV = CG_MAX_VIEWS,
+	VEC = 4,
+	ROWK = 8
+};
+
+typedef struct GOps {
+	const CgGpu *g;
+	const CgStep *st;
+	LLVMValueRef ptr[MAXV]; /* i8*: element 0; NULL for index views */
+	IrDType sty[MAXV];
+	LLVMValueRef stride[MAXV][IR_MAX_DIMS];
+	int cls[MAXV]; /* last-dim stride: 0, 1 or 2 (other) */
+	LLVMValueRef off[MAXV];
+	LLVMValueRef j;
+	int lanes;
+	int nmemo;
+	const IrNode *memo_n[128];
+	CgVal memo_v[128];
+	bool bad;
+	LLVMValueRef errword, object;
+} GOps;
+
+int cg_gpu_kernel_nargs(const CgProgram *prog, const CgStep *st)
+{
+	return st->nview + prog->nsyms + 2;
+}
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+static LLVMValueRef i64c(CgFn *f, int64_t v)
+{
+	return LLVMConstInt(f->L->t_i64, (unsigned long long)v, 1);
+}
+
+static LLVMValueRef sreg(CgFn *f, const char *name)
+{
+	char full[96];
+	snprintf(full, sizeof full, "llvm.nvvm.read.ptx.sreg.%s", name);
+	LLVMValueRef fn =
+	        cg_llvm_decl(f->L, full, LLVMFunctionType(f->L->t_i32, NULL, 0, 0));
+	return LLVMBuildZExt(B, cg_llvm_call(f->L, fn, NULL, 0), f->L->t_i64, "");
+}
+
+static LLVMValueRef var_of(CgFn *f, LLVMTypeRef t, const char *name)
+{
+	LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
+	LLVMPositionBuilderAtEnd(B, f->entry);
+	LLVMValueRef v = LLVMBuildAlloca(B, t, name);
+	LLVMPositionBuilderAtEnd(B, here);
+	return v;
+}
+
+static LLVMValueRef ld(CgFn *f, LLVMTypeRef t, LLVMValueRef p)
+{
+	return LLVMBuildLoad2(B, t, p, "");
+}
+
+typedef struct Loop {
+	LLVMValueRef var;
+	LLVMBasicBlockRef head, exit;
+} Loop;
+
+/* for (i = init; i < limit; i += step) */
+static LLVMValueRef loop_begin(CgFn *f, Loop *lp, LLVMValueRef init, LLVMValueRef limit)
+{
+	LLVMContextRef c = f->L->ctx;
+	lp->var = cg_var(f, "i");
+	LLVMBuildStore(B, init, lp->var);
+	lp->head = LLVMAppendBasicBlockInContext(c, f->fn, "loop");
+	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c, f->fn, "body");
+	lp->exit = LLVMAppendBasicBlockInContext(c, f->fn, "done");
+	LLVMBuildBr(B, lp->head);
+	LLVMPositionBuilderAtEnd(B, lp->head);
+	LLVMValueRef i = ld(f, f->L->t_i64, lp->var);
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, i, limit, ""), body, lp->exit);
+	LLVMPositionBuilderAtEnd(B, body);
+	return i;
+}
+
+static void loop_end(CgFn *f, Loop *lp, LLVMValueRef i, LLVMValueRef step)
+{
+	LLVMBuildStore(B, LLVMBuildAdd(B, i, step, ""), lp->var);
+	LLVMBuildBr(B, lp->head);
+	LLVMPositionBuilderAtEnd(B, lp->exit);
+}
+
+/* if (cond) { ...: returns the block after; the builder is in the then-block */
+static LLVMBasicBlockRef if_begin(CgFn *f, LLVMValueRef cond)
+{
+	LLVMContextRef c = f->L->ctx;
+	LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(c, f->fn, "then");
+	LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(c, f->fn, "endif");
+	LLVMBuildCondBr(B, cond, then, after);
+	LLVMPositionBuilderAtEnd(B, then);
+	return after;
+}
+
+static void if_end(CgFn *f, LLVMBasicBlockRef after)
+{
+	LLVMBuildBr(B, after);
+	LLVMPositionBuilderAtEnd(B, after);
+}
+
+/* ---- storage --------------------------------------------------------------------------- */
+
+static LLVMTypeRef elem_type(CgLlvm *L, IrDType st)
+{
+	switch (st) {
+	case IR_I64:
+		return L->t_i64;
+	case IR_I32:
+		return L->t_i32;
+	case IR_BOOL:
+		return L->t_i8;
+	case IR_BF16:
+		return LLVMInt16TypeInContext(L->ctx);
+	case IR_F16:
+		return LLVMHalfTypeInContext(L->ctx);
+	default:
+		return L->t_f32;
+	}
+}
+
+static LLVMTypeRef vec_of(LLVMTypeRef e, int lanes)
+{
+	return lanes > 1 ? LLVMVectorType(e, (unsigned)lanes) : e;
+}
+
+static LLVMValueRef splat(CgFn *f, LLVMValueRef x, int lanes)
+{
+	if (lanes == 1)
+		return x;
+	LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(x), (unsigned)lanes);
+	LLVMValueRef v = LLVMBuildInsertElement(B, LLVMGetUndef(vt), x,
+	                                        LLVMConstInt(f->L->t_i32, 0, 0), "");
+	LLVMValueRef mask = LLVMConstNull(LLVMVectorType(f->L->t_i32, (unsigned)lanes));
+	return LLVMBuildShuffleVector(B, v, LLVMGetUndef(vt), mask, "");
+}
+
+static LLVMValueRef splat_int(CgFn *f, LLVMTypeRef t, uint64_t v, int lanes)
+{
+	LLVMValueRef c = LLVMConstInt(t, v, 0);
+	if (lanes == 1)
+		return c;
+	LLVMValueRef e[VEC];
+	for (int i = 0; i < lanes; i++)
+		e[i] = c;
+	return LLVMConstVector(e, (unsigned)lanes);
+}
+
+static CgVal widen(CgFn *f, IrDType st, LLVMValueRef x, int lanes)
+{
+	CgLlvm *L = f->L;
+	CgVal r = {.v = x, .t = cg_compute_type(st)};
+	switch (st) {
+	case IR_I32:
+		r.v = LLVMBuildSExt(B, x, vec_of(L->t_i64, lanes), "");
+		break;
+	case IR_BOOL:
+		r.v = LLVMBuildICmp(B, LLVMIntNE, x, splat_int(f, L->t_i8, 0, lanes), "");
+		break;
+	case IR_BF16: {
+		LLVMValueRef w = LLVMBuildZExt(B, x, vec_of(L->t_i32, lanes), "");
+		w = LLVMBuildShl(B, w, splat_int(f, L->t_i32, 16, lanes), "");
+		r.v = LLVMBuildBitCast(B, w, vec_of(L->t_f32, lanes), "");
+		r.t = IR_F32;
+		break;
+	}
+	case IR_F16:
+		r.v = LLVMBuildFPExt(B, x, vec_of(L->t_f32, lanes), "");
+		r.t = IR_F32;
+		break;
+	default:
+		break;
+	}
+	return r;
+}
+
+static LLVMValueRef narrow(CgFn *f, IrDType st, CgVal v, int lanes)
+{
+	CgLlvm *L = f->L;
+	switch (st) {
+	case IR_I32:
+		return LLVMBuildTrunc(B, cg_convert(f, v, IR_I64, lanes).v,
+		                      vec_of(L->t_i32, lanes), "");
+	case IR_BOOL:
+		return LLVMBuildZExt(B, cg_convert(f, v, IR_BOOL, lanes).v,
+		                     vec_of(L->t_i8, lanes), "");
+	case IR_I64:
+		return cg_convert(f, v, IR_I64, lanes).v;
+	case IR_BF16: { /* round to nearest even; NaN stays a quiet NaN (as rt_f32_to_bf16) */
+		LLVMValueRef x = cg_convert(f, v, IR_F32, lanes).v;
+		LLVMTypeRef it = vec_of(L->t_i32, lanes);
+		LLVMValueRef u = LLVMBuildBitCast(B, x, it, "");
+		LLVMValueRef hi =
+		        LLVMBuildLShr(B, u, splat_int(f, L->t_i32, 16, lanes), "");
+		LLVMValueRef odd =
+		        LLVMBuildAnd(B, hi, splat_int(f, L->t_i32, 1, lanes), "");
+		LLVMValueRef r =
+		        LLVMBuildAdd(B, u, splat_int(f, L->t_i32, 0x7fff, lanes), "");
+		r = LLVMBuildLShr(B, LLVMBuildAdd(B, r, odd, ""),
+		                  splat_int(f, L->t_i32, 16, lanes), "");
+		LLVMValueRef nan = LLVMBuildFCmp(B, LLVMRealUNO, x, x, "");
+		LLVMValueRef q =
+		        LLVMBuildOr(B, hi, splat_int(f, L->t_i32, 0x40, lanes), "");
+		r = LLVMBuildSelect(B, nan, q, r, "");
+		return LLVMBuildTrunc(B, r, vec_of(LLVMInt16TypeInContext(L->ctx), lanes),
+		                      "");
+	}
+	case IR_F16:
+		return LLVMBuildFPTrunc(B, cg_convert(f, v, IR_F32, lanes).v,
+		                        vec_of(LLVMHalfTypeInContext(L->ctx), lanes), "");
+	default:
+		return cg_convert(f, v, IR_F32, lanes).v;
+	}
+}
+
+static LLVMValueRef elem_ptr(CgFn *f, IrDType st, LLVMValueRef base, LLVMValueRef off)
+{
+	LLVMTypeRef et = elem_type(f->L, st);
+	LLVMValueRef p = LLVMBuildBitCast(B, base, LLVMPointerType(et, 0), "");
+	return LLVMBuildInBoundsGEP2(B, et, p, &off, 1, "");
+}
+
+/* lanes elements at base[off + i * stride] (cls 0: one, splatted; 1:
+ * contiguous, one aligned vector access; 2: `stride` apart) */
+static CgVal gload(CgFn *f, IrDType st, LLVMValueRef base, LLVMValueRef off,
+                   LLVMValueRef stride, int cls, int lanes)
+{
+	LLVMTypeRef et = elem_type(f->L, st);
+	unsigned esz = (unsigned)cg_gpu_elem_size(st);
+	if (lanes == 1 || cls == 0) {
+		LLVMValueRef x = LLVMBuildLoad2(B, et, elem_ptr(f, st, base, off), "");
+		LLVMSetAlignment(x, esz);
+		return widen(f, st, splat(f, x, lanes), lanes);
+	}
+	LLVMTypeRef vt = LLVMVectorType(et, (unsigned)lanes);
+	if (cls == 1) {
+		LLVMValueRef vp = LLVMBuildBitCast(B, elem_ptr(f, st, base, off),
+		                                   LLVMPointerType(vt, 0), "");
+		LLVMValueRef x = LLVMBuildLoad2(B, vt, vp, "");
+		LLVMSetAlignment(x, esz * (unsigned)lanes);
+		return widen(f, st, x, lanes);
+	}
+	LLVMValueRef v = LLVMGetUndef(vt);
+	for (int i = 0; i < lanes; i++) {
+		LLVMValueRef o =
+		        LLVMBuildAdd(B, off, LLVMBuildMul(B, stride, i64c(f, i), ""), "");
+		LLVMValueRef x = LLVMBuildLoad2(B, et, elem_ptr(f, st, base, o), "");
+		LLVMSetAlignment(x, esz);
+		v = LLVMBuildInsertElement(B, v, x,
+		                           LLVMConstInt(f->L->t_i32, (unsigned)i, 0), "");
+	}
+	return widen(f, st, v, lanes);
+}
+
+static void gstore(CgFn *f, IrDType st, LLVMValueRef base, LLVMValueRef off, CgVal v,
+                   LLVMValueRef stride, int cls, int lanes)
+{
+	LLVMValueRef x = narrow(f, st, v, lanes);
+	unsigned esz = (unsigned)cg_gpu_elem_size(st);
+	if (lanes == 1) {
+		LLVMValueRef s = LLVMBuildStore(B, x, elem_ptr(f, st, base, off));
+		LLVMSetAlignment(s, esz);
+		return;
+	}
+	if (cls == 1) {
+		LLVMValueRef vp = LLVMBuildBitCast(B, elem_ptr(f, st, base, off),
+		                                   LLVMPointerType(LLVMTypeOf(x), 0), "");
+		LLVMValueRef s = LLVMBuildStore(B, x, vp);
+		LLVMSetAlignment(s, esz * (unsigned)lanes);
+		return;
+	}
+	for (int i = 0; i < lanes; i++) {
+		LLVMValueRef o =
+		        LLVMBuildAdd(B, off, LLVMBuildMul(B, stride, i64c(f, i), ""), "");
+		LLVMValueRef e = LLVMBuildExtractElement(
+		        B, x, LLVMConstInt(f->L->t_i32, (unsigned)i, 0), "");
+		LLVMValueRef s = LLVMBuildStore(B, e, elem_ptr(f, st, base, o));
+		LLVMSetAlignment(s, esz);
+	}
+}
+
+/* ---- operands ------------------------------------------------------------------------------ */
+
+static int stride_class(IrDim s)
+{
+	return cg_dim_is(s, 0) ? 0 : cg_dim_is(s, 1) ? 1 : 2;
+}
+
+/* The kernel's function and its parameters; f->sym set up. */
+static LLVMValueRef begin_kernel(CgFn *f, CgLlvm *L, const CgGpu *g, const CgStep *st,
+                                 const char *name, GOps *o)
+{
+	const CgProgram *p = g->prog;
+	int nargs = cg_gpu_kernel_nargs(p, st);
+	LLVMTypeRef *pt = ARENA_ARRAY(p->arena, LLVMTypeRef, nargs + 1);
+	for (int i = 0; i < nargs; i++)
+		pt[i] = i < st->nview || i == nargs - 2 ? L->t_i8p : L->t_i64;
+	LLVMValueRef fn = LLVMAddFunction(
+	        L->mod, name, LLVMFunctionType(L->t_void, pt, (unsigned)nargs, 0));
+	cg_fn_begin(f, L, p, fn);
+	memset(o, 0, sizeof *o);
+	o->g = g;
+	o->st = st;
+	LLVMPositionBuilderAtEnd(B, f->entry);
+	if (p->nsyms > 0) {
+		LLVMValueRef arr =
+		        LLVMBuildArrayAlloca(B, L->t_i64, i64c(f, p->nsyms), "sym");
+		for (int s = 0; s < p->nsyms; s++) {
+			LLVMValueRef idx = i64c(f, s);
+			LLVMBuildStore(
+			        B, LLVMGetParam(fn, (unsigned)(st->nview + s)),
+			        LLVMBuildInBoundsGEP2(B, L->t_i64, arr, &idx, 1, ""));
+		}
+		f->sym = arr;
+	} else {
+		f->sym = LLVMConstNull(L->t_i64p);
+	}
+	o->errword = LLVMGetParam(fn, (unsigned)(nargs - 2));
+	o->object = LLVMGetParam(fn, (unsigned)(nargs - 1));
+	LLVMPositionBuilderAtEnd(B, f->body);
+	for (int k = 0; k < st->nview; k++) {
+		const CgView *v = &st->views[k];
+		if (v->buf >= 0) {
+			o->ptr[k] = LLVMGetParam(fn, (unsigned)k);
+			o->sty[k] = g->btype[v->buf];
+		}
+		for (int i = 0; i < v->ndim; i++)
+			o->stride[k][i] = cg_dim(f, v->stride[i]);
+		o->cls[k] = v->ndim ? stride_class(v->stride[v->ndim - 1]) : 0;
+	}
+	return fn;
+}
+
+/* offsets of views [k0, k1) for row r of dims [0, nouter) */
+static void row_offsets(CgFn *f, GOps *o, const IrDim *dim, int nouter, LLVMValueRef r,
+                        int k0, int k1)
+{
+	for (int k = k0; k < k1; k++)
+		o->off[k] = i64c(f, 0);
+	for (int i = nouter - 1; i >= 0; i--) {
+		LLVMValueRef idx = r;
+		if (i > 0) {
+			LLVMValueRef d = cg_dim(f, dim[i]);
+			LLVMValueRef q = LLVMBuildUDiv(B, r, d, "");
+			idx = LLVMBuildSub(B, r, LLVMBuildMul(B, q, d, ""), "");
+			r = q;
+		}
+		for (int k = k0; k < k1; k++)
+			if (i < o->st->views[k].ndim &&
+			    !cg_dim_is(o->st->views[k].stride[i], 0))
+				o->off[k] = LLVMBuildAdd(
+				        B, o->off[k],
+				        LLVMBuildMul(B, idx, o->stride[k][i], ""), "");
+	}
+}
+
+static LLVMValueRef at(CgFn *f, GOps *o, int k, LLVMValueRef j)
+{
+	int last = o->st->views[k].ndim - 1;
+	switch (o->cls[k]) {
+	case 0:
+		return o->off[k];
+	case 1:
+		return LLVMBuildAdd(B, o->off[k], j, "");
+	default:
+		return LLVMBuildAdd(B, o->off[k],
+		                    LLVMBuildMul(B, j, o->stride[k][last], ""), "");
+	}
+}
+
+static CgVal load_view(CgFn *f, GOps *o, int k, LLVMValueRef j, int lanes)
+{
+	int last = o->st->views[k].ndim - 1;
+	return gload(f, o->sty[k], o->ptr[k], at(f, o, k, j),
+	             last >= 0 ? o->stride[k][last] : NULL, o->cls[k], lanes);
+}
+
+static void store_view(CgFn *f, GOps *o, int k, LLVMValueRef j, CgVal v, int lanes)
+{
+	int last = o->st->views[k].ndim - 1;
+	gstore(f, o->sty[k], o->ptr[k], at(f, o, k, j), v,
+	       last >= 0 ? o->stride[k][last] : NULL, o->cls[k], lanes);
+}
+
+/* ---- expressions (as kernels.c) ------------------------------------------------------------ */
+
+static CgVal eval(CgFn *f, GOps *o, const IrNode *n)
+{
+	for (int i = 0; i < o->nmemo; i++)
+		if (o->memo_n[i] == n)
+			return o->memo_v[i];
+	const CgExpr *e = &o->st->expr;
+	CgVal r = {0};
+	for (int i = 0; i < e->nconst; i++)
+		if (e->cnode[i] == n) {
+			r = cg_const(f, e->cval[i]->dtype, e->cval[i]->fattr, o->lanes);
+			return cg_convert(f, r, n->dtype, o->lanes);
+		}
+	int leaf = -1;
+	for (int i = 0; i < e->nleaf && leaf < 0; i++)
+		if (e->leaf[i] == n)
+			leaf = i;
+	if (leaf >= 0) {
+		int k = e->leaf_view[leaf];
+		if (!o->ptr[k]) { /* arange: the index itself */
+			int last = o->st->views[k].ndim - 1;
+			r.t = IR_I64;
+			r.v = at(f, o, k, o->j);
+			if (o->lanes > 1) {
+				LLVMValueRef iota[VEC];
+				for (int i = 0; i < o->lanes; i++)
+					iota[i] =
+					        LLVMConstInt(f->L->t_i64, (unsigned)i, 0);
+				LLVMValueRef step =
+				        LLVMConstVector(iota, (unsigned)o->lanes);
+				if (o->cls[k] == 0)
+					step = cg_consti(f, 0, o->lanes);
+				else if (o->cls[k] == 2)
+					step = LLVMBuildMul(
+					        B, step,
+					        splat(f, o->stride[k][last], o->lanes),
+					        "");
+				r.v = LLVMBuildAdd(B, splat(f, r.v, o->lanes), step, "");
+			}
+			r = cg_convert(f, r, n->dtype, o->lanes);
+		} else {
+			r = load_view(f, o, k, o->j, o->lanes);
+		}
+	} else if (n->op == OP_CONST) {
+		r = cg_const(f, n->dtype, n->fattr, o->lanes);
+	} else if (cg_cpu_ops[n->op].elem && n->nin <= 8) {
+		CgVal in[8];
+		for (int i = 0; i < n->nin; i++)
+			in[i] = eval(f, o, n->in[i]);
+		r = cg_cpu_ops[n->op].elem(f, n, in, o->lanes);
+	} else {
+		o->bad = true;
+		r = cg_const(f, n->dtype, 0, o->lanes);
+	}
+	if (o->nmemo < 128) {
+		o->memo_n[o->nmemo] = n;
+		o->memo_v[o->nmemo++] = r;
+	}
+	return r;
+}
+
+static CgVal eval_at(CgFn *f, GOps *o, LLVMValueRef j, int lanes)
+{
+	o->j = j;
+	o->lanes = lanes;
+	o->nmemo = 0;
+	return eval(f, o, o->st->expr.root);
+}
+
+/* ---- MAP ----------------------------------------------------------------------------------- */
+
+static LLVMValueRef global_id(CgFn *f, LLVMValueRef *stride)
+{
+	LLVMValueRef nt = sreg(f, "ntid.x");
+	*stride = LLVMBuildMul(B, sreg(f, "nctaid.x"), nt, "");
+	return LLVMBuildAdd(B, LLVMBuildMul(B, sreg(f, "ctaid.x"), nt, ""),
+	                    sreg(f, "tid.x"), "");
+}
+
+static void map_elems(CgFn *f, GOps *o, LLVMValueRef limit, LLVMValueRef len, int lanes)
+{
+	const CgStep *st = o->st;
+	LLVMValueRef gstride, u0 = global_id(f, &gstride);
+	Loop lp;
+	LLVMValueRef u = loop_begin(f, &lp, u0, limit);
+	LLVMValueRef lin = lanes > 1 ? LLVMBuildMul(B, u, i64c(f, lanes), "") : u;
+	LLVMValueRef row = LLVMBuildUDiv(B, lin, len, "");
+	LLVMValueRef j = LLVMBuildSub(B, lin, LLVMBuildMul(B, row, len, ""), "");
+	row_offsets(f, o, st->dim, st->ndim - 1, row, 0, st->nview);
+	CgVal v = eval_at(f, o, j, lanes);
+	store_view(f, o, 0, j, v, lanes);
+	loop_end(f, &lp, u, gstride);
+}
+
+static void emit_map(CgFn *f, GOps *o)
+{
+	const CgStep *st = o->st;
+	CgLlvm *L = f->L;
+	int nd = st->ndim;
+	LLVMValueRef len = cg_dim(f, st->dim[nd - 1]);
+	LLVMValueRef total = i64c(f, 1);
+	for (int i = 0; i < nd; i++)
+		total = LLVMBuildMul(B, total, cg_dim(f, st->dim[i]), "");
+	/* four at a time when every contiguous view allows it */
+	LLVMValueRef bits = LLVMBuildURem(B, len, i64c(f, VEC), "");
+	bool possible = o->cls[0] != 0;
+	for (int k = 0; k < st->nview && possible; k++) {
+		if (!o->ptr[k] || o->cls[k] != 1)
+			continue;
+		LLVMValueRef a = LLVMBuildPtrToInt(B, o->ptr[k], L->t_i64, "");
+		a = LLVMBuildURem(B, a, i64c(f, VEC * cg_gpu_elem_size(o->sty[k])), "");
+		bits = LLVMBuildOr(B, bits, a, "");
+		for (int d = 0; d + 1 < st->views[k].ndim; d++)
+			bits = LLVMBuildOr(
+			        B, bits,
+			        LLVMBuildURem(B, o->stride[k][d], i64c(f, VEC), ""), "");
+	}
+	if (possible) {
+		LLVMValueRef vec = LLVMBuildICmp(B, LLVMIntEQ, bits, i64c(f, 0), "");
+		LLVMBasicBlockRef vb =
+		        LLVMAppendBasicBlockInContext(L->ctx, f->fn, "vector");
+		LLVMBasicBlockRef sb =
+		        LLVMAppendBasicBlockInContext(L->ctx, f->fn, "scalar");
+		LLVMBasicBlockRef done =
+		        LLVMAppendBasicBlockInContext(L->ctx, f->fn, "mapped");
+		LLVMBuildCondBr(B, vec, vb, sb);
+		LLVMPositionBuilderAtEnd(B, vb);
+		map_elems(f, o, LLVMBuildUDiv(B, total, i64c(f, VEC), ""), len, VEC);
+		LLVMBuildBr(B, done);
+		LLVMPositionBuilderAtEnd(B, sb);
+		map_elems(f, o, total, len, 1);
+		LLVMBuildBr(B, done);
+		LLVMPositionBuilderAtEnd(B, done);
+	} else {
+		map_elems(f, o, total, len, 1);
+	}
+}
+
+/* ---- block reductions ------------------------------------------------------------------------ */
+
+static LLVMValueRef combine(CgFn *f, int op, LLVMValueRef a, LLVMValueRef b)
+{
+	return op == 0 ? LLVMBuildFAdd(B, a, b, "") : cg_fmax_nan(f, a, b);
+}
+
+static LLVMValueRef shared_red(CgFn *f)
+{
+	CgLlvm *L = f->L;
+	LLVMValueRef g = LLVMGetNamedGlobal(L->mod, "slapo_red");
+	if (!g) {
+		/* shared memory on NVPTX; plain memory where the kernels are
+		 * compiled for the host (gpu_emu.c) */
+		unsigned as = strncmp(LLVMGetTarget(L->mod), "nvptx", 5) == 0 ? 3 : 0;
+		LLVMTypeRef t = LLVMArrayType(L->t_f32, 32);
+		g = LLVMAddGlobalInAddressSpace(L->mod, t, "slapo_red", as);
+		LLVMSetInitializer(g, LLVMGetUndef(t));
+		LLVMSetLinkage(g, LLVMInternalLinkage);
+		LLVMSetAlignment(g, 16);
+	}
+	return g;
+}
+
+static LLVMValueRef shared_at(CgFn *f, LLVMValueRef i)
+{
+	CgLlvm *L = f->L;
+	LLVMValueRef idx[2] = {i64c(f, 0), i};
+	return LLVMBuildInBoundsGEP2(B, LLVMArrayType(L->t_f32, 32), shared_red(f), idx,
+	                             2, "");
+}
+
+static void barrier(CgFn *f)
+{
+	LLVMValueRef fn = cg_llvm_decl(f->L, "llvm.nvvm.barrier0",
+	                               LLVMFunctionType(f->L->t_void, NULL, 0, 0));
+	cg_llvm_call(f->L, fn, NULL, 0);
+}
+
+static LLVMValueRef warp_reduce(CgFn *f, int op, LLVMValueRef v)
+{
+	CgLlvm *L = f->L;
+	LLVMTypeRef pt[4] = {L->t_i32, L->t_f32, L->t_i32, L->t_i32};
+	LLVMValueRef fn = cg_llvm_decl(L, "llvm.nvvm.shfl.sync.bfly.f32",
+	                               LLVMFunctionType(L->t_f32, pt, 4, 0));
+	for (int d = 16; d >= 1; d /= 2) {
+		LLVMValueRef args[4] = {LLVMConstInt(L->t_i32, 0xffffffffu, 0), v,
+		                        LLVMConstInt(L->t_i32, (unsigned)d, 0),
+		                        LLVMConstInt(L->t_i32, 0x1f, 0)};
+		v = combine(f, op, v, cg_llvm_call(L, fn, args, 4));
+	}
+	return v;
+}
+
+/* The op over the block's values of v, in every thread (ntid a multiple
+ * of 32; every thread of the block calls it). */
+static LLVMValueRef block_reduce(CgFn *f, int op, LLVMValueRef v)
+{
+	CgLlvm *L = f->L;
+	double ident = op == 0 ? 0.0 : -INFINITY;
+	v = warp_reduce(f, op, v);
+	LLVMValueRef tid = sreg(f, "tid.x"), nt = sreg(f, "ntid.x");
+	LLVMValueRef res = var_of(f, L->t_f32, "red");
+	LLVMBuildStore(B, v, res);
+	LLVMValueRef many = LLVMBuildICmp(B, LLVMIntUGT, nt, i64c(f, 32), "");
+	LLVMBasicBlockRef after = if_begin(f, many);
+	LLVMValueRef lane = LLVMBuildAnd(B, tid, i64c(f, 31), "");
+	LLVMValueRef warp = LLVMBuildLShr(B, tid, i64c(f, 5), "");
+	LLVMValueRef nw =
+	        LLVMBuildLShr(B, LLVMBuildAdd(B, nt, i64c(f, 31), ""), i64c(f, 5), "");
+	LLVMBasicBlockRef a2 =
+	        if_begin(f, LLVMBuildICmp(B, LLVMIntEQ, lane, i64c(f, 0), ""));
+	LLVMBuildStore(B, v, shared_at(f, warp));
+	if_end(f, a2);
+	barrier(f);
+	LLVMValueRef x = var_of(f, L->t_f32, "x");
+	LLVMBuildStore(B, LLVMConstReal(L->t_f32, ident), x);
+	LLVMBasicBlockRef a3 = if_begin(f, LLVMBuildICmp(B, LLVMIntULT, lane, nw, ""));
+	LLVMBuildStore(B, ld(f, L->t_f32, shared_at(f, lane)), x);
+	if_end(f, a3);
+	LLVMValueRef w = warp_reduce(f, op, ld(f, L->t_f32, x));
+	barrier(f); /* the shared array is reused by the next reduction */
+	LLVMBuildStore(B, w, res);
+	if_end(f, after);
+	return ld(f, L->t_f32, res);
+}
+
+/* ---- row kernels ------------------------------------------------------------------------------- */
+
+typedef struct Row {
+	LLVMValueRef tid, nt, len;
+	LLVMValueRef reg[ROWK]; /* allocas: the first ROWK elements of each thread */
+	LLVMValueRef jj[ROWK];  /* their positions */
+	LLVMValueRef in[ROWK];  /* j < len */
+} Row;
+
+/* pass over the thread's elements: cached ones, then the overflow through
+ * the output. fn(f, o, j, value, cached, user) returns the new value to
+ * cache (or NULL). */
+typedef LLVMValueRef (*RowFn)(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x,
+                              void *user);
+
+static void row_pass(CgFn *f, GOps *o, Row *r, bool first, RowFn fn, void *user,
+                     bool keep)
+{
+	CgLlvm *L = f->L;
+	for (int c = 0; c < ROWK; c++) {
+		LLVMBasicBlockRef after = if_begin(f, r->in[c]);
+		LLVMValueRef x = first ? NULL : ld(f, L->t_f32, r->reg[c]);
+		LLVMValueRef y = fn(f, o, r->jj[c], x, user);
+		if (keep && y)
+			LLVMBuildStore(B, y, r->reg[c]);
+		if_end(f, after);
+	}
+	Loop lp;
+	LLVMValueRef j0 =
+	        LLVMBuildAdd(B, r->tid, LLVMBuildMul(B, r->nt, i64c(f, ROWK), ""), "");
+	LLVMValueRef j = loop_begin(f, &lp, j0, r->len);
+	LLVMValueRef x =
+	        first ? NULL : cg_convert(f, load_view(f, o, 0, j, 1), IR_F32, 1).v;
+	LLVMValueRef y = fn(f, o, j, x, user);
+	if (keep && y)
+		store_view(f, o, 0, j, (CgVal){y, IR_F32}, 1);
+	loop_end(f, &lp, j, r->nt);
+}
+
+typedef struct Acc {
+	LLVMValueRef var;
+	int op;
+	LLVMValueRef a, b; /* constants of the pass (max / mean, rstd) */
+} Acc;
+
+static LLVMValueRef p_eval(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x, void *user)
+{
+	Acc *a = user;
+	LLVMValueRef v = cg_convert(f, eval_at(f, o, j, 1), IR_F32, 1).v;
+	LLVMBuildStore(B, combine(f, a->op, ld(f, f->L->t_f32, a->var), v), a->var);
+	return v;
+}
+
+static LLVMValueRef p_exp(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x, void *user)
+{
+	Acc *a = user;
+	LLVMValueRef e = cg_math_exp(f, LLVMBuildFSub(B, x, a->a, ""), 1);
+	LLVMBuildStore(B, LLVMBuildFAdd(B, ld(f, f->L->t_f32, a->var), e, ""), a->var);
+	return e;
+}
+
+static LLVMValueRef p_scale(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x, void *user)
+{
+	Acc *a = user;
+	store_view(f, o, 0, j, (CgVal){LLVMBuildFMul(B, x, a->a, ""), IR_F32}, 1);
+	return NULL;
+}
+
+static LLVMValueRef p_var(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x, void *user)
+{
+	Acc *a = user;
+	LLVMValueRef d = LLVMBuildFSub(B, x, a->a, "");
+	LLVMBuildStore(B,
+	               LLVMBuildFAdd(B, ld(f, f->L->t_f32, a->var),
+	                             LLVMBuildFMul(B, d, d, ""), ""),
+	               a->var);
+	return NULL;
+}
+
+static LLVMValueRef p_norm(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x, void *user)
+{
+	Acc *a = user;
+	LLVMValueRef y = LLVMBuildFMul(B, LLVMBuildFSub(B, x, a->a, ""), a->b, "");
+	CgVal w = cg_convert(f, load_view(f, o, 1, j, 1), IR_F32, 1);
+	CgVal b = cg_convert(f, load_view(f, o, 2, j, 1), IR_F32, 1);
+	store_view(f, o, 0, j, (CgVal){cg_fma(f, y, w.v, b.v, 1), IR_F32}, 1);
+	return NULL;
+}
+
+static void acc_init(CgFn *f, Acc *a, int op)
+{
+	a->op = op;
+	if (!a->var)
+		a->var = var_of(f, f->L->t_f32, "acc");
+	LLVMBuildStore(B, LLVMConstReal(f->L->t_f32, op == 0 ? 0.0 : -INFINITY), a->var);
+}
+
+static void emit_rows(CgFn *f, GOps *o)
+{
+	const CgStep *st = o->st;
+	CgLlvm *L = f->L;
+	int nd = st->ndim;
+	Row r;
+	r.len = cg_dim(f, st->dim[nd - 1]);
+	LLVMValueRef rows = i64c(f, 1);
+	for (int i = 0; i + 1 < nd; i++)
+		rows = LLVMBuildMul(B, rows, cg_dim(f, st->dim[i]), "");
+	r.tid = sreg(f, "tid.x");
+	r.nt = sreg(f, "ntid.x");
+	for (int c = 0; c < ROWK; c++) {
+		r.reg[c] = var_of(f, L->t_f32, "v");
+		r.jj[c] =
+		        LLVMBuildAdd(B, r.tid, LLVMBuildMul(B, r.nt, i64c(f, c), ""), "");
+		r.in[c] = LLVMBuildICmp(B, LLVMIntSLT, r.jj[c], r.len, "");
+	}
+	Loop lp;
+	LLVMValueRef row = loop_begin(f, &lp, sreg(f, "ctaid.x"), rows);
+	row_offsets(f, o, st->dim, nd - 1, row, 0, st->nview);
+	Acc a = {0};
+	LLVMValueRef one = LLVMConstReal(L->t_f32, 1.0);
+	if (st->kind == CG_SOFTMAX) {
+		acc_init(f, &a, 1);
+		row_pass(f, o, &r, true, p_eval, &a, true);
+		a.a = block_reduce(f, 1, ld(f, L->t_f32, a.var));
+		acc_init(f, &a, 0);
+		row_pass(f, o, &r, false, p_exp, &a, true);
+		a.a = LLVMBuildFDiv(B, one, block_reduce(f, 0, ld(f, L->t_f32, a.var)),
+		                    "");
+		row_pass(f, o, &r, false, p_scale, &a, false);
+	} else {
+		LLVMValueRef lenf = LLVMBuildSIToFP(B, r.len, L->t_f32, "");
+		acc_init(f, &a, 0);
+		row_pass(f, o, &r, true, p_eval, &a, true);
+		a.a = LLVMBuildFDiv(B, block_reduce(f, 0, ld(f, L->t_f32, a.var)), lenf,
+		                    "");
+		acc_init(f, &a, 0);
+		row_pass(f, o, &r, false, p_var, &a, false);
+		LLVMValueRef var = LLVMBuildFDiv(
+		        B, block_reduce(f, 0, ld(f, L->t_f32, a.var)), lenf, "");
+		var = LLVMBuildFAdd(B, var, LLVMConstReal(L->t_f32, st->eps), "");
+		LLVMValueRef sq = cg_llvm_intrinsic(L, "llvm.sqrt", L->t_f32, NULL, 1);
+		a.b = LLVMBuildFDiv(B, one, cg_llvm_call(L, sq, &var, 1), "");
+		row_pass(f, o, &r, false, p_norm, &a, false);
+	}
+	loop_end(f, &lp, row, sreg(f, "nctaid.x"));
+}
+
+/* ---- REDUCE: one thread per row ------------------------------------------------------------------- */
+
+static void emit_reduce(CgFn *f, GOps *o)
+{
+	const CgStep *st = o->st;
+	CgLlvm *L = f->L;
+	int nd = st->ndim;
+	LLVMValueRef len = cg_dim(f, st->dim[nd - 1]);
+	LLVMValueRef rows = i64c(f, 1);
+	for (int i = 0; i + 1 < nd; i++)
+		rows = LLVMBuildMul(B, rows, cg_dim(f, st->dim[i]), "");
+	IrDType t = st->type == IR_F32 ? IR_F32 : IR_I64;
+	int op = st->rop == OP_MAX ? 1 : 0;
+	LLVMTypeRef ct = t == IR_F32 ? L->t_f32 : L->t_i64;
+	LLVMValueRef acc = var_of(f, ct, "acc");
+	LLVMValueRef gstride, r0 = global_id(f, &gstride);
+	Loop lp;
+	LLVMValueRef row = loop_begin(f, &lp, r0, rows);
+	row_offsets(f, o, st->dim, nd - 1, row, 0, st->nview);
+	if (t == IR_F32)
+		LLVMBuildStore(B, LLVMConstReal(ct, op ? -INFINITY : 0.0), acc);
+	else
+		LLVMBuildStore(
+		        B, LLVMConstInt(ct, op ? (unsigned long long)INT64_MIN : 0, 1),
+		        acc);
+	Loop jl;
+	LLVMValueRef j = loop_begin(f, &jl, i64c(f, 0), len);
+	LLVMValueRef v = cg_convert(f, load_view(f, o, 1, j, 1), t, 1).v;
+	LLVMValueRef cur = ld(f, ct, acc), nv;
+	if (t == IR_F32)
+		nv = op ? cg_fmax_nan(f, cur, v) : LLVMBuildFAdd(B, cur, v, "");
+	else
+		nv = op ? LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, cur, v, ""),
+		                          cur, v, "")
+		        : LLVMBuildAdd(B, cur, v, "");
+	LLVMBuildStore(B, nv, acc);
+	loop_end(f, &jl, j, i64c(f, 1));
+	CgVal res = {ld(f, ct, acc), t};
+	if (st->rop == OP_MEAN) {
+		res.v = LLVMBuildFDiv(B, cg_convert(f, res, IR_F32, 1).v,
+		                      LLVMBuildSIToFP(B, len, L->t_f32, ""), "");
+		res.t = IR_F32;
+	}
+	gstore(f, o->sty[0], o->ptr[0], o->off[0], res, NULL, 0, 1);
+	loop_end(f, &lp, row, gstride);
+}
+
+/* ---- GATHER ------------------------------------------------------------------------------------ */
+
+static void emit_gather(CgFn *f, GOps *o)
+{
+	const CgStep *st = o->st;
+	CgLlvm *L = f->L;
+	const CgView *tv = &st->views[2];
+	LLVMValueRef rows = cg_dim(f, st->rows);
+	LLVMValueRef d = cg_dim(f, tv->dim[1]);
+	LLVMValueRef n = i64c(f, 1);
+	for (int i = 0; i < st->ndim; i++)
+		n = LLVMBuildMul(B, n, cg_dim(f, st->dim[i]), "");
+	LLVMValueRef total = LLVMBuildMul(B, n, d, "");
+	LLVMValueRef gstride, e0 = global_id(f, &gstride);
+	Loop lp;
+	LLVMValueRef e = loop_begin(f, &lp, e0, total);
+	LLVMValueRef r = LLVMBuildUDiv(B, e, d, "");
+	LLVMValueRef j = LLVMBuildSub(B, e, LLVMBuildMul(B, r, d, ""), "");
+	row_offsets(f, o, st->dim, st->ndim, r, 1, 2);
+	CgVal id = gload(f, o->sty[1], o->ptr[1], o->off[1], NULL, 0, 1);
+	id = cg_convert(f, id, IR_I64, 1);
+	LLVMValueRef bad = LLVMBuildICmp(B, LLVMIntUGE, id.v, rows, "");
+	LLVMBasicBlockRef fail =
+	        LLVMAppendBasicBlockInContext(L->ctx, f->fn, "bad_index");
+	LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "copy");
+	LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "next");
+	LLVMBuildCondBr(B, bad, fail, ok);
+	LLVMPositionBuilderAtEnd(B, fail);
+	LLVMValueRef wp =
+	        LLVMBuildBitCast(B, o->errword, LLVMPointerType(L->t_i32, 0), "");
+	LLVMValueRef code = LLVMBuildTrunc(B, LLVMBuildAdd(B, o->object, i64c(f, 1), ""),
+	                                   L->t_i32, "");
+	LLVMValueRef s = LLVMBuildStore(B, code, wp);
+	LLVMSetVolatile(s, 1);
+	LLVMBuildBr(B, next);
+	LLVMPositionBuilderAtEnd(B, ok);
+	o->off[0] = LLVMBuildMul(B, r, d, "");
+	o->off[2] = LLVMBuildMul(B, id.v, o->stride[2][0], "");
+	CgVal v = load_view(f, o, 2, j, 1);
+	store_view(f, o, 0, j, v, 1);
+	LLVMBuildBr(B, next);
+	LLVMPositionBuilderAtEnd(B, next);
+	loop_end(f, &lp, e, gstride);
+}
+
+/* ---- entry points -------------------------------------------------------------------------------- */
+
+void cg_gpu_mark_kernel(CgLlvm *L, LLVMValueRef fn)
+{
+	LLVMValueRef md[3] = {fn, LLVMMDStringInContext(L->ctx, "kernel", 6),
+	                      LLVMConstInt(L->t_i32, 1, 0)};
+	LLVMAddNamedMetadataOperand(L->mod, "nvvm.annotations",
+	                            LLVMMDNodeInContext(L->ctx, md, 3));
+}
+
+bool cg_gpu_emit_kernel(CgLlvm *L, const CgGpu *g, const CgGpuStep *gs, const char *name)
+{
+	const CgStep *st = gs->st;
+	CgFn f;
+	GOps *o = ARENA_NEW(g->prog->arena, GOps);
+	LLVMValueRef fn = begin_kernel(&f, L, g, st, name, o);
+	switch (st->kind) {
+	case CG_MAP:
+		emit_map(&f, o);
+		break;
+	case CG_SOFTMAX:
+	case CG_LAYER_NORM:
+		emit_rows(&f, o);
+		break;
+	case CG_REDUCE:
+		emit_reduce(&f, o);
+		break;
+	case CG_GATHER:
+		emit_gather(&f, o);
+		break;
+	case CG_GEMM:
+		break;
+	}
+	LLVMBuildRetVoid(L->b);
+	cg_fn_end(&f);
+	(void)fn;
+	if (o->bad) {
+		diag_plain(L->diag, DIAG_ERROR,
+		           "internal error: GPU kernel %s computes an op it cannot emit",
+		           name);
+		return false;
+	}
+	return true;
+}
+
+/* slapo_util_ptrs(out, a, sa, sa2, b, sb, sb2, c, sc, sc2, n, total): the
+ * matrix addresses of a GEMM with two batch dims, out[i] = a + (i % n) sa +
+ * (i / n) sa2, then b's, then c's (strides in bytes), for the runtime's
+ * pointer-array GEMM. */
+static void emit_ptrs(CgLlvm *L)
+{
+	LLVMTypeRef pt[12];
+	for (int i = 0; i < 12; i++)
+		pt[i] = L->t_i64;
+	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_util_ptrs",
+	                                  LLVMFunctionType(L->t_void, pt, 12, 0));
+	CgFn fs, *f = &fs;
+	memset(f, 0, sizeof *f);
+	f->L = L;
+	f->fn = fn;
+	f->entry = LLVMAppendBasicBlockInContext(L->ctx, fn, "entry");
+	LLVMPositionBuilderAtEnd(B, f->entry);
+	LLVMValueRef out = LLVMBuildIntToPtr(B, LLVMGetParam(fn, 0), L->t_i64p, "");
+	LLVMValueRef n = LLVMGetParam(fn, 10), total = LLVMGetParam(fn, 11);
+	LLVMValueRef gstride, e0 = global_id(f, &gstride);
+	Loop lp;
+	LLVMValueRef e = loop_begin(f, &lp, e0, total);
+	LLVMValueRef hi = LLVMBuildUDiv(B, e, n, "");
+	LLVMValueRef lo = LLVMBuildSub(B, e, LLVMBuildMul(B, hi, n, ""), "");
+	for (int k = 0; k < 3; k++) {
+		LLVMValueRef base = LLVMGetParam(fn, (unsigned)(1 + 3 * k));
+		LLVMValueRef v = LLVMBuildAdd(
+		        B, base,
+		        LLVMBuildAdd(
+		                B,
+		                LLVMBuildMul(B, lo,
+		                             LLVMGetParam(fn, (unsigned)(2 + 3 * k)), ""),
+		                LLVMBuildMul(B, hi,
+		                             LLVMGetParam(fn, (unsigned)(3 + 3 * k)), ""),
+		                ""),
+		        "");
+		LLVMValueRef at =
+		        LLVMBuildAdd(B, e, LLVMBuildMul(B, total, i64c(f, k), ""), "");
+		LLVMBuildStore(B, v, LLVMBuildInBoundsGEP2(B, L->t_i64, out, &at, 1, ""));
+	}
+	loop_end(f, &lp, e, gstride);
+	LLVMBuildRetVoid(B);
+	cg_gpu_mark_kernel(L, fn);
+}
+
+/* slapo_util_bias_<t>(c, bias, m, n, ldc): c[i * ldc + j] = bias[j], the
+ * runtime's fallback when cuBLASLt has no bias epilogue for a GEMM. */
+void cg_gpu_emit_utils(CgLlvm *L)
+{
+	emit_ptrs(L);
+	static const struct {
+		const char *name;
+		IrDType t;
+	} u[3] = {{"slapo_util_bias_f32", IR_F32},
+	          {"slapo_util_bias_bf16", IR_BF16},
+	          {"slapo_util_bias_f16", IR_F16}};
+	for (int k = 0; k < 3; k++) {
+		LLVMTypeRef pt[5] = {L->t_i8p, L->t_i8p, L->t_i64, L->t_i64, L->t_i64};
+		LLVMValueRef fn = LLVMAddFunction(L->mod, u[k].name,
+		                                  LLVMFunctionType(L->t_void, pt, 5, 0));
+		CgFn fs, *f = &fs;
+		memset(f, 0, sizeof *f);
+		f->L = L;
+		f->fn = fn;
+		f->entry = LLVMAppendBasicBlockInContext(L->ctx, fn, "entry");
+		LLVMPositionBuilderAtEnd(B, f->entry);
+		LLVMValueRef c = LLVMGetParam(fn, 0), bias = LLVMGetParam(fn, 1);
+		LLVMValueRef m = LLVMGetParam(fn, 2), n = LLVMGetParam(fn, 3),
+		             ldc = LLVMGetParam(fn, 4);
+		LLVMValueRef gstride, e0 = global_id(f, &gstride);
+		Loop lp;
+		LLVMValueRef e = loop_begin(f, &lp, e0, LLVMBuildMul(B, m, n, ""));
+		LLVMValueRef i = LLVMBuildUDiv(B, e, n, "");
+		LLVMValueRef j = LLVMBuildSub(B, e, LLVMBuildMul(B, i, n, ""), "");
+		LLVMTypeRef et = elem_type(L, u[k].t);
+		LLVMValueRef x = LLVMBuildLoad2(B, et, elem_ptr(f, u[k].t, bias, j), "");
+		LLVMBuildStore(
+		        B, x,
+		        elem_ptr(f, u[k].t, c,
+		                 LLVMBuildAdd(B, LLVMBuildMul(B, i, ldc, ""), j, "")));
+		loop_end(f, &lp, e, gstride);
+		LLVMBuildRetVoid(B);
+		cg_gpu_mark_kernel(L, fn);
+	}
+}

@@ -1,0 +1,339 @@
+/* nvptx.c - the PTX of a model: an LLVM context for NVPTX (triple
+ * nvptx64-nvidia-cuda, sm_80, PTX ISA 7.0: LLVM 14's newest that the
+ * driver JIT-compiles for any newer GPU, H100/H200 included), one kernel
+ * per GPU step with identical kernels merged (layers of a model make the
+ * same kernels), the runtime's utility kernels, libdevice for the few
+ * math intrinsics NVPTX cannot lower (log, pow, ...: linked, internalised,
+ * then only what is used survives O3), and the PTX text.
+ *
+ * GPU code is optional: when LLVM has no NVPTX target, or a kernel needs
+ * libdevice and no CUDA installation provides it, cg_gpu_build says so
+ * (*unavailable) and the library is made for the CPU only.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/BitReader.h>
+#include <llvm-c/Linker.h>
+#include <llvm-c/Target.h>
+
+#include "codegen/gpu.h"
+
+static const char *const TRIPLE = "nvptx64-nvidia-cuda";
+static const char *const SM = "sm_80";
+static const char *const PTX_FEATURES = "+ptx70";
+
+static bool nvptx_init(CgLlvm *L, Diag *d, char *why, size_t whylen)
+{
+	memset(L, 0, sizeof *L);
+	L->diag = d;
+	LLVMInitializeAllTargetInfos();
+	LLVMInitializeAllTargets();
+	LLVMInitializeAllTargetMCs();
+	LLVMInitializeAllAsmPrinters();
+	LLVMTargetRef target;
+	char *err = NULL;
+	if (LLVMGetTargetFromTriple(TRIPLE, &target, &err)) {
+		snprintf(why, whylen, "this LLVM has no NVPTX target (%s)",
+		         err ? err : "?");
+		LLVMDisposeMessage(err);
+		return false;
+	}
+	L->triple = LLVMCreateMessage(TRIPLE);
+	L->cpu = LLVMCreateMessage(SM);
+	L->features = LLVMCreateMessage(PTX_FEATURES);
+	L->vw = 1;
+	L->has_fma = true;
+	L->tm = LLVMCreateTargetMachine(target, TRIPLE, SM, PTX_FEATURES,
+	                                LLVMCodeGenLevelAggressive, LLVMRelocDefault,
+	                                LLVMCodeModelDefault);
+	if (!L->tm) {
+		snprintf(why, whylen, "LLVM cannot make an NVPTX target machine for %s",
+		         SM);
+		return false;
+	}
+	L->ctx = LLVMContextCreate();
+	L->mod = LLVMModuleCreateWithNameInContext("slapo_gpu", L->ctx);
+	LLVMSetTarget(L->mod, TRIPLE);
+	L->td = LLVMCreateTargetDataLayout(L->tm);
+	LLVMSetModuleDataLayout(L->mod, L->td);
+	L->b = LLVMCreateBuilderInContext(L->ctx);
+	L->t_void = LLVMVoidTypeInContext(L->ctx);
+	L->t_i1 = LLVMInt1TypeInContext(L->ctx);
+	L->t_i8 = LLVMInt8TypeInContext(L->ctx);
+	L->t_i32 = LLVMInt32TypeInContext(L->ctx);
+	L->t_i64 = LLVMInt64TypeInContext(L->ctx);
+	L->t_f32 = LLVMFloatTypeInContext(L->ctx);
+	L->t_i8p = LLVMPointerType(L->t_i8, 0);
+	L->t_i64p = LLVMPointerType(L->t_i64, 0);
+	L->t_f32p = LLVMPointerType(L->t_f32, 0);
+	LLVMTypeRef kp[3] = {L->t_i8p, L->t_i64, L->t_i64};
+	L->t_kernel = LLVMFunctionType(L->t_void, kp, 3, 0);
+	return true;
+}
+
+/* "k12_FusedBiasGeLU_0" */
+static const char *kernel_name(Arena *a, int idx, const CgStep *st)
+{
+	char buf[48];
+	const char *w = st->what ? st->what : "kernel";
+	int n = 0;
+	for (const char *p = w; *p && n < (int)sizeof buf - 1; p++) {
+		char c = *p;
+		buf[n++] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		                           (c >= '0' && c <= '9')
+		                   ? c
+		                   : '_';
+	}
+	buf[n] = '\0';
+	return arena_printf(a, "k%d_%s", idx, buf);
+}
+
+/* The function's IR with its own name replaced: equal texts are equal
+ * kernels. */
+static char *canonical(Arena *a, LLVMValueRef fn, const char *name)
+{
+	char *txt = LLVMPrintValueToString(fn);
+	char pat[160];
+	snprintf(pat, sizeof pat, "@%s(", name);
+	char *hit = strstr(txt, pat);
+	char *r;
+	if (hit)
+		r = arena_printf(a, "%.*s@K(%s", (int)(hit - txt), txt,
+		                 hit + strlen(pat));
+	else
+		r = arena_printf(a, "%s", txt);
+	LLVMDisposeMessage(txt);
+	return r;
+}
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/* ---- libdevice ------------------------------------------------------------------------ */
+
+static const struct {
+	const char *intr; /* llvm.<intr>.f32 / .vNf32 */
+	const char *nv;   /* libdevice function */
+	int nargs;
+} MATH[] = {
+        {"llvm.log", "__nv_logf", 1},     {"llvm.log2", "__nv_log2f", 1},
+        {"llvm.log10", "__nv_log10f", 1}, {"llvm.exp", "__nv_expf", 1},
+        {"llvm.exp2", "__nv_exp2f", 1},   {"llvm.pow", "__nv_powf", 2},
+        {"llvm.sin", "__nv_sinf", 1},     {"llvm.cos", "__nv_cosf", 1},
+};
+
+/* Calls of math intrinsics NVPTX cannot select become calls of their
+ * libdevice functions (vectors lane by lane). Returns how many kinds. */
+static int replace_math(CgLlvm *L)
+{
+	int used = 0;
+	LLVMValueRef next;
+	for (LLVMValueRef fn = LLVMGetFirstFunction(L->mod); fn; fn = next) {
+		next = LLVMGetNextFunction(fn);
+		size_t len;
+		const char *name = LLVMGetValueName2(fn, &len);
+		int m = -1;
+		for (size_t i = 0; i < sizeof MATH / sizeof MATH[0] && m < 0; i++) {
+			size_t k = strlen(MATH[i].intr);
+			if (strncmp(name, MATH[i].intr, k) == 0 && name[k] == '.' &&
+			    strstr(name + k, "f32") && !strchr(name + k + 1, '.'))
+				m = (int)i;
+		}
+		if (m < 0 || !LLVMGetFirstUse(fn))
+			continue;
+		LLVMTypeRef args[2] = {L->t_f32, L->t_f32};
+		LLVMValueRef nv = cg_llvm_decl(
+		        L, MATH[m].nv,
+		        LLVMFunctionType(L->t_f32, args, (unsigned)MATH[m].nargs, 0));
+		used++;
+		LLVMTypeRef rt = LLVMGetReturnType(LLVMGlobalGetValueType(fn));
+		if (LLVMGetTypeKind(rt) != LLVMVectorTypeKind) {
+			LLVMReplaceAllUsesWith(fn, nv);
+			continue;
+		}
+		unsigned lanes = LLVMGetVectorSize(rt);
+		LLVMUseRef u;
+		while ((u = LLVMGetFirstUse(fn))) {
+			LLVMValueRef call = LLVMGetUser(u);
+			LLVMPositionBuilderBefore(L->b, call);
+			LLVMValueRef v = LLVMGetUndef(rt);
+			for (unsigned i = 0; i < lanes; i++) {
+				LLVMValueRef idx = LLVMConstInt(L->t_i32, i, 0), a[2];
+				for (int k = 0; k < MATH[m].nargs; k++)
+					a[k] = LLVMBuildExtractElement(
+					        L->b, LLVMGetOperand(call, (unsigned)k),
+					        idx, "");
+				LLVMValueRef r = cg_llvm_call(L, nv, a, MATH[m].nargs);
+				v = LLVMBuildInsertElement(L->b, v, r, idx, "");
+			}
+			LLVMReplaceAllUsesWith(call, v);
+			LLVMInstructionEraseFromParent(call);
+		}
+	}
+	return used;
+}
+
+static char *find_libdevice(Arena *a)
+{
+	const char *env[] = {getenv("SLAPO_LIBDEVICE"), NULL};
+	if (env[0] && *env[0])
+		return arena_printf(a, "%s", env[0]);
+	const char *roots[] = {getenv("CUDA_HOME"), getenv("CUDA_PATH"),
+	                       "/usr/local/cuda", "/usr/lib/cuda"};
+	for (int i = 0; i < 4; i++) {
+		if (!roots[i] || !*roots[i])
+			continue;
+		char *p = arena_printf(a, "%s/nvvm/libdevice/libdevice.10.bc", roots[i]);
+		FILE *f = fopen(p, "rb");
+		if (f) {
+			fclose(f);
+			return p;
+		}
+	}
+	FILE *f = fopen("/usr/lib/nvidia-cuda-toolkit/libdevice/libdevice.10.bc", "rb");
+	if (f) {
+		fclose(f);
+		return "/usr/lib/nvidia-cuda-toolkit/libdevice/libdevice.10.bc";
+	}
+	return NULL;
+}
+
+static bool link_libdevice(CgLlvm *L, const char *path)
+{
+	LLVMMemoryBufferRef buf;
+	LLVMModuleRef lib;
+	char *err = NULL;
+	if (LLVMCreateMemoryBufferWithContentsOfFile(path, &buf, &err)) {
+		diag_plain(L->diag, DIAG_ERROR, "cannot read %s: %s", path,
+		           err ? err : "?");
+		LLVMDisposeMessage(err);
+		return false;
+	}
+	bool bad = LLVMParseBitcodeInContext2(L->ctx, buf, &lib);
+	LLVMDisposeMemoryBuffer(buf);
+	if (bad) {
+		diag_plain(L->diag, DIAG_ERROR, "%s is not LLVM bitcode", path);
+		return false;
+	}
+	LLVMSetTarget(lib, TRIPLE);
+	LLVMSetModuleDataLayout(lib, L->td);
+	if (LLVMLinkModules2(L->mod, lib)) {
+		diag_plain(L->diag, DIAG_ERROR, "cannot link %s into the GPU module",
+		           path);
+		return false;
+	}
+	return true;
+}
+
+/* Everything but the kernels gets internal linkage, so O3 keeps only what
+ * they use. */
+static void internalize(CgLlvm *L, const CgGpu *g)
+{
+	for (LLVMValueRef fn = LLVMGetFirstFunction(L->mod); fn;
+	     fn = LLVMGetNextFunction(fn)) {
+		if (LLVMIsDeclaration(fn))
+			continue;
+		const char *name = LLVMGetValueName2(fn, &(size_t){0});
+		bool keep = strncmp(name, "slapo_util_", 11) == 0;
+		for (int k = 0; k < g->nkernels && !keep; k++)
+			keep = strcmp(name, g->kernel_names[k]) == 0;
+		if (!keep)
+			LLVMSetLinkage(fn, LLVMInternalLinkage);
+	}
+	for (LLVMValueRef v = LLVMGetFirstGlobal(L->mod); v; v = LLVMGetNextGlobal(v))
+		if (!LLVMIsDeclaration(v))
+			LLVMSetLinkage(v, LLVMInternalLinkage);
+}
+
+bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool *unavailable,
+                  char *why, size_t whylen)
+{
+	Arena *a = prog->arena;
+	CgLlvm L;
+	*unavailable = false;
+	why[0] = '\0';
+	if (!cg_gpu_plan(g, prog, prec))
+		return false;
+	if (!nvptx_init(&L, prog->diag, why, whylen)) {
+		cg_llvm_dispose(&L);
+		*unavailable = true;
+		return false;
+	}
+	g->kernel_names = ARENA_ARRAY(a, const char *, g->nsteps + 1);
+	char **canon = ARENA_ARRAY(a, char *, g->nsteps + 1);
+	uint64_t *hash = ARENA_ARRAY(a, uint64_t, g->nsteps + 1);
+	bool ok = true;
+	for (int s = 0; ok && s < g->nsteps; s++) {
+		CgGpuStep *gs = &g->steps[s];
+		if (gs->st->kind == CG_GEMM)
+			continue;
+		const char *tmp = "slapo_kernel_new";
+		ok = cg_gpu_emit_kernel(&L, g, gs, tmp);
+		if (!ok)
+			break;
+		LLVMValueRef fn = LLVMGetNamedFunction(L.mod, tmp);
+		char *c = canonical(a, fn, tmp);
+		uint64_t h = hash_str(c);
+		int same = -1;
+		for (int k = 0; k < g->nkernels && same < 0; k++)
+			if (hash[k] == h && strcmp(canon[k], c) == 0)
+				same = k;
+		if (same >= 0) {
+			LLVMDeleteFunction(fn);
+			gs->kernel = same;
+			continue;
+		}
+		const char *name = kernel_name(a, g->nkernels, gs->st);
+		LLVMSetValueName2(fn, name, strlen(name));
+		cg_gpu_mark_kernel(&L, fn);
+		canon[g->nkernels] = c;
+		hash[g->nkernels] = h;
+		g->kernel_names[g->nkernels] = name;
+		gs->kernel = g->nkernels++;
+	}
+	if (ok)
+		cg_gpu_emit_utils(&L);
+	if (ok && replace_math(&L) > 0) {
+		char *lib = find_libdevice(a);
+		if (!lib) {
+			snprintf(
+			        why, whylen,
+			        "a GPU kernel needs libdevice (log/pow/...) and no CUDA installation "
+			        "has nvvm/libdevice/libdevice.10.bc (set CUDA_HOME or SLAPO_LIBDEVICE)");
+			*unavailable = true;
+			ok = false;
+		} else {
+			ok = link_libdevice(&L, lib);
+		}
+	}
+	if (ok) {
+		internalize(&L, g);
+		ok = cg_llvm_optimize(&L, false);
+	}
+	if (ok) {
+		LLVMMemoryBufferRef mb = NULL;
+		char *err = NULL;
+		if (LLVMTargetMachineEmitToMemoryBuffer(L.tm, L.mod, LLVMAssemblyFile,
+		                                        &err, &mb)) {
+			diag_plain(prog->diag, DIAG_ERROR, "LLVM cannot emit PTX: %s",
+			           err ? err : "?");
+			LLVMDisposeMessage(err);
+			ok = false;
+		} else {
+			size_t n = LLVMGetBufferSize(mb);
+			g->ptx = arena_alloc(a, n + 1);
+			memcpy(g->ptx, LLVMGetBufferStart(mb), n);
+			g->ptx[n] = '\0';
+			g->ptx_len = strlen(g->ptx);
+			LLVMDisposeMemoryBuffer(mb);
+		}
+	}
+	cg_llvm_dispose(&L);
+	return ok;
+}

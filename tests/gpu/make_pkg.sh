@@ -1,0 +1,76 @@
+#!/bin/bash
+# make_pkg.sh BUILD OUT: everything the GPU test suite and the GPU benchmark
+# need, made where slapoc runs (LLVM, CUDA headers not needed), for a GPU
+# machine that has only the NVIDIA driver, cuBLAS and (for the benchmark)
+# PyTorch: run OUT/run_gpu_tests.sh there (docs/gpu.md).
+#
+#   OUT/bin/            slapo-run, run_cases (need libc only)
+#   OUT/ops/P/          every op case at precision P (fp32, tf32, bf16):
+#                       model libraries, inputs, interpreter references
+#   OUT/bert/           tiny BERT (interpreter references at 3 shapes) and
+#                       bert-base (CPU-path references) at each precision
+#   OUT/bench/          bert-large libraries for bench/gpu_bert.py
+#   OUT/run_gpu_tests.sh, OUT/gpu_bert.py
+# Environment: SLAPO_PKG_NO_BENCH=1 leaves bench/ out.
+set -euo pipefail
+build=$(cd "$1" && pwd)
+out=$2
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+say() { printf 'make_pkg: %s\n' "$*" >&2; }
+
+# slapoc with the code generator: tools/slapoc once it links codegen,
+# until then codegen/slapoc-cg
+slapoc=$build/codegen/slapoc-cg
+[ -x "$slapoc" ] || slapoc=$build/tools/slapoc
+run=$build/tools/slapo-run
+[ -x "$run" ] || run=$build/runtime/slapo-run
+export SLAPO_RT_LIB=$build/runtime/libslapo_rt.a
+rm -rf "$out"
+mkdir -p "$out/bin" "$out/ops" "$out/bert" "$out/bench"
+cp "$run" "$build/tests/gpu/run_cases" "$out/bin/"
+strip "$out/bin/"* 2>/dev/null || true
+cp "$src/tests/gpu/run_gpu_tests.sh" "$src/bench/gpu_bert.py" "$out/"
+
+for p in fp32 tf32 bf16; do
+	say "op cases ($p)"
+	"$build/tests/gpu/gen_cases" "$out/ops/$p" --precision "$p" >/dev/null
+	rm -f "$out/ops/$p"/*.ptx
+	# the data do not depend on the precision: one copy (hard links)
+	if [ "$p" != fp32 ]; then
+		for f in "$out/ops/$p"/*.safetensors; do
+			g=$out/ops/fp32/${f##*/}
+			cmp -s "$f" "$g" && ln -f "$g" "$f"
+		done
+	fi
+done
+
+say "tiny BERT"
+fix=$build/tests/codegen/bert_fixtures
+tiny=$src/tests/codegen/bert_tiny.slapo
+for p in fp32 bf16; do
+	"$slapoc" "$tiny" --gpu=on --precision="$p" -o "$out/bert/tiny.$p.so"
+done
+k=0
+for shape in "1 1" "2 7" "3 33" "2 64"; do
+	set -- $shape
+	"$fix" make "$out/bert/tiny.fp32.so" "$out/bert/tiny.w.$k.st" "$out/bert/tiny.in.$k.st" "$1" "$2" 7
+	"$slapoc" "$tiny" --interp --weights "$out/bert/tiny.w.$k.st" --inputs "$out/bert/tiny.in.$k.st" \
+		--outputs "$out/bert/tiny.ref.$k.st"
+	k=$((k + 1))
+done
+
+say "bert-base (CPU reference)"
+for p in fp32 tf32 bf16; do
+	"$slapoc" "$src/examples/bert-base.slapo" --gpu=on --precision="$p" -o "$out/bert/base.$p.so"
+done
+OPENBLAS_NUM_THREADS=1 "$run" "$out/bert/base.fp32.so" --random-weights 1 \
+	--batch 2 --seq 24 --seed 3 --outputs "$out/bert/base.ref.st" -q >/dev/null
+
+if [ "${SLAPO_PKG_NO_BENCH:-0}" != 1 ]; then
+	say "bert-large"
+	for p in bf16 fp32; do
+		"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision="$p" -o "$out/bench/bert-large.$p.so"
+	done
+fi
+strip --strip-unneeded "$out"/ops/*/*.so "$out"/bert/*.so "$out"/bench/*.so 2>/dev/null || true
+du -sh "$out" >&2

@@ -1,0 +1,87 @@
+#!/bin/bash
+# run_gpu_tests.sh [PKG]: the GPU test suite, from a package that
+# tests/gpu/make_pkg.sh made (PKG defaults to this script's directory).
+# Needs on this machine: an NVIDIA GPU of compute capability >= 8.0, its
+# driver (libcuda.so.1) and cuBLAS/cuBLASLt 12 or 13 (a CUDA toolkit, or
+# PyTorch's nvidia-cublas wheel: found below). Nothing is compiled here.
+#
+#   1. every op and fused kernel on the GPU against the interpreter, at
+#      fp32 (elementwise rtol/atol of each case), tf32 (normwise 2e-3) and
+#      bf16 (normwise 1e-2); outputs poisoned first; host and device
+#      tensors; each shape run eagerly, captured into a CUDA graph, replayed
+#   2. tiny BERT against the interpreter (fp32: rtol/atol 1e-4; bf16:
+#      normwise 2e-2), with device and host tensors
+#   3. bert-base on the GPU against the library's own CPU path (fp32
+#      rtol 1e-3 atol 2e-3; tf32 normwise 5e-3; bf16 normwise 2e-2)
+#   4. a sticky CUDA error poisons the session (SLAPO_DEVICE_LOST twice)
+# Exit status: 0 all passed, 1 a failure, 77 no usable GPU.
+set -uo pipefail
+pkg=${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+bin=$pkg/bin
+fails=0
+
+# cuBLAS: the CUDA toolkit's, else a pip wheel's (PyTorch brings one)
+if ! ls /usr/local/cuda/lib64/libcublasLt.so.1[23] >/dev/null 2>&1 &&
+	! ldconfig -p 2>/dev/null | grep -q 'libcublasLt.so.1[23]'; then
+	lib=$(python3 - <<'EOF' 2>/dev/null
+import glob, os, site, sys
+for d in site.getsitepackages() + [site.getusersitepackages()]:
+    for f in glob.glob(os.path.join(d, "nvidia", "**", "libcublasLt.so.1[23]"), recursive=True):
+        print(os.path.dirname(f)); sys.exit(0)
+EOF
+)
+	[ -n "$lib" ] && export LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
+
+"$bin/run_cases" --probe --device cuda:0 || exit $?
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+
+check() { # check NAME COMMAND...: run; on failure count it and show the output
+	local name=$1 log
+	shift
+	log=$("$@" 2>&1)
+	local rc=$?
+	if [ $rc -ne 0 ]; then
+		echo "FAIL $name (exit $rc)"
+		printf '%s\n' "$log" | tail -25 | sed 's/^/    /'
+		fails=$((fails + 1))
+	else
+		echo "ok   $name"
+		printf '%s\n' "$log" | grep -E '^(compare|bench|[0-9]+ of)' | sed 's/^/    /'
+	fi
+}
+
+# 1. op cases
+check "ops fp32" "$bin/run_cases" "$pkg/ops/fp32" --device cuda:0
+check "ops tf32" "$bin/run_cases" "$pkg/ops/tf32" --device cuda:0 --norm-tol 2e-3
+check "ops bf16" "$bin/run_cases" "$pkg/ops/bf16" --device cuda:0 --norm-tol 1e-2
+
+# 2. tiny BERT vs the interpreter
+for k in 0 1 2 3; do
+	for io in device host; do
+		check "tiny BERT fp32 shape $k ($io tensors)" "$bin/slapo-run" "$pkg/bert/tiny.fp32.so" \
+			--device cuda:0 --io $io --weights "$pkg/bert/tiny.w.$k.st" \
+			--inputs "$pkg/bert/tiny.in.$k.st" --compare "$pkg/bert/tiny.ref.$k.st" \
+			--rtol 1e-4 --atol 1e-4 --bench 2 -q
+	done
+	check "tiny BERT bf16 shape $k" "$bin/slapo-run" "$pkg/bert/tiny.bf16.so" --device cuda:0 \
+		--weights "$pkg/bert/tiny.w.$k.st" --inputs "$pkg/bert/tiny.in.$k.st" \
+		--compare "$pkg/bert/tiny.ref.$k.st" --norm-tol 2e-2 --bench 2 -q
+done
+
+# 3. bert-base: GPU vs the CPU path of the same library
+base=(--device cuda:0 --random-weights 1 --batch 2 --seq 24 --seed 3
+	--compare "$pkg/bert/base.ref.st" --bench 3 -q)
+check "bert-base fp32 vs CPU" "$bin/slapo-run" "$pkg/bert/base.fp32.so" "${base[@]}" \
+	--rtol 1e-3 --atol 2e-3
+check "bert-base tf32 vs CPU" "$bin/slapo-run" "$pkg/bert/base.tf32.so" "${base[@]}" \
+	--norm-tol 5e-3
+check "bert-base bf16 vs CPU" "$bin/slapo-run" "$pkg/bert/base.bf16.so" "${base[@]}" \
+	--norm-tol 2e-2
+
+# 4. poisoning (last: it leaves this process's context unusable; own process)
+check "sticky error poisons the session" "$bin/run_cases" "$pkg/ops/fp32" --device cuda:0 \
+	--fault fused_layer_norm
+
+echo "GPU suite: $fails failure(s)"
+exit $((fails > 0))
