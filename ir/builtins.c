@@ -101,6 +101,22 @@ BUILTIN(b_build)
 	if (s->mod->parent)
 		eval_error(ev, sp, "build() expects the top-level schedule, not '%s'",
 		           mod_path(ev, s->mod));
+	Value *p = ARG("build", 1, "precision", false);
+	if (p && p->k != V_NONE) {
+		static const char *known[] = {"fp32", "tf32", "bf16", "fp16", NULL};
+		bool ok = p->k == V_STR;
+		for (int i = 0; ok && known[i]; i++)
+			if (strcmp(known[i], p->s) == 0)
+				break;
+			else if (!known[i + 1])
+				ok = false;
+		if (!ok)
+			eval_error(ev, sp, "build(): precision must be \"fp32\", \"tf32\", \"bf16\" or \"fp16\"");
+		ev->build_precision = p->s;
+	}
+	for (int i = 0; i < nkw; i++)
+		if (strcmp(kwn[i], "sch") != 0 && strcmp(kwn[i], "precision") != 0)
+			eval_error(ev, sp, "build() got an unexpected keyword argument '%s'", kwn[i]);
 	ptrvec_push(ev->arena, &ev->builds, s->mod);
 	return val_none(ev);
 }

@@ -499,6 +499,7 @@ struct Eval {
 	Module *self;          /* module whose body/forward is running */
 	PtrVec schedules;      /* roots passed to create_schedule */
 	PtrVec builds;         /* Module* roots passed to build() */
+	const char *build_precision; /* build(sch, precision="bf16"), or NULL */
 	PtrVec ties;           /* pairs of const char*: param, tied_to */
 	/* --verify support: called after each primitive */
 	void (*after_primitive)(Eval *ev, const char *prim, Span sp, void *user);

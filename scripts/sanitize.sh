@@ -51,7 +51,7 @@ if [ "${1:-}" = "--valgrind" ]; then
 	# again with slapo-run itself under valgrind.
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' EXIT
-	printf '#!/bin/sh\nexec %s "%s" "$@"\n' "${vg[*]}" "$PWD/$build/runtime/slapo-run" >"$tmp/slapo-run"
+	printf '#!/bin/sh\nexec %s "%s" "$@"\n' "${vg[*]}" "$PWD/$build/tools/slapo-run" >"$tmp/slapo-run"
 	chmod +x "$tmp/slapo-run"
 	say "tests/runtime/check_slapo_run.sh with slapo-run under valgrind"
 	bash tests/runtime/check_slapo_run.sh "$tmp/slapo-run" "$build/tests/runtime/fake_mlp_a.so" \

@@ -144,9 +144,11 @@ static int compile_model(Eval *ev, const Options *o)
 	                .dump_lower = o->dump_lower ? stdout : NULL, .gpu = o->gpu,
 	                .ptx_out = o->ptx, .emu_out = o->gpu_emu};
 	CgPrecision prec = CG_PREC_FP32;
-	if (o->precision && !cg_precision_parse(o->precision, &prec)) {
+	/* the command line wins over build(sch, precision=...) */
+	const char *want = o->precision ? o->precision : ev->build_precision;
+	if (want && !cg_precision_parse(want, &prec)) {
 		diag_plain(ev->diag, DIAG_ERROR,
-		           "--precision expects fp32, tf32, bf16 or fp16, not '%s'", o->precision);
+		           "--precision expects fp32, tf32, bf16 or fp16, not '%s'", want);
 		return 1;
 	}
 	co.precision = prec;

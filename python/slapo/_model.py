@@ -124,8 +124,8 @@ def load(path, weights=None, device="cpu", threads=None, strict=False):
     weights  a safetensors file (HF model.safetensors), a list of shards or a
              model.safetensors.index.json, slapo.random_weights(seed), or
              None (set them later with load_weights / init_random)
-    device   'cpu' (the only one this version runs; 'cuda:N' raises
-             SlapoError UNSUPPORTED until the GPU backend lands)
+    device   'cpu', or 'cuda:N' for an NVIDIA GPU (the library opens the
+             CUDA libraries then; torch CUDA tensors are exchanged in place)
     threads  threads per session; None = all usable cores
     strict   fail on checkpoint tensors the model has no parameter for
     """
