@@ -13,9 +13,10 @@ corpus/safetensors/  fake-model checkpoints (F32, F16, BF16, F64; legacy
 corpus/schedule/     byte strings that decode to schedules of every model
                      variant (see fuzz_schedule.c for the decoding)
 
-Seeds that libFuzzer found (merged with -merge=1) live beside these, named
-by their SHA-1; this script leaves them alone and rewrites only its own
-files (named seed-*). Python 3 standard library only.
+Seeds that the campaigns found live beside these, named by their SHA-1 (the
+campaign corpus reduced with libFuzzer's -set_cover_merge=1, keeping files up
+to 2 KiB for slapo, 4 KiB for safetensors); this script leaves them alone and
+rewrites only its own files (named seed-*). Python 3 standard library only.
 """
 
 import json
