@@ -10,6 +10,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static uint64_t mix(uint64_t *s) /* splitmix64 */
@@ -142,10 +143,92 @@ static bool small_enough(const FuzzModel *fm, const IrGraph *g, int depth)
 	return true;
 }
 
+/* ---- a graph's structure, hashed ---- */
+
+static uint64_t hmix(uint64_t h, uint64_t x)
+{
+	h ^= x + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+	h *= 0xFF51AFD7ED558CCDull;
+	return h ^ (h >> 33);
+}
+
+static uint64_t hstr(uint64_t h, const char *s)
+{
+	return hmix(h, s ? hash_str(s) : 0);
+}
+
+/* Everything the interpreter's result depends on, with dimensions
+ * evaluated: per node (in list order) its op, type, attributes, inputs
+ * (by position) and body; the graph's inputs and outputs. Not the
+ * names: graphs that differ only in node names hash the same. */
+static uint64_t graph_hash(const FuzzModel *fm, const IrGraph *g, int depth)
+{
+	if (depth > 16)
+		return 0;
+	int64_t vals[IR_MAX_SYMS];
+	sym_values(fm, vals);
+	int *pos = calloc((size_t)g->next_id + 1, sizeof *pos);
+	if (!pos)
+		return 0;
+	uint64_t h = hmix(0x5ca1ab1e, (uint64_t)g->nnodes);
+	int k = 0;
+	for (const IrNode *n = g->first; n; n = n->next) {
+		if (n->id >= 0 && n->id < g->next_id)
+			pos[n->id] = ++k;
+		h = hmix(h, (uint64_t)n->op);
+		h = hmix(h, (uint64_t)n->dtype);
+		h = hmix(h, (uint64_t)n->shape.ndim);
+		for (int i = 0; i < n->shape.ndim; i++)
+			h = hmix(h, (uint64_t)ir_dim_eval(n->shape.d[i], vals));
+		h = hmix(h, (uint64_t)n->nin);
+		for (int i = 0; i < n->nin; i++)
+			h = hmix(h, n->in[i]->id >= 0 && n->in[i]->id < g->next_id
+			                    ? (uint64_t)pos[n->in[i]->id]
+			                    : ~0ull);
+		h = hmix(h, (uint64_t)n->niattr);
+		for (int i = 0; i < n->niattr; i++)
+			h = hmix(h, (uint64_t)n->iattr[i]);
+		h = hmix(h, (uint64_t)n->ndattr);
+		for (int i = 0; i < n->ndattr; i++)
+			h = hmix(h, (uint64_t)ir_dim_eval(n->dattr[i], vals));
+		uint64_t f;
+		memcpy(&f, &n->fattr, sizeof f);
+		h = hmix(h, f);
+		h = hmix(h, (uint64_t)n->flags);
+		h = hstr(h, n->sattr);
+		h = hmix(h, n->sub ? graph_hash(fm, n->sub, depth + 1) : 0);
+	}
+	const PtrVec *io[2] = {&g->inputs, &g->outputs};
+	for (int j = 0; j < 2; j++) {
+		h = hmix(h, (uint64_t)io[j]->len);
+		for (int i = 0; i < io[j]->len; i++) {
+			const IrNode *n = io[j]->items[i];
+			bool in = n->id >= 0 && n->id < g->next_id;
+			h = hmix(h, in ? (uint64_t)pos[n->id] : ~0ull);
+		}
+	}
+	free(pos);
+	return h;
+}
+
+IrGraph *fuzz_model_trace(FuzzModel *fm, Module *root, Span sp, uint64_t *hash)
+{
+	/* errors unwind to the caller's setjmp */
+	IrGraph *g = trace_model(fm->ev, root, sp);
+	if (hash)
+		*hash = graph_hash(fm, g, 0);
+	return g;
+}
+
 FuzzRunStatus fuzz_model_run(FuzzModel *fm, Module *root, Span sp, IrTensor ***outs, int *nout)
 {
+	return fuzz_model_run_graph(fm, fuzz_model_trace(fm, root, sp, NULL), outs, nout);
+}
+
+FuzzRunStatus fuzz_model_run_graph(FuzzModel *fm, IrGraph *g, IrTensor ***outs,
+                                   int *nout)
+{
 	Eval *ev = fm->ev;
-	IrGraph *g = trace_model(ev, root, sp); /* errors unwind to the caller's setjmp */
 	*nout = g->outputs.len;
 	*outs = ARENA_ARRAY(ev->arena, IrTensor *, g->outputs.len + 1);
 	if (fm->max_numel > 0 && !small_enough(fm, g, 0))

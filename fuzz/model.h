@@ -28,6 +28,14 @@ typedef enum {
  * gets the *nout outputs. */
 FuzzRunStatus fuzz_model_run(FuzzModel *fm, Module *root, Span sp, IrTensor ***outs,
                              int *nout);
+/* The two halves of fuzz_model_run. The trace's *hash (if hash is not
+ * NULL) covers everything the run's outputs depend on (structure,
+ * attributes, parameter paths, shapes evaluated for fm's batch and
+ * sequence sizes), not node names: two graphs with the same hash give
+ * the same outputs. */
+IrGraph *fuzz_model_trace(FuzzModel *fm, Module *root, Span sp, uint64_t *hash);
+FuzzRunStatus fuzz_model_run_graph(FuzzModel *fm, IrGraph *g, IrTensor ***outs,
+                                   int *nout);
 /* Frees every tensor made so far (and forgets the parameter cache). */
 void fuzz_model_free(FuzzModel *fm);
 /* Largest over outputs of max|a-b| / max|a| (NaN in both: equal); inf

@@ -236,6 +236,59 @@ static IrGraph *need_graph(Eval *ev, Module *m, const char *prim, Span sp)
 	return m->graph;
 }
 
+/* The module whose traced graph copied m's ops, so that m's own graph no
+ * longer reaches the model; NULL if it still does. The model is built as
+ * trace_model does: from the root down, a module with a graph replays
+ * it and reaches a module below only through a call node of that graph
+ * (an ancestor traced after m inlined m's ops unless m, or a module
+ * between them, stayed a call); one without a graph calls its children. */
+static Module *graph_copied_by(Eval *ev, Module *m)
+{
+	Module *chain[64]; /* chain[0] = m, up to the root */
+	int depth = 0;
+	for (Module *a = m; a; a = a->parent) {
+		if (depth == (int)(sizeof chain / sizeof chain[0]))
+			return NULL; /* deeper than any model: not checked */
+		chain[depth++] = a;
+	}
+	int i = depth - 1; /* chain[i]: where the model's trace is now */
+	while (i > 0) {
+		Module *cur = chain[i];
+		if (!cur->graph) {
+			i--;
+			continue;
+		}
+		int next = -1;
+		for (IrNode *n = cur->graph->first; n && next < 0; n = n->next) {
+			if (n->op != OP_CALL || !n->sattr)
+				continue;
+			for (int j = i - 1; j >= 0 && next < 0; j--)
+				if (strcmp(n->sattr, mod_relpath(ev, chain[j], cur)) == 0)
+					next = j;
+		}
+		if (next < 0)
+			return cur;
+		i = next;
+	}
+	return NULL;
+}
+
+/* m's graph, for a primitive that rewrites it: it must be traced and its
+ * graph must still be the one the model runs. */
+static IrGraph *need_own_graph(Eval *ev, Module *m, const char *prim, Span sp)
+{
+	IrGraph *g = need_graph(ev, m, prim, sp);
+	Module *a = graph_copied_by(ev, m);
+	if (a) {
+		const char *pa = path_or_root(ev, a);
+		eval_error(ev, sp, "%s: the ops of '%s' were copied into the traced graph of "
+		           "'%s' (traced after it), so its own graph no longer reaches the "
+		           "model; %s before tracing '%s'", prim, path_or_root(ev, m), pa,
+		           prim, pa);
+	}
+	return g;
+}
+
 static Value *noderef(Eval *ev, IrGraph *g, IrNode *n)
 {
 	Value *r = val_new(ev, V_NODEREF);
@@ -372,7 +425,7 @@ PRIM(p_fuse)
 	static const char *kws[] = {"compiler", "name", "subgraph", NULL};
 	Module *m = self->mod;
 	check_kwargs(ev, "fuse", kws, kwn, nkw, sp);
-	IrGraph *g = need_graph(ev, m, "fuse", sp);
+	IrGraph *g = need_own_graph(ev, m, "fuse", sp);
 	Value *subs = ARG("fuse", 0, "subgraph", true);
 	Value *comp = ARG("fuse", 1, "compiler", false);
 	Value *nm = ARG("fuse", 2, "name", false);
@@ -453,7 +506,9 @@ static IrGraph *check_binds(Eval *ev, Module *nw, IrDType *dt, IrShape *shapes, 
 	const Ast *fwd = eval_forward_decl(nw);
 	int need = 0;
 	if (nw->builtin) {
-		need = 1;
+		if (n != 1)
+			eval_error(ev, sp, "replace: %s has %d inputs but %s takes one",
+			           what, n, nw->cls);
 	} else if (fwd) {
 		for (int i = 0; i < fwd->params.len; i++)
 			need += fwd->params.items[i]->rhs == NULL;
@@ -481,14 +536,21 @@ static void replace_module(Eval *ev, Module *m, Module *nw, Span sp)
 	if (a)
 		eval_error(ev, sp, "replace: '%s' is part of the traced graph of '%s'",
 		           path_or_root(ev, m), path_or_root(ev, a));
+	if (m->builtin == BM_MODULE_LIST)
+		eval_error(ev, sp, "replace: '%s' is a ModuleList, which the model "
+		           "iterates rather than calls; replace its items one by one",
+		           mod_path(ev, m));
+	/* a built-in module is checked against the arguments the model
+	 * calls it with; one the model never calls binds to nothing */
 	IrDType dt[IR_MAX_DIMS];
 	IrShape shapes[IR_MAX_DIMS];
 	int n = 0;
-	if (!m->builtin && trace_module_types(ev, m, dt, shapes, &n, sp)) {
+	if (trace_module_types(ev, m, dt, shapes, &n, sp) && (!m->builtin || n == 1)) {
 		check_names_bind(ev, m, nw, sp);
 		IrGraph *og = trace_with_types(ev, m, dt, shapes, n, sp);
 		IrNode *o = og->outputs.items[0];
-		const char *what = arena_printf(ev->arena, "'%s'", mod_path(ev, m));
+		const char *what =
+		        arena_printf(ev->arena, "'%s' (%s)", mod_path(ev, m), m->cls);
 		check_binds(ev, nw, dt, shapes, n, o->dtype, &o->shape, what, sp);
 	}
 	/* swap in place so every handle on this path sees the new module */
@@ -515,7 +577,7 @@ PRIM(p_replace)
 		after(ev, m, "replace", sp);
 		return val_none(ev);
 	}
-	IrGraph *g = need_graph(ev, m, "replace", sp);
+	IrGraph *g = need_own_graph(ev, m, "replace", sp);
 	IrNode ***lists;
 	int *lens;
 	int n = subgraph_lists(ev, subs, "replace", m, &lists, &lens, sp);

@@ -21,6 +21,12 @@ typedef struct Ver {
 	const IrGraph *top; /* the graph ir_verify was called on */
 	const char *after;
 	bool failed;
+	/* where shape rules re-run by reinfer write their messages: one
+	 * stream for the whole check (opening one per node was most of the
+	 * cost of a check), read only when a rule fails */
+	FILE *mem;
+	char *text;
+	size_t len;
 } Ver;
 
 SUP_PRINTF(3, 4)
@@ -56,30 +62,30 @@ static bool reinfer(Ver *v, const IrGraph *g, const IrNode *n)
 {
 	IrCtx *c = g->ctx;
 	IrNode copy = *n;
-	char *text = NULL;
-	size_t len = 0;
-	FILE *mem = open_memstream(&text, &len);
-	if (!mem)
-		return true; /* cannot capture: skip this check rather than spill */
+	if (!v->mem) {
+		v->mem = open_memstream(&v->text, &v->len);
+		if (!v->mem) /* cannot capture: skip this check rather than spill */
+			return true;
+	}
+	fflush(v->mem);
+	size_t start = v->len;
 	Diag quiet;
-	diag_init(&quiet, mem, c->diag ? c->diag->arena : NULL);
+	diag_init(&quiet, v->mem, c->diag ? c->diag->arena : NULL);
 	Diag *saved = c->diag;
 	c->diag = &quiet;
 	bool ok = ir_ops[n->op].shape(c, &copy);
 	c->diag = saved;
-	fclose(mem);
 	if (!ok) {
 		/* the captured message, without its "slapoc: error: " prefix */
-		const char *msg = text ? text : "";
+		fflush(v->mem);
+		const char *msg = v->text && v->len > start ? v->text + start : "";
 		const char *p = strstr(msg, "error: ");
 		if (p)
 			msg = p + 7;
 		size_t l = strcspn(msg, "\n");
 		bad(v, g, "%%%s: its shape rule now fails: %.*s", n->name, (int)l, msg);
-		free(text);
 		return false;
 	}
-	free(text);
 	if (copy.dtype != n->dtype || !ir_shape_eq(&copy.shape, &n->shape)) {
 		StrBuf a = {0}, b = {0};
 		bad(v, g, "%%%s is %s but its inputs give %s", n->name,
@@ -208,5 +214,9 @@ static bool verify_graph(Ver *v, const IrGraph *g, int depth)
 bool ir_verify(const IrGraph *g, const char *after)
 {
 	Ver v = {.top = g, .after = after ? after : "?"};
-	return verify_graph(&v, g, 0);
+	bool ok = verify_graph(&v, g, 0);
+	if (v.mem)
+		fclose(v.mem);
+	free(v.text);
+	return ok;
 }
