@@ -158,6 +158,14 @@ typedef struct CgStep {
 	int id;
 	const char *name;     /* node computed (for dumps and symbol names) */
 	const char *what;     /* short description: "add", "FusedBiasGeLU", ... */
+	/* the model-graph node it comes from: its .slapo span (a fused
+	 * kernel's: the fuse call) and module path (IrNode.module), for
+	 * profiles */
+	const char *node;     /* its name (steps of a fused body: the fused
+	                       * node's, not the body node's) */
+	Span span;
+	const char *module;
+	const char *members;  /* a GEMM group: its linears' names joined by '+' */
 	/* index space: MAP iterates over all of it, row kernels over all
 	 * but the last dim (each row then walks the last dim) */
 	int ndim;
@@ -387,6 +395,22 @@ LLVMValueRef cg_fma(CgFn *f, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c, int
 LLVMValueRef cg_select_lt(CgFn *f, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t,
                           LLVMValueRef e);
 LLVMValueRef cg_fmax_nan(CgFn *f, LLVMValueRef a, LLVMValueRef b);
+
+/* ---- steps.c: the step table of profiles ----------------------------------------------- */
+
+/* A private constant RtStepDesc[n] for steps (as i8*; NULL when n is 0),
+ * named `name`; NULL after an error. */
+LLVMValueRef cg_emit_step_table(CgLlvm *L, Arena *a, const CgStep *const *steps, int n,
+                                const char *name);
+/* An internal RtStepCostFn `name` for steps (as i8*; NULL when n is 0);
+ * esize(ctx, buf) is the bytes of an element of buffer buf. */
+LLVMValueRef cg_emit_step_costs(CgLlvm *L, const CgProgram *p, const CgStep *const *steps,
+                                int n, int (*esize)(const void *ctx, int buf),
+                                const void *ctx, const char *name);
+/* In forward() `fn`: if (prof) rt_prof_step(ex, step), prof being the
+ * loaded RtExec.prof and rt_prof_step its declaration. */
+void cg_emit_prof_mark(CgLlvm *L, LLVMValueRef fn, LLVMValueRef ex, LLVMValueRef prof,
+                       LLVMValueRef rt_prof_step, int step);
 
 /* ---- driver.c: forward(), workspace_size() and the descriptor ----------------------- */
 

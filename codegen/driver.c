@@ -7,8 +7,11 @@
  *   forward(ex)                every step in order: kernels through
  *                              rt_parallel_for, GEMMs through rt_sgemm /
  *                              rt_sgemm_batched (outer batch dims as loops),
- *                              rt_failed checked after gathers and GEMMs
- *   slapo_model_desc           the RtModelDesc constant (hidden)
+ *                              rt_failed checked after gathers and GEMMs;
+ *                              each step marked for profiles with
+ *                              rt_prof_step when ex->prof is set
+ *   slapo_model_desc           the RtModelDesc constant (hidden), with the
+ *                              step table and costs of steps.c
  *
  * The LLVM struct types mirror rt.h's C layouts; cg_emit_driver checks
  * every field offset against offsetof() before using them.
@@ -64,12 +67,13 @@ static bool make_types(CgLlvm *L, Types *T)
 	T->tensor = LLVMStructTypeInContext(c, ten, 8, 0);
 	LLVMTypeRef tie[2] = {p, p};
 	T->tie = LLVMStructTypeInContext(c, tie, 2, 0);
-	LLVMTypeRef desc[20] = {L->t_i32, L->t_i32, p, p, L->t_i32, p, L->t_i32, p, L->t_i32, p,
-	                        L->t_i32, p, L->t_i32, p, L->t_i32, p, p, p, p, p};
-	T->desc = LLVMStructTypeInContext(c, desc, 20, 0);
-	LLVMTypeRef ex[12] = {p, L->t_i64p, p, p, p, p, L->t_i64, L->t_i32, L->t_i32, p, p,
-	                      LLVMArrayType(p, 4)};
-	T->exec = LLVMStructTypeInContext(c, ex, 12, 0);
+	LLVMTypeRef desc[23] = {L->t_i32, L->t_i32, p, p, L->t_i32, p, L->t_i32, p,
+	                        L->t_i32, p, L->t_i32, p, L->t_i32, p, L->t_i32, p,
+	                        p, p, p, p, L->t_i32, p, p};
+	T->desc = LLVMStructTypeInContext(c, desc, 23, 0);
+	LLVMTypeRef ex[13] = {p, L->t_i64p, p, p, p, p, L->t_i64, L->t_i32, L->t_i32, p, p, p,
+	                      LLVMArrayType(p, 3)};
+	T->exec = LLVMStructTypeInContext(c, ex, 13, 0);
 
 	static const size_t o_sym[] = {offsetof(RtSymDesc, name), offsetof(RtSymDesc, min),
 	                               offsetof(RtSymDesc, max)};
@@ -88,19 +92,22 @@ static bool make_types(CgLlvm *L, Types *T)
 	        offsetof(RtModelDesc, n_ties),         offsetof(RtModelDesc, ties),
 	        offsetof(RtModelDesc, n_ignore),       offsetof(RtModelDesc, ignore_prefixes),
 	        offsetof(RtModelDesc, base_prefix),    offsetof(RtModelDesc, workspace_size),
-	        offsetof(RtModelDesc, forward),        offsetof(RtModelDesc, gpu)};
+	        offsetof(RtModelDesc, forward),        offsetof(RtModelDesc, gpu),
+	        offsetof(RtModelDesc, n_steps),        offsetof(RtModelDesc, steps),
+	        offsetof(RtModelDesc, step_costs)};
 	static const size_t o_ex[] = {
 	        offsetof(RtExec, desc),      offsetof(RtExec, sym),
 	        offsetof(RtExec, inputs),    offsetof(RtExec, outputs),
 	        offsetof(RtExec, params),    offsetof(RtExec, workspace),
 	        offsetof(RtExec, workspace_size), offsetof(RtExec, n_threads),
 	        offsetof(RtExec, reserved0), offsetof(RtExec, pool),
-	        offsetof(RtExec, err),       offsetof(RtExec, reserved)};
+	        offsetof(RtExec, err),       offsetof(RtExec, prof),
+	        offsetof(RtExec, reserved)};
 	return check_layout(L, T->sym, o_sym, 3, sizeof(RtSymDesc), "RtSymDesc") &&
 	       check_layout(L, T->tensor, o_ten, 8, sizeof(RtTensorDesc), "RtTensorDesc") &&
 	       check_layout(L, T->tie, o_tie, 2, sizeof(RtTie), "RtTie") &&
-	       check_layout(L, T->desc, o_desc, 20, sizeof(RtModelDesc), "RtModelDesc") &&
-	       check_layout(L, T->exec, o_ex, 12, sizeof(RtExec), "RtExec");
+	       check_layout(L, T->desc, o_desc, 23, sizeof(RtModelDesc), "RtModelDesc") &&
+	       check_layout(L, T->exec, o_ex, 13, sizeof(RtExec), "RtExec");
 }
 
 /* ---- constants ------------------------------------------------------------------------- */
@@ -251,7 +258,7 @@ typedef struct Fwd {
 	CgFn f;
 	const Types *T;
 	LLVMValueRef ex, ctx, *base; /* base: i8* of every buffer */
-	LLVMValueRef rt_parallel_for, rt_sgemm, rt_sgemm_batched, rt_failed;
+	LLVMValueRef rt_parallel_for, rt_sgemm, rt_sgemm_batched, rt_failed, rt_prof_step;
 } Fwd;
 
 static LLVMValueRef field(Fwd *w, int i, LLVMTypeRef t)
@@ -290,6 +297,13 @@ static LLVMValueRef imax(Fwd *w, LLVMValueRef a, LLVMValueRef b)
 {
 	CgLlvm *L = w->L;
 	return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+/* if (ex->prof) rt_prof_step(ex, step); -- step `step` starts here */
+static void prof_mark(Fwd *w, int step)
+{
+	LLVMValueRef prof = field(w, 11, w->L->t_i8p); /* RtExec.prof */
+	cg_emit_prof_mark(w->L, w->f.fn, w->ex, prof, w->rt_prof_step, step);
 }
 
 /* if (rt_failed(ex)) return code; */
@@ -462,6 +476,8 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const Types *T,
 	                      L->t_i64, L->t_f32, L->t_i8p, L->t_i64, L->t_i64, L->t_i64};
 	w.rt_sgemm_batched = cg_llvm_decl(L, "rt_sgemm_batched", LLVMFunctionType(L->t_void, sb, 18, 0));
 	w.rt_failed = cg_llvm_decl(L, "rt_failed", LLVMFunctionType(L->t_i32, &L->t_i8p, 1, 0));
+	LLVMTypeRef ps[2] = {L->t_i8p, L->t_i32};
+	w.rt_prof_step = cg_llvm_decl(L, "rt_prof_step", LLVMFunctionType(L->t_void, ps, 2, 0));
 
 	/* entry: RtExec fields, workspace plan, buffer addresses, ctx */
 	LLVMPositionBuilderAtEnd(B, w.f.entry);
@@ -503,17 +519,25 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const Types *T,
 	               LLVMBuildInBoundsGEP2(B, L->t_i8p, w.ctx, &o1, 1, ""));
 	for (int s = 0; s < p->steps.len; s++) {
 		const CgStep *st = p->steps.items[s];
+		prof_mark(&w, s);
 		if (st->kind == CG_GEMM)
 			emit_gemm_call(&w, st);
 		else
 			emit_kernel_call(&w, st);
 	}
+	prof_mark(&w, p->steps.len);
 	LLVMBuildRet(B, i32c(L, SLAPO_OK));
 	cg_fn_end(&w.f);
 	return fn;
 }
 
 /* ---- the descriptor ---------------------------------------------------------------------- */
+
+static int cpu_elem_size(const void *ctx, int buf)
+{
+	const CgProgram *p = ctx;
+	return cg_elem_size(((const CgBuf *)p->bufs.items[buf])->dtype);
+}
 
 bool cg_emit_driver(CgLlvm *L, const CgProgram *p)
 {
@@ -546,9 +570,13 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p)
 	for (int i = 0; i < m->nignore; i++)
 		ign[i] = cg_llvm_cstr(L, m->ignore[i]);
 
+	const CgStep *const *steps = (const CgStep *const *)p->steps.items;
+	LLVMValueRef step_table = cg_emit_step_table(L, p->arena, steps, p->steps.len, ".steps");
+	if (!step_table)
+		return false;
 	/* the GPU part, if codegen/gpu_*.c emitted one (cg_gpu_emit_host) */
 	LLVMValueRef gpu = LLVMGetNamedGlobal(L->mod, "slapo_gpu_desc");
-	LLVMValueRef f[20] = {
+	LLVMValueRef f[23] = {
 	        i32c(L, RT_DESC_VERSION),
 	        i32c(L, SLAPO_DEVICE_BIT_CPU | (gpu ? SLAPO_DEVICE_BIT_CUDA : 0)),
 	        cg_llvm_cstr(L, m->name ? m->name : "model"),
@@ -569,8 +597,12 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p)
 	        LLVMConstBitCast(wsz, L->t_i8p),
 	        LLVMConstBitCast(fwd, L->t_i8p),
 	        gpu ? LLVMConstBitCast(gpu, L->t_i8p) : LLVMConstNull(L->t_i8p),
+	        i32c(L, p->steps.len),
+	        step_table,
+	        cg_emit_step_costs(L, p, steps, p->steps.len, cpu_elem_size, p,
+	                           "slapo_step_costs"),
 	};
-	LLVMValueRef init = LLVMConstNamedStruct(T.desc, f, 20);
+	LLVMValueRef init = LLVMConstNamedStruct(T.desc, f, 23);
 	LLVMValueRef g = LLVMAddGlobal(L->mod, T.desc, "slapo_model_desc");
 	LLVMSetInitializer(g, init);
 	LLVMSetGlobalConstant(g, 1);

@@ -10,10 +10,13 @@
  *                                from the run-time shapes; rt_gpu_gemm with
  *                                an RtGemm (outer batch dims as loops, a
  *                                group as one call when its weights, and
- *                                biases, lie side by side)
+ *                                biases, lie side by side); each step
+ *                                marked with rt_prof_step when ex->prof is
+ *                                set (profiles)
  *   slapo_gpu_desc               the RtGpuDesc constant: PTX text, kernel
  *                                names, gather objects, parameter types and
- *                                offsets in the device block
+ *                                offsets in the device block, the step table
+ *                                (steps.c)
  * Every LLVM struct type is checked against the C layout (offsetof).
  */
 #include <stddef.h>
@@ -56,9 +59,9 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	LLVMContextRef c = L->ctx;
 	LLVMTypeRef p = L->t_i8p, i64 = L->t_i64, i32 = L->t_i32;
 	LLVMTypeRef dbl = LLVMDoubleTypeInContext(c);
-	LLVMTypeRef ex[12] = {p,   L->t_i64p, p,   p, p, p,
-	                      i64, i32,       i32, p, p, LLVMArrayType(p, 4)};
-	T->exec = LLVMStructTypeInContext(c, ex, 12, 0);
+	LLVMTypeRef ex[13] = {p,   L->t_i64p, p, p, p, p, i64,
+	                      i32, i32,       p, p, p, LLVMArrayType(p, 3)};
+	T->exec = LLVMStructTypeInContext(c, ex, 13, 0);
 	LLVMTypeRef gm[26];
 	for (int i = 0; i < 16; i++)
 		gm[i] = i64;
@@ -66,8 +69,8 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	gm[18] = gm[19] = gm[20] = gm[21] = p;
 	gm[22] = gm[23] = gm[24] = gm[25] = i64;
 	T->gemm = LLVMStructTypeInContext(c, gm, 26, 0);
-	LLVMTypeRef ds[13] = {i32, i32, p, p, i32, i32, p, p, p, p, i64, p, p};
-	T->desc = LLVMStructTypeInContext(c, ds, 13, 0);
+	LLVMTypeRef ds[16] = {i32, i32, p, p, i32, i32, p, p, p, p, i64, p, p, i32, p, p};
+	T->desc = LLVMStructTypeInContext(c, ds, 16, 0);
 	LLVMTypeRef dl[3] = {L->t_i8, L->t_i8, LLVMInt16TypeInContext(c)};
 	T->dl = LLVMStructTypeInContext(c, dl, 3, 0);
 	static const size_t o_ex[] = {offsetof(RtExec, desc),
@@ -81,6 +84,7 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	                              offsetof(RtExec, reserved0),
 	                              offsetof(RtExec, pool),
 	                              offsetof(RtExec, err),
+	                              offsetof(RtExec, prof),
 	                              offsetof(RtExec, reserved)};
 	static const size_t o_gm[] = {
 	        offsetof(RtGemm, ta),        offsetof(RtGemm, tb),
@@ -103,13 +107,14 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	        offsetof(RtGpuDesc, kernel_names), offsetof(RtGpuDesc, objects),
 	        offsetof(RtGpuDesc, param_dtypes), offsetof(RtGpuDesc, param_offsets),
 	        offsetof(RtGpuDesc, params_size),  offsetof(RtGpuDesc, workspace_size),
-	        offsetof(RtGpuDesc, forward)};
+	        offsetof(RtGpuDesc, forward),      offsetof(RtGpuDesc, n_steps),
+	        offsetof(RtGpuDesc, steps),        offsetof(RtGpuDesc, step_costs)};
 	static const size_t o_dl[] = {offsetof(DLDataType, code),
 	                              offsetof(DLDataType, bits),
 	                              offsetof(DLDataType, lanes)};
-	return check(L, T->exec, o_ex, 12, sizeof(RtExec), "RtExec") &&
+	return check(L, T->exec, o_ex, 13, sizeof(RtExec), "RtExec") &&
 	       check(L, T->gemm, o_gm, 26, sizeof(RtGemm), "RtGemm") &&
-	       check(L, T->desc, o_ds, 13, sizeof(RtGpuDesc), "RtGpuDesc") &&
+	       check(L, T->desc, o_ds, 16, sizeof(RtGpuDesc), "RtGpuDesc") &&
 	       check(L, T->dl, o_dl, 3, sizeof(DLDataType), "DLDataType");
 }
 
@@ -221,7 +226,7 @@ typedef struct Fwd {
 	const CgGpu *g;
 	const GTypes *T;
 	LLVMValueRef ex, *base, args, gemm, errword;
-	LLVMValueRef launch, rt_gemm;
+	LLVMValueRef launch, rt_gemm, rt_prof_step;
 } Fwd;
 
 static LLVMValueRef field(Fwd *w, int i, LLVMTypeRef t)
@@ -232,6 +237,13 @@ static LLVMValueRef field(Fwd *w, int i, LLVMTypeRef t)
 	        LLVMBuildBitCast(B, w->ex, LLVMPointerType(w->T->exec, 0), ""),
 	        (unsigned)i, "");
 	return LLVMBuildLoad2(B, t, p, "");
+}
+
+/* if (ex->prof) rt_prof_step(ex, step); -- step `step` starts here */
+static void prof_mark(Fwd *w, int step)
+{
+	LLVMValueRef prof = field(w, 11, w->L->t_i8p); /* RtExec.prof */
+	cg_emit_prof_mark(w->L, w->f.fn, w->ex, prof, w->rt_prof_step, step);
 }
 
 static LLVMValueRef ptr_at(Fwd *w, LLVMValueRef arr, int i)
@@ -533,6 +545,9 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgGpu *g, const GTypes *T,
 	w.rt_gemm = cg_llvm_decl(L, "rt_gpu_gemm", LLVMFunctionType(L->t_void, ga, 2, 0));
 	LLVMValueRef ew = cg_llvm_decl(L, "rt_gpu_error_word",
 	                               LLVMFunctionType(L->t_i8p, &L->t_i8p, 1, 0));
+	LLVMTypeRef ps[2] = {L->t_i8p, L->t_i32};
+	w.rt_prof_step =
+	        cg_llvm_decl(L, "rt_prof_step", LLVMFunctionType(L->t_void, ps, 2, 0));
 
 	LLVMPositionBuilderAtEnd(L->b, w.f.entry);
 	w.f.sym = field(&w, 1, L->t_i64p);
@@ -583,11 +598,13 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgGpu *g, const GTypes *T,
 	}
 	for (int s = 0; s < g->nsteps; s++) {
 		const CgGpuStep *gs = &g->steps[s];
+		prof_mark(&w, s);
 		if (gs->st->kind == CG_GEMM)
 			emit_gemm(&w, gs);
 		else
 			emit_launch(&w, gs);
 	}
+	prof_mark(&w, g->nsteps);
 	LLVMBuildRet(L->b, i32c(L, SLAPO_OK));
 	cg_fn_end(&w.f);
 	return fn;
@@ -627,6 +644,12 @@ static LLVMValueRef dl_const(CgLlvm *L, const GTypes *T, IrDType t)
 	return LLVMConstNamedStruct(T->dl, f, 3);
 }
 
+static int gpu_elem_size(const void *ctx, int buf)
+{
+	const CgGpu *g = ctx;
+	return cg_gpu_elem_size(g->btype[buf]);
+}
+
 bool cg_gpu_emit_host(CgLlvm *L, const CgGpu *g)
 {
 	const CgProgram *p = g->prog;
@@ -649,7 +672,14 @@ bool cg_gpu_emit_host(CgLlvm *L, const CgGpu *g)
 		dts[i] = dl_const(L, &T, g->ptype[i]);
 		offs[i] = i64c(L, (int64_t)g->poff[i]);
 	}
-	LLVMValueRef f[13] = {
+	const CgStep **steps = ARENA_ARRAY(p->arena, const CgStep *, g->nsteps + 1);
+	for (int i = 0; i < g->nsteps; i++)
+		steps[i] = g->steps[i].st;
+	LLVMValueRef step_table =
+	        cg_emit_step_table(L, p->arena, steps, g->nsteps, ".gpu_steps");
+	if (!step_table)
+		return false;
+	LLVMValueRef f[16] = {
 	        i32c(L, RT_GPU_VERSION),
 	        i32c(L, g->prec),
 	        cg_llvm_cstr(L, g->ptx ? g->ptx : ""),
@@ -663,8 +693,12 @@ bool cg_gpu_emit_host(CgLlvm *L, const CgGpu *g)
 	        i64c(L, (int64_t)g->params_size),
 	        LLVMConstBitCast(wsz, L->t_i8p),
 	        LLVMConstBitCast(fwd, L->t_i8p),
+	        i32c(L, g->nsteps),
+	        step_table,
+	        cg_emit_step_costs(L, p, steps, g->nsteps, gpu_elem_size, g,
+	                           "slapo_gpu_step_costs"),
 	};
-	LLVMValueRef init = LLVMConstNamedStruct(T.desc, f, 13);
+	LLVMValueRef init = LLVMConstNamedStruct(T.desc, f, 16);
 	LLVMValueRef gd = LLVMAddGlobal(L->mod, T.desc, "slapo_gpu_desc");
 	LLVMSetInitializer(gd, init);
 	LLVMSetGlobalConstant(gd, 1);

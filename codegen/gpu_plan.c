@@ -159,8 +159,9 @@ static int add_buf(CgGpu *g, CgBuf *b, IrDType t)
 	return g->nbufs++;
 }
 
-/* A MAP converting all of buffer `src` into a new temp of type t. */
-static int convert_step(CgGpu *g, int src, IrDType t)
+/* A MAP converting all of buffer `src` into a new temp of type t, for
+ * operand `which` ("a", "b") of GEMM `gemm`. */
+static int convert_step(CgGpu *g, int src, IrDType t, const CgStep *gemm, const char *which)
 {
 	const CgProgram *p = g->prog;
 	Arena *a = p->arena;
@@ -177,8 +178,11 @@ static int convert_step(CgGpu *g, int src, IrDType t)
 	CgStep *st = ARENA_NEW(a, CgStep);
 	st->kind = CG_MAP;
 	st->id = -1;
-	st->name = nb->name;
+	st->name = arena_printf(a, "%s.convert_%s", gemm->members ? gemm->members : gemm->name,
+	                        which);
 	st->what = "convert";
+	st->span = gemm->span;
+	st->module = gemm->module;
 	st->ndim = 1;
 	st->dim[0] = sb->numel;
 	st->nview = 2;
@@ -345,9 +349,9 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec)
 		int abuf = -1, bbuf = -1;
 		if (low != IR_F32) {
 			if (g->btype[st->views[1].buf] != low)
-				abuf = convert_step(g, st->views[1].buf, low);
+				abuf = convert_step(g, st->views[1].buf, low, st, "a");
 			if (g->btype[st->views[2].buf] != low && st->ngroup < 2)
-				bbuf = convert_step(g, st->views[2].buf, low);
+				bbuf = convert_step(g, st->views[2].buf, low, st, "b");
 			for (int k = 0; st->ngroup > 1 && k < st->ngroup; k++)
 				if (g->btype[st->gb[k].buf] != low) {
 					diag_plain(

@@ -42,6 +42,7 @@ typedef struct Lower {
 	Arena *a;
 	IrCtx *ir;
 	bool failed;
+	const IrNode *at; /* the model-graph node being lowered (CgStep.span) */
 } Lower;
 
 static bool fail(Lower *lw, Span sp, const char *fmt, const char *arg)
@@ -110,6 +111,11 @@ static CgStep *new_step(Lower *lw, CgKind k, const char *name, const char *what,
 	st->id = lw->p->steps.len;
 	st->name = name;
 	st->what = what;
+	if (lw->at) {
+		st->node = lw->at->name;
+		st->span = lw->at->span;
+		st->module = lw->at->module;
+	}
 	st->nview = nview;
 	st->views = ARENA_ARRAY(lw->a, CgView, nview > 0 ? nview : 1);
 	st->alpha = 1;
@@ -798,7 +804,10 @@ static bool lower_linear_group(Lower *lw, Scope *s, const Group *gr)
 				return false;
 			Leaves l = {0};
 			leaf_add(lw, &l, m->in[2], bv);
-			if (!map_step(lw, m->name, "bias", m->in[2], &l, &slice))
+			lw->at = m;
+			bool made = map_step(lw, m->name, "bias", m->in[2], &l, &slice);
+			lw->at = n0;
+			if (!made)
 				return false;
 			beta = 1;
 		}
@@ -824,6 +833,12 @@ static bool lower_linear_group(Lower *lw, Scope *s, const Group *gr)
 	if (!st)
 		return false;
 	st->name = name;
+	st->module = ir_common_module(lw->ir, gr->m, gr->n);
+	StrBuf mb = {0};
+	for (int i = 0; i < gr->n; i++)
+		sb_printf(&mb, "%s%s", i ? "+" : "", gr->m[i]->name);
+	st->members = arena_strdup(lw->a, mb.data);
+	sb_free(&mb);
 	st->ngroup = gr->n;
 	for (int i = 0; i < gr->n; i++) {
 		CgView *wv = value(lw, s, gr->m[i]->in[1]);
@@ -1219,6 +1234,7 @@ static bool lower_outputs(Lower *lw, const IrGraph *g, Scope *s)
 	CgProgram *p = lw->p;
 	for (int i = 0; i < g->outputs.len; i++) {
 		IrNode *o = g->outputs.items[i];
+		lw->at = o;
 		const char *name = i < g->output_names.len && g->output_names.items[i]
 		                           ? g->output_names.items[i]
 		                           : o->name;
@@ -1339,6 +1355,7 @@ bool cg_lower(CgProgram *p, const CgModel *m)
 	for (IrNode *x = g->first; x; x = x->next) {
 		if (x->op == OP_INPUT || x->op == OP_PARAM)
 			continue;
+		lw.at = x;
 		if (!lower_node(&lw, &s, x))
 			return false;
 	}

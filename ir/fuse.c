@@ -21,6 +21,26 @@ static void names_of(StrBuf *b, IrNode **v, int n)
 		sb_printf(b, "%s%%%s", i ? ", " : "", v[i]->name);
 }
 
+const char *ir_common_module(IrCtx *c, IrNode *const *nodes, int nnodes)
+{
+	const char *m = nnodes > 0 ? nodes[0]->module : NULL;
+	size_t len = m ? strlen(m) : 0;
+	for (int i = 1; i < nnodes && m; i++) {
+		const char *x = nodes[i]->module;
+		size_t k = 0;
+		if (!x)
+			return NULL;
+		while (k < len && x[k] && x[k] == m[k])
+			k++;
+		bool whole = (k == len || m[k] == '.') && (x[k] == '\0' || x[k] == '.');
+		if (!whole) /* back to a whole segment */
+			while (k > 0 && m[--k] != '.')
+				;
+		len = k;
+	}
+	return m ? arena_strndup(c->arena, m, len) : NULL;
+}
+
 IrNode *ir_fuse(IrGraph *g, IrNode **nodes, int nnodes, IrOp op, const char *name,
                 Span sp)
 {
@@ -188,6 +208,7 @@ IrNode *ir_fuse(IrGraph *g, IrNode **nodes, int nnodes, IrOp op, const char *nam
 		              .flags = x->flags,
 		              .sattr = x->sattr,
 		              .sub = x->sub,
+		              .module = x->module,
 		              .dtype = x->dtype,
 		              .shape = x->shape};
 		memcpy(at.iattr, x->iattr, sizeof at.iattr);
@@ -202,7 +223,7 @@ IrNode *ir_fuse(IrGraph *g, IrNode **nodes, int nnodes, IrOp op, const char *nam
 	ir_add_output(body, map[outs[0]->id], NULL);
 
 	/* the new node, where the last region node is */
-	IrAttrs at = {.sattr = name, .sub = body};
+	IrAttrs at = {.sattr = name, .sub = body, .module = ir_common_module(c, nodes, nnodes)};
 	IrNode *f = ir_build(g, op, ext, next, &at, sp, name);
 	if (!f)
 		goto out;

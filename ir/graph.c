@@ -84,57 +84,60 @@ static bool name_used(IrGraph *g, const char *key)
 	return e->key && e->used;
 }
 
+static bool name_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || ch == '_';
+}
+
+/* Called for every node made: no malloc (it showed in profiles). */
 const char *ir_unique_name(IrGraph *g, const char *hint)
 {
-	StrBuf s = {0};
 	if (!hint || !*hint)
 		hint = "_unnamed";
+	/* runs of illegal characters become one '_'; a leading digit gets one */
+	char *base = arena_alloc(g->ctx->arena, strlen(hint) + 2);
+	size_t len = 0;
 	if (*hint >= '0' && *hint <= '9')
-		sb_putc(&s, '_');
-	/* runs of illegal characters become one '_' */
+		base[len++] = '_';
 	for (const char *p = hint; *p;) {
-		char ch = *p;
-		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		          (ch >= '0' && ch <= '9') || ch == '_';
-		if (ok) {
-			sb_putc(&s, ch);
-			p++;
+		if (name_char(*p)) {
+			base[len++] = *p++;
 			continue;
 		}
-		sb_putc(&s, '_');
-		while (*p && !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		               (*p >= '0' && *p <= '9') || *p == '_'))
+		base[len++] = '_';
+		while (*p && !name_char(*p))
 			p++;
 	}
+	base[len] = 0;
 	/* split a numeric suffix: base_num */
-	size_t len = s.len, d = len;
-	while (d > 0 && s.data[d - 1] >= '0' && s.data[d - 1] <= '9')
+	size_t d = len;
+	while (d > 0 && base[d - 1] >= '0' && base[d - 1] <= '9')
 		d--;
 	int64_t num = -1;
-	if (d < len && d > 0 && s.data[d - 1] == '_' && len - d <= 15) {
-		num = strtoll(s.data + d, NULL, 10);
-		s.data[d - 1] = 0;
-		s.len = d - 1;
+	if (d < len && d > 0 && base[d - 1] == '_' && len - d <= 15) {
+		num = strtoll(base + d, NULL, 10);
+		base[d - 1] = 0;
+		len = d - 1;
 	}
-	const char *base = arena_strdup(g->ctx->arena, s.data);
-	sb_free(&s);
-	StrBuf cand = {0};
+	/* candidates: base, then base_NUM (NUM has at most 20 digits) */
+	char small[128];
+	size_t size = len + 24;
+	char *cand = size <= sizeof small ? small : arena_alloc(g->ctx->arena, size);
 	if (num < 0)
-		sb_puts(&cand, base);
+		memcpy(cand, base, len + 1);
 	else
-		sb_printf(&cand, "%s_%lld", base, (long long)num);
+		snprintf(cand, size, "%s_%lld", base, (long long)num);
 	if (num < 0)
 		num = name_get(g, base)->count;
-	while (name_used(g, cand.data)) {
+	while (name_used(g, cand)) {
 		num++;
-		cand.len = 0;
-		sb_printf(&cand, "%s_%lld", base, (long long)num);
+		snprintf(cand, size, "%s_%lld", base, (long long)num);
 	}
-	NameEnt *e = name_get(g, cand.data);
+	NameEnt *e = name_get(g, cand);
 	e->used = true;
 	const char *r = e->key;
 	name_get(g, base)->count = num;
-	sb_free(&cand);
 	return r;
 }
 
@@ -260,6 +263,7 @@ IrNode *ir_build(IrGraph *g, IrOp op, IrNode **in, int nin, const IrAttrs *at, S
 	n->flags = at->flags;
 	n->sattr = at->sattr ? arena_strdup(c->arena, at->sattr) : NULL;
 	n->sub = at->sub;
+	n->module = at->module;
 	if (info->flags & OPF_SOURCE) {
 		n->dtype = at->dtype;
 		n->shape = at->shape;
@@ -493,6 +497,7 @@ IrAttrs ir_node_attrs(const IrNode *n)
 	a.flags = n->flags;
 	a.sattr = n->sattr;
 	a.sub = n->sub;
+	a.module = n->module;
 	a.dtype = n->dtype;
 	a.shape = n->shape;
 	return a;

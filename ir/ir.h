@@ -128,6 +128,10 @@ struct IrNode {
 	IrDType dtype;
 	IrShape shape;
 	Span span;            /* the .slapo expression (or primitive) that made it */
+	/* dotted path of the module whose forward made it, from the tree's
+	 * root ("bert.encoder.layer.0.attention.self"; "" for the root, NULL
+	 * if unknown); a fused node: its region's common ancestor */
+	const char *module;
 	IrNode **in;          /* inputs */
 	int nin;
 	/* attributes; which ones an op reads is listed in ops.def */
@@ -166,6 +170,7 @@ typedef struct IrAttrs {
 	int64_t flags;
 	const char *sattr;
 	IrGraph *sub;
+	const char *module;   /* IrNode.module (not copied: arena strings) */
 	IrDType dtype;        /* for sources (input, param, const) */
 	IrShape shape;        /* for sources (input, param) */
 } IrAttrs;
@@ -311,6 +316,10 @@ int ir_match(IrCtx *c, const IrGraph *g, const IrGraph *pattern, IrMatch **out);
  * than one output. Returns the new node. */
 IrNode *ir_fuse(IrGraph *g, IrNode **nodes, int nnodes, IrOp op,
                 const char *name, Span sp);
+/* The deepest module path (IrNode.module) all of nodes' modules lie
+ * under, whole segments only: "a.b.c" and "a.b.d" give "a.b"; NULL if
+ * one is unknown. */
+const char *ir_common_module(IrCtx *c, IrNode *const *nodes, int nnodes);
 
 
 /* =========================================================================
@@ -478,7 +487,9 @@ typedef struct Trace {
 	PtrVec leaves;         /* const char*: class names or paths kept as calls */
 	bool probe;            /* record call signatures of every module */
 	bool pattern;          /* building a pattern: no shape inference */
+	const char *module;    /* path of the module being called (IrNode.module) */
 	struct Trace *outer;
+	struct TraceParams *params; /* trace.c: g's OP_PARAM nodes by path */
 } Trace;
 
 struct Eval {
@@ -560,7 +571,8 @@ Value *trace_param(Eval *ev, Module *m, const char *name, Span sp);
 Value *trace_index(Eval *ev, Value *t, Value **idx, int n, Span sp);
 /* A pattern's body as a graph of wildcard inputs (no shape inference). */
 IrGraph *trace_pattern(Eval *ev, const Ast *decl, Env *closure, Span sp);
-/* m traced (flattened) on inputs of the given types; m's own input types. */
+/* m traced (flattened) on inputs of the given types; m's own input types
+ * (a built-in module's: those the model calls it with; false if none). */
 IrGraph *trace_with_types(Eval *ev, Module *m, IrDType *dt, IrShape *shapes, int n, Span sp);
 bool trace_module_types(Eval *ev, Module *m, IrDType *dt, IrShape *shapes, int *n, Span sp);
 IrNode *trace_raw_node(Eval *ev, IrOp op, IrNode **in, int nin, const IrAttrs *at, Span sp,

@@ -95,7 +95,53 @@ Value *trace_op(Eval *ev, IrOp op, Value **in, int nin, const IrAttrs *at, Span 
 	IrNode *n = ir_build(t->g, op, nodes, nin, at ? at : &zero, sp, hint);
 	if (!n)
 		diag_bail(ev->diag);
+	if (!n->module)
+		n->module = t->module;
 	return tensor_value(ev, n);
+}
+
+/* The OP_PARAM nodes a trace made, by path: an open-addressing table
+ * (a scan of the graph for every parameter use made tracing quadratic). */
+typedef struct TraceParams {
+	IrNode **slots;
+	int cap, len;
+} TraceParams;
+
+static uint64_t hash_path(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static IrNode **param_slot(IrNode **slots, int cap, const char *path)
+{
+	uint64_t i = hash_path(path) & (uint64_t)(cap - 1);
+	while (slots[i] && strcmp(slots[i]->sattr, path) != 0)
+		i = (i + 1) & (uint64_t)(cap - 1);
+	return &slots[i];
+}
+
+static void param_add(Eval *ev, Trace *t, IrNode *n)
+{
+	TraceParams *p = t->params;
+	if (!p) {
+		p = t->params = ARENA_NEW(ev->arena, TraceParams);
+		p->cap = 64;
+		p->slots = ARENA_ARRAY(ev->arena, IrNode *, p->cap);
+	}
+	if (2 * (p->len + 1) > p->cap) {
+		int cap = 2 * p->cap;
+		IrNode **slots = ARENA_ARRAY(ev->arena, IrNode *, cap);
+		for (int i = 0; i < p->cap; i++)
+			if (p->slots[i])
+				*param_slot(slots, cap, p->slots[i]->sattr) = p->slots[i];
+		p->slots = slots;
+		p->cap = cap;
+	}
+	*param_slot(p->slots, p->cap, n->sattr) = n;
+	p->len++;
 }
 
 /* The node for parameter `name` of m, made once per graph. */
@@ -104,9 +150,11 @@ Value *trace_param(Eval *ev, Module *m, const char *name, Span sp)
 	Trace *t = cur_trace(ev, sp);
 	const char *rel = mod_relpath(ev, m, t->root);
 	const char *path = rel[0] ? arena_printf(ev->arena, "%s.%s", rel, name) : name;
-	for (IrNode *n = t->g->first; n; n = n->next)
-		if (n->op == OP_PARAM && strcmp(n->sattr, path) == 0)
+	if (t->params) {
+		IrNode *n = *param_slot(t->params->slots, t->params->cap, path);
+		if (n)
 			return tensor_value(ev, n);
+	}
 	Param *p = mod_param(m, name);
 	IrAttrs at = {0};
 	at.sattr = path;
@@ -119,6 +167,7 @@ Value *trace_param(Eval *ev, Module *m, const char *name, Span sp)
 	IrNode *n = ir_build(t->g, OP_PARAM, NULL, 0, &at, sp, hint);
 	if (!n)
 		diag_bail(ev->diag);
+	param_add(ev, t, n);
 	return tensor_value(ev, n);
 }
 
@@ -302,10 +351,9 @@ static void record_probe(Module *m, Value **args, int nargs)
 	}
 }
 
-Value *trace_call_module(Eval *ev, Module *m, Value **args, int nargs, const char **kwn,
-                         Value **kw, int nkw, Span sp)
+static Value *call_module(Eval *ev, Trace *t, Module *m, Value **args, int nargs,
+                          const char **kwn, Value **kw, int nkw, Span sp)
 {
-	Trace *t = cur_trace(ev, sp);
 	if (t->probe && nkw == 0)
 		record_probe(m, args, nargs);
 	if (m->builtin)
@@ -326,6 +374,7 @@ Value *trace_call_module(Eval *ev, Module *m, Value **args, int nargs, const cha
 		IrAttrs at = {0};
 		at.sattr = mod_relpath(ev, m, t->root);
 		at.sub = body;
+		at.module = t->module;
 		IrNode *n = ir_build(t->g, OP_CALL, in, nargs, &at, sp, at.sattr);
 		if (!n)
 			diag_bail(ev->diag);
@@ -337,6 +386,19 @@ Value *trace_call_module(Eval *ev, Module *m, Value **args, int nargs, const cha
 		return replay_graph(ev, m, args, nargs, sp);
 	}
 	return eval_forward(ev, m, args, nargs, kwn, kw, nkw, sp);
+}
+
+/* Calls m with the nodes it makes marked as m's (IrNode.module); nodes
+ * replayed from a traced graph keep the module that made them. */
+Value *trace_call_module(Eval *ev, Module *m, Value **args, int nargs, const char **kwn,
+                         Value **kw, int nkw, Span sp)
+{
+	Trace *t = cur_trace(ev, sp);
+	const char *saved = t->module;
+	t->module = mod_path(ev, m);
+	Value *r = call_module(ev, t, m, args, nargs, kwn, kw, nkw, sp);
+	t->module = saved;
+	return r;
 }
 
 /* ---- whole-module tracing ---- */
@@ -351,6 +413,23 @@ static Module *tree_root(Module *m)
 static IrGraph *trace_with(Eval *ev, Module *m, bool flatten, PtrVec *leaves, bool probe,
                            Value **types, int n, Span sp);
 
+static Value **input_types(Eval *ev, Module *m, int *n, Span sp);
+
+/* Record the arguments m is first called with (m->probe_*) by tracing
+ * the whole model once, unless m is the root or was probed already. */
+static void probe_from_root(Eval *ev, Module *m, Span sp)
+{
+	Module *root = tree_root(m);
+	if (m->probed || root == m)
+		return;
+	Trace *saved = ev->trace;
+	ev->trace = NULL;
+	int rn;
+	Value **rt = input_types(ev, root, &rn, sp);
+	trace_with(ev, root, true, NULL, true, rt, rn, sp);
+	ev->trace = saved;
+}
+
 /* Input types of m's forward: annotations, else the shapes it was
  * called with when the whole model was traced. */
 static Value **input_types(Eval *ev, Module *m, int *n, Span sp)
@@ -361,15 +440,7 @@ static Value **input_types(Eval *ev, Module *m, int *n, Span sp)
 		complete &= types[i] != NULL;
 	if (complete)
 		return types;
-	Module *root = tree_root(m);
-	if (!m->probed && root != m) {
-		Trace *saved = ev->trace;
-		ev->trace = NULL;
-		int rn;
-		Value **rt = input_types(ev, root, &rn, sp);
-		trace_with(ev, root, true, NULL, true, rt, rn, sp);
-		ev->trace = saved;
-	}
+	probe_from_root(ev, m, sp);
 	const Ast *fwd = eval_forward_decl(m);
 	for (int i = 0; i < *n; i++) {
 		if (types[i])
@@ -459,9 +530,23 @@ IrGraph *trace_module(Eval *ev, Module *m, bool flatten, PtrVec *leaves, Span sp
 	return trace_with(ev, m, flatten, leaves, false, types, n, sp);
 }
 
-/* The input types of m's forward as arrays; false if it has none. */
+/* The input types of m's forward as arrays; false if it has none. A
+ * built-in module has no forward: the types the model calls it with
+ * (false if the model never calls it). */
 bool trace_module_types(Eval *ev, Module *m, IrDType *dt, IrShape *shapes, int *n, Span sp)
 {
+	if (m->builtin) {
+		probe_from_root(ev, m, sp);
+		if (!m->probed)
+			return false;
+		int k = 0;
+		for (; k < m->nprobe && m->probe_shape[k].ndim >= 0; k++) {
+			dt[k] = m->probe_dt[k];
+			shapes[k] = m->probe_shape[k];
+		}
+		*n = k;
+		return true;
+	}
 	if (!eval_forward_decl(m))
 		return false;
 	Value **types = input_types(ev, m, n, sp);

@@ -129,6 +129,18 @@ static SlapoStatus api_session_run(SlapoSession *s, const DLTensor *const *input
 	return rt_session_run(s, inputs, n_inputs, outputs, n_outputs);
 }
 
+static SlapoStatus api_session_profile(SlapoSession *s, uint32_t flags)
+{
+	rt_clear_error();
+	return rt_session_profile(s, flags);
+}
+
+static SlapoStatus api_session_profile_read(SlapoSession *s, const SlapoProfile **out)
+{
+	rt_clear_error();
+	return rt_session_profile_read(s, out);
+}
+
 static int64_t api_testing_fail_alloc(int64_t n)
 {
 	return rt_testing_fail_alloc(n);
@@ -159,6 +171,8 @@ static const SlapoApi api_v1 = {
         api_session_free,
         api_session_run,
         api_testing_fail_alloc,
+        api_session_profile,
+        api_session_profile_read,
 };
 
 __attribute__((visibility("default"))) const SlapoApi *slapo_get_api(uint32_t abi_major)

@@ -28,6 +28,7 @@ typedef struct CUfunc_st *CUfunction;
 typedef struct CUstream_st *CUstream;
 typedef struct CUgraph_st *CUgraph;
 typedef struct CUgraphExec_st *CUgraphExec;
+typedef struct CUevent_st *CUevent;
 typedef unsigned long long CUdeviceptr;
 
 enum {
@@ -54,6 +55,7 @@ enum {
 
 enum {
 	CU_STREAM_NON_BLOCKING = 0x1,
+	CU_EVENT_DEFAULT = 0x0,
 	CU_STREAM_CAPTURE_MODE_GLOBAL = 0,
 	CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
 	CU_STREAM_CAPTURE_MODE_RELAXED = 2,
@@ -162,6 +164,10 @@ typedef struct RtCuda {
 	CUresult (*cuGraphLaunch)(CUgraphExec, CUstream);
 	CUresult (*cuGraphExecDestroy)(CUgraphExec);
 	CUresult (*cuGraphDestroy)(CUgraph);
+	CUresult (*cuEventCreate)(CUevent *, unsigned);
+	CUresult (*cuEventRecord)(CUevent, CUstream);
+	CUresult (*cuEventElapsedTime)(float *, CUevent, CUevent);
+	CUresult (*cuEventDestroy)(CUevent);
 	CUresult (*cuModuleLoadDataEx)(CUmodule *, const void *, unsigned, int *,
 	                               void **);
 	CUresult (*cuModuleUnload)(CUmodule);

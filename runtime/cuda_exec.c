@@ -25,6 +25,10 @@
  * cuBLAS status) are SLAPO_OUT_OF_MEMORY / SLAPO_DEVICE and leave the
  * session usable.
  *
+ * A profiled run (session_profile) is always eager, with a CUDA event
+ * recorded before each step and after the last; their elapsed times are
+ * read once the run has finished.
+ *
  * Environment (for debugging): SLAPO_CUDA_GRAPHS=0 runs every time
  * eagerly; SLAPO_CUDA_SYNC=1 synchronises after every eager launch and
  * GEMM, naming the kernel that failed; SLAPO_CUDA_TEST_FAULT=1 makes the
@@ -280,6 +284,8 @@ struct RtGpuSession {
 	Graph graphs[MAX_GRAPHS];
 	uint64_t tick;
 	int use_graphs, sync_each, fault_armed, capturing;
+	CUevent *ev;  /* [n_ev] profiling: one per step mark, made when needed */
+	int32_t n_ev;
 	int poisoned; /* a sticky error happened: every run fails */
 	CUresult lost_err;
 	char lost_msg[RT_MSG_MAX];
@@ -331,6 +337,9 @@ void rt_gpu_session_free(RtGpuSession *gs)
 		if (!gs->poisoned && gs->stream)
 			cu->cuStreamSynchronize(gs->stream);
 		drop_graphs(gs);
+		for (int32_t i = 0; i < gs->n_ev; i++)
+			if (gs->ev[i])
+				cu->cuEventDestroy(gs->ev[i]);
 		if (gs->lt)
 			cu->cublasLtDestroy(gs->lt);
 		if (gs->blas)
@@ -343,6 +352,7 @@ void rt_gpu_session_free(RtGpuSession *gs)
 			cu->cuStreamDestroy(gs->stream);
 		cu->cuCtxPopCurrent(&prev);
 	}
+	rt_free(gs->ev);
 	rt_free(gs->fn);
 	rt_free(gs->max_threads);
 	rt_free(gs->param_ptrs);
@@ -1105,7 +1115,7 @@ static SlapoStatus run_graph(RtGpuSession *gs, GpuExec *gx)
 	CUresult r;
 	SlapoStatus st;
 	int fresh = 0;
-	Graph *g = gs->use_graphs ? find_graph(gs, &fresh) : NULL;
+	Graph *g = gs->use_graphs && !gx->ex.prof ? find_graph(gs, &fresh) : NULL;
 	if (!g || fresh || !g->captured) {
 		if (g && !fresh && !g->captured) { /* second time: capture */
 			CUgraph graph = NULL;
@@ -1150,8 +1160,59 @@ static SlapoStatus run_graph(RtGpuSession *gs, GpuExec *gx)
 	return SLAPO_OK;
 }
 
-static SlapoStatus run(RtGpuSession *gs, const DLTensor *const *inputs, int32_t n_inputs,
-                       DLTensor *const *outputs, int32_t n_outputs)
+/* ---- profiles -------------------------------------------------------------- */
+
+/* rt_prof_step on a GPU: a CUDA event on the stream marks the step. */
+static void prof_mark(RtExec *ex, int32_t step)
+{
+	RtGpuSession *gs = session_of(ex);
+	if (rt_failed(ex))
+		return;
+	if (check_enqueue(ex, gs, gs->cu->cuEventRecord(gs->ev[step], gs->stream),
+	                  "profiling event of step",
+	                  step < ex->prof->t.n ? ex->prof->t.steps[step].name : "(end)"))
+		ex->prof->mark[step] = 0; /* recorded; its time comes after the run */
+}
+
+/* The events of a profiled run: one per step mark, made once. */
+static SlapoStatus prof_events(RtGpuSession *gs, RtProf *p)
+{
+	CUresult r;
+	if (gs->n_ev >= p->t.n + 1)
+		return SLAPO_OK;
+	CUevent *ev = rt_realloc(gs->ev, ((size_t)p->t.n + 1) * sizeof *ev);
+	if (!ev)
+		return rt_error(SLAPO_OUT_OF_MEMORY, "", "out of memory");
+	gs->ev = ev;
+	for (; gs->n_ev < p->t.n + 1; gs->n_ev++)
+		if ((r = gs->cu->cuEventCreate(&gs->ev[gs->n_ev], CU_EVENT_DEFAULT)) !=
+		    CUDA_SUCCESS)
+			return run_fail(gs, r, "cuEventCreate (profiling)");
+	return SLAPO_OK;
+}
+
+/* After the run has finished on the stream: each recorded event's time
+ * from the first, as marks on the host clock from the run's start. */
+static SlapoStatus prof_times(RtGpuSession *gs, RtProf *p)
+{
+	int32_t first = -1;
+	CUresult r;
+	for (int32_t i = 0; i <= p->t.n; i++) {
+		float ms = 0;
+		if (p->mark[i] < 0)
+			continue;
+		if (first < 0)
+			first = i;
+		else if ((r = gs->cu->cuEventElapsedTime(&ms, gs->ev[first], gs->ev[i])) !=
+		         CUDA_SUCCESS)
+			return run_fail(gs, r, "cuEventElapsedTime (profiling)");
+		p->mark[i] = p->run_ns + (int64_t)((double)ms * 1e6);
+	}
+	return SLAPO_OK;
+}
+
+static SlapoStatus run(RtGpuSession *gs, RtProf *prof, const DLTensor *const *inputs,
+                       int32_t n_inputs, DLTensor *const *outputs, int32_t n_outputs)
 {
 	const SlapoModel *m = gs->w->model;
 	const RtModelDesc *d = gs->d;
@@ -1195,6 +1256,13 @@ static SlapoStatus run(RtGpuSession *gs, const DLTensor *const *inputs, int32_t 
 	gx.ex.n_threads = 1;
 	gx.ex.err = &gs->err;
 	gx.gs = gs;
+	if (prof) {
+		if ((st = prof_events(gs, prof)) != SLAPO_OK)
+			goto sync_out;
+		prof->mark_fn = prof_mark;
+		rt_prof_begin_run(prof, gs->sym);
+		gx.ex.prof = prof;
+	}
 	if ((st = run_graph(gs, &gx)) != SLAPO_OK)
 		goto sync_out;
 	if ((st = unstage_outputs(gs, outputs, 0)) != SLAPO_OK)
@@ -1216,6 +1284,11 @@ static SlapoStatus run(RtGpuSession *gs, const DLTensor *const *inputs, int32_t 
 		        "table it indexes",
 		        obj);
 	}
+	if (prof) {
+		if ((st = prof_times(gs, prof)) != SLAPO_OK)
+			return st;
+		rt_prof_end_run(prof);
+	}
 	return SLAPO_OK;
 sync_out:
 	/* leave no work of a failed run queued */
@@ -1227,14 +1300,13 @@ sync_out:
 	return st;
 }
 
-SlapoStatus rt_gpu_session_run(SlapoSession *s, RtGpuSession *gs,
+SlapoStatus rt_gpu_session_run(RtGpuSession *gs, RtProf *prof,
                                const DLTensor *const *inputs, int32_t n_inputs,
                                DLTensor *const *outputs, int32_t n_outputs)
 {
 	CUcontext prev;
 	CUresult r;
 	SlapoStatus st;
-	(void)s;
 	if (gs->poisoned)
 		return rt_error_device(
 		        SLAPO_DEVICE_LOST, gs->lost_err, "",
@@ -1243,7 +1315,7 @@ SlapoStatus rt_gpu_session_run(SlapoSession *s, RtGpuSession *gs,
 		        gs->lost_msg);
 	if ((r = gs->cu->cuCtxPushCurrent(gs->gw->ctx)) != CUDA_SUCCESS)
 		return run_fail(gs, r, "cuCtxPushCurrent");
-	st = run(gs, inputs, n_inputs, outputs, n_outputs);
+	st = run(gs, prof, inputs, n_inputs, outputs, n_outputs);
 	gs->cu->cuCtxPopCurrent(&prev);
 	return st;
 }

@@ -158,6 +158,10 @@ static void load(void)
 	SYM(d, cuGraphLaunch, "cuGraphLaunch");
 	SYM(d, cuGraphExecDestroy, "cuGraphExecDestroy");
 	SYM(d, cuGraphDestroy, "cuGraphDestroy");
+	SYM(d, cuEventCreate, "cuEventCreate");
+	SYM(d, cuEventRecord, "cuEventRecord");
+	SYM(d, cuEventElapsedTime, "cuEventElapsedTime");
+	SYM(d, cuEventDestroy, "cuEventDestroy_v2");
 	SYM(d, cuModuleLoadDataEx, "cuModuleLoadDataEx");
 	SYM(d, cuModuleUnload, "cuModuleUnload");
 	SYM(d, cuModuleGetFunction, "cuModuleGetFunction");

@@ -65,29 +65,41 @@ static SlapoStatus check_desc(const RtModelDesc *d)
 	SlapoStatus st;
 	if (!d)
 		return bad_desc(NULL, "no descriptor");
-	if (d->version != RT_DESC_VERSION)
+	if (d->version < RT_DESC_VERSION_MIN || d->version > RT_DESC_VERSION)
 		return rt_error(SLAPO_ABI_MISMATCH, "",
 		                "model descriptor version %u, but this runtime reads "
-		                "version %u: the library was linked with a "
+		                "versions %u to %u: the library was linked with a "
 		                "mismatched libslapo_rt.a",
-		                (unsigned)d->version, (unsigned)RT_DESC_VERSION);
+		                (unsigned)d->version, (unsigned)RT_DESC_VERSION_MIN,
+		                (unsigned)RT_DESC_VERSION);
 	if (!d->name || !d->forward || !d->workspace_size)
 		return bad_desc(NULL, "missing name, forward or workspace_size");
 	if (!!(d->devices & SLAPO_DEVICE_BIT_CUDA) != !!d->gpu)
 		return bad_desc(NULL, "the CUDA device bit and the GPU part disagree");
 	if (d->gpu) {
 		const RtGpuDesc *g = d->gpu;
-		if (g->version != RT_GPU_VERSION)
+		if (g->version < RT_GPU_VERSION_MIN || g->version > RT_GPU_VERSION)
 			return rt_error(SLAPO_ABI_MISMATCH, "",
 			                "GPU descriptor version %u, but this runtime reads "
-			                "version %u",
-			                (unsigned)g->version, (unsigned)RT_GPU_VERSION);
+			                "versions %u to %u",
+			                (unsigned)g->version, (unsigned)RT_GPU_VERSION_MIN,
+			                (unsigned)RT_GPU_VERSION);
 		if (!g->ptx || !g->target || !g->forward || !g->workspace_size ||
 		    g->n_kernels < 0 || (g->n_kernels && !g->kernel_names) ||
 		    g->n_objects < 0 || (g->n_objects && !g->objects) ||
 		    (d->n_params && (!g->param_dtypes || !g->param_offsets)) ||
 		    g->precision > RT_PREC_FP16)
 			return bad_desc(NULL, "bad GPU part");
+	}
+	for (i = 0; i < 2; i++) {
+		RtStepTable t;
+		if (!rt_step_table(d, i, &t))
+			continue;
+		if (t.n < 0 || (t.n > 0 && !t.steps))
+			return bad_desc(NULL, "bad step table");
+		for (k = 0; k < t.n; k++)
+			if (!t.steps[k].name || !t.steps[k].kind)
+				return bad_desc(NULL, "step without a name or kind");
 	}
 	if (d->n_syms < 0 || (d->n_syms > 0 && !d->syms))
 		return bad_desc(NULL, "bad symbol list");
@@ -137,6 +149,21 @@ static SlapoStatus check_desc(const RtModelDesc *d)
 		}
 	}
 	return SLAPO_OK;
+}
+
+int rt_step_table(const RtModelDesc *d, int gpu, RtStepTable *out)
+{
+	memset(out, 0, sizeof *out);
+	if (gpu && d->gpu && d->gpu->version >= 2) {
+		out->n = d->gpu->n_steps;
+		out->steps = d->gpu->steps;
+		out->costs = d->gpu->step_costs;
+	} else if (!gpu && d->version >= 3) {
+		out->n = d->n_steps;
+		out->steps = d->steps;
+		out->costs = d->step_costs;
+	}
+	return out->n != 0;
 }
 
 /* ---- the handle ------------------------------------------------------ */

@@ -13,7 +13,7 @@
  * workspace and thread pool, and calling forward() with an RtExec that
  * holds every pointer the generated code needs. Generated code calls
  * back only the services of the "services" section (rt_parallel_for,
- * rt_sgemm, rt_sgemm_batched, rt_fail, rt_failed).
+ * rt_sgemm, rt_sgemm_batched, rt_fail, rt_failed, rt_prof_step).
  *
  * runtime/README.md explains the contract in prose; this header is the
  * reference. Everything declared here has hidden visibility: the only
@@ -44,9 +44,13 @@
  * 1. The model descriptor (defined by generated code)
  * ====================================================================== */
 
-/* Bumped on any incompatible change of RtModelDesc, RtTensorDesc, RtExec
- * or the services; model_open fails with SLAPO_ABI_MISMATCH otherwise. */
-#define RT_DESC_VERSION 2u
+/* Bumped when RtModelDesc, RtTensorDesc, RtExec or the services change;
+ * model_open fails with SLAPO_ABI_MISMATCH on a version it cannot read.
+ * Version 3 appended the step table (n_steps, steps, step_costs); the
+ * runtime still reads version 2 descriptors (no step table: no
+ * profiles). */
+#define RT_DESC_VERSION     3u
+#define RT_DESC_VERSION_MIN 2u
 
 #define RT_MAX_NDIM 16 /* most dims a tensor may have */
 #define RT_ALIGN    64 /* alignment of params and workspace, in bytes */
@@ -92,6 +96,24 @@ typedef struct RtTie {
 	const char *tied_to; /* e.g. "bert.embeddings.word_embeddings.weight" */
 } RtTie;
 
+/* One step of forward(): a kernel launch or a library call, in program
+ * order, as profiles report it. forward() marks the start of step i with
+ * rt_prof_step(ex, i) (section 3). */
+typedef struct RtStepDesc {
+	const char *name;   /* unique in the table: the kernel's name as slapoc
+	                     * --explain shows it ("linear_3", "FusedBiasGeLU_0";
+	                     * "linear_3.bias" for a linear's bias pass) */
+	const char *kind;   /* "gemm", "map", "softmax", "layer_norm", "reduce",
+	                     * "gather" */
+	const char *source; /* "FILE.slapo:LINE" that made it, or NULL */
+	const char *module; /* module path ("bert.encoder.layer.0.attention.self");
+	                     * "" for the root, NULL if unknown */
+} RtStepDesc;
+
+/* FLOPs and bytes moved by each step for these symbol values: out[2 i]
+ * and out[2 i + 1] for step i (estimates, as slapoc --explain counts). */
+typedef void (*RtStepCostFn)(const int64_t *sym, double *out);
+
 typedef struct RtExec RtExec;
 typedef struct RtGpuDesc RtGpuDesc;
 
@@ -128,6 +150,11 @@ typedef struct RtModelDesc {
 	/* version 2: the CUDA code (devices has SLAPO_DEVICE_BIT_CUDA), or
 	 * NULL for a CPU-only library */
 	const RtGpuDesc *gpu;
+	/* version 3: the steps of forward() (n_steps may be 0: no profiles),
+	 * and their costs (or NULL) */
+	int32_t n_steps;
+	const RtStepDesc *steps; /* [n_steps] */
+	RtStepCostFn step_costs;
 } RtModelDesc;
 
 /* ---- 1b. The CUDA part of the descriptor ----------------------------- */
@@ -168,9 +195,16 @@ struct RtGpuDesc {
 	uint64_t (*workspace_size)(const int64_t *sym);
 	/* enqueues the model on the session's stream */
 	SlapoStatus (*forward)(RtExec *ex);
+	/* version 2: the steps of forward() (GPU steps differ from the CPU's:
+	 * bias epilogues, operand conversions), and their costs (or NULL) */
+	int32_t n_steps;
+	const RtStepDesc *steps; /* [n_steps] */
+	RtStepCostFn step_costs;
 };
 
-#define RT_GPU_VERSION 1u
+/* Version 2 appended the step table; version 1 is still read. */
+#define RT_GPU_VERSION     2u
+#define RT_GPU_VERSION_MIN 1u
 
 /* Defined by the generated code (hidden); used only by api.c. */
 extern const RtModelDesc slapo_model_desc;
@@ -181,6 +215,7 @@ extern const RtModelDesc slapo_model_desc;
 
 typedef struct RtPool RtPool;
 typedef struct RtErrorSlot RtErrorSlot;
+typedef struct RtProf RtProf;
 
 struct RtExec {
 	const RtModelDesc *desc;
@@ -199,7 +234,10 @@ struct RtExec {
 	int32_t reserved0;
 	RtPool *pool;      /* the session's pool (opaque) */
 	RtErrorSlot *err;  /* the session's error slot (opaque) */
-	void *reserved[4]; /* zero */
+	/* non-NULL while the session profiles (opaque): forward() then
+	 * calls rt_prof_step at every step; NULL costs one test per step */
+	RtProf *prof;
+	void *reserved[3]; /* zero */
 };
 
 /* The layouts above are what LLVM-generated code builds and reads; on
@@ -216,6 +254,9 @@ _Static_assert(offsetof(RtTensorDesc, dtype) == 8 && offsetof(RtTensorDesc, ndim
                        sizeof(RtTensorDesc) == 48,
                "RtTensorDesc");
 _Static_assert(sizeof(RtTie) == 16, "RtTie");
+_Static_assert(offsetof(RtStepDesc, kind) == 8 && offsetof(RtStepDesc, source) == 16 &&
+                       offsetof(RtStepDesc, module) == 24 && sizeof(RtStepDesc) == 32,
+               "RtStepDesc");
 _Static_assert(offsetof(RtGpuDesc, ptx) == 8 && offsetof(RtGpuDesc, n_kernels) == 24 &&
                        offsetof(RtGpuDesc, kernel_names) == 32 &&
                        offsetof(RtGpuDesc, objects) == 40 &&
@@ -223,7 +264,10 @@ _Static_assert(offsetof(RtGpuDesc, ptx) == 8 && offsetof(RtGpuDesc, n_kernels) =
                        offsetof(RtGpuDesc, param_offsets) == 56 &&
                        offsetof(RtGpuDesc, params_size) == 64 &&
                        offsetof(RtGpuDesc, workspace_size) == 72 &&
-                       offsetof(RtGpuDesc, forward) == 80 && sizeof(RtGpuDesc) == 88,
+                       offsetof(RtGpuDesc, forward) == 80 &&
+                       offsetof(RtGpuDesc, n_steps) == 88 &&
+                       offsetof(RtGpuDesc, steps) == 96 &&
+                       offsetof(RtGpuDesc, step_costs) == 104 && sizeof(RtGpuDesc) == 112,
                "RtGpuDesc");
 _Static_assert(offsetof(RtModelDesc, name) == 8 && offsetof(RtModelDesc, n_syms) == 24 &&
                        offsetof(RtModelDesc, syms) == 32 &&
@@ -235,7 +279,11 @@ _Static_assert(offsetof(RtModelDesc, name) == 8 && offsetof(RtModelDesc, n_syms)
                        offsetof(RtModelDesc, base_prefix) == 120 &&
                        offsetof(RtModelDesc, workspace_size) == 128 &&
                        offsetof(RtModelDesc, forward) == 136 &&
-                       offsetof(RtModelDesc, gpu) == 144 && sizeof(RtModelDesc) == 152,
+                       offsetof(RtModelDesc, gpu) == 144 &&
+                       offsetof(RtModelDesc, n_steps) == 152 &&
+                       offsetof(RtModelDesc, steps) == 160 &&
+                       offsetof(RtModelDesc, step_costs) == 168 &&
+                       sizeof(RtModelDesc) == 176,
                "RtModelDesc");
 _Static_assert(offsetof(RtExec, sym) == 8 && offsetof(RtExec, inputs) == 16 &&
                        offsetof(RtExec, outputs) == 24 &&
@@ -244,7 +292,7 @@ _Static_assert(offsetof(RtExec, sym) == 8 && offsetof(RtExec, inputs) == 16 &&
                        offsetof(RtExec, workspace_size) == 48 &&
                        offsetof(RtExec, n_threads) == 56 &&
                        offsetof(RtExec, pool) == 64 && offsetof(RtExec, err) == 72 &&
-                       sizeof(RtExec) == 112,
+                       offsetof(RtExec, prof) == 80 && sizeof(RtExec) == 112,
                "RtExec");
 #endif
 
@@ -278,6 +326,14 @@ void rt_sgemm_batched(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, i
                       int64_t k, float alpha, const float *a, int64_t lda,
                       int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
                       float beta, float *c, int64_t ldc, int64_t stride_c, int64_t batch);
+
+/* Profiling (only when ex->prof != NULL): step `step` of the descriptor's
+ * (or, on a GPU, the GPU part's) step table starts now; step == n_steps
+ * marks the end of the last one. forward() calls it once per step, in
+ * order, before anything the step does; a step's time runs to the next
+ * mark (on the CPU, its rt_parallel_for or GEMM whole; on a GPU, the work
+ * it enqueued, timed with CUDA events). */
+void rt_prof_step(RtExec *ex, int32_t step);
 
 /* Records an error for this run (the first one wins; callable from any
  * chunk of rt_parallel_for) and returns code, so forward() can
@@ -592,6 +648,15 @@ struct SlapoWeights {
 };
 
 /* model.c */
+/* A descriptor's step table: the CPU's, or (gpu) its GPU part's. */
+typedef struct RtStepTable {
+	int32_t n;
+	const RtStepDesc *steps;
+	RtStepCostFn costs;
+} RtStepTable;
+/* Fills *out (zeros for a descriptor too old to have one); returns
+ * whether it has steps. */
+int rt_step_table(const RtModelDesc *d, int gpu, RtStepTable *out);
 SlapoStatus rt_model_open(const RtModelDesc *desc, SlapoModel **out);
 void rt_model_close(SlapoModel *m);
 void rt_model_retain(SlapoModel *m);
@@ -638,6 +703,53 @@ SlapoStatus rt_session_create(SlapoWeights *w, const SlapoSessionParams *p,
 void rt_session_free(SlapoSession *s);
 SlapoStatus rt_session_run(SlapoSession *s, const DLTensor *const *inputs,
                            int32_t n_inputs, DLTensor *const *outputs, int32_t n_outputs);
+SlapoStatus rt_session_profile(SlapoSession *s, uint32_t flags);
+SlapoStatus rt_session_profile_read(SlapoSession *s, const SlapoProfile **out);
+
+/* ======================================================================
+ * 9b. Internals: profiles (profile.c)
+ * ====================================================================== */
+
+/* Most events (step runs) a profile keeps for session_profile_read; later
+ * ones are counted as dropped. */
+#define RT_PROF_MAX_EVENTS (1 << 20)
+
+/* A session's profile: per-step totals over the profiled runs, and with
+ * SLAPO_PROFILE_EVENTS each step run's start and duration. A run's marks
+ * (when each step started, on the profile's clock) are collected by
+ * rt_prof_step (CPU) or filled from CUDA events (cuda_exec.c), then
+ * added up by rt_prof_end_run when the run succeeded. */
+struct RtProf {
+	RtStepTable t;
+	uint32_t flags;  /* SLAPO_PROFILE_* */
+	uint32_t device; /* SLAPO_DEVICE_BIT_CPU or _CUDA */
+	int64_t t0;      /* clock when profiling started (ns) */
+	int64_t *mark;   /* [n + 1] this run's marks in ns, -1 = none */
+	int64_t run_ns;  /* this run's start */
+	double *cost;    /* [2 n] costs at the last run's shapes */
+	SlapoProfileStep *rec; /* [n] what session_profile_read returns */
+	SlapoProfileEvent *ev;
+	int64_t n_ev, cap_ev, dropped;
+	int64_t runs;
+	SlapoProfile out;
+	/* GPU sessions: records a mark's CUDA event (NULL on the CPU: the
+	 * host clock) */
+	void (*mark_fn)(RtExec *ex, int32_t step);
+};
+
+/* The monotonic clock in ns. */
+int64_t rt_now_ns(void);
+/* A profile of table t's steps; NULL with the last error set. */
+RtProf *rt_prof_new(const RtStepTable *t, uint32_t flags, uint32_t device);
+void rt_prof_free(RtProf *p);
+/* Before forward(): clears the marks, notes the start and the costs at
+ * these symbol values. */
+void rt_prof_begin_run(RtProf *p, const int64_t *sym);
+/* After a successful run whose marks are in p->mark: adds them up (a
+ * failed run is simply not ended). */
+void rt_prof_end_run(RtProf *p);
+/* The records as of now (owned by p). */
+const SlapoProfile *rt_prof_read(RtProf *p);
 
 /* ======================================================================
  * 10. Internals: CUDA devices (cuda_load.c, cuda_exec.c)
@@ -663,8 +775,10 @@ const char *rt_gpu_device_name(const RtGpuWeights *g);
 SlapoStatus rt_gpu_session_create(SlapoWeights *w, void *stream, RtGpuSession **out);
 void rt_gpu_session_free(RtGpuSession *gs);
 /* session_run on a CUDA session: inputs and outputs in host or device
- * memory; returns when the outputs are written. */
-SlapoStatus rt_gpu_session_run(SlapoSession *s, RtGpuSession *gs,
+ * memory; returns when the outputs are written. With prof (the
+ * session's profile, or NULL), the run is eager (no CUDA graph) and
+ * every step is timed with CUDA events. */
+SlapoStatus rt_gpu_session_run(RtGpuSession *gs, RtProf *prof,
                                const DLTensor *const *inputs, int32_t n_inputs,
                                DLTensor *const *outputs, int32_t n_outputs);
 

@@ -31,6 +31,8 @@ struct SlapoSession {
 	int64_t *out_shape;   /* [RT_MAX_NDIM] scratch */
 	RtErrorSlot err;
 	RtGpuSession *gpu;    /* CUDA weights: the device state */
+	RtProf *prof;         /* the last profile, or NULL */
+	int prof_on;          /* runs are profiled into it */
 };
 
 SlapoStatus rt_session_create(SlapoWeights *w, const SlapoSessionParams *p,
@@ -116,6 +118,7 @@ void rt_session_free(SlapoSession *s)
 		return;
 	rt_gpu_session_free(s->gpu);
 	rt_pool_free(s->pool);
+	rt_prof_free(s->prof);
 	for (i = 0; i < s->m->desc->n_inputs; i++)
 		rt_free(s->in_stage[i].buf);
 	for (i = 0; i < s->m->desc->n_outputs; i++)
@@ -349,6 +352,10 @@ static SlapoStatus run(SlapoSession *s, const DLTensor *const *inputs, int32_t n
 	ex.n_threads = rt_pool_threads(s->pool);
 	ex.pool = s->pool;
 	ex.err = &s->err;
+	if (s->prof_on) {
+		rt_prof_begin_run(s->prof, s->sym);
+		ex.prof = s->prof;
+	}
 	atomic_store(&s->err.taken, 0);
 	st = d->forward(&ex);
 	if (atomic_load(&s->err.taken))
@@ -362,26 +369,96 @@ static SlapoStatus run(SlapoSession *s, const DLTensor *const *inputs, int32_t n
 			rt_copy_nd(t->dtype, rt_tensor_ptr(t), t->strides, t->dtype,
 			           s->out_ptrs[j], NULL, t->ndim, t->shape);
 	}
+	if (ex.prof)
+		rt_prof_end_run(s->prof);
+	return SLAPO_OK;
+}
+
+/* Takes the session for one call (SLAPO_BUSY if another thread has it). */
+static SlapoStatus acquire(SlapoSession *s, const char *what)
+{
+	int expect = 0;
+	if (!s)
+		return rt_error(SLAPO_INVALID_ARGUMENT, "", "session is NULL");
+	if (!atomic_compare_exchange_strong(&s->busy, &expect, 1))
+		return rt_weights_fail(
+		        s->w, rt_error(SLAPO_BUSY, "",
+		                       "%s: the session is already running on another "
+		                       "thread (use one session per thread)",
+		                       what));
 	return SLAPO_OK;
 }
 
 SlapoStatus rt_session_run(SlapoSession *s, const DLTensor *const *inputs,
                            int32_t n_inputs, DLTensor *const *outputs, int32_t n_outputs)
 {
-	int expect = 0;
-	SlapoStatus st;
-	if (!s)
-		return rt_error(SLAPO_INVALID_ARGUMENT, "", "session is NULL");
-	if (!atomic_compare_exchange_strong(&s->busy, &expect, 1))
-		return rt_weights_fail(
-		        s->w, rt_error(SLAPO_BUSY, "",
-		                       "session_run: the session is already running "
-		                       "on another thread (use one session per "
-		                       "thread)"));
+	SlapoStatus st = acquire(s, "session_run");
+	if (st != SLAPO_OK)
+		return st;
 	if (s->gpu)
-		st = rt_gpu_session_run(s, s->gpu, inputs, n_inputs, outputs, n_outputs);
+		st = rt_gpu_session_run(s->gpu, s->prof_on ? s->prof : NULL, inputs,
+		                        n_inputs, outputs, n_outputs);
 	else
 		st = run(s, inputs, n_inputs, outputs, n_outputs);
+	atomic_store(&s->busy, 0);
+	return rt_weights_fail(s->w, st);
+}
+
+/* ---- profiles -------------------------------------------------------- */
+
+static SlapoStatus profile(SlapoSession *s, uint32_t flags)
+{
+	const RtModelDesc *d = s->m->desc;
+	RtStepTable t;
+	RtProf *p;
+	if (flags & ~(uint32_t)(SLAPO_PROFILE_ON | SLAPO_PROFILE_EVENTS) ||
+	    (flags && !(flags & SLAPO_PROFILE_ON)))
+		return rt_error(SLAPO_INVALID_ARGUMENT, "",
+		                "session_profile: flags 0x%x are not SLAPO_PROFILE_OFF, "
+		                "or SLAPO_PROFILE_ON with SLAPO_PROFILE_EVENTS or not",
+		                (unsigned)flags);
+	if (!flags) {
+		s->prof_on = 0;
+		return SLAPO_OK;
+	}
+	if (!rt_step_table(d, s->gpu != NULL, &t))
+		return rt_error(SLAPO_UNSUPPORTED, "",
+		                "model %s has no step table to profile with (a library "
+		                "made by a slapoc older than ABI 1.2)",
+		                d->name);
+	p = rt_prof_new(&t, flags, s->gpu ? SLAPO_DEVICE_BIT_CUDA : SLAPO_DEVICE_BIT_CPU);
+	if (!p)
+		return rt_last_error()->code;
+	rt_prof_free(s->prof);
+	s->prof = p;
+	s->prof_on = 1;
+	return SLAPO_OK;
+}
+
+SlapoStatus rt_session_profile(SlapoSession *s, uint32_t flags)
+{
+	SlapoStatus st = acquire(s, "session_profile");
+	if (st != SLAPO_OK)
+		return st;
+	st = profile(s, flags);
+	atomic_store(&s->busy, 0);
+	return rt_weights_fail(s->w, st);
+}
+
+SlapoStatus rt_session_profile_read(SlapoSession *s, const SlapoProfile **out)
+{
+	SlapoStatus st;
+	if (!out)
+		return rt_error(SLAPO_INVALID_ARGUMENT, "", "session_profile_read: out is NULL");
+	*out = NULL;
+	if ((st = acquire(s, "session_profile_read")) != SLAPO_OK)
+		return st;
+	if (s->prof)
+		*out = rt_prof_read(s->prof);
+	else
+		st = rt_error(SLAPO_INVALID_ARGUMENT, "",
+		              "session_profile_read: the session was never profiled "
+		              "(call session_profile first)");
 	atomic_store(&s->busy, 0);
 	return rt_weights_fail(s->w, st);
 }

@@ -4,17 +4,20 @@
  *             [--weights F.safetensors... | --random-weights SEED]
  *             [--inputs IN.safetensors | --batch B --seq S] [--outputs OUT]
  *             [--compare REF [--rtol R --atol A | --norm-tol X]] [--bench N]
- *             [--threads T] [--io host|device]
+ *             [--threads T] [--io host|device] [--profile[=TRACE.json]]
  *
  * It dlopens the library, prints its inputs and outputs, loads weights,
  * builds inputs (from a file, filling defaultable ones, or at random),
  * runs forward, and prints a summary of each output; it can write the
  * outputs, compare them with reference tensors and time the forward
- * call. It uses only the public API (slapo.h) to talk to the model, and
+ * call, and profile it kernel by kernel (profile_out.c prints the table
+ * and writes the Chrome trace). It uses only the public API (slapo.h) to
+ * talk to the model, and
  * libslapo_rt's safetensors reader/writer for files. Every error is one
  * message on stderr and exit status 1.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +50,8 @@ typedef struct Opts {
 	int bench;
 	int threads;
 	int verbosity; /* 0 quiet, 1 normal, 2 verbose */
+	int profile;   /* --profile: print the table */
+	const char *trace; /* --profile=FILE: and write the Chrome trace */
 } Opts;
 
 /* Everything to release at exit. */
@@ -67,7 +72,13 @@ typedef struct Run {
 	CUcontext ctx;
 	CUdevice dev;
 	DLTensor *din, *dout; /* [n_in], [n_out] */
+	FILE *trace;          /* --profile=FILE, opened before running */
+	const char *trace_path;
 } Run;
+
+/* profile_out.c */
+void profile_print(FILE *f, const SlapoProfile *p);
+int profile_write_trace(FILE *f, const SlapoProfile *p, const char *model);
 
 static int verbosity = 1;
 
@@ -124,6 +135,9 @@ static void usage(FILE *f)
 	      "  --bench N                time N runs after warm-up\n"
 	      "  --threads T              threads per session (default: cores); GEMMs\n"
 	      "                           use them too unless OPENBLAS_NUM_THREADS is set\n"
+	      "  --profile, --profile=FILE  time every kernel of the run (of the --bench\n"
+	      "                           runs) and print a table; FILE: also a Chrome\n"
+	      "                           trace (JSON)\n"
 	      "  -q, --quiet / -v, --verbose\n",
 	      f);
 }
@@ -240,6 +254,13 @@ static int parse_opts(int argc, char **argv, Opts *o)
 			if (*end || d < 0)
 				return fail("%s takes a non-negative number", a);
 			*(a[2] == 'r' ? &o->rtol : &o->atol) = d;
+		} else if (!strcmp(a, "--profile")) {
+			o->profile = 1;
+		} else if (!strncmp(a, "--profile=", 10)) {
+			o->profile = 1;
+			o->trace = a + 10;
+			if (!*o->trace)
+				return fail("--profile= needs a file name");
 		} else if (!strcmp(a, "--bench") || !strcmp(a, "--threads")) {
 			if (!parse_i64(argv[++i], &v) || v < 1 || v > 100000)
 				return fail("%s takes a positive integer", a);
@@ -554,10 +575,11 @@ static int make_outputs(Run *r)
  * outputs allocated there (poisoned like the host ones). */
 static int to_device(const Opts *o, Run *r)
 {
-	int id = o->device[4] == ':' ? atoi(o->device + 5) : 0;
+	int id;
 	int32_t i;
 	if (strncmp(o->device, "cuda", 4) || !o->io_device)
 		return 0;
+	id = o->device[4] == ':' ? atoi(o->device + 5) : 0;
 	if (!(r->cu = rt_cuda_load()))
 		return fail("%s", rt_last_error()->message);
 	if (r->cu->cuDeviceGet(&r->dev, id) || r->cu->cuDevicePrimaryCtxRetain(&r->ctx, r->dev)) {
@@ -764,6 +786,65 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* ---- profiles -------------------------------------------------------- */
+
+/* --profile needs the profile entries of the table (ABI 1.2). */
+static int profile_supported(const Opts *o, const Run *r)
+{
+	if (r->api->abi_minor >= 2)
+		return 1;
+	fail("%s is a library of ABI %u.%u: --profile needs 1.2 (compile it again with "
+	     "this slapoc)",
+	     o->model, r->api->abi_major, r->api->abi_minor);
+	return 0;
+}
+
+/* Before the trace is needed: a file we cannot write fails now, not after
+ * a long run. */
+static int open_trace(const Opts *o, Run *r)
+{
+	if (!o->profile)
+		return 0;
+	if (!profile_supported(o, r))
+		return 1;
+	if (!o->trace)
+		return 0;
+	r->trace = fopen(o->trace, "w");
+	r->trace_path = o->trace;
+	if (!r->trace)
+		return fail("cannot write the profile trace %s: %s", o->trace,
+		            strerror(errno));
+	return 0;
+}
+
+static int start_profile(const Opts *o, Run *r)
+{
+	uint32_t flags = SLAPO_PROFILE_ON | (o->trace ? SLAPO_PROFILE_EVENTS : 0);
+	if (r->api->session_profile(r->s, flags) != SLAPO_OK)
+		return api_fail(r, "cannot profile");
+	return 0;
+}
+
+static int finish_profile(const Opts *o, Run *r)
+{
+	const SlapoProfile *p;
+	if (r->api->session_profile_read(r->s, &p) != SLAPO_OK)
+		return api_fail(r, "cannot read the profile");
+	profile_print(stdout, p);
+	if (!r->trace)
+		return 0;
+	int bad = profile_write_trace(r->trace, p, r->info->name) != 0;
+	bad |= fclose(r->trace) != 0;
+	r->trace = NULL;
+	if (bad)
+		return fail("cannot write the profile trace %s: %s", o->trace,
+		            strerror(errno));
+	if (verbosity >= 1)
+		printf("profile: wrote %lld events to %s\n", (long long)p->n_events,
+		       o->trace);
+	return 0;
+}
+
 static int run_model(const Opts *o, Run *r)
 {
 	SlapoSessionParams sp = SLAPO_SESSION_PARAMS_INIT;
@@ -781,6 +862,9 @@ static int run_model(const Opts *o, Run *r)
 	sp.n_threads = o->threads;
 	if (!rc && r->api->session_create(r->w, &sp, &r->s) != SLAPO_OK)
 		rc = api_fail(r, "cannot create a session");
+	/* the profile: of the one run, or of the timed runs of --bench */
+	if (!rc && o->profile && !o->bench && start_profile(o, r))
+		rc = 1;
 	if (!rc && r->api->session_run(r->s, ins, r->n_in, outs, r->n_out))
 		rc = api_fail(r, "forward failed");
 	if (!rc && o->bench > 0) {
@@ -789,7 +873,12 @@ static int run_model(const Opts *o, Run *r)
 		if (!times)
 			rc = fail("out of memory");
 		for (k = 0; !rc && k < warm + o->bench; k++) {
-			double t0 = now_ms();
+			double t0;
+			if (o->profile && k == warm && start_profile(o, r)) {
+				rc = 1;
+				break;
+			}
+			t0 = now_ms();
 			if (r->api->session_run(r->s, ins, r->n_in, outs, r->n_out))
 				rc = api_fail(r, "forward failed");
 			if (k >= warm)
@@ -803,6 +892,8 @@ static int run_model(const Opts *o, Run *r)
 			       times[o->bench - 1]);
 		}
 	}
+	if (!rc && o->profile)
+		rc = finish_profile(o, r);
 	rt_free(times);
 	rt_free(ins);
 	rt_free(outs);
@@ -828,6 +919,10 @@ static void cleanup(Run *r)
 		r->cu->cuCtxPopCurrent(&prev);
 		r->cu->cuDevicePrimaryCtxRelease(r->dev);
 	}
+	if (r->trace) { /* opened, never written: the run failed */
+		fclose(r->trace);
+		remove(r->trace_path);
+	}
 	rt_free(r->din);
 	rt_free(r->dout);
 	for (i = 0; r->in && i < r->n_in; i++)
@@ -851,7 +946,7 @@ static int main2(const Opts *o, Run *r)
 	 * fight it for the cores (runtime/blas.c). Read when it loads. */
 	if (!getenv("OPENBLAS_NUM_THREADS"))
 		setenv("OPENBLAS_NUM_THREADS", "1", 1);
-	if (open_model(o, r))
+	if (open_model(o, r) || open_trace(o, r))
 		return 1;
 	if (verbosity >= 1)
 		print_model(r);

@@ -71,7 +71,7 @@ extern "C" {
 #endif
 
 #define SLAPO_ABI_MAJOR 1
-#define SLAPO_ABI_MINOR 1
+#define SLAPO_ABI_MINOR 2
 
 /* The one exported symbol's name, for dlsym. */
 #define SLAPO_GET_API_SYMBOL "slapo_get_api"
@@ -228,6 +228,55 @@ enum {
 	SLAPO_LOAD_STRICT = 1u << 1
 };
 
+/* ---- profiles (minor 2) ------------------------------------------------ */
+
+/* Flags for session_profile. */
+enum {
+	SLAPO_PROFILE_OFF = 0,         /* stop recording (the records stay) */
+	SLAPO_PROFILE_ON = 1u << 0,    /* time every step of every run */
+	SLAPO_PROFILE_EVENTS = 1u << 1 /* with ON: keep each step run too (a
+	                                * timeline, e.g. for a Chrome trace) */
+};
+
+/* One step of the compiled model (a kernel, or a library call such as a
+ * GEMM), in the order forward runs them, and its time so far. */
+typedef struct SlapoProfileStep {
+	/* the kernel's name as `slapoc --explain` and `--emit=dot` show it
+	 * ("linear_3", "FusedBiasGeLU_0"); unique in the profile ("linear_3.bias"
+	 * is the bias pass of linear_3) */
+	const char *name;
+	const char *kind;   /* "gemm", "map", "softmax", "layer_norm", "reduce", "gather" */
+	const char *source; /* the .slapo line that made it, "FILE:LINE", or "" */
+	/* the module it belongs to ("bert.encoder.layer.3.attention.self"),
+	 * "" for the model itself or when unknown */
+	const char *module;
+	uint64_t calls;    /* runs of it recorded */
+	uint64_t total_ns; /* their total time */
+	uint64_t min_ns, max_ns;
+	double flops; /* estimated FLOPs of one run at the last run's shapes; 0: unknown */
+	double bytes; /* estimated bytes it reads and writes, likewise */
+} SlapoProfileStep;
+
+/* One run of one step (SLAPO_PROFILE_EVENTS). */
+typedef struct SlapoProfileEvent {
+	int32_t step;      /* index in SlapoProfile.steps */
+	int32_t run;       /* which profiled session_run, from 0 */
+	uint64_t start_ns; /* since profiling started */
+	uint64_t dur_ns;
+} SlapoProfileEvent;
+
+/* What a session's profile holds. Owned by the session; valid until the
+ * next call on it. */
+typedef struct SlapoProfile {
+	uint32_t device;  /* SLAPO_DEVICE_BIT_CPU, or _CUDA: GPU time */
+	int32_t n_steps;
+	const SlapoProfileStep *steps; /* [n_steps], in program order */
+	int64_t n_runs;   /* successful runs recorded (failed ones are not) */
+	int64_t n_events; /* with SLAPO_PROFILE_EVENTS, in order */
+	const SlapoProfileEvent *events;
+	int64_t dropped_events; /* not kept: more than 2^20 */
+} SlapoProfile;
+
 /* ---- the function table ---------------------------------------------- */
 
 typedef struct SlapoApi {
@@ -326,6 +375,22 @@ typedef struct SlapoApi {
 	 * (> 0: it was never reached). The counter is global to the library,
 	 * shared by all threads. */
 	int64_t (*testing_fail_alloc)(int64_t n);
+
+	/* -- profiles (minor 2) -- */
+
+	/* Starts profiling the session's runs (flags: SLAPO_PROFILE_ON, with
+	 * SLAPO_PROFILE_EVENTS for a timeline), dropping earlier records, or
+	 * stops it (SLAPO_PROFILE_OFF). Each step is timed, on the CPU with
+	 * the monotonic clock (a step's threads count as one), on a GPU with
+	 * CUDA events on the session's stream; profiled GPU runs do not use
+	 * CUDA graphs. Outputs are the same as without profiling.
+	 * SLAPO_UNSUPPORTED if the library has no step table (made by a
+	 * slapoc older than ABI 1.2). */
+	SlapoStatus (*session_profile)(SlapoSession *session, uint32_t flags);
+	/* What the profile recorded so far (also after it was stopped);
+	 * SLAPO_INVALID_ARGUMENT if the session was never profiled. */
+	SlapoStatus (*session_profile_read)(SlapoSession *session,
+	                                    const SlapoProfile **out);
 } SlapoApi;
 
 #if defined(__LP64__) || defined(_LP64)

@@ -3,8 +3,9 @@
  * staging, CUDA graphs, the generated host code, the kernels' logic, the
  * GEMM layouts and epilogues, the poisoning of sessions) can be tested on
  * machines with no GPU. Not a simulator of timing or memory spaces:
- * "device" memory is host memory, streams run synchronously, and a
- * captured graph is the list of operations replayed.
+ * "device" memory is host memory, streams run synchronously (an event
+ * records the host clock when it is reached: profiles time the CPU
+ * emulation), and a captured graph is the list of operations replayed.
  *
  * Kernels: the PTX cannot run here, so cuModuleLoadDataEx loads
  * $SLAPO_EMU_KERNELS instead, the same kernels compiled for the host
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <ucontext.h>
 
 #define API __attribute__((visibility("default")))
@@ -154,7 +156,8 @@ static int run_kernel(void *fn, unsigned gx, unsigned bx, const uint64_t *args, 
 /* ---- recorded operations (stream capture) --------------------------------------- */
 
 typedef struct Op {
-	int kind; /* 0 kernel, 1 memcpy, 2 memset32, 3 gemm (lt), 4 gemm (cublas) */
+	int kind; /* 0 kernel, 1 memcpy, 2 memset32, 3 gemm (lt), 4 gemm (cublas),
+	           * 5 event record (dst: the Event) */
 	void *fn;
 	unsigned gx, bx;
 	uint64_t args[80];
@@ -265,6 +268,12 @@ static void gemm(const Gemm *g)
 	}
 }
 
+/* A CUDA event: when the work before it was done, in ms. */
+typedef struct Event {
+	double ms;
+	int recorded;
+} Event;
+
 static void run_op(const Op *op)
 {
 	if (sticky)
@@ -280,6 +289,13 @@ static void run_op(const Op *op)
 			sticky = E_ILLEGAL;
 		break;
 	case 1: memmove(op->dst, op->src, op->n); break;
+	case 5: {
+		struct timespec ts; /* streams run synchronously: done by now */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		((Event *)op->dst)->ms = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+		((Event *)op->dst)->recorded = 1;
+		break;
+	}
 	case 2:
 		for (size_t i = 0; i < op->n; i++)
 			((unsigned *)op->dst)[i] = op->val;
@@ -408,6 +424,24 @@ static void graph_free(Graph *g)
 }
 API CUresult cuGraphExecDestroy(void *e) { graph_free(e); return OK; }
 API CUresult cuGraphDestroy(void *g) { graph_free(g); return OK; }
+
+API CUresult cuEventCreate(void **e, unsigned f) { (void)f; *e = calloc(1, sizeof(Event)); return *e ? OK : E_OOM; }
+API CUresult cuEventDestroy_v2(void *e) { free(e); return OK; }
+API CUresult cuEventRecord(void *e, void *s)
+{
+	(void)s;
+	Op op = {.kind = 5, .dst = e};
+	return submit(&op);
+}
+API CUresult cuEventElapsedTime(float *ms, void *a, void *b)
+{
+	const Event *x = a, *y = b;
+	STICKY();
+	if (!x || !y || !x->recorded || !y->recorded)
+		return E_INVALID;
+	*ms = (float)(y->ms - x->ms);
+	return OK;
+}
 
 API CUresult cuModuleLoadDataEx(void **m, const void *ptx, unsigned n, int *o, void **v)
 {

@@ -52,7 +52,7 @@ hasnt() {
 W=$dir/weights.safetensors
 t full 0 "$run" "$model" --weights "$W" --inputs "$dir/inputs.safetensors" \
 	--compare "$dir/ref.safetensors" --outputs "$dir/out.safetensors"
-has "model FakeMLP (slapoc 0.1.0-fake, ABI 1.1)"
+has "model FakeMLP (slapoc 0.1.0-fake, ABI 1.2)"
 has "  input_ids                    i64[B, S]  values in [0, 50)"
 has "  attention_mask               i64[B, S]  default ones"
 has "  scores                       f32[B, S, S]"

@@ -14,7 +14,10 @@
  *   scores = hidden[b] hidden[b]^T                            [B,S,S]
  *
  * FAKE_VARIANT 2 builds a second, differently sized model ("FakeMLP2"),
- * so two libraries can be told apart in one process.
+ * so two libraries can be told apart in one process. Variant 1 marks its
+ * nine steps for profiles (rt_prof_step, a version 3 descriptor with a
+ * step table); variant 2 is a version 2 descriptor, as libraries made
+ * before profiles were, which the runtime still loads.
  */
 #include <math.h>
 #include <string.h>
@@ -192,6 +195,44 @@ static void add_bias_v(void *p, int64_t begin, int64_t end)
 			logits[r * V + j] += b[j];
 }
 
+#if FAKE_VARIANT == 1
+/* as slapoc's steps.c makes them */
+static const RtStepDesc steps[] = {
+        {"embed_ln", "map", "fake.slapo:3", "emb"},
+        {"fc1", "gemm", "fake.slapo:4", "fc1"},
+        {"bias_gelu", "map", "fake.slapo:4", "fc1"},
+        {"fc2.residual", "map", "fake.slapo:5", ""},
+        {"fc2", "gemm", "fake.slapo:5", "fc2"},
+        {"bias_mask", "map", "fake.slapo:5", ""},
+        {"decoder", "gemm", "fake.slapo:6", "head.decoder"},
+        {"decoder.bias", "map", "fake.slapo:6", "head.decoder"},
+        {"scores", "gemm", NULL, NULL},
+};
+#define N_STEPS ((int32_t)(sizeof steps / sizeof steps[0]))
+
+/* FLOPs and bytes per step, roughly */
+static void step_costs(const int64_t *sym, double *out)
+{
+	double rows = (double)(sym[SYM_B] * sym[SYM_S]), S = (double)sym[SYM_S];
+	double f[N_STEPS] = {rows * H * 10, 2 * rows * H * I, rows * I * 10, 0,
+	                     2 * rows * H * I, rows * H * 2, 2 * rows * H * V, rows * V,
+	                     2 * rows * S * H};
+	for (int32_t i = 0; i < N_STEPS; i++) {
+		out[2 * i] = f[i];
+		out[2 * i + 1] = rows * H * 4 * 3;
+	}
+}
+
+/* if (ex->prof) rt_prof_step(ex, i), as generated code does */
+#define MARK(i)                                                                          \
+	do {                                                                             \
+		if (ex->prof)                                                            \
+			rt_prof_step(ex, i);                                             \
+	} while (0)
+#else
+#define MARK(i) ((void)0)
+#endif
+
 static SlapoStatus forward(RtExec *ex)
 {
 	int64_t B = ex->sym[SYM_B], S = ex->sym[SYM_S], rows = B * S;
@@ -200,26 +241,40 @@ static SlapoStatus forward(RtExec *ex)
 	c.e = ex->workspace;
 	c.h1 = c.e + rows * H;
 	c.hidden = ex->outputs[OUT_HIDDEN];
+	MARK(0);
 	rt_parallel_for(ex, rows, 4, embed_ln, &c);
+	MARK(1);
 	rt_sgemm(ex, 0, 1, rows, I, H, 1.0f, c.e, H, ex->params[P_FC1_W], H, 0.0f, c.h1,
 	         I);
+	MARK(2);
 	rt_parallel_for(ex, rows, 4, bias_gelu, &c);
+	MARK(3);
 	memcpy(c.hidden, c.e, (size_t)(rows * H) * sizeof(float)); /* residual */
+	MARK(4);
 	rt_sgemm(ex, 0, 1, rows, H, I, 1.0f, c.h1, I, ex->params[P_FC2_W], I, 1.0f,
 	         c.hidden, H);
+	MARK(5);
 	rt_parallel_for(ex, rows, 4, bias_mask, &c);
+	MARK(6);
 	rt_sgemm(ex, 0, 1, rows, V, H, 1.0f, c.hidden, H, ex->params[P_DEC_W], H, 0.0f,
 	         ex->outputs[OUT_LOGITS], V);
+	MARK(7);
 	rt_parallel_for(ex, rows, 4, add_bias_v, &c);
+	MARK(8);
 	rt_sgemm_batched(ex, 0, 1, S, S, H, 1.0f, c.hidden, H, S * H, c.hidden, H, S * H,
 	                 0.0f, ex->outputs[OUT_SCORES], S, S * S, B);
 	if (rt_failed(ex))
 		return SLAPO_INTERNAL;
+	MARK(9);
 	return SLAPO_OK;
 }
 
 const RtModelDesc slapo_model_desc = {
+#if FAKE_VARIANT == 1
         RT_DESC_VERSION,
+#else
+        2, /* as before profiles: no step table (the fields read as 0) */
+#endif
         SLAPO_DEVICE_BIT_CPU,
         NAME,
         "0.1.0-fake",
@@ -239,4 +294,13 @@ const RtModelDesc slapo_model_desc = {
         workspace_size,
         forward,
         NULL, /* no GPU code */
+#if FAKE_VARIANT == 1
+        N_STEPS,
+        steps,
+        step_costs,
+#else
+        0,
+        NULL,
+        NULL,
+#endif
 };

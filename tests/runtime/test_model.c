@@ -426,6 +426,90 @@ static void io_free(Io *io)
 		tt_free(&io->out[i]);
 }
 
+/* session_profile: per-step records of the fake model's nine steps, its
+ * timeline, stopping, resetting, failed runs left out, and outputs
+ * bit-identical with and without profiling. */
+static void test_profile(void)
+{
+	SlapoModel *m;
+	SlapoWeights *w;
+	SlapoSession *s;
+	const SlapoProfile *pr;
+	Io io, io2;
+	TTensor bad;
+	int64_t bshape[2] = {1, 3};
+	int32_t i;
+
+	CHECK(api->abi_minor >= 2);
+	CHECK_ST(api, api->model_open(&m), SLAPO_OK);
+	CHECK_ST(api, api->weights_create(m, NULL, &w), SLAPO_OK);
+	CHECK_ST(api, api->weights_init_random(w, 7), SLAPO_OK);
+	CHECK_ST(api, api->session_create(w, NULL, &s), SLAPO_OK);
+	CHECK_ST(api, api->session_profile_read(s, &pr), SLAPO_INVALID_ARGUMENT);
+	CHECK_ERR(api, "never profiled", NULL);
+	CHECK_ST(api, api->session_profile(s, SLAPO_PROFILE_EVENTS), SLAPO_INVALID_ARGUMENT);
+	CHECK_ST(api, api->session_profile(s, SLAPO_PROFILE_ON | 0x100),
+	         SLAPO_INVALID_ARGUMENT);
+	CHECK_ST(api, api->session_profile(NULL, SLAPO_PROFILE_ON), SLAPO_INVALID_ARGUMENT);
+
+	/* a run without, then two with profiling: the same bits */
+	io_init(&io, 2, 5);
+	io_init(&io2, 2, 5);
+	CHECK_ST(api, api->session_run(s, io.in, 3, io.o, 3), SLAPO_OK);
+	CHECK_ST(api, api->session_profile(s, SLAPO_PROFILE_ON | SLAPO_PROFILE_EVENTS),
+	         SLAPO_OK);
+	CHECK_ST(api, api->session_run(s, io2.in, 3, io2.o, 3), SLAPO_OK);
+	for (i = 0; i < 3; i++)
+		CHECK(!memcmp(io.out[i].t.data, io2.out[i].t.data,
+		              (size_t)tt_numel(&io.out[i]) * 4));
+	io_free(&io2);
+	io_init(&io2, 1, 3);
+	CHECK_ST(api, api->session_run(s, io2.in, 3, io2.o, 3), SLAPO_OK);
+	/* a failed run is not recorded */
+	tt_init(&bad, RT_I64, 2, bshape);
+	io2.in[0] = &bad.t;
+	memset(bad.t.data, 0, 3 * 8);
+	((int64_t *)bad.t.data)[1] = 50; /* outside the vocabulary */
+	CHECK_ST(api, api->session_run(s, io2.in, 3, io2.o, 3), SLAPO_INVALID_ARGUMENT);
+	CHECK_ST(api, api->session_profile_read(s, &pr), SLAPO_OK);
+	CHECK(pr->device == SLAPO_DEVICE_BIT_CPU && pr->n_steps == 9 && pr->n_runs == 2);
+	CHECK(!strcmp(pr->steps[0].name, "embed_ln") && !strcmp(pr->steps[0].kind, "map"));
+	CHECK(!strcmp(pr->steps[0].source, "fake.slapo:3") &&
+	      !strcmp(pr->steps[0].module, "emb"));
+	CHECK(!strcmp(pr->steps[8].source, "") && !strcmp(pr->steps[8].module, ""));
+	for (i = 0; i < pr->n_steps; i++) {
+		const SlapoProfileStep *st = &pr->steps[i];
+		CHECK(st->calls == 2);
+		CHECK(st->min_ns <= st->max_ns && st->total_ns >= st->min_ns + st->max_ns);
+		CHECK(st->total_ns <= st->min_ns + st->max_ns);
+	}
+	/* costs at the last run's shapes: B = 1, S = 3 */
+	CHECK(pr->steps[1].flops == 2.0 * 3 * 16 * 32);
+	CHECK(pr->steps[8].flops == 2.0 * 3 * 3 * 16 && pr->steps[8].bytes > 0);
+	CHECK(pr->n_events == 18 && pr->dropped_events == 0);
+	for (i = 0; i < pr->n_events; i++) {
+		const SlapoProfileEvent *e = &pr->events[i];
+		CHECK(e->step == i % 9 && e->run == i / 9);
+		if (i > 0)
+			CHECK(e->start_ns >= pr->events[i - 1].start_ns + pr->events[i - 1].dur_ns);
+	}
+	/* stopped: the records stay, runs are not added */
+	CHECK_ST(api, api->session_profile(s, SLAPO_PROFILE_OFF), SLAPO_OK);
+	io2.in[0] = &io2.ids.t;
+	CHECK_ST(api, api->session_run(s, io2.in, 3, io2.o, 3), SLAPO_OK);
+	CHECK_ST(api, api->session_profile_read(s, &pr), SLAPO_OK);
+	CHECK(pr->n_runs == 2 && pr->steps[0].calls == 2);
+	/* started again: from zero, totals only */
+	CHECK_ST(api, api->session_profile(s, SLAPO_PROFILE_ON), SLAPO_OK);
+	CHECK_ST(api, api->session_run(s, io2.in, 3, io2.o, 3), SLAPO_OK);
+	CHECK_ST(api, api->session_profile_read(s, &pr), SLAPO_OK);
+	CHECK(pr->n_runs == 1 && pr->steps[4].calls == 1 && pr->n_events == 0);
+	tt_free(&bad);
+	io_free(&io);
+	io_free(&io2);
+	close_all(m, w, s);
+}
+
 static void test_run_errors(void)
 {
 	SlapoModel *m;
@@ -735,6 +819,7 @@ int main(int argc, char **argv)
 	test_half_precision();
 	test_random_init();
 	test_run_errors();
+	test_profile();
 	test_layouts();
 	test_oom();
 	return t_done("test_model");

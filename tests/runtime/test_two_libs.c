@@ -1,7 +1,8 @@
 /* test_two_libs.c - several model libraries in one process: two copies of
- * the same model in two .so files, and a different model. Each has its
- * own table, descriptor, last error and allocation hook; weights load and
- * run in each independently; one can be dlclosed while others run.
+ * the same model in two .so files, and a different model (an older
+ * descriptor version). Each has its own table, descriptor, last error
+ * and allocation hook; weights load and run in each independently; one
+ * can be dlclosed while others run.
  */
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -125,6 +126,11 @@ int main(int argc, char **argv)
 	lb = run(&b, 40);
 	la2 = run(&a2, 50);
 	CHECK(!memcmp(la, la2, 2 * 5 * 50 * sizeof(float)));
+	/* B is a version 2 descriptor (as before profiles): it loads and
+	 * runs, and has nothing to profile with */
+	CHECK_ST(b.api, b.api->session_profile(b.s, SLAPO_PROFILE_ON), SLAPO_UNSUPPORTED);
+	CHECK_ERR(b.api, "no step table", NULL);
+	CHECK_ST(a.api, a.api->session_profile(a.s, SLAPO_PROFILE_ON), SLAPO_OK);
 	free(la2);
 	free(lb);
 

@@ -436,6 +436,32 @@ static void test_descriptors(void)
 	d.version = RT_DESC_VERSION + 1;
 	CHECK_ST(NULL, rt_model_open(&d, &m), SLAPO_ABI_MISMATCH);
 	CHECK_ERR(NULL, "mismatched libslapo_rt.a", NULL);
+	d.version = RT_DESC_VERSION_MIN - 1;
+	CHECK_ST(NULL, rt_model_open(&d, &m), SLAPO_ABI_MISMATCH);
+	/* version 2: read without the step table (garbage there is not looked at) */
+	{
+		static const RtStepDesc steps[] = {{"a", "map", NULL, NULL}, {NULL, "map", NULL, NULL}};
+		RtStepTable t;
+		d.version = 2;
+		d.n_steps = 2;
+		d.steps = steps;
+		CHECK_ST(NULL, rt_model_open(&d, &m), SLAPO_OK);
+		CHECK(!rt_step_table(m->desc, 0, &t) && t.n == 0 && !t.steps);
+		rt_model_close(m);
+		d.version = RT_DESC_VERSION;
+		CHECK_ST(NULL, rt_model_open(&d, &m), SLAPO_INTERNAL);
+		CHECK_ERR(NULL, "step without a name", NULL);
+		d.n_steps = -1;
+		CHECK_ST(NULL, rt_model_open(&d, &m), SLAPO_INTERNAL);
+		CHECK_ERR(NULL, "bad step table", NULL);
+		d.n_steps = 1;
+		CHECK_ST(NULL, rt_model_open(&d, &m), SLAPO_OK);
+		CHECK(rt_step_table(m->desc, 0, &t) && t.n == 1 && t.steps == steps);
+		CHECK(!rt_step_table(m->desc, 1, &t)); /* no GPU part */
+		rt_model_close(m);
+		d.n_steps = 0;
+		d.steps = NULL;
+	}
 	d.version = RT_DESC_VERSION;
 	d.ties = tie_bad;
 	CHECK_ST(NULL, rt_model_open(&d, &m), SLAPO_INTERNAL);

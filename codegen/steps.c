@@ -1,0 +1,292 @@
+/* steps.c - the step table profiles read (runtime/rt.h RtStepDesc): for
+ * each step of a program, in the order forward() runs them, a name that
+ * is unique in the table, its kind, the .slapo line and the module path
+ * it comes from; and a function computing every step's FLOPs and bytes
+ * at run time (sizes are symbolic). driver.c emits the CPU program's
+ * table, driver_gpu.c the GPU program's (its steps differ: bias
+ * epilogues, operand conversions).
+ *
+ * Names are the model-graph node names `slapoc --explain` prints (a
+ * fused kernel's, not its body's): a GEMM of grouped linears is its
+ * members joined with '+' ("linear+linear_1+linear_2"), a linear's bias
+ * pass is "NAME.bias", another helper step of a node (an operand copy)
+ * "NAME.WHAT", and a number is appended to what still clashes.
+ * Costs are estimates in the spirit of --explain: 2mnk per GEMM, one
+ * FLOP per element and elementwise op (8 for exp/tanh/erf/GELU), and the
+ * bytes of each operand's distinct elements.
+ */
+#include <string.h>
+
+#include "codegen/codegen.h"
+#include "runtime/rt.h"
+
+#define B (L->b)
+
+static const char *kind_name(CgKind k)
+{
+	switch (k) {
+	case CG_MAP:
+		return "map";
+	case CG_SOFTMAX:
+		return "softmax";
+	case CG_LAYER_NORM:
+		return "layer_norm";
+	case CG_REDUCE:
+		return "reduce";
+	case CG_GATHER:
+		return "gather";
+	case CG_GEMM:
+		return "gemm";
+	}
+	return "?";
+}
+
+static bool used(const char **names, int n, const char *s)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(names[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* The model-graph node a step computes (or helps to). */
+static const char *base_of(const CgStep *st)
+{
+	return st->members ? st->members
+	       : st->node  ? st->node
+	       : st->name  ? st->name
+	                   : "step";
+}
+
+/* The unique name of each step (see the top of the file): a node's one
+ * step, its GEMM, or the step computing the node itself takes the node's
+ * name; other steps of it (a copy of an operand, a part of a fused body)
+ * add what they do. */
+static const char **step_names(Arena *a, const CgStep *const *steps, int n)
+{
+	const char **names = ARENA_ARRAY(a, const char *, n + 1);
+	for (int i = 0; i < n; i++) {
+		const CgStep *st = steps[i];
+		const char *s = base_of(st);
+		int same = 0;
+		for (int k = 0; k < n; k++)
+			same += strcmp(base_of(steps[k]), s) == 0;
+		bool main = same == 1 || st->kind == CG_GEMM ||
+		            (st->name && !strcmp(st->name, s));
+		if (st->kind == CG_MAP && st->what && strcmp(st->what, "bias") == 0) {
+			s = arena_printf(a, "%s.bias", s);
+		} else if (!main) {
+			const char *w =
+			        st->what && strncmp(s, st->what, strlen(st->what)) != 0
+			                ? st->what
+			                : st->name;
+			s = arena_printf(a, "%s.%s", s, w ? w : "step");
+		}
+		const char *b = s;
+		for (int k = 2; used(names, i, s); k++)
+			s = arena_printf(a, "%s.%d", b, k);
+		names[i] = s;
+	}
+	return names;
+}
+
+/* ---- the table ----------------------------------------------------------------------- */
+
+LLVMValueRef cg_emit_step_table(CgLlvm *L, Arena *a, const CgStep *const *steps, int n,
+                                const char *name)
+{
+	LLVMTypeRef p = L->t_i8p;
+	LLVMTypeRef f4[4] = {p, p, p, p};
+	LLVMTypeRef t = LLVMStructTypeInContext(L->ctx, f4, 4, 0);
+	if (LLVMABISizeOfType(L->td, t) != sizeof(RtStepDesc) ||
+	    LLVMOffsetOfElement(L->td, t, 3) != offsetof(RtStepDesc, module)) {
+		diag_plain(L->diag, DIAG_ERROR, "internal error: RtStepDesc layout");
+		return NULL;
+	}
+	if (n == 0)
+		return LLVMConstNull(p);
+	const char **names = step_names(a, steps, n);
+	LLVMValueRef *e = ARENA_ARRAY(a, LLVMValueRef, n + 1);
+	for (int i = 0; i < n; i++) {
+		const CgStep *st = steps[i];
+		const char *src = st->span.file
+		                          ? arena_printf(a, "%s:%d", st->span.file->path,
+		                                         st->span.first_line)
+		                          : NULL;
+		LLVMValueRef f[4] = {
+		        cg_llvm_cstr(L, names[i]), cg_llvm_cstr(L, kind_name(st->kind)),
+		        src ? cg_llvm_cstr(L, src) : LLVMConstNull(p),
+		        st->module ? cg_llvm_cstr(L, st->module) : LLVMConstNull(p)};
+		e[i] = LLVMConstNamedStruct(t, f, 4);
+	}
+	LLVMValueRef init = LLVMConstArray(t, e, (unsigned)n);
+	LLVMValueRef g = LLVMAddGlobal(L->mod, LLVMTypeOf(init), name);
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetLinkage(g, LLVMPrivateLinkage);
+	LLVMValueRef zero = LLVMConstInt(L->t_i64, 0, 0), idx[2] = {zero, zero};
+	return LLVMConstBitCast(LLVMConstInBoundsGEP2(LLVMTypeOf(init), g, idx, 2), p);
+}
+
+/* ---- costs ------------------------------------------------------------------------------ */
+
+/* A sum of monomials, in double. */
+typedef struct Cost {
+	CgFn *f;
+	LLVMValueRef v;
+} Cost;
+
+static void add(Cost *c, IrDim d, double k)
+{
+	CgLlvm *L = c->f->L;
+	LLVMTypeRef dt = LLVMDoubleTypeInContext(L->ctx);
+	LLVMValueRef x = LLVMConstReal(dt, (double)d.coef * k);
+	for (int q = 0; q < IR_MAX_SYMS; q++)
+		for (int e = 0; e < d.pow[q]; e++)
+			x = LLVMBuildFMul(
+			        B, x,
+			        LLVMBuildSIToFP(B, cg_dim(c->f, ir_dim_sym(q)), dt, ""),
+			        "");
+	c->v = LLVMBuildFAdd(B, c->v, x, "");
+}
+
+/* Distinct elements a view reaches: its dims, less broadcast ones. */
+static IrDim view_elems(const CgView *v)
+{
+	IrDim n = ir_dim_const(1);
+	for (int i = 0; i < v->ndim; i++)
+		if (!cg_dim_is(v->stride[i], 0))
+			n = cg_dim_mul(n, v->dim[i]);
+	return n;
+}
+
+static IrDim dims(const IrDim *d, int n)
+{
+	IrDim r = ir_dim_const(1);
+	for (int i = 0; i < n; i++)
+		r = cg_dim_mul(r, d[i]);
+	return r;
+}
+
+/* FLOPs per element of an elementwise expression: its ops (not its
+ * leaves or constants), shared nodes once. */
+static int expr_flops(const CgExpr *e, const IrNode *x, const IrNode **seen, int *nseen)
+{
+	if (!x)
+		return 0;
+	for (int i = 0; i < e->nleaf; i++)
+		if (e->leaf[i] == x)
+			return 0;
+	for (int i = 0; i < e->nconst; i++)
+		if (e->cnode[i] == x)
+			return 0;
+	for (int i = 0; i < *nseen; i++)
+		if (seen[i] == x)
+			return 0;
+	if (*nseen < 256)
+		seen[(*nseen)++] = x;
+	int f = 0;
+	for (int i = 0; i < x->nin; i++)
+		f += expr_flops(e, x->in[i], seen, nseen);
+	unsigned fl = ir_ops[x->op].flags;
+	if (fl & (OPF_SOURCE | OPF_VIEW))
+		return f;
+	switch (x->op) {
+	case OP_GELU:
+	case OP_GELU_TANH:
+	case OP_ERF:
+	case OP_TANH:
+	case OP_EXP:
+		return f + 8;
+	default:
+		return f + 1;
+	}
+}
+
+static void step_cost(Cost *fl, Cost *by, const CgStep *st,
+                      int (*esize)(const void *, int), const void *ctx)
+{
+	const IrNode *seen[256];
+	int nseen = 0;
+	if (st->kind == CG_GEMM) {
+		IrDim batch = ir_dim_const(1), ba = batch, bb = batch;
+		for (int i = 0; i < st->nbatch; i++) {
+			batch = cg_dim_mul(batch, st->bdim[i]);
+			if (!cg_dim_is(st->bsa[i], 0))
+				ba = cg_dim_mul(ba, st->bdim[i]);
+			if (!cg_dim_is(st->bsb[i], 0))
+				bb = cg_dim_mul(bb, st->bdim[i]);
+		}
+		IrDim mn = cg_dim_mul(cg_dim_mul(st->m, st->n), batch);
+		add(fl, cg_dim_mul(mn, st->k), 2);
+		if (st->beta != 0)
+			add(fl, mn, 1);
+		int b1 = st->ngroup > 1 ? st->gb[0].buf : st->views[2].buf;
+		add(by, cg_dim_mul(cg_dim_mul(st->m, st->k), ba),
+		    esize(ctx, st->views[1].buf));
+		add(by, cg_dim_mul(cg_dim_mul(st->k, st->n), bb), esize(ctx, b1));
+		add(by, mn, esize(ctx, st->views[0].buf) * (st->beta != 0 ? 2 : 1));
+		return;
+	}
+	if (st->kind == CG_GATHER) {
+		IrDim ids = dims(st->dim, st->ndim - 1);
+		add(by, ids, esize(ctx, st->views[1].buf));
+		add(by, cg_dim_mul(ids, st->views[2].dim[1]),
+		    2 * esize(ctx, st->views[2].buf));
+		return;
+	}
+	IrDim all = dims(st->dim, st->ndim);
+	int per = st->expr.root ? expr_flops(&st->expr, st->expr.root, seen, &nseen) : 0;
+	per += st->kind == CG_SOFTMAX      ? 5
+	       : st->kind == CG_LAYER_NORM ? 8
+	       : st->kind == CG_REDUCE     ? 1
+	                                   : 0;
+	add(fl, all, per);
+	for (int k = 0; k < st->nview; k++)
+		if (st->views[k].buf >= 0)
+			add(by, view_elems(&st->views[k]), esize(ctx, st->views[k].buf));
+}
+
+LLVMValueRef cg_emit_step_costs(CgLlvm *L, const CgProgram *p, const CgStep *const *steps,
+                                int n, int (*esize)(const void *ctx, int buf),
+                                const void *ctx, const char *name)
+{
+	if (n == 0)
+		return LLVMConstNull(L->t_i8p);
+	LLVMTypeRef dt = LLVMDoubleTypeInContext(L->ctx);
+	LLVMTypeRef args[2] = {L->t_i64p, LLVMPointerType(dt, 0)};
+	LLVMValueRef fn =
+	        LLVMAddFunction(L->mod, name, LLVMFunctionType(L->t_void, args, 2, 0));
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	CgFn f;
+	cg_fn_begin(&f, L, p, fn);
+	f.sym = LLVMGetParam(fn, 0);
+	LLVMValueRef out = LLVMGetParam(fn, 1);
+	for (int i = 0; i < n; i++) {
+		Cost fl = {&f, LLVMConstReal(dt, 0)}, by = {&f, LLVMConstReal(dt, 0)};
+		step_cost(&fl, &by, steps[i], esize, ctx);
+		for (int k = 0; k < 2; k++) {
+			LLVMValueRef idx = LLVMConstInt(
+			        L->t_i64, (unsigned long long)(2 * i + k), 0);
+			LLVMBuildStore(B, k ? by.v : fl.v,
+			               LLVMBuildInBoundsGEP2(B, dt, out, &idx, 1, ""));
+		}
+	}
+	LLVMBuildRetVoid(B);
+	cg_fn_end(&f);
+	return LLVMConstBitCast(fn, L->t_i8p);
+}
+
+void cg_emit_prof_mark(CgLlvm *L, LLVMValueRef fn, LLVMValueRef ex, LLVMValueRef prof,
+                       LLVMValueRef rt_prof_step, int step)
+{
+	LLVMBuilderRef b = L->b;
+	LLVMBasicBlockRef on = LLVMAppendBasicBlockInContext(L->ctx, fn, "prof");
+	LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(L->ctx, fn, "prof_done");
+	LLVMBuildCondBr(b, LLVMBuildIsNotNull(b, prof, ""), on, next);
+	LLVMPositionBuilderAtEnd(b, on);
+	LLVMValueRef args[2] = {ex, LLVMConstInt(L->t_i32, (unsigned long long)step, 1)};
+	cg_llvm_call(L, rt_prof_step, args, 2);
+	LLVMBuildBr(b, next);
+	LLVMPositionBuilderAtEnd(b, next);
+}
