@@ -280,6 +280,7 @@ typedef struct CgLlvm {
 	char *triple, *cpu, *features; /* LLVM-allocated strings */
 	int vw;                        /* f32 lanes of a vector register */
 	bool has_fma;                  /* fused multiply-add in hardware */
+	bool nvptx;                    /* an NVPTX module: PTX instructions allowed */
 	/* common types */
 	LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_i8p, t_i64p, t_f32p;
 	LLVMTypeRef t_kernel;          /* void (i8*, i64, i64) */
@@ -395,6 +396,11 @@ LLVMValueRef cg_fma(CgFn *f, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c, int
 LLVMValueRef cg_select_lt(CgFn *f, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t,
                           LLVMValueRef e);
 LLVMValueRef cg_fmax_nan(CgFn *f, LLVMValueRef a, LLVMValueRef b);
+/* NVPTX: one PTX instruction ("ex2.approx.ftz.f32 $0, $1;", operand
+ * constraints "=f,f") applied lane by lane to the nargs values args, each
+ * lane's result of type elem. */
+LLVMValueRef cg_ptx(CgFn *f, const char *text, const char *constraints, LLVMTypeRef elem,
+                    LLVMValueRef *args, int nargs, int lanes);
 
 /* ---- steps.c: the step table of profiles ----------------------------------------------- */
 

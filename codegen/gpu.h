@@ -95,6 +95,11 @@ bool cg_gpu_emit_kernel(CgLlvm *L, const CgGpu *g, const CgGpuStep *gs, const ch
 void cg_gpu_emit_utils(CgLlvm *L);
 /* Adds fn to !nvvm.annotations as a kernel (an entry point of the PTX). */
 void cg_gpu_mark_kernel(CgLlvm *L, LLVMValueRef fn);
+/* Caps fn's registers (.maxnreg). Row kernels: their vector path needs ~40,
+ * the scalar fallback (misaligned or strided rows) would take ~170 and with
+ * them the occupancy of every launch; capped, the fallback spills instead. */
+enum { ROW_MAX_REGS = 64 };
+void cg_gpu_limit_regs(CgLlvm *L, LLVMValueRef fn, int regs);
 /* The parameters every kernel takes, in order: one i8* per view of the
  * step, one i64 per descriptor symbol, the error word (i8*) and the
  * object index (i64). */

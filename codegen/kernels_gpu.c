@@ -36,7 +36,7 @@
 
 enum {
 	MAXV = CG_MAX_VIEWS,
-	VEC = 4,
+	VEC = 8, /* most lanes of a MAP thread: 16 bytes of a 16-bit type */
 	ROWK = 8
 };
 
@@ -227,6 +227,9 @@ static LLVMValueRef narrow(CgFn *f, IrDType st, CgVal v, int lanes)
 		return cg_convert(f, v, IR_I64, lanes).v;
 	case IR_BF16: { /* round to nearest even; NaN stays a quiet NaN (as rt_f32_to_bf16) */
 		LLVMValueRef x = cg_convert(f, v, IR_F32, lanes).v;
+		LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
+		if (L->nvptx) /* sm_80 has the conversion */
+			return cg_ptx(f, "cvt.rn.bf16.f32 $0, $1;", "=h,f", i16, &x, 1, lanes);
 		LLVMTypeRef it = vec_of(L->t_i32, lanes);
 		LLVMValueRef u = LLVMBuildBitCast(B, x, it, "");
 		LLVMValueRef hi =
@@ -241,8 +244,7 @@ static LLVMValueRef narrow(CgFn *f, IrDType st, CgVal v, int lanes)
 		LLVMValueRef q =
 		        LLVMBuildOr(B, hi, splat_int(f, L->t_i32, 0x40, lanes), "");
 		r = LLVMBuildSelect(B, nan, q, r, "");
-		return LLVMBuildTrunc(B, r, vec_of(LLVMInt16TypeInContext(L->ctx), lanes),
-		                      "");
+		return LLVMBuildTrunc(B, r, vec_of(i16, lanes), "");
 	}
 	case IR_F16:
 		return LLVMBuildFPTrunc(B, cg_convert(f, v, IR_F32, lanes).v,
@@ -525,31 +527,33 @@ static void emit_map(CgFn *f, GOps *o)
 	LLVMValueRef total = i64c(f, 1);
 	for (int i = 0; i < nd; i++)
 		total = LLVMBuildMul(B, total, cg_dim(f, st->dim[i]), "");
-	/* four at a time when every contiguous view allows it */
-	LLVMValueRef bits = LLVMBuildURem(B, len, i64c(f, VEC), "");
+	/* 16 bytes of the output at a time (four f32 or eight 16-bit
+	 * elements) when every contiguous view allows it */
+	int vec = cg_gpu_elem_size(o->sty[0]) == 2 ? VEC : VEC / 2;
+	LLVMValueRef bits = LLVMBuildURem(B, len, i64c(f, vec), "");
 	bool possible = o->cls[0] != 0;
 	for (int k = 0; k < st->nview && possible; k++) {
 		if (!o->ptr[k] || o->cls[k] != 1)
 			continue;
 		LLVMValueRef a = LLVMBuildPtrToInt(B, o->ptr[k], L->t_i64, "");
-		a = LLVMBuildURem(B, a, i64c(f, VEC * cg_gpu_elem_size(o->sty[k])), "");
+		a = LLVMBuildURem(B, a, i64c(f, vec * cg_gpu_elem_size(o->sty[k])), "");
 		bits = LLVMBuildOr(B, bits, a, "");
 		for (int d = 0; d + 1 < st->views[k].ndim; d++)
 			bits = LLVMBuildOr(
 			        B, bits,
-			        LLVMBuildURem(B, o->stride[k][d], i64c(f, VEC), ""), "");
+			        LLVMBuildURem(B, o->stride[k][d], i64c(f, vec), ""), "");
 	}
 	if (possible) {
-		LLVMValueRef vec = LLVMBuildICmp(B, LLVMIntEQ, bits, i64c(f, 0), "");
+		LLVMValueRef ok = LLVMBuildICmp(B, LLVMIntEQ, bits, i64c(f, 0), "");
 		LLVMBasicBlockRef vb =
 		        LLVMAppendBasicBlockInContext(L->ctx, f->fn, "vector");
 		LLVMBasicBlockRef sb =
 		        LLVMAppendBasicBlockInContext(L->ctx, f->fn, "scalar");
 		LLVMBasicBlockRef done =
 		        LLVMAppendBasicBlockInContext(L->ctx, f->fn, "mapped");
-		LLVMBuildCondBr(B, vec, vb, sb);
+		LLVMBuildCondBr(B, ok, vb, sb);
 		LLVMPositionBuilderAtEnd(B, vb);
-		map_elems(f, o, LLVMBuildUDiv(B, total, i64c(f, VEC), ""), len, VEC);
+		map_elems(f, o, LLVMBuildUDiv(B, total, i64c(f, vec), ""), len, vec);
 		LLVMBuildBr(B, done);
 		LLVMPositionBuilderAtEnd(B, sb);
 		map_elems(f, o, total, len, 1);
@@ -651,28 +655,43 @@ static LLVMValueRef block_reduce(CgFn *f, int op, LLVMValueRef v)
 
 typedef struct Row {
 	LLVMValueRef tid, nt, len;
-	LLVMValueRef reg[ROWK]; /* allocas: the first ROWK elements of each thread */
-	LLVMValueRef jj[ROWK];  /* their positions */
-	LLVMValueRef in[ROWK];  /* j < len */
+	int lanes;              /* elements of a slot: 1, or a vector of them */
+	int nslot;              /* ROWK / lanes */
+	LLVMValueRef reg[ROWK]; /* allocas: the thread's cached slots */
+	LLVMValueRef jj[ROWK];  /* their first positions (0 where past the row's end) */
+	LLVMValueRef in[ROWK];  /* inside the row; NULL where known to be */
 } Row;
 
-/* pass over the thread's elements: cached ones, then the overflow through
- * the output. fn(f, o, j, value, cached, user) returns the new value to
- * cache (or NULL). */
-typedef LLVMValueRef (*RowFn)(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x,
-                              void *user);
+/* What a pass does with the value fn returns for each slot. */
+enum { ROW_NONE, ROW_KEEP, ROW_STORE };
 
+/* fn(f, o, j, x, in, lanes, user): the lanes elements from j, their cached
+ * values x (NULL in the first pass), in (NULL or whether they are inside
+ * the row: accumulations must ignore them when false; j is then a valid
+ * position of other elements). */
+typedef LLVMValueRef (*RowFn)(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x,
+                              LLVMValueRef in, int lanes, void *user);
+
+/* A pass over the thread's elements: the cached slots without branches (so
+ * that every load is issued before the first result is needed), stores
+ * last and guarded; then elements past ROWK * ntid one by one, through the
+ * output (the slots cover [0, ROWK * ntid) with either slot width). */
 static void row_pass(CgFn *f, GOps *o, Row *r, bool first, RowFn fn, void *user,
-                     bool keep)
+                     int mode)
 {
-	CgLlvm *L = f->L;
-	for (int c = 0; c < ROWK; c++) {
-		LLVMBasicBlockRef after = if_begin(f, r->in[c]);
-		LLVMValueRef x = first ? NULL : ld(f, L->t_f32, r->reg[c]);
-		LLVMValueRef y = fn(f, o, r->jj[c], x, user);
-		if (keep && y)
-			LLVMBuildStore(B, y, r->reg[c]);
-		if_end(f, after);
+	LLVMTypeRef vt = vec_of(f->L->t_f32, r->lanes);
+	LLVMValueRef y[ROWK];
+	for (int c = 0; c < r->nslot; c++) {
+		LLVMValueRef x = first ? NULL : ld(f, vt, r->reg[c]);
+		y[c] = fn(f, o, r->jj[c], x, r->in[c], r->lanes, user);
+		if (mode == ROW_KEEP && y[c])
+			LLVMBuildStore(B, y[c], r->reg[c]);
+	}
+	for (int c = 0; c < r->nslot && mode == ROW_STORE; c++) {
+		LLVMBasicBlockRef after = r->in[c] ? if_begin(f, r->in[c]) : NULL;
+		store_view(f, o, 0, r->jj[c], (CgVal){y[c], IR_F32}, r->lanes);
+		if (after)
+			if_end(f, after);
 	}
 	Loop lp;
 	LLVMValueRef j0 =
@@ -680,9 +699,9 @@ static void row_pass(CgFn *f, GOps *o, Row *r, bool first, RowFn fn, void *user,
 	LLVMValueRef j = loop_begin(f, &lp, j0, r->len);
 	LLVMValueRef x =
 	        first ? NULL : cg_convert(f, load_view(f, o, 0, j, 1), IR_F32, 1).v;
-	LLVMValueRef y = fn(f, o, j, x, user);
-	if (keep && y)
-		store_view(f, o, 0, j, (CgVal){y, IR_F32}, 1);
+	LLVMValueRef v = fn(f, o, j, x, NULL, 1, user);
+	if (mode != ROW_NONE && v)
+		store_view(f, o, 0, j, (CgVal){v, IR_F32}, 1);
 	loop_end(f, &lp, j, r->nt);
 }
 
@@ -692,48 +711,61 @@ typedef struct Acc {
 	LLVMValueRef a, b; /* constants of the pass (max / mean, rstd) */
 } Acc;
 
-static LLVMValueRef p_eval(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x, void *user)
+/* acc = acc (op) each lane of v, leaving acc as it is where in is false */
+static void accumulate(CgFn *f, Acc *a, LLVMValueRef v, LLVMValueRef in, int lanes)
 {
-	Acc *a = user;
-	LLVMValueRef v = cg_convert(f, eval_at(f, o, j, 1), IR_F32, 1).v;
-	LLVMBuildStore(B, combine(f, a->op, ld(f, f->L->t_f32, a->var), v), a->var);
+	LLVMValueRef cur = ld(f, f->L->t_f32, a->var), nv = cur;
+	for (int l = 0; l < lanes; l++)
+		nv = combine(f, a->op, nv,
+		             lanes == 1 ? v
+		                        : LLVMBuildExtractElement(
+		                                  B, v, LLVMConstInt(f->L->t_i32, (unsigned)l, 0),
+		                                  ""));
+	LLVMBuildStore(B, in ? LLVMBuildSelect(B, in, nv, cur, "") : nv, a->var);
+}
+
+static LLVMValueRef p_eval(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x,
+                           LLVMValueRef in, int lanes, void *user)
+{
+	LLVMValueRef v = cg_convert(f, eval_at(f, o, j, lanes), IR_F32, lanes).v;
+	accumulate(f, user, v, in, lanes);
 	return v;
 }
 
-static LLVMValueRef p_exp(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x, void *user)
+static LLVMValueRef p_exp(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x,
+                          LLVMValueRef in, int lanes, void *user)
 {
 	Acc *a = user;
-	LLVMValueRef e = cg_math_exp(f, LLVMBuildFSub(B, x, a->a, ""), 1);
-	LLVMBuildStore(B, LLVMBuildFAdd(B, ld(f, f->L->t_f32, a->var), e, ""), a->var);
+	LLVMValueRef e = cg_math_exp(f, LLVMBuildFSub(B, x, splat(f, a->a, lanes), ""), lanes);
+	accumulate(f, a, e, in, lanes);
 	return e;
 }
 
-static LLVMValueRef p_scale(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x, void *user)
+static LLVMValueRef p_scale(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x,
+                            LLVMValueRef in, int lanes, void *user)
 {
 	Acc *a = user;
-	store_view(f, o, 0, j, (CgVal){LLVMBuildFMul(B, x, a->a, ""), IR_F32}, 1);
+	return LLVMBuildFMul(B, x, splat(f, a->a, lanes), "");
+}
+
+static LLVMValueRef p_var(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x,
+                          LLVMValueRef in, int lanes, void *user)
+{
+	Acc *a = user;
+	LLVMValueRef d = LLVMBuildFSub(B, x, splat(f, a->a, lanes), "");
+	accumulate(f, a, LLVMBuildFMul(B, d, d, ""), in, lanes);
 	return NULL;
 }
 
-static LLVMValueRef p_var(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x, void *user)
+static LLVMValueRef p_norm(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x,
+                           LLVMValueRef in, int lanes, void *user)
 {
 	Acc *a = user;
-	LLVMValueRef d = LLVMBuildFSub(B, x, a->a, "");
-	LLVMBuildStore(B,
-	               LLVMBuildFAdd(B, ld(f, f->L->t_f32, a->var),
-	                             LLVMBuildFMul(B, d, d, ""), ""),
-	               a->var);
-	return NULL;
-}
-
-static LLVMValueRef p_norm(CgFn *f, GOps *o, LLVMValueRef j, LLVMValueRef x, void *user)
-{
-	Acc *a = user;
-	LLVMValueRef y = LLVMBuildFMul(B, LLVMBuildFSub(B, x, a->a, ""), a->b, "");
-	CgVal w = cg_convert(f, load_view(f, o, 1, j, 1), IR_F32, 1);
-	CgVal b = cg_convert(f, load_view(f, o, 2, j, 1), IR_F32, 1);
-	store_view(f, o, 0, j, (CgVal){cg_fma(f, y, w.v, b.v, 1), IR_F32}, 1);
-	return NULL;
+	LLVMValueRef y = LLVMBuildFMul(B, LLVMBuildFSub(B, x, splat(f, a->a, lanes), ""),
+	                               splat(f, a->b, lanes), "");
+	CgVal w = cg_convert(f, load_view(f, o, 1, j, lanes), IR_F32, lanes);
+	CgVal b = cg_convert(f, load_view(f, o, 2, j, lanes), IR_F32, lanes);
+	return cg_fma(f, y, w.v, b.v, lanes);
 }
 
 static void acc_init(CgFn *f, Acc *a, int op)
@@ -742,6 +774,107 @@ static void acc_init(CgFn *f, Acc *a, int op)
 	if (!a->var)
 		a->var = var_of(f, f->L->t_f32, "acc");
 	LLVMBuildStore(B, LLVMConstReal(f->L->t_f32, op == 0 ? 0.0 : -INFINITY), a->var);
+}
+
+/* The loop over the block's rows, slots of `lanes` elements. guarded:
+ * some of a thread's slots may lie past the row's end (the block is wider
+ * than len / ROWK). */
+static void row_loop(CgFn *f, GOps *o, Row *r, LLVMValueRef rows, bool guarded, int lanes)
+{
+	const CgStep *st = o->st;
+	CgLlvm *L = f->L;
+	int nd = st->ndim;
+	r->lanes = lanes;
+	r->nslot = ROWK / lanes;
+	for (int c = 0; c < r->nslot; c++) {
+		r->reg[c] = var_of(f, vec_of(L->t_f32, lanes), "v");
+		LLVMValueRef j =
+		        LLVMBuildAdd(B, r->tid, LLVMBuildMul(B, r->nt, i64c(f, c), ""), "");
+		j = LLVMBuildMul(B, j, i64c(f, lanes), "");
+		r->in[c] = guarded ? LLVMBuildICmp(B, LLVMIntSLT, j, r->len, "") : NULL;
+		r->jj[c] = guarded ? LLVMBuildSelect(B, r->in[c], j, i64c(f, 0), "") : j;
+	}
+	Loop lp;
+	LLVMValueRef row = loop_begin(f, &lp, sreg(f, "ctaid.x"), rows);
+	row_offsets(f, o, st->dim, nd - 1, row, 0, st->nview);
+	Acc a = {0};
+	LLVMValueRef one = LLVMConstReal(L->t_f32, 1.0);
+	if (st->kind == CG_SOFTMAX) {
+		acc_init(f, &a, 1);
+		row_pass(f, o, r, true, p_eval, &a, ROW_KEEP);
+		a.a = block_reduce(f, 1, ld(f, L->t_f32, a.var));
+		acc_init(f, &a, 0);
+		row_pass(f, o, r, false, p_exp, &a, ROW_KEEP);
+		a.a = LLVMBuildFDiv(B, one, block_reduce(f, 0, ld(f, L->t_f32, a.var)),
+		                    "");
+		row_pass(f, o, r, false, p_scale, &a, ROW_STORE);
+	} else {
+		LLVMValueRef lenf = LLVMBuildSIToFP(B, r->len, L->t_f32, "");
+		acc_init(f, &a, 0);
+		row_pass(f, o, r, true, p_eval, &a, ROW_KEEP);
+		a.a = LLVMBuildFDiv(B, block_reduce(f, 0, ld(f, L->t_f32, a.var)), lenf,
+		                    "");
+		acc_init(f, &a, 0);
+		row_pass(f, o, r, false, p_var, &a, ROW_NONE);
+		LLVMValueRef var = LLVMBuildFDiv(
+		        B, block_reduce(f, 0, ld(f, L->t_f32, a.var)), lenf, "");
+		var = LLVMBuildFAdd(B, var, LLVMConstReal(L->t_f32, st->eps), "");
+		LLVMValueRef sq = cg_llvm_intrinsic(L, "llvm.sqrt", L->t_f32, NULL, 1);
+		a.b = LLVMBuildFDiv(B, one, cg_llvm_call(L, sq, &var, 1), "");
+		row_pass(f, o, r, false, p_norm, &a, ROW_STORE);
+	}
+	loop_end(f, &lp, row, sreg(f, "nctaid.x"));
+}
+
+/* cond ? then(lanes a) : then(lanes b), each arm a row loop pair */
+static void row_loops(CgFn *f, GOps *o, Row *r, LLVMValueRef rows, int lanes)
+{
+	CgLlvm *L = f->L;
+	/* the launch makes ROWK * ntid >= len where it can: then no slot
+	 * needs a guard (the test is the same for the whole block, so both
+	 * arms keep their barriers uniform) */
+	LLVMValueRef full = LLVMBuildICmp(
+	        B, LLVMIntULE, LLVMBuildMul(B, r->nt, i64c(f, ROWK), ""), r->len, "");
+	LLVMBasicBlockRef fb = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "full");
+	LLVMBasicBlockRef gb = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "guarded");
+	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "rows_done");
+	LLVMBuildCondBr(B, full, fb, gb);
+	LLVMPositionBuilderAtEnd(B, fb);
+	row_loop(f, o, r, rows, false, lanes);
+	LLVMBuildBr(B, done);
+	LLVMPositionBuilderAtEnd(B, gb);
+	row_loop(f, o, r, rows, true, lanes);
+	LLVMBuildBr(B, done);
+	LLVMPositionBuilderAtEnd(B, done);
+}
+
+/* Whether slots of `lanes` elements can be whole vectors: every view read
+ * or written along the row contiguous or broadcast (checked here), and at
+ * run time (the returned condition) the row length, their addresses and
+ * outer strides multiples of the vector. NULL: never. */
+static LLVMValueRef vector_rows(CgFn *f, GOps *o, LLVMValueRef len, int lanes)
+{
+	const CgStep *st = o->st;
+	CgLlvm *L = f->L;
+	if (o->cls[0] != 1)
+		return NULL;
+	LLVMValueRef bits = LLVMBuildURem(B, len, i64c(f, lanes), "");
+	for (int k = 0; k < st->nview; k++) {
+		if (!o->ptr[k] && o->cls[k] == 2)
+			return NULL;
+		if (!o->ptr[k] || o->cls[k] == 0)
+			continue;
+		if (o->cls[k] != 1)
+			return NULL;
+		LLVMValueRef a = LLVMBuildPtrToInt(B, o->ptr[k], L->t_i64, "");
+		a = LLVMBuildURem(B, a, i64c(f, lanes * cg_gpu_elem_size(o->sty[k])), "");
+		bits = LLVMBuildOr(B, bits, a, "");
+		for (int d = 0; d + 1 < st->views[k].ndim; d++)
+			bits = LLVMBuildOr(
+			        B, bits, LLVMBuildURem(B, o->stride[k][d], i64c(f, lanes), ""),
+			        "");
+	}
+	return LLVMBuildICmp(B, LLVMIntEQ, bits, i64c(f, 0), "");
 }
 
 static void emit_rows(CgFn *f, GOps *o)
@@ -756,42 +889,24 @@ static void emit_rows(CgFn *f, GOps *o)
 		rows = LLVMBuildMul(B, rows, cg_dim(f, st->dim[i]), "");
 	r.tid = sreg(f, "tid.x");
 	r.nt = sreg(f, "ntid.x");
-	for (int c = 0; c < ROWK; c++) {
-		r.reg[c] = var_of(f, L->t_f32, "v");
-		r.jj[c] =
-		        LLVMBuildAdd(B, r.tid, LLVMBuildMul(B, r.nt, i64c(f, c), ""), "");
-		r.in[c] = LLVMBuildICmp(B, LLVMIntSLT, r.jj[c], r.len, "");
+	/* 16-byte slots: eight 16-bit or four f32 elements */
+	int lanes = cg_gpu_elem_size(o->sty[0]) == 2 ? 8 : 4;
+	LLVMValueRef vec = vector_rows(f, o, r.len, lanes);
+	if (!vec) {
+		row_loops(f, o, &r, rows, 1);
+		return;
 	}
-	Loop lp;
-	LLVMValueRef row = loop_begin(f, &lp, sreg(f, "ctaid.x"), rows);
-	row_offsets(f, o, st->dim, nd - 1, row, 0, st->nview);
-	Acc a = {0};
-	LLVMValueRef one = LLVMConstReal(L->t_f32, 1.0);
-	if (st->kind == CG_SOFTMAX) {
-		acc_init(f, &a, 1);
-		row_pass(f, o, &r, true, p_eval, &a, true);
-		a.a = block_reduce(f, 1, ld(f, L->t_f32, a.var));
-		acc_init(f, &a, 0);
-		row_pass(f, o, &r, false, p_exp, &a, true);
-		a.a = LLVMBuildFDiv(B, one, block_reduce(f, 0, ld(f, L->t_f32, a.var)),
-		                    "");
-		row_pass(f, o, &r, false, p_scale, &a, false);
-	} else {
-		LLVMValueRef lenf = LLVMBuildSIToFP(B, r.len, L->t_f32, "");
-		acc_init(f, &a, 0);
-		row_pass(f, o, &r, true, p_eval, &a, true);
-		a.a = LLVMBuildFDiv(B, block_reduce(f, 0, ld(f, L->t_f32, a.var)), lenf,
-		                    "");
-		acc_init(f, &a, 0);
-		row_pass(f, o, &r, false, p_var, &a, false);
-		LLVMValueRef var = LLVMBuildFDiv(
-		        B, block_reduce(f, 0, ld(f, L->t_f32, a.var)), lenf, "");
-		var = LLVMBuildFAdd(B, var, LLVMConstReal(L->t_f32, st->eps), "");
-		LLVMValueRef sq = cg_llvm_intrinsic(L, "llvm.sqrt", L->t_f32, NULL, 1);
-		a.b = LLVMBuildFDiv(B, one, cg_llvm_call(L, sq, &var, 1), "");
-		row_pass(f, o, &r, false, p_norm, &a, false);
-	}
-	loop_end(f, &lp, row, sreg(f, "nctaid.x"));
+	LLVMBasicBlockRef vb = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "vector");
+	LLVMBasicBlockRef sb = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "scalar");
+	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "kernel_done");
+	LLVMBuildCondBr(B, vec, vb, sb);
+	LLVMPositionBuilderAtEnd(B, vb);
+	row_loops(f, o, &r, rows, lanes);
+	LLVMBuildBr(B, done);
+	LLVMPositionBuilderAtEnd(B, sb);
+	row_loops(f, o, &r, rows, 1);
+	LLVMBuildBr(B, done);
+	LLVMPositionBuilderAtEnd(B, done);
 }
 
 /* ---- REDUCE: one thread per row ------------------------------------------------------------------- */
@@ -892,6 +1007,14 @@ void cg_gpu_mark_kernel(CgLlvm *L, LLVMValueRef fn)
 {
 	LLVMValueRef md[3] = {fn, LLVMMDStringInContext(L->ctx, "kernel", 6),
 	                      LLVMConstInt(L->t_i32, 1, 0)};
+	LLVMAddNamedMetadataOperand(L->mod, "nvvm.annotations",
+	                            LLVMMDNodeInContext(L->ctx, md, 3));
+}
+
+void cg_gpu_limit_regs(CgLlvm *L, LLVMValueRef fn, int regs)
+{
+	LLVMValueRef md[3] = {fn, LLVMMDStringInContext(L->ctx, "maxnreg", 7),
+	                      LLVMConstInt(L->t_i32, (unsigned)regs, 0)};
 	LLVMAddNamedMetadataOperand(L->mod, "nvvm.annotations",
 	                            LLVMMDNodeInContext(L->ctx, md, 3));
 }

@@ -44,6 +44,7 @@ static bool nvptx_init(CgLlvm *L, Diag *d, char *why, size_t whylen)
 	L->features = LLVMCreateMessage(PTX_FEATURES);
 	L->vw = 1;
 	L->has_fma = true;
+	L->nvptx = true;
 	L->tm = LLVMCreateTargetMachine(target, TRIPLE, SM, PTX_FEATURES,
 	                                LLVMCodeGenLevelAggressive, LLVMRelocDefault,
 	                                LLVMCodeModelDefault);
@@ -292,6 +293,8 @@ bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool *unava
 		const char *name = kernel_name(a, g->nkernels, gs->st);
 		LLVMSetValueName2(fn, name, strlen(name));
 		cg_gpu_mark_kernel(&L, fn);
+		if (gs->st->kind == CG_SOFTMAX || gs->st->kind == CG_LAYER_NORM)
+			cg_gpu_limit_regs(&L, fn, ROW_MAX_REGS);
 		canon[g->nkernels] = c;
 		hash[g->nkernels] = h;
 		g->kernel_names[g->nkernels] = name;

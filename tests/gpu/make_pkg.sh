@@ -9,6 +9,8 @@
 #                       model libraries, inputs, interpreter references
 #   OUT/bert/           tiny BERT (interpreter references at 3 shapes) and
 #                       bert-base (CPU-path references) at each precision
+#   OUT/zoo/F/          each zoo fixture F of tests/zoo/fixtures (HF weights,
+#                       inputs and outputs) and its models compiled for CUDA
 #   OUT/bench/          bert-large libraries for bench/gpu_bert.py
 #   OUT/run_gpu_tests.sh, OUT/gpu_bert.py
 # Environment: SLAPO_PKG_NO_BENCH=1 leaves bench/ out.
@@ -26,7 +28,7 @@ run=$build/tools/slapo-run
 [ -x "$run" ] || run=$build/runtime/slapo-run
 export SLAPO_RT_LIB=$build/runtime/libslapo_rt.a
 rm -rf "$out"
-mkdir -p "$out/bin" "$out/ops" "$out/bert" "$out/bench"
+mkdir -p "$out/bin" "$out/ops" "$out/bert" "$out/zoo" "$out/bench"
 cp "$run" "$build/tests/gpu/run_cases" "$out/bin/"
 strip "$out/bin/"* 2>/dev/null || true
 cp "$src/tests/gpu/run_gpu_tests.sh" "$src/bench/gpu_bert.py" "$out/"
@@ -66,11 +68,24 @@ done
 OPENBLAS_NUM_THREADS=1 "$run" "$out/bert/base.fp32.so" --random-weights 1 \
 	--batch 2 --seq 24 --seed 3 --outputs "$out/bert/base.ref.st" -q >/dev/null
 
+say "zoo (HuggingFace fixtures)"
+# each fixture with the model files tests/zoo/test_parity.py pairs it with
+python3 -c 'import sys; sys.path.insert(0, sys.argv[1])
+from test_parity import CASES
+for fixture, files in CASES: print(fixture, *files)' "$src/tests/zoo" |
+	while read -r fixture models; do
+		mkdir -p "$out/zoo/$fixture"
+		cp "$src/tests/zoo/fixtures/$fixture"/{model,inputs,outputs}.safetensors "$out/zoo/$fixture/"
+		for m in $models; do
+			"$slapoc" "$src/tests/golden/zoo/$m" --gpu=on -o "$out/zoo/$fixture/${m%.slapo}.so" >/dev/null
+		done
+	done
+
 if [ "${SLAPO_PKG_NO_BENCH:-0}" != 1 ]; then
 	say "bert-large"
 	for p in bf16 fp32; do
 		"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision="$p" -o "$out/bench/bert-large.$p.so"
 	done
 fi
-strip --strip-unneeded "$out"/ops/*/*.so "$out"/bert/*.so "$out"/bench/*.so 2>/dev/null || true
+strip --strip-unneeded "$out"/ops/*/*.so "$out"/bert/*.so "$out"/zoo/*/*.so "$out"/bench/*.so 2>/dev/null || true
 du -sh "$out" >&2

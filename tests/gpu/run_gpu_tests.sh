@@ -13,7 +13,8 @@
 #      normwise 2e-2), with device and host tensors
 #   3. bert-base on the GPU against the library's own CPU path (fp32
 #      rtol 1e-3 atol 2e-3; tf32 normwise 5e-3; bf16 normwise 2e-2)
-#   4. a sticky CUDA error poisons the session (SLAPO_DEVICE_LOST twice)
+#   4. the zoo models against HuggingFace's outputs (fp32, rtol 1e-4)
+#   5. a sticky CUDA error poisons the session (SLAPO_DEVICE_LOST twice)
 # Exit status: 0 all passed, 1 a failure, 77 no usable GPU.
 set -uo pipefail
 pkg=${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
@@ -79,7 +80,18 @@ check "bert-base tf32 vs CPU" "$bin/slapo-run" "$pkg/bert/base.tf32.so" "${base[
 check "bert-base bf16 vs CPU" "$bin/slapo-run" "$pkg/bert/base.bf16.so" "${base[@]}" \
 	--norm-tol 2e-2
 
-# 4. poisoning (last: it leaves this process's context unusable; own process)
+# 4. the zoo: HuggingFace's outputs (tests/zoo/fixtures) from the GPU, fp32,
+#    with the CPU parity test's tolerance
+for dir in "$pkg"/zoo/*/; do
+	[ -d "$dir" ] || continue
+	for so in "$dir"*.so; do
+		check "zoo $(basename "$dir") $(basename "$so" .so)" "$bin/slapo-run" "$so" \
+			--device cuda:0 --weights "$dir/model.safetensors" --inputs "$dir/inputs.safetensors" \
+			--compare "$dir/outputs.safetensors" --rtol 1e-4 --atol 1e-5 -q
+	done
+done
+
+# 5. poisoning (last: it leaves this process's context unusable; own process)
 check "sticky error poisons the session" "$bin/run_cases" "$pkg/ops/fp32" --device cuda:0 \
 	--fault fused_layer_norm
 
