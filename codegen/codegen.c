@@ -57,8 +57,10 @@ bool cg_compile(const CgModel *m, const CgOptions *o)
 	if (o->gpu != CG_GPU_OFF) {
 		bool unavailable = false;
 		char why[512];
-		have_gpu = cg_gpu_build(&gpu, &p, (CgPrecision)o->precision, &unavailable, why,
-		                        sizeof why);
+		/* the host stand-in of the kernels cannot run tensor-core PTX */
+		bool fuse = !o->emu_out && !o->unfused_attention;
+		have_gpu = cg_gpu_build(&gpu, &p, (CgPrecision)o->precision, fuse,
+		                        &unavailable, why, sizeof why);
 		if (!have_gpu && !unavailable)
 			return false;
 		if (have_gpu && o->emu_out && !cg_gpu_build_emu(&gpu, d, o->emu_out, o->cc))

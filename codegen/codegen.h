@@ -42,6 +42,7 @@ typedef struct CgOptions {
 	int gpu;              /* CG_GPU_*: CUDA code too (gpu.h) */
 	int precision;        /* CgPrecision of the GPU code (gpu.h) */
 	const char *ptx_out;  /* also write the PTX here (or NULL) */
+	bool unfused_attention; /* GPU: keep attention's GEMM, softmax, GEMM apart */
 	const char *emu_out;  /* also the kernels for the host, for testing
 	                       * without a GPU (gpu_emu.c), or NULL */
 } CgOptions;
@@ -134,6 +135,7 @@ typedef enum {
 	CG_REDUCE,     /* rows: sum / mean / max of a view along the last dim */
 	CG_GATHER,     /* embedding rows by index, with range checks */
 	CG_GEMM,       /* rt_sgemm / rt_sgemm_batched */
+	CG_ATTENTION,  /* GPU only (gpu_plan.c): GEMM, SOFTMAX, GEMM as one kernel */
 } CgKind;
 
 /* An elementwise expression evaluated per element of a kernel's index
@@ -198,6 +200,15 @@ typedef struct CgStep {
 	int ngroup;
 	CgView gb[CG_MAX_GROUP];
 	IrDim gn[CG_MAX_GROUP], gc[CG_MAX_GROUP];
+	/* ATTENTION: views[0] O, [1] Q, [2] K, [3] V (element 0 of the first
+	 * batch), then the softmax's inputs (expr's leaves; leaf `sleaf` is
+	 * the scores); ndim/dim the softmax's index space; m the sequence
+	 * (queries and keys), k the head size; lda, ldb, ldc, ldv the row
+	 * strides of Q, K, O, V; batch dims bdim with strides bsa (Q), bsb
+	 * (K), bsc (O), bsv (V), all as the GEMMs had them */
+	IrDim ldv;
+	IrDim bsv[IR_MAX_DIMS];
+	int sleaf;
 	/* plan.c: the kernel function's name */
 	const char *fn;
 } CgStep;

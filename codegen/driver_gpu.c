@@ -319,8 +319,19 @@ static void emit_launch(Fwd *w, const CgGpuStep *gs)
 	set_arg(w, st->nview + p->nsyms, w->errword);
 	set_arg(w, st->nview + p->nsyms + 1, i64c(L, gs->object > 0 ? gs->object : 0));
 	/* work items and grid */
-	LLVMValueRef work, gx, bx;
-	if (st->kind == CG_SOFTMAX || st->kind == CG_LAYER_NORM) {
+	LLVMValueRef work, gx, gy = i64c(L, 1), bx;
+	if (st->kind == CG_ATTENTION) {
+		/* blocks of 4 warps over 64 queries each, one row of blocks per
+		 * batch (kernels_gpu.c) */
+		LLVMValueRef seq = cg_dim(f, st->m);
+		gy = i64c(L, 1);
+		for (int i = 0; i < st->nbatch; i++)
+			gy = LLVMBuildMul(B, gy, cg_dim(f, st->bdim[i]), "");
+		work = LLVMBuildMul(B, gy, seq, "");
+		gx = cdiv(w, seq, 64);
+		gy = imin(w, gy, i64c(L, 65535));
+		bx = i64c(L, 128);
+	} else if (st->kind == CG_SOFTMAX || st->kind == CG_LAYER_NORM) {
 		LLVMValueRef rows = i64c(L, 1), len = cg_dim(f, st->dim[nd - 1]);
 		for (int i = 0; i + 1 < nd; i++)
 			rows = LLVMBuildMul(B, rows, cg_dim(f, st->dim[i]), "");
@@ -354,7 +365,7 @@ static void emit_launch(Fwd *w, const CgGpuStep *gs)
 	LLVMValueRef a[7] = {w->ex,
 	                     i32c(L, gs->kernel),
 	                     imax(w, gx, i64c(L, 1)),
-	                     i64c(L, 1),
+	                     gy,
 	                     bx,
 	                     LLVMBuildBitCast(B, w->args, L->t_i64p, ""),
 	                     i32c(L, cg_gpu_kernel_nargs(p, st))};

@@ -73,8 +73,10 @@ typedef struct CgGpu {
 	const char *target; /* "sm_80" */
 } CgGpu;
 
-/* gpu_plan.c: types, epilogues, conversions, slots, parameter layout. */
-bool cg_gpu_plan(CgGpu *g, const CgProgram *prog, CgPrecision prec);
+/* gpu_plan.c: types, epilogues, conversions, slots, parameter layout;
+ * with fuse_attention (bf16/fp16 only), attention's GEMM, softmax and GEMM
+ * as one CG_ATTENTION step (tensor cores, inline PTX: not for gpu_emu.c). */
+bool cg_gpu_plan(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool fuse_attention);
 /* Bytes of one element of a device storage type. */
 int cg_gpu_elem_size(IrDType t);
 /* RT_GPU_* of a float storage type. */
@@ -85,8 +87,8 @@ int cg_gpu_gemm_type(IrDType t);
  * diagnostic) when GPU code cannot be made on this machine (LLVM without
  * NVPTX, or libdevice needed and not found): the library is then CPU-only
  * and `why` says why. */
-bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool *unavailable,
-                  char *why, size_t whylen);
+bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool fuse_attention,
+                  bool *unavailable, char *why, size_t whylen);
 
 /* kernels_gpu.c: the kernel of step gs (named `name`) into an NVPTX
  * module; false if it computes an op it cannot emit. Also the runtime's
@@ -99,6 +101,9 @@ void cg_gpu_mark_kernel(CgLlvm *L, LLVMValueRef fn);
  * the scalar fallback (misaligned or strided rows) would take ~170 and with
  * them the occupancy of every launch; capped, the fallback spills instead. */
 enum { ROW_MAX_REGS = 64 };
+/* The attention kernel (128 threads): three blocks per SM fit 168 (it
+ * would take ~180 and run two). */
+enum { ATT_MAX_REGS = 168 };
 void cg_gpu_limit_regs(CgLlvm *L, LLVMValueRef fn, int regs);
 /* The parameters every kernel takes, in order: one i8* per view of the
  * step, one i64 per descriptor symbol, the error word (i8*) and the

@@ -656,6 +656,7 @@ bool cg_emit_kernel(CgLlvm *L, const CgProgram *prog, const CgStep *st)
 		emit_gather(&f, o, begin, end);
 		break;
 	case CG_GEMM:
+	case CG_ATTENTION: /* never on the CPU */
 		break;
 	}
 	LLVMBuildRetVoid(L->b);

@@ -252,14 +252,14 @@ static void internalize(CgLlvm *L, const CgGpu *g)
 			LLVMSetLinkage(v, LLVMInternalLinkage);
 }
 
-bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool *unavailable,
-                  char *why, size_t whylen)
+bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool fuse_attention,
+                  bool *unavailable, char *why, size_t whylen)
 {
 	Arena *a = prog->arena;
 	CgLlvm L;
 	*unavailable = false;
 	why[0] = '\0';
-	if (!cg_gpu_plan(g, prog, prec))
+	if (!cg_gpu_plan(g, prog, prec, fuse_attention))
 		return false;
 	if (!nvptx_init(&L, prog->diag, why, whylen)) {
 		cg_llvm_dispose(&L);
@@ -295,6 +295,8 @@ bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool *unava
 		cg_gpu_mark_kernel(&L, fn);
 		if (gs->st->kind == CG_SOFTMAX || gs->st->kind == CG_LAYER_NORM)
 			cg_gpu_limit_regs(&L, fn, ROW_MAX_REGS);
+		if (gs->st->kind == CG_ATTENTION)
+			cg_gpu_limit_regs(&L, fn, ATT_MAX_REGS);
 		canon[g->nkernels] = c;
 		hash[g->nkernels] = h;
 		g->kernel_names[g->nkernels] = name;

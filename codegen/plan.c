@@ -154,6 +154,7 @@ static const char *kind_name(CgKind k)
 	case CG_REDUCE: return "reduce";
 	case CG_GATHER: return "gather";
 	case CG_GEMM: return "gemm";
+	case CG_ATTENTION: return "attention";
 	}
 	return "?";
 }

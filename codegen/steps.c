@@ -37,6 +37,8 @@ static const char *kind_name(CgKind k)
 		return "gather";
 	case CG_GEMM:
 		return "gemm";
+	case CG_ATTENTION:
+		return "attention";
 	}
 	return "?";
 }
@@ -226,6 +228,21 @@ static void step_cost(Cost *fl, Cost *by, const CgStep *st,
 		    esize(ctx, st->views[1].buf));
 		add(by, cg_dim_mul(cg_dim_mul(st->k, st->n), bb), esize(ctx, b1));
 		add(by, mn, esize(ctx, st->views[0].buf) * (st->beta != 0 ? 2 : 1));
+		return;
+	}
+	if (st->kind == CG_ATTENTION) { /* two products, the softmax, Q K V O once */
+		IrDim batch = ir_dim_const(1);
+		for (int i = 0; i < st->nbatch; i++)
+			batch = cg_dim_mul(batch, st->bdim[i]);
+		IrDim ss = cg_dim_mul(cg_dim_mul(st->m, st->m), batch);
+		add(fl, cg_dim_mul(ss, st->k), 4);
+		add(fl, ss, expr_flops(&st->expr, st->expr.root, seen, &nseen) + 5);
+		for (int k = 0; k < 4; k++)
+			add(by, cg_dim_mul(cg_dim_mul(st->m, st->k), batch),
+			    esize(ctx, st->views[k].buf));
+		for (int k = 4; k < st->nview; k++)
+			if (st->views[k].buf >= 0 && k != st->expr.leaf_view[st->sleaf])
+				add(by, view_elems(&st->views[k]), esize(ctx, st->views[k].buf));
 		return;
 	}
 	if (st->kind == CG_GATHER) {

@@ -66,6 +66,9 @@ static void usage(FILE *out)
 	      "  --precision=P       precision of the GPU code: fp32 (default), tf32 (GEMMs\n"
 	      "                      on tensor cores), bf16 or fp16 (weights and activations\n"
 	      "                      in 16 bits, f32 arithmetic); the CPU code stays fp32\n"
+	      "  --gpu-attention=HOW fused (default: with bf16/fp16, attention's two matrix\n"
+	      "                      products and softmax as one tensor-core kernel) or\n"
+	      "                      unfused (cuBLAS, a softmax kernel, cuBLAS)\n"
 	      "  --ptx=FILE          also write the GPU code's PTX to FILE\n"
 	      "  --dump-after=lower  print the kernel graph and its memory plan\n"
 	      "  --explain           say what each primitive matched and did (with its line),\n"
@@ -127,6 +130,7 @@ typedef struct Options {
 	int gpu;              /* --gpu=auto|on|off (CG_GPU_*) */
 	const char *ptx;      /* --ptx=FILE */
 	const char *gpu_emu;  /* --gpu-emu=FILE (tests) */
+	bool unfused_attention; /* --gpu-attention=unfused */
 } Options;
 
 /* -o / --dump-after=lower: lower and compile the model the script built. */
@@ -142,7 +146,8 @@ static int compile_model(Eval *ev, const Options *o)
 		return 1;
 	CgOptions co = {.output = o->output, .cpu = o->cpu,
 	                .dump_lower = o->dump_lower ? stdout : NULL, .gpu = o->gpu,
-	                .ptx_out = o->ptx, .emu_out = o->gpu_emu};
+	                .ptx_out = o->ptx, .emu_out = o->gpu_emu,
+	                .unfused_attention = o->unfused_attention};
 	CgPrecision prec = CG_PREC_FP32;
 	/* the command line wins over build(sch, precision=...) */
 	const char *want = o->precision ? o->precision : ev->build_precision;
@@ -279,6 +284,14 @@ int main(int argc, char **argv)
 			o.gpu = 1;
 		} else if (strncmp(a, "--ptx=", 6) == 0) {
 			o.ptx = a + 6;
+		} else if (strncmp(a, "--gpu-attention=", 16) == 0) {
+			const char *h = a + 16;
+			if (strcmp(h, "fused") && strcmp(h, "unfused")) {
+				fprintf(stderr,
+				        "slapoc: error: --gpu-attention expects fused or unfused\n");
+				return 2;
+			}
+			o.unfused_attention = strcmp(h, "unfused") == 0;
 		} else if (strncmp(a, "--gpu-emu=", 10) == 0) {
 			o.gpu_emu = a + 10;
 		} else if (strcmp(a, "--dump-after=lower") == 0) {

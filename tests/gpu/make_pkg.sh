@@ -7,11 +7,15 @@
 #   OUT/bin/            slapo-run, run_cases (need libc only)
 #   OUT/ops/P/          every op case at precision P (fp32, tf32, bf16):
 #                       model libraries, inputs, interpreter references
-#   OUT/bert/           tiny BERT (interpreter references at 3 shapes) and
-#                       bert-base (CPU-path references) at each precision
+#   OUT/bert/           tiny BERT (interpreter references at 4 shapes), the
+#                       attention BERT of bert_attn.slapo (head size 32, 5
+#                       shapes) and bert-base (CPU-path references) at each
+#                       precision
 #   OUT/zoo/F/          each zoo fixture F of tests/zoo/fixtures (HF weights,
 #                       inputs and outputs) and its models compiled for CUDA
-#   OUT/bench/          bert-large libraries for bench/gpu_bert.py
+#   OUT/zoo16/F/        the base models (F = *Model) at bf16 and fp16
+#   OUT/bench/          bert-large libraries for bench/gpu_bert.py (bf16 also
+#                       with --gpu-attention=unfused)
 #   OUT/run_gpu_tests.sh, OUT/gpu_bert.py
 # Environment: SLAPO_PKG_NO_BENCH=1 leaves bench/ out.
 set -euo pipefail
@@ -28,12 +32,12 @@ run=$build/tools/slapo-run
 [ -x "$run" ] || run=$build/runtime/slapo-run
 export SLAPO_RT_LIB=$build/runtime/libslapo_rt.a
 rm -rf "$out"
-mkdir -p "$out/bin" "$out/ops" "$out/bert" "$out/zoo" "$out/bench"
+mkdir -p "$out/bin" "$out/ops" "$out/bert" "$out/zoo" "$out/zoo16" "$out/bench"
 cp "$run" "$build/tests/gpu/run_cases" "$out/bin/"
 strip "$out/bin/"* 2>/dev/null || true
 cp "$src/tests/gpu/run_gpu_tests.sh" "$src/bench/gpu_bert.py" "$out/"
 
-for p in fp32 tf32 bf16; do
+for p in fp32 tf32 bf16 fp16; do
 	say "op cases ($p)"
 	"$build/tests/gpu/gen_cases" "$out/ops/$p" --precision "$p" >/dev/null
 	rm -f "$out/ops/$p"/*.ptx
@@ -46,20 +50,36 @@ for p in fp32 tf32 bf16; do
 	fi
 done
 
-say "tiny BERT"
 fix=$build/tests/codegen/bert_fixtures
+# fixtures NAME SRC SEED "B S"...: weights, inputs and interpreter outputs
+# bert/NAME.{w,in,ref}.K.st for each shape K (NAME.fp32.so made first)
+fixtures() {
+	local name=$1 src=$2 seed=$3 k=0
+	shift 3
+	for shape in "$@"; do
+		set -- $shape
+		"$fix" make "$out/bert/$name.fp32.so" "$out/bert/$name.w.$k.st" \
+			"$out/bert/$name.in.$k.st" "$1" "$2" "$seed"
+		"$slapoc" "$src" --interp --weights "$out/bert/$name.w.$k.st" \
+			--inputs "$out/bert/$name.in.$k.st" --outputs "$out/bert/$name.ref.$k.st"
+		k=$((k + 1))
+	done
+}
+
+say "tiny BERT"
 tiny=$src/tests/codegen/bert_tiny.slapo
 for p in fp32 bf16; do
 	"$slapoc" "$tiny" --gpu=on --precision="$p" -o "$out/bert/tiny.$p.so"
 done
-k=0
-for shape in "1 1" "2 7" "3 33" "2 64"; do
-	set -- $shape
-	"$fix" make "$out/bert/tiny.fp32.so" "$out/bert/tiny.w.$k.st" "$out/bert/tiny.in.$k.st" "$1" "$2" 7
-	"$slapoc" "$tiny" --interp --weights "$out/bert/tiny.w.$k.st" --inputs "$out/bert/tiny.in.$k.st" \
-		--outputs "$out/bert/tiny.ref.$k.st"
-	k=$((k + 1))
+fixtures tiny "$tiny" 7 "1 1" "2 7" "3 33" "2 64"
+
+say "attention BERT (the fused attention kernel)"
+attn=$src/tests/gpu/bert_attn.slapo
+for p in fp32 bf16 fp16; do
+	"$slapoc" "$attn" --gpu=on --precision="$p" -o "$out/bert/attn.$p.so"
 done
+"$slapoc" "$attn" --gpu=on --precision=fp16 --gpu-attention=unfused -o "$out/bert/attn.fp16-unfused.so"
+fixtures attn "$attn" 11 "1 1" "2 7" "3 64" "2 70" "2 150"
 
 say "bert-base (CPU reference)"
 for p in fp32 tf32 bf16; do
@@ -79,6 +99,15 @@ for fixture, files in CASES: print(fixture, *files)' "$src/tests/zoo" |
 		for m in $models; do
 			"$slapoc" "$src/tests/golden/zoo/$m" --gpu=on -o "$out/zoo/$fixture/${m%.slapo}.so" >/dev/null
 		done
+		# the base models also in 16 bits (zoo16/: run against the same
+		# outputs, normwise)
+		case $fixture in *LMHeadModel) ;; *Model)
+			mkdir -p "$out/zoo16/$fixture"
+			for p in bf16 fp16; do
+				"$slapoc" "$src/tests/golden/zoo/${models%% *}" --gpu=on --precision=$p \
+					-o "$out/zoo16/$fixture/$p.so" >/dev/null
+			done ;;
+		esac
 	done
 
 if [ "${SLAPO_PKG_NO_BENCH:-0}" != 1 ]; then
@@ -86,6 +115,9 @@ if [ "${SLAPO_PKG_NO_BENCH:-0}" != 1 ]; then
 	for p in bf16 fp32; do
 		"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision="$p" -o "$out/bench/bert-large.$p.so"
 	done
+	# the same without the fused attention kernel, for comparison
+	"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision=bf16 \
+		--gpu-attention=unfused -o "$out/bench/bert-large.bf16-unfused.so"
 fi
-strip --strip-unneeded "$out"/ops/*/*.so "$out"/bert/*.so "$out"/zoo/*/*.so "$out"/bench/*.so 2>/dev/null || true
+strip --strip-unneeded "$out"/ops/*/*.so "$out"/bert/*.so "$out"/zoo/*/*.so "$out"/zoo16/*/*.so "$out"/bench/*.so 2>/dev/null || true
 du -sh "$out" >&2

@@ -11,9 +11,13 @@
 #      tensors; each shape run eagerly, captured into a CUDA graph, replayed
 #   2. tiny BERT against the interpreter (fp32: rtol/atol 1e-4; bf16:
 #      normwise 2e-2), with device and host tensors
+#   2b. the fused attention kernel (bert_attn.slapo, head size 32, at bf16
+#      and fp16; fp32 unfused) against the interpreter, normwise 2e-2, at
+#      sequence lengths 1, 7, 64, 70 and 150 with padded rows
 #   3. bert-base on the GPU against the library's own CPU path (fp32
 #      rtol 1e-3 atol 2e-3; tf32 normwise 5e-3; bf16 normwise 2e-2)
-#   4. the zoo models against HuggingFace's outputs (fp32, rtol 1e-4)
+#   4. the zoo models against HuggingFace's outputs (fp32, rtol 1e-4; the
+#      base models also at bf16 and fp16, normwise 2e-2)
 #   5. a sticky CUDA error poisons the session (SLAPO_DEVICE_LOST twice)
 # Exit status: 0 all passed, 1 a failure, 77 no usable GPU.
 set -uo pipefail
@@ -56,6 +60,7 @@ check() { # check NAME COMMAND...: run; on failure count it and show the output
 check "ops fp32" "$bin/run_cases" "$pkg/ops/fp32" --device cuda:0
 check "ops tf32" "$bin/run_cases" "$pkg/ops/tf32" --device cuda:0 --norm-tol 2e-3
 check "ops bf16" "$bin/run_cases" "$pkg/ops/bf16" --device cuda:0 --norm-tol 1e-2
+check "ops fp16" "$bin/run_cases" "$pkg/ops/fp16" --device cuda:0 --norm-tol 2e-3
 
 # 2. tiny BERT vs the interpreter
 for k in 0 1 2 3; do
@@ -68,6 +73,19 @@ for k in 0 1 2 3; do
 	check "tiny BERT bf16 shape $k" "$bin/slapo-run" "$pkg/bert/tiny.bf16.so" --device cuda:0 \
 		--weights "$pkg/bert/tiny.w.$k.st" --inputs "$pkg/bert/tiny.in.$k.st" \
 		--compare "$pkg/bert/tiny.ref.$k.st" --norm-tol 2e-2 --bench 2 -q
+done
+
+# 2b. the fused attention kernel (bf16, fp16; fp32 runs unfused) in a small
+#     BERT with head size 32, against the interpreter
+for k in 0 1 2 3 4; do
+	w=(--weights "$pkg/bert/attn.w.$k.st" --inputs "$pkg/bert/attn.in.$k.st"
+		--compare "$pkg/bert/attn.ref.$k.st")
+	check "attention BERT fp32 shape $k" "$bin/slapo-run" "$pkg/bert/attn.fp32.so" \
+		--device cuda:0 "${w[@]}" --rtol 1e-4 --atol 1e-4 -q
+	for p in bf16 fp16 fp16-unfused; do
+		check "attention BERT $p shape $k" "$bin/slapo-run" "$pkg/bert/attn.$p.so" \
+			--device cuda:0 "${w[@]}" --norm-tol 2e-2 --bench 2 -q
+	done
 done
 
 # 3. bert-base: GPU vs the CPU path of the same library
@@ -88,6 +106,17 @@ for dir in "$pkg"/zoo/*/; do
 		check "zoo $(basename "$dir") $(basename "$so" .so)" "$bin/slapo-run" "$so" \
 			--device cuda:0 --weights "$dir/model.safetensors" --inputs "$dir/inputs.safetensors" \
 			--compare "$dir/outputs.safetensors" --rtol 1e-4 --atol 1e-5 -q
+	done
+done
+
+#    and the base models in 16 bits against the same outputs (normwise)
+for dir in "$pkg"/zoo16/*/; do
+	[ -d "$dir" ] || continue
+	f=$(basename "$dir")
+	for p in bf16 fp16; do
+		check "zoo $f $p" "$bin/slapo-run" "$dir$p.so" --device cuda:0 \
+			--weights "$pkg/zoo/$f/model.safetensors" --inputs "$pkg/zoo/$f/inputs.safetensors" \
+			--compare "$pkg/zoo/$f/outputs.safetensors" --norm-tol 2e-2 -q
 	done
 done
 
