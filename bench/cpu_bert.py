@@ -1,19 +1,24 @@
 #!/usr/bin/env python3
-"""BERT on the CPU: slapoc's compiled model library beside PyTorch eager.
+"""BERT on the CPU: slapoc's compiled model library beside PyTorch eager and
+ONNX Runtime.
 
     python3 bench/cpu_bert.py [--model base|large] [--batch 1] [--seq 128]
                               [--runs 20] [--rounds 3] [--threads N]
-                              [--build DIR] [--python PY]
+                              [--build DIR] [--python PY] [--no-ort]
 
 Compiles examples/bert-<model>.slapo with slapoc (fp32, random weights),
 times forward with `slapo-run --bench`, and -- when PyTorch can be
 imported by --python (default: this interpreter) -- times HuggingFace's
 BertLMHeadModel (or, without transformers, an equivalent module written
 here) in eval mode under torch.inference_mode() with the same sizes and
-thread count, in the same run. The two are timed in alternating rounds
-so machine noise hits both; the medians of all runs and their ratio are
-printed, with the machine, dtype, batch and sequence length, and the
-GEMM roofline (model FLOPs over the measured OpenBLAS sgemm peak).
+thread count, in the same run; and, when --python also has onnxruntime,
+that model exported to ONNX (torch.onnx.export, opset 17) and run by ONNX
+Runtime's CPU execution provider with every graph optimisation on
+(ORT_ENABLE_ALL, which fuses attention, GELU and LayerNorm) and the same
+intra-op thread count. They are timed in alternating rounds so machine
+noise hits all; the medians of all runs and the ratios are printed, with
+the machine, dtype, batch and sequence length, and the GEMM roofline
+(model FLOPs over the measured OpenBLAS sgemm peak).
 
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are removed from the environment
 of the runs: they force an older kernel.
@@ -93,6 +98,19 @@ b, n = cfg["batch"], cfg["seq"]
 ids = torch.randint(0, cfg["vocab"], (b, n))
 inputs = dict(input_ids=ids, attention_mask=torch.ones(b, n, dtype=torch.long),
               token_type_ids=torch.zeros(b, n, dtype=torch.long))
+if cfg.get("export"):
+    class Logits(torch.nn.Module):  # the three inputs in, the logits out
+        def __init__(s, m):
+            super().__init__()
+            s.m = m
+        def forward(s, input_ids, attention_mask, token_type_ids):
+            out = s.m(input_ids=input_ids, attention_mask=attention_mask,
+                      token_type_ids=token_type_ids)
+            return out.logits if hasattr(out, "logits") else out
+    torch.onnx.export(Logits(model), tuple(inputs.values()), cfg["export"], opset_version=17,
+                      input_names=list(inputs), output_names=["logits"], dynamo=False)
+    print(json.dumps(dict(kind=kind, version=torch.__version__, times=[])))
+    sys.exit(0)
 times = []
 with torch.inference_mode():
     for _ in range(3):
@@ -102,6 +120,33 @@ with torch.inference_mode():
         model(**inputs)
         times.append((time.perf_counter() - t) * 1e3)
 print(json.dumps(dict(kind=kind, version=torch.__version__, times=times)))
+'''
+
+
+ORT_SCRIPT = r'''
+import json, sys, time
+import numpy as np
+import onnxruntime as ort
+cfg = json.loads(sys.argv[1])
+so = ort.SessionOptions()
+so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+so.intra_op_num_threads = cfg["threads"]
+so.inter_op_num_threads = 1
+sess = ort.InferenceSession(cfg["model"], so, providers=["CPUExecutionProvider"])
+b, n = cfg["batch"], cfg["seq"]
+rng = np.random.default_rng(0)
+feed = dict(input_ids=rng.integers(0, cfg["vocab"], (b, n), dtype=np.int64),
+            attention_mask=np.ones((b, n), np.int64),
+            token_type_ids=np.zeros((b, n), np.int64))
+feed = {i.name: feed[i.name] for i in sess.get_inputs()}
+for _ in range(3):
+    sess.run(None, feed)
+times = []
+for _ in range(cfg["runs"]):
+    t = time.perf_counter()
+    sess.run(None, feed)
+    times.append((time.perf_counter() - t) * 1e3)
+print(json.dumps(dict(version=ort.__version__, times=times)))
 '''
 
 
@@ -154,6 +199,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--build", default=os.environ.get("SLAPO_BUILD", "build"))
     ap.add_argument("--python", default=sys.executable, help="interpreter with torch")
+    ap.add_argument("--no-ort", action="store_true", help="leave ONNX Runtime out")
     ap.add_argument("--torch-only", action="store_true",
                     help="time PyTorch only (on a machine without slapoc)")
     a = ap.parse_args()
@@ -191,7 +237,18 @@ def main():
                 break
         if not slapoc:
             sys.exit("bench: slapoc failed:\n" + p.stdout + p.stderr)
+        import json
         ours, theirs, kind, version = [], [], None, None
+        ort_times, ort_version, onnx = [], None, None
+        if not a.no_ort:
+            onnx = Path(tmp) / "bert.onnx"
+            cfg = dict(c, vocab=VOCAB, maxpos=MAXPOS, batch=a.batch, seq=a.seq, runs=0,
+                       threads=a.threads, export=str(onnx))
+            p = subprocess.run([a.python, "-c", TORCH_SCRIPT, json.dumps(cfg)],
+                               capture_output=True, text=True, env=env)
+            if p.returncode != 0 or not onnx.exists():
+                print("note: no ONNX export (%s)" % (p.stderr.strip().splitlines() or ["?"])[-1])
+                onnx = None
         for r in range(a.rounds):
             out = subprocess.run(
                 [str(run), str(so), "--random-weights", "1", "--batch", str(a.batch),
@@ -207,7 +264,6 @@ def main():
                 ours += [float(m.group(1))] * a.runs
             cfg = dict(c, vocab=VOCAB, maxpos=MAXPOS, batch=a.batch, seq=a.seq,
                        runs=a.runs, threads=a.threads)
-            import json
             p = subprocess.run([a.python, "-c", TORCH_SCRIPT, json.dumps(cfg)],
                                capture_output=True, text=True, env=env)
             if p.returncode == 0 and p.stdout.strip():
@@ -217,6 +273,18 @@ def main():
             elif r == 0:
                 print("note: PyTorch not available through %s: %s" %
                       (a.python, (p.stderr.strip().splitlines() or ["?"])[-1]))
+            if onnx:
+                cfg = dict(model=str(onnx), vocab=VOCAB, batch=a.batch, seq=a.seq,
+                           runs=a.runs, threads=a.threads)
+                p = subprocess.run([a.python, "-c", ORT_SCRIPT, json.dumps(cfg)],
+                                   capture_output=True, text=True, env=env)
+                if p.returncode == 0 and p.stdout.strip():
+                    res = json.loads(p.stdout.strip().splitlines()[-1])
+                    ort_times += res["times"]
+                    ort_version = res["version"]
+                elif r == 0:
+                    print("note: ONNX Runtime failed: %s"
+                          % (p.stderr.strip().splitlines() or ["?"])[-1])
     flops = model_flops(c, a.batch, a.seq)
     mo = statistics.median(ours)
     print("machine:  %s" % machine())
@@ -233,6 +301,13 @@ def main():
         print("  (%s)" % kind)
         print("ratio:    PyTorch / slapoc = %.2fx (medians), %.2fx (minimums)"
               % (mt / mo, min(theirs) / min(ours)))
+    if ort_times:
+        mr = statistics.median(ort_times)
+        print("%-44s %10.2f %10.2f %12.0f" % ("ONNX Runtime %s (CPU EP, ORT_ENABLE_ALL)"
+                                              % ort_version, mr, min(ort_times),
+                                              flops / mr / 1e6))
+        print("ratio:    ONNX Runtime / slapoc = %.2fx (medians), %.2fx (minimums)"
+              % (mr / mo, min(ort_times) / min(ours)))
     print("roofline: %.1f GFLOP of GEMMs; at 400 GFLOP/s (sgemm peak here) %.1f ms"
           % (flops / 1e9, flops / 400e9 * 1e3))
 
