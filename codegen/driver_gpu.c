@@ -322,7 +322,7 @@ static void emit_launch(Fwd *w, const CgGpuStep *gs)
 	LLVMValueRef work, gx, gy = i64c(L, 1), bx;
 	if (st->kind == CG_ATTENTION) {
 		/* blocks of 4 warps over 64 queries each, one row of blocks per
-		 * batch (kernels_gpu.c) */
+		 * batch (attention_gpu.c) */
 		LLVMValueRef seq = cg_dim(f, st->m);
 		gy = i64c(L, 1);
 		for (int i = 0; i < st->nbatch; i++)

@@ -7,6 +7,9 @@
  *                  and the parameter block layout
  *   kernels_gpu.c  one NVPTX kernel per MAP / SOFTMAX / LAYER_NORM / REDUCE /
  *                  GATHER step (threads over elements, one block per row)
+ *   attention_gpu.c
+ *                  the fused ATTENTION kernel (tensor cores, inline PTX),
+ *                  on kernels_gpu.c's kernel builder (the cg_gk_ section)
  *   nvptx.c        the NVPTX LLVM context (nvptx64-nvidia-cuda, sm_80, PTX
  *                  7.0), libdevice for the math LLVM cannot lower, O3,
  *                  identical kernels merged, the PTX text
@@ -109,6 +112,68 @@ void cg_gpu_limit_regs(CgLlvm *L, LLVMValueRef fn, int regs);
  * step, one i64 per descriptor symbol, the error word (i8*) and the
  * object index (i64). */
 int cg_gpu_kernel_nargs(const CgProgram *prog, const CgStep *st);
+
+/* ---- shared by kernels_gpu.c and attention_gpu.c (prefix cg_gk_) ----------------------
+ * The kernel builder: what cg_gpu_emit_kernel sets up for a step, and the
+ * helpers its emitters use. Nothing else in codegen uses this section. */
+
+/* A kernel being emitted: its step and the operands of its views. */
+typedef struct CgGkOps {
+	const CgGpu *g;
+	const CgStep *st;
+	LLVMValueRef ptr[CG_MAX_VIEWS]; /* i8*: element 0; NULL for index views */
+	IrDType sty[CG_MAX_VIEWS];      /* storage type of each view */
+	LLVMValueRef stride[CG_MAX_VIEWS][IR_MAX_DIMS]; /* elements */
+	int cls[CG_MAX_VIEWS];          /* last-dim stride: 0, 1 or 2 (other) */
+	LLVMValueRef off[CG_MAX_VIEWS]; /* each view's offset at this row */
+	LLVMValueRef j;                 /* cg_gk_eval: the index in the row */
+	int lanes;                      /* cg_gk_eval: lanes of each value */
+	int nmemo; /* cg_gk_eval: nodes already emitted, with their values */
+	const IrNode *memo_n[128];
+	CgVal memo_v[128];
+	bool bad;                     /* the step computes an op without a GPU emitter */
+	LLVMValueRef errword, object; /* error word (i8*), object index (i64) */
+} CgGkOps;
+
+/* A counted loop, cg_gk_loop_begin to cg_gk_loop_end. */
+typedef struct CgGkLoop {
+	LLVMValueRef var; /* the counter (i64, in the entry block) */
+	LLVMBasicBlockRef head, exit;
+} CgGkLoop;
+
+/* The i64 constant v. */
+LLVMValueRef cg_gk_i64c(CgFn *f, int64_t v);
+/* PTX's special register `name` ("tid.x", "ctaid.y", ...) as an i64. */
+LLVMValueRef cg_gk_sreg(CgFn *f, const char *name);
+/* A variable of type t (an alloca in the entry block, named name). */
+LLVMValueRef cg_gk_var_of(CgFn *f, LLVMTypeRef t, const char *name);
+/* The value of type t at p. */
+LLVMValueRef cg_gk_ld(CgFn *f, LLVMTypeRef t, LLVMValueRef p);
+/* for (i = init; i < limit; i += step): returns i, the builder in the body;
+ * cg_gk_loop_end closes it and continues after the loop. */
+LLVMValueRef cg_gk_loop_begin(CgFn *f, CgGkLoop *lp, LLVMValueRef init,
+                              LLVMValueRef limit);
+void cg_gk_loop_end(CgFn *f, CgGkLoop *lp, LLVMValueRef i, LLVMValueRef step);
+/* if (cond) { ...: returns the block after; the builder is in the
+ * then-block. cg_gk_if_end closes it and continues in the block after. */
+LLVMBasicBlockRef cg_gk_if_begin(CgFn *f, LLVMValueRef cond);
+void cg_gk_if_end(CgFn *f, LLVMBasicBlockRef after);
+/* o->off[k] of views [k0, k1) for row r of dims [0, nouter). */
+void cg_gk_row_offsets(CgFn *f, CgGkOps *o, const IrDim *dim, int nouter, LLVMValueRef r,
+                       int k0, int k1);
+/* Node n of the step's expression at index o->j (o->lanes lanes),
+ * memoised in o; sets o->bad for an op it cannot emit. */
+CgVal cg_gk_eval(CgFn *f, CgGkOps *o, const IrNode *n);
+/* a + b (op 0) or the NaN-keeping max of a and b (op 1), f32. */
+LLVMValueRef cg_gk_combine(CgFn *f, int op, LLVMValueRef a, LLVMValueRef b);
+/* v (f32) of the lane whose index differs from this one's by the bits of d. */
+LLVMValueRef cg_gk_shfl_xor(CgFn *f, LLVMValueRef v, int d);
+/* The block's barrier (bar.sync 0). */
+void cg_gk_barrier(CgFn *f);
+
+/* attention_gpu.c: the body of a CG_ATTENTION step's kernel (128 threads),
+ * o set up by cg_gpu_emit_kernel; bf16 or f16 operands. */
+void cg_gk_emit_attention(CgFn *f, CgGkOps *o);
 
 /* gpu_emu.c: the kernels compiled for the host into the shared library
  * `out`, for tests/gpu/fake_cuda.c (testing without a GPU). */

@@ -1,0 +1,497 @@
+/* attention_gpu.c - the fused attention kernel of the GPU program: a
+ * CG_ATTENTION step (attention's GEMM, softmax and GEMM, joined by
+ * gpu_plan.c at bf16/fp16) as one NVPTX kernel on the tensor cores, through
+ * inline PTX (mma.sync, ldmatrix, cp.async; so not for gpu_emu.c).
+ *
+ * cg_gpu_emit_kernel (kernels_gpu.c) sets the kernel up (parameters, the
+ * operands of its views) and calls cg_gk_emit_attention; the kernel builder
+ * both files use (CgGkOps, loops, the prologue's expression evaluator) is
+ * gpu.h's cg_gk_ section. nvptx.c caps its registers (ATT_MAX_REGS) and
+ * driver_gpu.c launches it (blocks of 128 threads over 64 queries, one row
+ * of blocks per batch).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "codegen/gpu.h"
+
+#define B (f->L->b)
+
+/* ---- ATTENTION: softmax(expr(Q K^T)) V on the tensor cores ------------------------
+ *
+ * Flash attention: a block of 4 warps takes 64 queries of one batch (16
+ * per warp, one m16n8k16 row tile) and walks the keys 64 at a time. Per
+ * key tile: scores by mma.sync from Q fragments (kept in registers) and
+ * K pairs loaded straight from memory; the softmax's prologue expression
+ * (scale, mask, ...) evaluated on each score as the SOFTMAX kernel would;
+ * the online softmax (running max and sum per row, the accumulator
+ * rescaled when the max grows); P rounded to 16 bits and multiplied with V
+ * by mma.sync. Scores and probabilities never touch memory. Keys past S
+ * score -inf (their V rows clamped to S - 1, weight 0); queries past S
+ * compute on clamped rows and store nothing. f32 statistics and
+ * accumulators; Q, K, V, O bf16 or f16 (gpu_plan.c checks). */
+
+enum {
+	ATT_KEYS = 64,
+	ATT_NT = ATT_KEYS / 8,
+	ATT_MAXD8 = 16
+};
+
+typedef struct Att {
+	CgFn *f;
+	bool f16;
+	LLVMValueRef q, k, v, out;       /* i16*: this batch's element 0 */
+	LLVMValueRef ldq, ldk, ldv, ldo; /* row strides (elements) */
+} Att;
+
+static LLVMTypeRef t_i16(CgFn *f)
+{
+	return LLVMInt16TypeInContext(f->L->ctx);
+}
+
+static LLVMValueRef imin64(CgFn *f, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+static LLVMValueRef at_elem(CgFn *f, LLVMValueRef base, LLVMValueRef row, LLVMValueRef ld,
+                            LLVMValueRef col)
+{
+	LLVMValueRef e = LLVMBuildAdd(B, LLVMBuildMul(B, row, ld, ""), col, "");
+	return LLVMBuildInBoundsGEP2(B, t_i16(f), base, &e, 1, "");
+}
+
+/* elements (row, col) and (row, col + 1) as one i32 (col even) */
+static LLVMValueRef att_ld32(CgFn *f, LLVMValueRef base, LLVMValueRef row,
+                             LLVMValueRef ld, LLVMValueRef col)
+{
+	LLVMValueRef p = LLVMBuildBitCast(B, at_elem(f, base, row, ld, col),
+	                                  LLVMPointerType(f->L->t_i32, 0), "");
+	LLVMValueRef x = LLVMBuildLoad2(B, f->L->t_i32, p, "");
+	LLVMSetAlignment(x, 4);
+	return x;
+}
+
+/* lo and hi rounded to 16 bits, lo in the low half */
+static LLVMValueRef att_pack(Att *a, LLVMValueRef lo, LLVMValueRef hi)
+{
+	LLVMValueRef args[2] = {hi, lo};
+	return cg_ptx(a->f,
+	              a->f16 ? "cvt.rn.f16x2.f32 $0, $1, $2;"
+	                     : "cvt.rn.bf16x2.f32 $0, $1, $2;",
+	              "=r,f,f", a->f->L->t_i32, args, 2, 1);
+}
+
+/* c += A B, one m16n8k16 tile: A four and B two registers of 16-bit
+ * pairs, c four f32 (PTX's fragment layouts) */
+static void att_mma(Att *a, LLVMValueRef c[4], LLVMValueRef A[4], LLVMValueRef Bf[2])
+{
+	CgFn *f = a->f;
+	CgLlvm *L = f->L;
+	LLVMTypeRef ft[4] = {L->t_f32, L->t_f32, L->t_f32, L->t_f32};
+	LLVMTypeRef rt = LLVMStructTypeInContext(L->ctx, ft, 4, 0);
+	LLVMTypeRef at[10];
+	LLVMValueRef args[10];
+	for (int i = 0; i < 4; i++) {
+		at[i] = L->t_i32;
+		args[i] = A[i];
+		at[6 + i] = L->t_f32;
+		args[6 + i] = c[i];
+	}
+	at[4] = at[5] = L->t_i32;
+	args[4] = Bf[0];
+	args[5] = Bf[1];
+	const char *text =
+	        a->f16 ? "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+	                 "{$0,$1,$2,$3}, {$4,$5,$6,$7}, {$8,$9}, {$10,$11,$12,$13};"
+	               : "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+	                 "{$0,$1,$2,$3}, {$4,$5,$6,$7}, {$8,$9}, {$10,$11,$12,$13};";
+	const char *cons = "=f,=f,=f,=f,r,r,r,r,r,r,f,f,f,f";
+	LLVMTypeRef fty = LLVMFunctionType(rt, at, 10, 0);
+	LLVMValueRef fn =
+	        LLVMGetInlineAsm(fty, (char *)text, strlen(text), (char *)cons,
+	                         strlen(cons), 0, 0, LLVMInlineAsmDialectATT, 0);
+	LLVMValueRef r = LLVMBuildCall2(B, fty, fn, args, 10, "");
+	for (int i = 0; i < 4; i++)
+		c[i] = LLVMBuildExtractValue(B, r, (unsigned)i, "");
+}
+
+/* The block's K and V tiles in shared memory, two of each (the next tile
+ * loads while this one is used): ATT_KEYS rows of d elements each, rows
+ * d + 8 apart (so that the 8 rows an ldmatrix reads fall in different
+ * banks). Buffer b's K at b * 2 * ATT_TILE(d), its V ATT_TILE(d) after. */
+#define ATT_TILE(d) (ATT_KEYS * ((d) + 8))
+static LLVMValueRef att_smem(CgFn *f, int d)
+{
+	CgLlvm *L = f->L;
+	char name[32];
+	snprintf(name, sizeof name, "slapo_att_kv%d", d);
+	LLVMValueRef g = LLVMGetNamedGlobal(L->mod, name);
+	if (!g) {
+		LLVMTypeRef t = LLVMArrayType(t_i16(f), (unsigned)(4 * ATT_TILE(d)));
+		g = LLVMAddGlobalInAddressSpace(L->mod, t, name, 3);
+		LLVMSetInitializer(g, LLVMGetUndef(t));
+		LLVMSetLinkage(g, LLVMInternalLinkage);
+		LLVMSetAlignment(g, 16);
+	}
+	return LLVMBuildBitCast(B, g, LLVMPointerType(t_i16(f), 3), "");
+}
+
+/* ldmatrix .x4 (transposed with trans) at the shared address p (i16
+ * addrspace(3)*) of this lane's row: four fragment registers */
+static void att_ldmatrix(CgFn *f, LLVMValueRef p, bool trans, LLVMValueRef r[4])
+{
+	CgLlvm *L = f->L;
+	LLVMTypeRef it[4] = {L->t_i32, L->t_i32, L->t_i32, L->t_i32};
+	LLVMTypeRef rt = LLVMStructTypeInContext(L->ctx, it, 4, 0);
+	LLVMTypeRef at = L->t_i64;
+	LLVMValueRef addr = LLVMBuildPtrToInt(B, p, L->t_i64, "");
+	const char *text = trans ? "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 "
+	                           "{$0,$1,$2,$3}, [$4];"
+	                         : "ldmatrix.sync.aligned.m8n8.x4.shared.b16 "
+	                           "{$0,$1,$2,$3}, [$4];";
+	const char *cons = "=r,=r,=r,=r,l,~{memory}";
+	LLVMTypeRef fty = LLVMFunctionType(rt, &at, 1, 0);
+	/* side effects: it reads what the block stored before the barrier,
+	 * so it may not move across barriers or out of the loop */
+	LLVMValueRef fn =
+	        LLVMGetInlineAsm(fty, (char *)text, strlen(text), (char *)cons,
+	                         strlen(cons), 1, 0, LLVMInlineAsmDialectATT, 0);
+	LLVMValueRef v = LLVMBuildCall2(B, fty, fn, &addr, 1, "");
+	for (int i = 0; i < 4; i++)
+		r[i] = LLVMBuildExtractValue(B, v, (unsigned)i, "");
+}
+
+/* c0 += A B0 and c1 += A B1, B0 and B1 from one att_ldmatrix at (row, col)
+ * of the shared tile (d columns, rows d + 8 apart) */
+static void att_mma2(Att *a, LLVMValueRef tile, int d, LLVMValueRef row, LLVMValueRef col,
+                     bool trans, LLVMValueRef A[4], LLVMValueRef c0[4],
+                     LLVMValueRef c1[4])
+{
+	CgFn *f = a->f;
+	LLVMValueRef e =
+	        LLVMBuildAdd(B, LLVMBuildMul(B, row, cg_gk_i64c(f, d + 8), ""), col, "");
+	LLVMValueRef fr[4];
+	att_ldmatrix(f, LLVMBuildInBoundsGEP2(B, t_i16(f), tile, &e, 1, ""), trans, fr);
+	att_mma(a, c0, A, (LLVMValueRef[]){fr[0], fr[1]});
+	att_mma(a, c1, A, (LLVMValueRef[]){fr[2], fr[3]});
+}
+
+static void att_asm(CgFn *f, const char *text, const char *cons, LLVMValueRef *args,
+                    int n)
+{
+	CgLlvm *L = f->L;
+	LLVMTypeRef at[2] = {L->t_i64, L->t_i64};
+	LLVMTypeRef fty = LLVMFunctionType(L->t_void, at, (unsigned)n, 0);
+	LLVMValueRef fn =
+	        LLVMGetInlineAsm(fty, (char *)text, strlen(text), (char *)cons,
+	                         strlen(cons), 1, 0, LLVMInlineAsmDialectATT, 0);
+	LLVMBuildCall2(B, fty, fn, args, (unsigned)n, "");
+}
+
+/* Starts copying the key tile from key j0 into shared memory (rows past
+ * the last key repeat it) with cp.async: 16-byte chunks, the block's
+ * threads side by side; one commit group. */
+static void att_fill(CgFn *f, LLVMValueRef smem, LLVMValueRef src, LLVMValueRef ld,
+                     LLVMValueRef j0, LLVMValueRef last, LLVMValueRef tid, int d)
+{
+	CgLlvm *L = f->L;
+	int per_row = d / 8;
+	for (int i = 0; i < ATT_KEYS * per_row / 128; i++) {
+		LLVMValueRef id = LLVMBuildAdd(B, tid, cg_gk_i64c(f, 128 * i), "");
+		LLVMValueRef r = LLVMBuildUDiv(B, id, cg_gk_i64c(f, per_row), "");
+		LLVMValueRef c =
+		        LLVMBuildMul(B, LLVMBuildURem(B, id, cg_gk_i64c(f, per_row), ""),
+		                     cg_gk_i64c(f, 8), "");
+		LLVMValueRef key = imin64(f, LLVMBuildAdd(B, j0, r, ""), last);
+		LLVMValueRef e = LLVMBuildAdd(
+		        B, LLVMBuildMul(B, r, cg_gk_i64c(f, d + 8), ""), c, "");
+		LLVMValueRef a[2] = {
+		        LLVMBuildPtrToInt(
+		                B, LLVMBuildInBoundsGEP2(B, t_i16(f), smem, &e, 1, ""),
+		                L->t_i64, ""),
+		        LLVMBuildPtrToInt(B, at_elem(f, src, key, ld, c), L->t_i64, "")};
+		att_asm(f, "cp.async.cg.shared.global [$0], [$1], 16;", "l,l,~{memory}",
+		        a, 2);
+	}
+}
+
+/* op over the 4 lanes of a quad (the threads holding one row) */
+static LLVMValueRef quad_reduce(CgFn *f, int op, LLVMValueRef v)
+{
+	for (int d = 1; d <= 2; d *= 2)
+		v = cg_gk_combine(f, op, v, cg_gk_shfl_xor(f, v, d));
+	return v;
+}
+
+static LLVMValueRef fconst(CgFn *f, double v)
+{
+	return LLVMConstReal(f->L->t_f32, v);
+}
+
+void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
+{
+	const CgStep *st = o->st;
+	CgLlvm *L = f->L;
+	Att a = {.f = f, .f16 = o->sty[1] == IR_F16};
+	int nd16 = (int)(st->k.coef / 16), nd8 = (int)(st->k.coef / 8);
+	LLVMValueRef seq = cg_dim(f, st->m),
+	             last = LLVMBuildSub(B, seq, cg_gk_i64c(f, 1), "");
+	LLVMValueRef tid = cg_gk_sreg(f, "tid.x");
+	LLVMValueRef lane = LLVMBuildAnd(B, tid, cg_gk_i64c(f, 31), "");
+	LLVMValueRef g = LLVMBuildLShr(B, lane, cg_gk_i64c(f, 2), "");
+	LLVMValueRef t2 = LLVMBuildMul(B, LLVMBuildAnd(B, lane, cg_gk_i64c(f, 3), ""),
+	                               cg_gk_i64c(f, 2), "");
+	a.ldq = cg_dim(f, st->lda);
+	a.ldk = cg_dim(f, st->ldb);
+	a.ldo = cg_dim(f, st->ldc);
+	a.ldv = cg_dim(f, st->ldv);
+	LLVMValueRef q0 = LLVMBuildAdd(
+	        B, LLVMBuildMul(B, cg_gk_sreg(f, "ctaid.x"), cg_gk_i64c(f, 64), ""),
+	        LLVMBuildMul(B, LLVMBuildLShr(B, tid, cg_gk_i64c(f, 5), ""),
+	                     cg_gk_i64c(f, 16), ""),
+	        "");
+	LLVMValueRef row[2], rowc[2];
+	for (int h = 0; h < 2; h++) {
+		row[h] = LLVMBuildAdd(B, q0, LLVMBuildAdd(B, g, cg_gk_i64c(f, 8 * h), ""),
+		                      "");
+		rowc[h] = imin64(f, row[h], last);
+	}
+	LLVMValueRef nbat = cg_gk_i64c(f, 1);
+	for (int i = 0; i < st->nbatch; i++)
+		nbat = LLVMBuildMul(B, nbat, cg_dim(f, st->bdim[i]), "");
+	LLVMValueRef ntiles =
+	        LLVMBuildSDiv(B, LLVMBuildAdd(B, seq, cg_gk_i64c(f, ATT_KEYS - 1), ""),
+	                      cg_gk_i64c(f, ATT_KEYS), "");
+	/* loop-carried state */
+	LLVMValueRef vm[2], vl[2], vacc[ATT_MAXD8][4];
+	for (int h = 0; h < 2; h++) {
+		vm[h] = cg_gk_var_of(f, L->t_f32, "m");
+		vl[h] = cg_gk_var_of(f, L->t_f32, "l");
+	}
+	for (int dn = 0; dn < nd8; dn++)
+		for (int e = 0; e < 4; e++)
+			vacc[dn][e] = cg_gk_var_of(f, L->t_f32, "acc");
+
+	CgGkLoop bl;
+	LLVMValueRef bi = cg_gk_loop_begin(f, &bl, cg_gk_sreg(f, "ctaid.y"), nbat);
+	/* this batch's Q, K, V, O */
+	LLVMValueRef rem = bi, off[4] = {cg_gk_i64c(f, 0), cg_gk_i64c(f, 0),
+	                                 cg_gk_i64c(f, 0), cg_gk_i64c(f, 0)};
+	for (int i = st->nbatch - 1; i >= 0; i--) {
+		LLVMValueRef idx = rem;
+		if (i > 0) {
+			LLVMValueRef dd = cg_dim(f, st->bdim[i]);
+			LLVMValueRef qq = LLVMBuildUDiv(B, rem, dd, "");
+			idx = LLVMBuildSub(B, rem, LLVMBuildMul(B, qq, dd, ""), "");
+			rem = qq;
+		}
+		const IrDim *bs[4] = {&st->bsc[i], &st->bsa[i], &st->bsb[i], &st->bsv[i]};
+		for (int k = 0; k < 4; k++)
+			off[k] = LLVMBuildAdd(B, off[k],
+			                      LLVMBuildMul(B, idx, cg_dim(f, *bs[k]), ""),
+			                      "");
+	}
+	LLVMValueRef base[4];
+	for (int k = 0; k < 4; k++) {
+		LLVMValueRef p =
+		        LLVMBuildBitCast(B, o->ptr[k], LLVMPointerType(t_i16(f), 0), "");
+		base[k] = LLVMBuildInBoundsGEP2(B, t_i16(f), p, &off[k], 1, "");
+	}
+	a.out = base[0];
+	a.q = base[1];
+	a.k = base[2];
+	a.v = base[3];
+	/* the prologue's operands at each of the thread's two rows */
+	LLVMValueRef roff[2][CG_MAX_VIEWS];
+	for (int h = 0; h < 2; h++) {
+		LLVMValueRef r =
+		        LLVMBuildAdd(B, LLVMBuildMul(B, bi, seq, ""), rowc[h], "");
+		cg_gk_row_offsets(f, o, st->dim, st->ndim - 1, r, 4, st->nview);
+		for (int k = 4; k < st->nview; k++)
+			roff[h][k] = o->off[k];
+	}
+	/* Q fragments: rows g, g + 8; columns 2t, 2t + 8 of each 16 */
+	LLVMValueRef qa[8][4];
+	for (int ks = 0; ks < nd16; ks++)
+		for (int r = 0; r < 4; r++) {
+			LLVMValueRef col = LLVMBuildAdd(
+			        B, t2, cg_gk_i64c(f, ks * 16 + (r >= 2 ? 8 : 0)), "");
+			qa[ks][r] = att_ld32(f, a.q, rowc[r & 1], a.ldq, col);
+		}
+	for (int h = 0; h < 2; h++) {
+		LLVMBuildStore(B, fconst(f, -INFINITY), vm[h]);
+		LLVMBuildStore(B, fconst(f, 0.0), vl[h]);
+	}
+	for (int dn = 0; dn < nd8; dn++)
+		for (int e = 0; e < 4; e++)
+			LLVMBuildStore(B, fconst(f, 0.0), vacc[dn][e]);
+
+	int d = (int)st->k.coef;
+	LLVMValueRef smk = att_smem(f, d);
+	/* ldmatrix: the matrix and the row this lane addresses */
+	LLVMValueRef mi = LLVMBuildLShr(B, lane, cg_gk_i64c(f, 3), "");
+	LLVMValueRef mr = LLVMBuildAnd(B, lane, cg_gk_i64c(f, 7), "");
+	/* tile 0 into buffer 0; then each step starts the next tile into the
+	 * other buffer (past the end: the last keys again, unused) and waits
+	 * for this one */
+	att_fill(f, smk, a.k, a.ldk, cg_gk_i64c(f, 0), last, tid, d);
+	att_fill(f,
+	         LLVMBuildInBoundsGEP2(B, t_i16(f), smk,
+	                               (LLVMValueRef[]){cg_gk_i64c(f, ATT_TILE(d))}, 1,
+	                               ""),
+	         a.v, a.ldv, cg_gk_i64c(f, 0), last, tid, d);
+	att_asm(f, "cp.async.commit_group;", "~{memory}", NULL, 0);
+	CgGkLoop kl;
+	LLVMValueRef kt = cg_gk_loop_begin(f, &kl, cg_gk_i64c(f, 0), ntiles);
+	LLVMValueRef j0 = LLVMBuildMul(B, kt, cg_gk_i64c(f, ATT_KEYS), "");
+	LLVMValueRef cur = LLVMBuildMul(B, LLVMBuildAnd(B, kt, cg_gk_i64c(f, 1), ""),
+	                                cg_gk_i64c(f, 2 * ATT_TILE(d)), "");
+	LLVMValueRef nxt = LLVMBuildSub(B, cg_gk_i64c(f, 2 * ATT_TILE(d)), cur, "");
+	LLVMValueRef nk = LLVMBuildInBoundsGEP2(B, t_i16(f), smk, &nxt, 1, "");
+	LLVMValueRef j1 = LLVMBuildAdd(B, j0, cg_gk_i64c(f, ATT_KEYS), "");
+	att_fill(f, nk, a.k, a.ldk, j1, last, tid, d);
+	att_fill(f,
+	         LLVMBuildInBoundsGEP2(B, t_i16(f), nk,
+	                               (LLVMValueRef[]){cg_gk_i64c(f, ATT_TILE(d))}, 1,
+	                               ""),
+	         a.v, a.ldv, j1, last, tid, d);
+	att_asm(f, "cp.async.commit_group;", "~{memory}", NULL, 0);
+	att_asm(f, "cp.async.wait_group 1;", "~{memory}", NULL, 0);
+	cg_gk_barrier(f); /* every thread's part of this tile is in */
+	LLVMValueRef tk = LLVMBuildInBoundsGEP2(B, t_i16(f), smk, &cur, 1, "");
+	LLVMValueRef tv = LLVMBuildInBoundsGEP2(
+	        B, t_i16(f), tk, (LLVMValueRef[]){cg_gk_i64c(f, ATT_TILE(d))}, 1, "");
+	/* scores: s[nt] is the 16 x 8 tile of keys j0 + 8 nt ..; one
+	 * ldmatrix.x4 gives the K fragments of tiles nt and nt + 1 */
+	LLVMValueRef s[ATT_NT][4];
+	for (int nt = 0; nt < ATT_NT; nt++)
+		for (int e = 0; e < 4; e++)
+			s[nt][e] = fconst(f, 0.0);
+	for (int nt = 0; nt < ATT_NT; nt += 2) {
+		LLVMValueRef krow = LLVMBuildAdd(
+		        B,
+		        LLVMBuildMul(B, LLVMBuildLShr(B, mi, cg_gk_i64c(f, 1), ""),
+		                     cg_gk_i64c(f, 8), ""),
+		        LLVMBuildAdd(B, mr, cg_gk_i64c(f, nt * 8), ""), "");
+		for (int ks = 0; ks < nd16; ks++) {
+			LLVMValueRef col = LLVMBuildAdd(
+			        B,
+			        LLVMBuildMul(B, LLVMBuildAnd(B, mi, cg_gk_i64c(f, 1), ""),
+			                     cg_gk_i64c(f, 8), ""),
+			        cg_gk_i64c(f, ks * 16), "");
+			att_mma2(&a, tk, d, krow, col, false, qa[ks], s[nt], s[nt + 1]);
+		}
+	}
+	/* the prologue on each score; -inf past the last key */
+	const IrNode *sleaf = st->expr.leaf[st->sleaf];
+	for (int nt = 0; nt < ATT_NT; nt++)
+		for (int e = 0; e < 4; e++) {
+			int h = e >> 1;
+			LLVMValueRef col = LLVMBuildAdd(
+			        B, j0,
+			        LLVMBuildAdd(B, t2, cg_gk_i64c(f, nt * 8 + (e & 1)), ""),
+			        "");
+			for (int k = 4; k < st->nview; k++)
+				o->off[k] = roff[h][k];
+			o->j = imin64(f, col, last);
+			o->lanes = 1;
+			o->nmemo = 1;
+			o->memo_n[0] = sleaf;
+			o->memo_v[0] = (CgVal){s[nt][e], IR_F32};
+			CgVal x =
+			        cg_convert(f, cg_gk_eval(f, o, st->expr.root), IR_F32, 1);
+			s[nt][e] = LLVMBuildSelect(
+			        B, LLVMBuildICmp(B, LLVMIntSLT, col, seq, ""), x.v,
+			        fconst(f, -INFINITY), "");
+		}
+	/* online softmax per row */
+	for (int h = 0; h < 2; h++) {
+		LLVMValueRef mx = fconst(f, -INFINITY);
+		for (int nt = 0; nt < ATT_NT; nt++)
+			for (int e = 2 * h; e < 2 * h + 2; e++)
+				mx = cg_gk_combine(f, 1, mx, s[nt][e]);
+		LLVMValueRef mold = cg_gk_ld(f, L->t_f32, vm[h]);
+		LLVMValueRef mnew = cg_gk_combine(f, 1, mold, quad_reduce(f, 1, mx));
+		LLVMValueRef inf =
+		        LLVMBuildFCmp(B, LLVMRealOEQ, mnew, fconst(f, -INFINITY), "");
+		LLVMValueRef bse = LLVMBuildSelect(B, inf, fconst(f, 0.0), mnew, "");
+		LLVMValueRef corr = cg_math_exp(f, LLVMBuildFSub(B, mold, bse, ""), 1);
+		LLVMValueRef sum = fconst(f, 0.0);
+		for (int nt = 0; nt < ATT_NT; nt++)
+			for (int e = 2 * h; e < 2 * h + 2; e++) {
+				s[nt][e] = cg_math_exp(
+				        f, LLVMBuildFSub(B, s[nt][e], bse, ""), 1);
+				sum = LLVMBuildFAdd(B, sum, s[nt][e], "");
+			}
+		LLVMBuildStore(B, cg_fma(f, cg_gk_ld(f, L->t_f32, vl[h]), corr, sum, 1),
+		               vl[h]);
+		LLVMBuildStore(B, mnew, vm[h]);
+		for (int dn = 0; dn < nd8; dn++)
+			for (int e = 2 * h; e < 2 * h + 2; e++)
+				LLVMBuildStore(
+				        B,
+				        LLVMBuildFMul(B,
+				                      cg_gk_ld(f, L->t_f32, vacc[dn][e]),
+				                      corr, ""),
+				        vacc[dn][e]);
+	}
+	/* O += P V, 16 keys at a time */
+	LLVMValueRef acc[ATT_MAXD8][4];
+	for (int dn = 0; dn < nd8; dn++)
+		for (int e = 0; e < 4; e++)
+			acc[dn][e] = cg_gk_ld(f, L->t_f32, vacc[dn][e]);
+	for (int kk = 0; kk < ATT_KEYS / 16; kk++) {
+		LLVMValueRef pa[4] = {att_pack(&a, s[2 * kk][0], s[2 * kk][1]),
+		                      att_pack(&a, s[2 * kk][2], s[2 * kk][3]),
+		                      att_pack(&a, s[2 * kk + 1][0], s[2 * kk + 1][1]),
+		                      att_pack(&a, s[2 * kk + 1][2], s[2 * kk + 1][3])};
+		/* one ldmatrix.x4.trans: the V fragments of dims dn and dn + 1 */
+		LLVMValueRef vrow = LLVMBuildAdd(
+		        B,
+		        LLVMBuildMul(B, LLVMBuildAnd(B, mi, cg_gk_i64c(f, 1), ""),
+		                     cg_gk_i64c(f, 8), ""),
+		        LLVMBuildAdd(B, mr, cg_gk_i64c(f, kk * 16), ""), "");
+		for (int dn = 0; dn < nd8; dn += 2) {
+			LLVMValueRef col = LLVMBuildMul(
+			        B,
+			        LLVMBuildAdd(B,
+			                     LLVMBuildLShr(B, mi, cg_gk_i64c(f, 1), ""),
+			                     cg_gk_i64c(f, dn), ""),
+			        cg_gk_i64c(f, 8), "");
+			att_mma2(&a, tv, d, vrow, col, true, pa, acc[dn], acc[dn + 1]);
+		}
+	}
+	for (int dn = 0; dn < nd8; dn++)
+		for (int e = 0; e < 4; e++)
+			LLVMBuildStore(B, acc[dn][e], vacc[dn][e]);
+	cg_gk_barrier(f); /* this buffer is free for the tile after next */
+	cg_gk_loop_end(f, &kl, kt, cg_gk_i64c(f, 1));
+	att_asm(f, "cp.async.wait_group 0;", "~{memory}", NULL, 0);
+
+	/* O = acc / sum, rows inside the sequence */
+	for (int h = 0; h < 2; h++) {
+		LLVMValueRef inv = LLVMBuildFDiv(
+		        B, fconst(f, 1.0),
+		        quad_reduce(f, 0, cg_gk_ld(f, L->t_f32, vl[h])), "");
+		LLVMBasicBlockRef after =
+		        cg_gk_if_begin(f, LLVMBuildICmp(B, LLVMIntSLT, row[h], seq, ""));
+		for (int dn = 0; dn < nd8; dn++) {
+			LLVMValueRef y = att_pack(
+			        &a,
+			        LLVMBuildFMul(B, cg_gk_ld(f, L->t_f32, vacc[dn][2 * h]),
+			                      inv, ""),
+			        LLVMBuildFMul(B,
+			                      cg_gk_ld(f, L->t_f32, vacc[dn][2 * h + 1]),
+			                      inv, ""));
+			LLVMValueRef p = LLVMBuildBitCast(
+			        B,
+			        at_elem(f, a.out, row[h], a.ldo,
+			                LLVMBuildAdd(B, t2, cg_gk_i64c(f, dn * 8), "")),
+			        LLVMPointerType(L->t_i32, 0), "");
+			LLVMSetAlignment(LLVMBuildStore(B, y, p), 4);
+		}
+		cg_gk_if_end(f, after);
+	}
+	cg_gk_loop_end(f, &bl, bi, cg_gk_sreg(f, "nctaid.y"));
+}
