@@ -201,6 +201,8 @@ static int build_specs(SlapoModel *m, int kind, const RtTensorDesc *ts, int32_t 
 	m->specs[kind] = rt_calloc((size_t)n, sizeof *m->specs[kind]);
 	if (!m->specs[kind])
 		return 0;
+	if (n == 0) /* no shape block: model_free frees it only when n > 0 */
+		return 1;
 	for (i = 0; i < n; i++)
 		total += ts[i].ndim;
 	shapes = rt_calloc((size_t)total, sizeof *shapes);

@@ -6,6 +6,7 @@
 #include "ir/ir.h"
 
 #include <math.h>
+#include <setjmp.h>
 #include <string.h>
 
 typedef struct Verify {
@@ -198,6 +199,16 @@ static void hook(Eval *ev, const char *prim, Span sp, void *user)
 		after_primitive(ev, prim, sp, user);
 }
 
+static void free_tensors(Verify *v)
+{
+	for (int i = 0; i < v->nref; i++)
+		ir_tensor_free(v->ref[i]);
+	for (int i = 0; i < v->cache_vals.len; i++)
+		ir_tensor_free(v->cache_vals.items[i]);
+	v->nref = 0;
+	v->cache_vals.len = 0;
+}
+
 int verify_run(Eval *ev, const Ast *prog, int batch, int seq, double tol)
 {
 	Verify v = {.batch = batch, .seq = seq, .tol = tol, .arena = ev->arena};
@@ -207,21 +218,30 @@ int verify_run(Eval *ev, const Ast *prog, int batch, int seq, double tol)
 	ev->out = fopen("/dev/null", "w");
 	if (!ev->out)
 		ev->out = saved;
-	eval_program(ev, prog);
+	/* an error (a primitive out of tolerance, a failed trace) unwinds to
+	 * here first, so the interpreter's tensors are freed on every path */
+	jmp_buf *outer = ev->diag->bail, here;
+	volatile int failed = 0;
+	ev->diag->bail = &here;
+	if (setjmp(here) == 0) {
+		eval_program(ev, prog);
+		if (!v.root && ev->schedules.len)
+			on_schedule(ev, &v, prog->span);
+	} else {
+		failed = 1;
+	}
+	ev->diag->bail = outer;
 	if (ev->out != saved)
 		fclose(ev->out);
 	ev->out = saved;
-	if (!v.root && ev->schedules.len)
-		on_schedule(ev, &v, prog->span);
-	if (!v.root) {
-		diag_plain(ev->diag, DIAG_ERROR, "verify: the program creates no schedule");
+	if (failed || !v.root) {
+		if (!failed)
+			diag_plain(ev->diag, DIAG_ERROR, "verify: the program creates no schedule");
+		free_tensors(&v);
 		return 1;
 	}
 	printf("verify: %d primitive%s checked, all within tolerance\n", v.nprims,
 	       v.nprims == 1 ? "" : "s");
-	for (int i = 0; i < v.nref; i++)
-		ir_tensor_free(v.ref[i]);
-	for (int i = 0; i < v.cache_vals.len; i++)
-		ir_tensor_free(v.cache_vals.items[i]);
+	free_tensors(&v);
 	return 0;
 }

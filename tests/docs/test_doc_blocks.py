@@ -286,7 +286,7 @@ def environment(tmp):
                SLAPO_BUILD=bt.BUILD, SLAPO_FAKE_MODEL=bt.fake_model() or "",
                LC_ALL="C", NO_COLOR="1", TERM="dumb", PYTHONDONTWRITEBYTECODE="1",
                SLAPO_DOC_TEST="1")
-    return env, missing
+    return bt.sanitizer_env(env), missing
 
 
 def needs(block):

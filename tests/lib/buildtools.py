@@ -85,15 +85,30 @@ def python_with(module):
     return None
 
 
+def sanitizer_env(env):
+    """env for a program that loads instrumented model libraries without
+    being instrumented itself (Python through ctypes): under
+    scripts/sanitize.sh, the sanitizer runtimes preloaded and leak
+    detection off (the interpreter's own allocations are not ours).
+    Returns env, changed in place; unchanged outside a sanitizer run."""
+    preload = os.environ.get("SLAPO_SANITIZER_PRELOAD", "")
+    if preload and preload not in env.get("LD_PRELOAD", ""):
+        env["LD_PRELOAD"] = (preload + " " + env.get("LD_PRELOAD", "")).strip()
+        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+    return env
+
+
 def reexec_with(module):
-    """Makes sure this script runs in a Python that has `module`: returns if
-    this one has it, re-executes the script with another that does, or
-    exits 77 (skip) saying that none has it."""
+    """Makes sure this script runs in a Python that has `module` (and, in a
+    sanitizer run, the sanitizer runtimes preloaded): returns if this one
+    does, re-executes the script with one that does, or exits 77 (skip)
+    saying that no python3 has the module."""
     py = python_with(module)
-    if py == sys.executable:
+    env = sanitizer_env(dict(os.environ))
+    if py == sys.executable and env.get("LD_PRELOAD") == os.environ.get("LD_PRELOAD"):
         return
     if py is None or os.environ.get("SLAPO_TEST_REEXEC") == module:
         print("skip: %s is not installed for any python3 here" % module)
         sys.exit(SKIP)
-    env = dict(os.environ, SLAPO_TEST_REEXEC=module)
+    env["SLAPO_TEST_REEXEC"] = module
     os.execve(py, [py] + sys.argv, env)
