@@ -76,6 +76,38 @@ def normwise(x, ref):
     return float(torch.linalg.vector_norm(x - ref) / torch.linalg.vector_norm(ref))
 
 
+def memory(args, weights, ids, mask, tt, eager, model):
+    """Peak device memory (MiB) of one forward: PyTorch eager's (its weights
+    plus the allocator's peak above what was allocated before the forward:
+    the fp32 reference model also lives on the device here), and what our
+    library takes on the device (CUDA free memory before loading and after
+    one forward, in this process)."""
+    import gc
+    import torch
+    sys.path.insert(0, args.python_pkg)
+    import slapo
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    with torch.inference_mode():
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        out = eager()
+        torch.cuda.synchronize()
+        eager_mib = (params + torch.cuda.max_memory_allocated() - before) / 2**20
+        del out
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.synchronize()
+    free0 = torch.cuda.mem_get_info()[0]
+    m = slapo.load(args.model, weights=weights, device="cuda:0")
+    out = m(ids, attention_mask=mask, token_type_ids=tt)
+    torch.cuda.synchronize()
+    ours_mib = (free0 - torch.cuda.mem_get_info()[0]) / 2**20
+    del out, m
+    gc.collect()
+    return {"eager_mib": eager_mib, "ours_mib": ours_mib}
+
+
 def run_ours(args, model_so, weights, inputs, out_file):
     cmd = [args.slapo_run, model_so, "--device", "cuda:0", "--weights", weights,
            "--inputs", inputs, "--bench", str(args.runs), "--outputs", out_file, "-q"]
@@ -106,8 +138,15 @@ def main():
                          "lets PyTorch use its flash SDPA kernel)")
     ap.add_argument("--ours-shapes", default=None,
                     help="shapes to run slapoc on (default: all)")
+    ap.add_argument("--memory", action="store_true",
+                    help="also compare peak device memory at each shape: PyTorch eager's "
+                         "torch.cuda.max_memory_allocated against the device memory our "
+                         "library takes in this process (python/slapo, the CUDA free "
+                         "memory before and after loading and one forward)")
     args = ap.parse_args()
+    args.python_pkg = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python")
     if args.pkg:
+        args.python_pkg = os.path.join(args.pkg, "python")
         args.slapo_run = args.slapo_run or os.path.join(args.pkg, "bin", "slapo-run")
         args.model = args.model or os.path.join(args.pkg, "bench", "bert-large.bf16.so")
     if not args.slapo_run or not args.model:
@@ -197,6 +236,10 @@ def main():
             del ours
             print(f"b{b} s{s}: slapoc {r['ours_ms']:.3f} ms (err {r['ours_err']:.2e}); "
                   f"roofline {r['roofline_ms']:.3f} ms", flush=True)
+        if args.memory:
+            r.update(memory(args, weights, ids_c, mask_c, tt_c, eager, model))
+            print(f"b{b} s{s}: peak device memory: eager {r['eager_mib']:.0f} MiB, "
+                  f"slapoc {r['ours_mib']:.0f} MiB", flush=True)
         del ref
         rows.append(r)
 

@@ -350,6 +350,40 @@ static CgStep *fuse_attention(const CgGpu *g, const CgProgram *p, int s, IrDType
 	return at;
 }
 
+/* Leaves out of the workspace the temps no GPU step touches (attention's
+ * scores and probabilities once fused): each slot keeps only the buffers
+ * that are used, so a slot of unused ones takes no memory. */
+static void drop_unused(CgGpu *g)
+{
+	Arena *a = g->prog->arena;
+	bool *used = ARENA_ARRAY(a, bool, g->nbufs + 1);
+	for (int s = 0; s < g->nsteps; s++) {
+		const CgGpuStep *gs = &g->steps[s];
+		const CgStep *st = gs->st;
+		for (int k = 0; k < st->nview; k++)
+			if (st->views[k].buf >= 0)
+				used[st->views[k].buf] = true;
+		for (int k = 0; st->kind == CG_GEMM && k < st->ngroup; k++)
+			if (st->gb[k].buf >= 0)
+				used[st->gb[k].buf] = true;
+		for (int k = 0; gs->bias && k < (st->ngroup > 1 ? st->ngroup : 1); k++)
+			used[gs->bias_view[k].buf] = true;
+		if (gs->a_buf >= 0)
+			used[gs->a_buf] = true;
+		if (gs->b_buf >= 0)
+			used[gs->b_buf] = true;
+	}
+	for (int s = 0; s < g->nslots; s++) {
+		PtrVec kept = {0};
+		for (int k = 0; k < g->slot_bufs[s].len; k++) {
+			const CgBuf *b = g->slot_bufs[s].items[k];
+			if (used[b->id])
+				ptrvec_push(a, &kept, g->slot_bufs[s].items[k]);
+		}
+		g->slot_bufs[s] = kept; /* a new vector: the CPU plan keeps its own */
+	}
+}
+
 bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, bool fuse)
 {
 	Arena *a = p->arena;
@@ -518,5 +552,6 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, bool fuse)
 		if (g->steps[s].st->kind != CG_GEMM &&
 		    g->steps[s].st->nview > g->max_views)
 			g->max_views = g->steps[s].st->nview;
+	drop_unused(g);
 	return true;
 }

@@ -351,6 +351,8 @@ API CUresult cuMemAlloc_v2(uint64_t *p, size_t n)
 	void *m = NULL;
 	if (posix_memalign(&m, 256, n ? n : 1))
 		return E_OOM;
+	if (getenv("FAKE_LOG_ALLOC")) /* for measuring what a library allocates */
+		fprintf(stderr, "fake_cuda: cuMemAlloc %zu bytes\n", n);
 	*p = (uint64_t)(uintptr_t)m;
 	return OK;
 }

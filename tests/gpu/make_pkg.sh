@@ -36,6 +36,7 @@ mkdir -p "$out/bin" "$out/ops" "$out/bert" "$out/zoo" "$out/zoo16" "$out/bench"
 cp "$run" "$build/tests/gpu/run_cases" "$out/bin/"
 strip "$out/bin/"* 2>/dev/null || true
 cp "$src/tests/gpu/run_gpu_tests.sh" "$src/bench/gpu_bert.py" "$out/"
+cp -r "$src/python" "$out/python" # bench/gpu_bert.py --memory loads the library in-process
 
 for p in fp32 tf32 bf16 fp16; do
 	say "op cases ($p)"
