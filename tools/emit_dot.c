@@ -1,29 +1,46 @@
 /* emit_dot.c - slapoc --emit=dot / --emit=svg: pictures of the model's
  * graph. `dot` (or `dot:final`) draws the model as compiled, every
  * primitive applied, fused kernels as labelled clusters; `dot:source`
- * draws it as declared, before the schedule ran. `svg` pipes the DOT text
- * through Graphviz's `dot -Tsvg` when it is installed. */
+ * draws it as declared, before the schedule ran; `dot:after=N` as it was
+ * right after the N-th primitive (create_schedule not counted). `svg`
+ * pipes the DOT text through Graphviz's `dot -Tsvg` when it is installed. */
 #include "ir/ir.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct DotSnap {
-	IrGraph *source; /* the model when create_schedule was called */
+	long after;      /* 0: the source; N: after the N-th primitive */
+	long seen;       /* primitives so far */
+	IrGraph *source; /* the model when create_schedule (or primitive N) ran */
 } DotSnap;
 
 static void snapshot(Eval *ev, const char *prim, Span sp, void *user)
 {
 	DotSnap *s = user;
-	if (strcmp(prim, "create_schedule") == 0 && !s->source)
+	bool create = strcmp(prim, "create_schedule") == 0;
+	if (!create)
+		s->seen++;
+	if (!s->source && (s->after ? !create && s->seen == s->after : create))
 		s->source = trace_model(ev, ev->schedules.items[ev->schedules.len - 1], sp);
+}
+
+/* N of "after=N" (N >= 1), or 0 when pass is not of that form. */
+long emit_dot_after(const char *pass)
+{
+	if (!pass || strncmp(pass, "after=", 6) != 0)
+		return 0;
+	char *end;
+	long n = strtol(pass + 6, &end, 10);
+	return *end || end == pass + 6 || n < 1 ? 0 : n;
 }
 
 /* Call before eval_program when the source picture is wanted. */
 void *emit_dot_prepare(Eval *ev, const char *pass)
 {
 	DotSnap *s = ARENA_NEW(ev->arena, DotSnap);
-	if (pass && strcmp(pass, "source") == 0) {
+	s->after = emit_dot_after(pass);
+	if (s->after || (pass && strcmp(pass, "source") == 0)) {
 		ev->after_primitive = snapshot;
 		ev->after_user = s;
 	}
@@ -72,6 +89,14 @@ int emit_dot(Eval *ev, void *prepared, const char *pass, const char *output, boo
 		if (!g) {
 			diag_plain(ev->diag, DIAG_ERROR, "--emit=dot:source: the script never calls "
 			           "create_schedule()");
+			return 1;
+		}
+	} else if (s->after) {
+		g = s->source;
+		if (!g) {
+			diag_plain(ev->diag, DIAG_ERROR,
+			           "--emit=dot:after=%ld: the script applies %ld schedule primitive%s",
+			           s->after, s->seen, s->seen == 1 ? "" : "s");
 			return 1;
 		}
 	} else {

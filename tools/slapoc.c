@@ -27,6 +27,7 @@
 int verify_run(Eval *ev, const Ast *prog, int batch, int seq, double tol);
 int interp_files(Eval *ev, const char *weights, const char *inputs, const char *outputs);
 void *emit_dot_prepare(Eval *ev, const char *pass);
+long emit_dot_after(const char *pass);
 int explain_model(Eval *ev, int batch, int seq);
 int emit_dot(Eval *ev, void *prepared, const char *pass, const char *output, bool svg);
 
@@ -57,7 +58,8 @@ static void usage(FILE *out)
 	      "  --emit=KIND         what -o writes: so (default), obj, asm or llvm; or a\n"
 	      "                      picture of the model's graph: dot (as compiled, fused\n"
 	      "                      kernels as clusters), dot:source (before the schedule),\n"
-	      "                      svg, svg:source (through Graphviz); to stdout without -o\n"
+	      "                      dot:after=N (after the N-th primitive), svg, svg:source,\n"
+	      "                      svg:after=N (through Graphviz); to stdout without -o\n"
 	      "  --cpu=NAME          target CPU for -o (x86-64-v3, znver3, ...; default: this\n"
 	      "                      machine, with all its features)\n"
 	      "  --gpu=WHEN          CUDA code in the library too: auto (default: when this\n"
@@ -263,8 +265,11 @@ int main(int argc, char **argv)
 			if (strcmp(o.emit, "so") && strcmp(o.emit, "obj") && strcmp(o.emit, "asm") &&
 			    strcmp(o.emit, "llvm") && strcmp(o.emit, "dot") && strcmp(o.emit, "svg") &&
 			    strcmp(o.emit, "dot:source") && strcmp(o.emit, "svg:source") &&
-			    strcmp(o.emit, "dot:final") && strcmp(o.emit, "svg:final")) {
-				fprintf(stderr, "slapoc: error: --emit expects so, obj, asm, llvm, dot[:source] or svg[:source]\n");
+			    strcmp(o.emit, "dot:final") && strcmp(o.emit, "svg:final") &&
+			    !((!strncmp(o.emit, "dot:", 4) || !strncmp(o.emit, "svg:", 4)) &&
+			      emit_dot_after(o.emit + 4))) {
+				fprintf(stderr, "slapoc: error: --emit expects so, obj, asm, llvm, "
+				                "dot[:source|:after=N|:final] or svg[:...]\n");
 				return 2;
 			}
 		} else if (strncmp(a, "--cpu=", 6) == 0) {
