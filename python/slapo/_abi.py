@@ -87,10 +87,36 @@ _ENTRIES = [
 ]
 
 
+PROFILE_OFF, PROFILE_ON, PROFILE_EVENTS = 0, 1, 2
+
+
+class SlapoProfileStep(ctypes.Structure):
+    _fields_ = [("name", _str), ("kind", _str), ("source", _str), ("module", _str),
+                ("calls", _u64), ("total_ns", _u64), ("min_ns", _u64), ("max_ns", _u64),
+                ("flops", ctypes.c_double), ("bytes", ctypes.c_double)]
+
+
+class SlapoProfileEvent(ctypes.Structure):
+    _fields_ = [("step", _i32), ("run", _i32), ("start_ns", _u64), ("dur_ns", _u64)]
+
+
+class SlapoProfile(ctypes.Structure):
+    _fields_ = [("device", _u32), ("n_steps", _i32), ("steps", _p(SlapoProfileStep)),
+                ("n_runs", _i64), ("n_events", _i64), ("events", _p(SlapoProfileEvent)),
+                ("dropped_events", _i64)]
+
+
+# entries of minor 2 (read only from libraries that have them)
+_ENTRIES_2 = [
+    ("session_profile", _status, [_void, _u32]),
+    ("session_profile_read", _status, [_void, _p(_p(SlapoProfile))]),
+]
+
+
 class SlapoApi(ctypes.Structure):
     _fields_ = [("abi_major", _u32), ("abi_minor", _u32), ("struct_size", _u32),
                 ("reserved", _u32), ("slapoc_version", _str)] + [
-        (name, _F(res, *args)) for name, res, args in _ENTRIES]
+        (name, _F(res, *args)) for name, res, args in _ENTRIES + _ENTRIES_2]
 
 
 class Api:
@@ -104,6 +130,8 @@ class Api:
         self.slapoc_version = (table.slapoc_version or b"").decode()
         for name, _, _ in _ENTRIES:
             setattr(self, name, getattr(table, name))
+        for name, _, _ in _ENTRIES_2:  # None where the library is older
+            setattr(self, name, getattr(table, name) if self.abi[1] >= 2 else None)
 
     def error(self, prefix=""):
         """The calling thread's last error as a SlapoError."""

@@ -105,6 +105,11 @@ class Outputs(tuple):
         return "Outputs(%s)" % ", ".join("%s=%r" % kv for kv in self.items())
 
 
+def _s(b):
+    """A C string from the library as str ('' for NULL)."""
+    return (b or b"").decode("utf-8", "replace")
+
+
 def parse_device(device):
     """'cpu', 'cuda', 'cuda:1', a torch.device, or a (type, id) pair."""
     if isinstance(device, tuple):
@@ -357,9 +362,66 @@ class Model:
             params = abi.SlapoSessionParams(ctypes.sizeof(abi.SlapoSessionParams), self.threads)
             self.api.check(self.api.session_create(self._weights, params, handle))
             holder = self._local.session = _Session(self.api, handle)
+            if getattr(self, "_profile_flags", 0):
+                self.api.check(self.api.session_profile(handle, self._profile_flags))
             with self._lock:
                 self._sessions.add(holder)
         return holder.handle
+
+    # ---- profiles -----------------------------------------------------------
+
+    def profile(self, enable=True, events=False):
+        """Starts (or with enable=False stops) timing every kernel of the
+        runs that follow, on this model's sessions (one per thread); starting
+        drops earlier records. events=True also keeps a timeline. Outputs are
+        the same as without it; on a GPU, profiled runs do not use CUDA
+        graphs."""
+        if self.api.session_profile is None:
+            raise SlapoError(Status.UNSUPPORTED, "%s was made by a slapoc older than "
+                             "ABI 1.2: it has no profile" % self.path)
+        flags = abi.PROFILE_OFF if not enable else (
+            abi.PROFILE_ON | (abi.PROFILE_EVENTS if events else 0))
+        self._profile_flags = flags
+        with self._lock:
+            holders = list(self._sessions)
+        for h in holders:
+            if h.handle:
+                self.api.check(self.api.session_profile(h.handle, flags))
+
+    def profile_report(self):
+        """The kernels of the runs profiled so far, in the order forward runs
+        them, summed over this model's sessions: a list of dicts with name,
+        kind, source (the .slapo line), module, calls, total_ms, mean_us,
+        min_us, max_us, flops and bytes (estimates of one run)."""
+        with self._lock:
+            holders = [h for h in self._sessions if h.handle]
+        steps = None
+        for h in holders:
+            out = abi._p(abi.SlapoProfile)()
+            if self.api.session_profile_read is None or \
+                    self.api.session_profile_read(h.handle, out) != 0:
+                continue
+            prof = out.contents
+            if steps is None:
+                steps = [dict(name=_s(st.name), kind=_s(st.kind), source=_s(st.source),
+                              module=_s(st.module), calls=0, total_ns=0, min_ns=None,
+                              max_ns=0, flops=st.flops, bytes=st.bytes)
+                         for st in prof.steps[:prof.n_steps]]
+            for d, st in zip(steps, prof.steps[:prof.n_steps]):
+                if st.calls:
+                    d["min_ns"] = st.min_ns if d["min_ns"] is None else min(d["min_ns"],
+                                                                            st.min_ns)
+                    d["max_ns"] = max(d["max_ns"], st.max_ns)
+                d["calls"] += st.calls
+                d["total_ns"] += st.total_ns
+        report = []
+        for d in steps or []:
+            ns, calls = d.pop("total_ns"), d["calls"]
+            lo, hi = d.pop("min_ns") or 0, d.pop("max_ns")
+            d.update(total_ms=ns / 1e6, mean_us=ns / 1e3 / calls if calls else 0.0,
+                     min_us=lo / 1e3, max_us=hi / 1e3)
+            report.append(d)
+        return report
 
     def _free_sessions(self):
         with self._lock:

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import subprocess
 import sys
 import tempfile
@@ -185,7 +186,31 @@ def test_compiled(tmp, cc):
     check("compiled.param", np.array_equal(
         np.asarray(m.param("bert.embeddings.word_embeddings.weight")),
         read_st(weights)["bert.embeddings.word_embeddings.weight"]))
+    test_profile(m, x, out, cc, src, tmp)
     return m, {k: v for k, v in x.items()}
+
+
+def test_profile(m, x, base, cc, src, tmp):
+    """model.profile(): every kernel of the plan timed on each run, named as
+    `slapoc --dump-after=lower` lists the steps, mapped to .slapo lines;
+    outputs unchanged; nothing recorded once stopped."""
+    m.profile()
+    for _ in range(3):
+        out = m(**x).logits
+    check("profile.same-outputs", np.array_equal(out, base))
+    rep = m.profile_report()
+    lowered = run([cc, src, "--dump-after=lower"])
+    n_steps = int(re.search(r"steps: (\d+)", lowered).group(1))
+    check("profile.steps", len(rep) == n_steps, "%d rows, %d steps" % (len(rep), n_steps))
+    check("profile.calls", all(r["calls"] == 3 for r in rep), [r["calls"] for r in rep])
+    check("profile.times", all(r["total_ms"] > 0 and r["min_us"] <= r["mean_us"] <= r["max_us"]
+                               for r in rep))
+    check("profile.sources", all(re.fullmatch(r".+\.slapo:\d+", r["source"]) for r in rep),
+          [r["source"] for r in rep if not re.fullmatch(r".+\.slapo:\d+", r["source"])])
+    check("profile.names", len({r["name"] for r in rep}) == len(rep))
+    m.profile(False)
+    m(**x)
+    check("profile.stopped", all(r["calls"] == 3 for r in m.profile_report()))
 
 
 # ---- the API: errors, DLPack, Array, threads -------------------------------
