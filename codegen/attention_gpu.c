@@ -383,27 +383,50 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 			att_mma2(&a, tk, d, krow, col, false, qa[ks], s[nt], s[nt + 1]);
 		}
 	}
-	/* the prologue on each score; -inf past the last key */
+	/* the prologue on each score; -inf past the last key. The thread's
+	 * two rows share (batch, head): an operand whose offset does not move
+	 * with the query (the mask) is loaded once for both. */
 	const IrNode *sleaf = st->expr.leaf[st->sleaf];
+	bool shared[CG_MAX_VIEWS] = {0};
+	IrDim q;
+	int nd = st->ndim;
+	for (int k = 4; k < st->nview && nd >= 2; k++)
+		shared[k] = st->views[k].ndim == nd && cg_dim_is(st->views[k].stride[nd - 2], 0) &&
+		            ir_dim_div(st->dim[nd - 2], st->m, &q);
 	for (int nt = 0; nt < ATT_NT; nt++)
-		for (int e = 0; e < 4; e++) {
-			int h = e >> 1;
+		for (int c = 0; c < 2; c++) {
 			LLVMValueRef col = LLVMBuildAdd(
-			        B, j0,
-			        LLVMBuildAdd(B, t2, cg_gk_i64c(f, nt * 8 + (e & 1)), ""),
-			        "");
-			for (int k = 4; k < st->nview; k++)
-				o->off[k] = roff[h][k];
-			o->j = imin64(f, col, last);
-			o->lanes = 1;
-			o->nmemo = 1;
-			o->memo_n[0] = sleaf;
-			o->memo_v[0] = (CgVal){s[nt][e], IR_F32};
-			CgVal x =
-			        cg_convert(f, cg_gk_eval(f, o, st->expr.root), IR_F32, 1);
-			s[nt][e] = LLVMBuildSelect(
-			        B, LLVMBuildICmp(B, LLVMIntSLT, col, seq, ""), x.v,
-			        fconst(f, -INFINITY), "");
+			        B, j0, LLVMBuildAdd(B, t2, cg_gk_i64c(f, nt * 8 + c), ""), "");
+			int nkeep = 0;
+			const IrNode *keep_n[8];
+			CgVal keep_v[8];
+			for (int h = 0; h < 2; h++) {
+				int e = 2 * h + c;
+				for (int k = 4; k < st->nview; k++)
+					o->off[k] = roff[h][k];
+				o->j = imin64(f, col, last);
+				o->lanes = 1;
+				o->nmemo = 1 + nkeep;
+				o->memo_n[0] = sleaf;
+				o->memo_v[0] = (CgVal){s[nt][e], IR_F32};
+				for (int i = 0; i < nkeep; i++) {
+					o->memo_n[1 + i] = keep_n[i];
+					o->memo_v[1 + i] = keep_v[i];
+				}
+				CgVal x = cg_convert(f, cg_gk_eval(f, o, st->expr.root), IR_F32, 1);
+				s[nt][e] = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, col, seq, ""),
+				                           x.v, fconst(f, -INFINITY), "");
+				/* after row 0: keep the shared operands' loads */
+				for (int i = 0; h == 0 && i < st->expr.nleaf; i++) {
+					if (i == st->sleaf || !shared[st->expr.leaf_view[i]] || nkeep == 8)
+						continue;
+					for (int m = 0; m < o->nmemo; m++)
+						if (o->memo_n[m] == st->expr.leaf[i]) {
+							keep_n[nkeep] = o->memo_n[m];
+							keep_v[nkeep++] = o->memo_v[m];
+						}
+				}
+			}
 		}
 	/* online softmax per row */
 	for (int h = 0; h < 2; h++) {
