@@ -20,13 +20,16 @@
 /* ---- ATTENTION: softmax(expr(Q K^T)) V on the tensor cores ------------------------
  *
  * Flash attention: a block of 4 warps takes 64 queries of one batch (16
- * per warp, one m16n8k16 row tile) and walks the keys 64 at a time. Per
- * key tile: scores by mma.sync from Q fragments (kept in registers) and
- * K pairs loaded straight from memory; the softmax's prologue expression
- * (scale, mask, ...) evaluated on each score as the SOFTMAX kernel would;
+ * per warp, one m16n8k16 row tile) and walks the keys 64 at a time. K and
+ * V tiles come into shared memory by cp.async, double-buffered (the next
+ * tile loads while this one is used). Per key tile: scores by mma.sync from
+ * Q fragments (kept in registers) and K fragments (ldmatrix); the
+ * softmax's prologue expression (scale, mask, ...) evaluated on each score
+ * as the SOFTMAX kernel would (operands that do not move with the query
+ * loaded once for a thread's two rows);
  * the online softmax (running max and sum per row, the accumulator
  * rescaled when the max grows); P rounded to 16 bits and multiplied with V
- * by mma.sync. Scores and probabilities never touch memory. Keys past S
+ * (ldmatrix.trans fragments) by mma.sync. Scores and probabilities never touch memory. Keys past S
  * score -inf (their V rows clamped to S - 1, weight 0); queries past S
  * compute on clamped rows and store nothing. f32 statistics and
  * accumulators; Q, K, V, O bf16 or f16 (gpu_plan.c checks). */
