@@ -526,53 +526,89 @@ static void map_elems(CgFn *f, CgGkOps *o, LLVMValueRef limit, LLVMValueRef len,
 	cg_gk_loop_end(f, &lp, u, gstride);
 }
 
-static void emit_map(CgFn *f, CgGkOps *o)
+/* Lanes of a 16-byte vector of the output: four f32 or eight 16-bit. */
+static int vec_lanes(const CgGkOps *o)
+{
+	return cg_gpu_elem_size(o->sty[0]) == 2 ? VEC : VEC / 2;
+}
+
+/* The run-time test that `lanes` consecutive elements of every view can be
+ * one vector access: the row length, and each contiguous view's address
+ * and outer strides, multiples of the vector. Views along another stride
+ * are read lane by lane when `strided` (MAP), else make it impossible (row
+ * slots). NULL: never possible. */
+static LLVMValueRef vector_ok(CgFn *f, CgGkOps *o, LLVMValueRef len, int lanes, bool strided)
 {
 	const CgStep *st = o->st;
 	CgLlvm *L = f->L;
-	int nd = st->ndim;
-	LLVMValueRef len = cg_dim(f, st->dim[nd - 1]);
-	LLVMValueRef total = cg_gk_i64c(f, 1);
-	for (int i = 0; i < nd; i++)
-		total = LLVMBuildMul(B, total, cg_dim(f, st->dim[i]), "");
-	/* 16 bytes of the output at a time (four f32 or eight 16-bit
-	 * elements) when every contiguous view allows it */
-	int vec = cg_gpu_elem_size(o->sty[0]) == 2 ? VEC : VEC / 2;
-	LLVMValueRef bits = LLVMBuildURem(B, len, cg_gk_i64c(f, vec), "");
-	bool possible = o->cls[0] != 0;
-	for (int k = 0; k < st->nview && possible; k++) {
+	if (o->cls[0] == 0 || (!strided && o->cls[0] != 1))
+		return NULL;
+	LLVMValueRef bits = LLVMBuildURem(B, len, cg_gk_i64c(f, lanes), "");
+	for (int k = 0; k < st->nview; k++) {
+		if (o->cls[k] == 2 && !strided)
+			return NULL;
 		if (!o->ptr[k] || o->cls[k] != 1)
 			continue;
 		LLVMValueRef a = LLVMBuildPtrToInt(B, o->ptr[k], L->t_i64, "");
-		a = LLVMBuildURem(B, a, cg_gk_i64c(f, vec * cg_gpu_elem_size(o->sty[k])),
-		                  "");
+		a = LLVMBuildURem(B, a,
+		                  cg_gk_i64c(f, lanes * cg_gpu_elem_size(o->sty[k])), "");
 		bits = LLVMBuildOr(B, bits, a, "");
 		for (int d = 0; d + 1 < st->views[k].ndim; d++)
-			bits = LLVMBuildOr(
-			        B, bits,
-			        LLVMBuildURem(B, o->stride[k][d], cg_gk_i64c(f, vec), ""),
-			        "");
+			bits = LLVMBuildOr(B, bits,
+			                   LLVMBuildURem(B, o->stride[k][d],
+			                                 cg_gk_i64c(f, lanes), ""),
+			                   "");
 	}
-	if (possible) {
-		LLVMValueRef ok = LLVMBuildICmp(B, LLVMIntEQ, bits, cg_gk_i64c(f, 0), "");
-		LLVMBasicBlockRef vb =
-		        LLVMAppendBasicBlockInContext(L->ctx, f->fn, "vector");
-		LLVMBasicBlockRef sb =
-		        LLVMAppendBasicBlockInContext(L->ctx, f->fn, "scalar");
-		LLVMBasicBlockRef done =
-		        LLVMAppendBasicBlockInContext(L->ctx, f->fn, "mapped");
-		LLVMBuildCondBr(B, ok, vb, sb);
-		LLVMPositionBuilderAtEnd(B, vb);
-		map_elems(f, o, LLVMBuildUDiv(B, total, cg_gk_i64c(f, vec), ""), len,
-		          vec);
-		LLVMBuildBr(B, done);
-		LLVMPositionBuilderAtEnd(B, sb);
-		map_elems(f, o, total, len, 1);
-		LLVMBuildBr(B, done);
-		LLVMPositionBuilderAtEnd(B, done);
-	} else {
-		map_elems(f, o, total, len, 1);
+	return LLVMBuildICmp(B, LLVMIntEQ, bits, cg_gk_i64c(f, 0), "");
+}
+
+/* body(lanes) when ok (uniform over the block) holds, else body(1); only
+ * body(1) when ok is NULL. */
+typedef void (*LanesFn)(CgFn *f, CgGkOps *o, void *ctx, int lanes);
+
+static void by_lanes(CgFn *f, CgGkOps *o, LLVMValueRef ok, int lanes, LanesFn body,
+                     void *ctx)
+{
+	CgLlvm *L = f->L;
+	if (!ok) {
+		body(f, o, ctx, 1);
+		return;
 	}
+	LLVMBasicBlockRef vb = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "vector");
+	LLVMBasicBlockRef sb = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "scalar");
+	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "lanes_done");
+	LLVMBuildCondBr(B, ok, vb, sb);
+	LLVMPositionBuilderAtEnd(B, vb);
+	body(f, o, ctx, lanes);
+	LLVMBuildBr(B, done);
+	LLVMPositionBuilderAtEnd(B, sb);
+	body(f, o, ctx, 1);
+	LLVMBuildBr(B, done);
+	LLVMPositionBuilderAtEnd(B, done);
+}
+
+typedef struct MapCtx {
+	LLVMValueRef total, len;
+} MapCtx;
+
+static void map_body(CgFn *f, CgGkOps *o, void *ctx, int lanes)
+{
+	MapCtx *m = ctx;
+	LLVMValueRef n =
+	        lanes > 1 ? LLVMBuildUDiv(B, m->total, cg_gk_i64c(f, lanes), "") : m->total;
+	map_elems(f, o, n, m->len, lanes);
+}
+
+static void emit_map(CgFn *f, CgGkOps *o)
+{
+	const CgStep *st = o->st;
+	int nd = st->ndim;
+	MapCtx m = {.total = cg_gk_i64c(f, 1), .len = cg_dim(f, st->dim[nd - 1])};
+	for (int i = 0; i < nd; i++)
+		m.total = LLVMBuildMul(B, m.total, cg_dim(f, st->dim[i]), "");
+	/* 16 bytes of the output at a time when every contiguous view allows it */
+	int lanes = vec_lanes(o);
+	by_lanes(f, o, vector_ok(f, o, m.len, lanes, true), lanes, map_body, &m);
 }
 
 /* ---- block reductions ------------------------------------------------------------------------ */
@@ -870,41 +906,20 @@ static void row_loops(CgFn *f, CgGkOps *o, Row *r, LLVMValueRef rows, int lanes)
 	LLVMPositionBuilderAtEnd(B, done);
 }
 
-/* Whether slots of `lanes` elements can be whole vectors: every view read
- * or written along the row contiguous or broadcast (checked here), and at
- * run time (the returned condition) the row length, their addresses and
- * outer strides multiples of the vector. NULL: never. */
-static LLVMValueRef vector_rows(CgFn *f, CgGkOps *o, LLVMValueRef len, int lanes)
+typedef struct RowsCtx {
+	Row *r;
+	LLVMValueRef rows;
+} RowsCtx;
+
+static void rows_body(CgFn *f, CgGkOps *o, void *ctx, int lanes)
 {
-	const CgStep *st = o->st;
-	CgLlvm *L = f->L;
-	if (o->cls[0] != 1)
-		return NULL;
-	LLVMValueRef bits = LLVMBuildURem(B, len, cg_gk_i64c(f, lanes), "");
-	for (int k = 0; k < st->nview; k++) {
-		if (!o->ptr[k] && o->cls[k] == 2)
-			return NULL;
-		if (!o->ptr[k] || o->cls[k] == 0)
-			continue;
-		if (o->cls[k] != 1)
-			return NULL;
-		LLVMValueRef a = LLVMBuildPtrToInt(B, o->ptr[k], L->t_i64, "");
-		a = LLVMBuildURem(B, a,
-		                  cg_gk_i64c(f, lanes * cg_gpu_elem_size(o->sty[k])), "");
-		bits = LLVMBuildOr(B, bits, a, "");
-		for (int d = 0; d + 1 < st->views[k].ndim; d++)
-			bits = LLVMBuildOr(B, bits,
-			                   LLVMBuildURem(B, o->stride[k][d],
-			                                 cg_gk_i64c(f, lanes), ""),
-			                   "");
-	}
-	return LLVMBuildICmp(B, LLVMIntEQ, bits, cg_gk_i64c(f, 0), "");
+	RowsCtx *c = ctx;
+	row_loops(f, o, c->r, c->rows, lanes);
 }
 
 static void emit_rows(CgFn *f, CgGkOps *o)
 {
 	const CgStep *st = o->st;
-	CgLlvm *L = f->L;
 	int nd = st->ndim;
 	Row r;
 	r.len = cg_dim(f, st->dim[nd - 1]);
@@ -913,24 +928,10 @@ static void emit_rows(CgFn *f, CgGkOps *o)
 		rows = LLVMBuildMul(B, rows, cg_dim(f, st->dim[i]), "");
 	r.tid = cg_gk_sreg(f, "tid.x");
 	r.nt = cg_gk_sreg(f, "ntid.x");
-	/* 16-byte slots: eight 16-bit or four f32 elements */
-	int lanes = cg_gpu_elem_size(o->sty[0]) == 2 ? 8 : 4;
-	LLVMValueRef vec = vector_rows(f, o, r.len, lanes);
-	if (!vec) {
-		row_loops(f, o, &r, rows, 1);
-		return;
-	}
-	LLVMBasicBlockRef vb = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "vector");
-	LLVMBasicBlockRef sb = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "scalar");
-	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "kernel_done");
-	LLVMBuildCondBr(B, vec, vb, sb);
-	LLVMPositionBuilderAtEnd(B, vb);
-	row_loops(f, o, &r, rows, lanes);
-	LLVMBuildBr(B, done);
-	LLVMPositionBuilderAtEnd(B, sb);
-	row_loops(f, o, &r, rows, 1);
-	LLVMBuildBr(B, done);
-	LLVMPositionBuilderAtEnd(B, done);
+	/* 16-byte slots when every view allows them */
+	int lanes = vec_lanes(o);
+	RowsCtx c = {&r, rows};
+	by_lanes(f, o, vector_ok(f, o, r.len, lanes, false), lanes, rows_body, &c);
 }
 
 /* ---- REDUCE: one thread per row ------------------------------------------------------------------- */
