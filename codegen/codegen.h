@@ -300,6 +300,9 @@ typedef struct CgLlvm {
 /* cpu: NULL or "native" for the host. */
 bool cg_llvm_init(CgLlvm *L, Diag *d, const char *module_name, const char *cpu);
 void cg_llvm_dispose(CgLlvm *L);
+/* With L->triple and L->tm set: the context, module, data layout, builder
+ * and the common types (for cg_llvm_init and the NVPTX backend). */
+void cg_llvm_module(CgLlvm *L, const char *module_name);
 /* Verify, then run the O3 pipeline for the target. */
 bool cg_llvm_optimize(CgLlvm *L, bool verify_only);
 /* Write LLVM IR text, assembly or an object file. */
@@ -311,6 +314,14 @@ LLVMValueRef cg_llvm_decl(CgLlvm *L, const char *name, LLVMTypeRef fnty);
 LLVMValueRef cg_llvm_intrinsic(CgLlvm *L, const char *base, LLVMTypeRef ty,
                                LLVMTypeRef ty2, int nargs);
 LLVMValueRef cg_llvm_call(CgLlvm *L, LLVMValueRef fn, LLVMValueRef *args, int n);
+/* Fails (an internal error) unless the LLVM struct t has the C layout:
+ * n field offsets and the size, as offsetof/sizeof give them. */
+bool cg_llvm_check_layout(CgLlvm *L, LLVMTypeRef t, const size_t *offs, int n, size_t size,
+                          const char *what);
+/* A private constant array of n values of type et; a pointer to its first
+ * element (a null one when n is 0). */
+LLVMValueRef cg_llvm_const_array(CgLlvm *L, LLVMTypeRef et, LLVMValueRef *v, int n,
+                                 const char *name);
 /* A private constant NUL-terminated string, as i8*. */
 LLVMValueRef cg_llvm_cstr(CgLlvm *L, const char *s);
 

@@ -36,25 +36,6 @@ typedef struct Types {
 	LLVMTypeRef exec;   /* RtExec */
 } Types;
 
-static bool check_layout(CgLlvm *L, LLVMTypeRef t, const size_t *offs, int n, size_t size,
-                         const char *what)
-{
-	for (int i = 0; i < n; i++)
-		if (LLVMOffsetOfElement(L->td, t, (unsigned)i) != offs[i]) {
-			diag_plain(L->diag, DIAG_ERROR,
-			           "internal error: %s field %d is at %llu in LLVM, %zu in C", what, i,
-			           (unsigned long long)LLVMOffsetOfElement(L->td, t, (unsigned)i),
-			           offs[i]);
-			return false;
-		}
-	if (LLVMABISizeOfType(L->td, t) != size) {
-		diag_plain(L->diag, DIAG_ERROR, "internal error: %s is %llu bytes in LLVM, %zu in C",
-		           what, (unsigned long long)LLVMABISizeOfType(L->td, t), size);
-		return false;
-	}
-	return true;
-}
-
 static bool make_types(CgLlvm *L, Types *T)
 {
 	LLVMContextRef c = L->ctx;
@@ -103,11 +84,11 @@ static bool make_types(CgLlvm *L, Types *T)
 	        offsetof(RtExec, reserved0), offsetof(RtExec, pool),
 	        offsetof(RtExec, err),       offsetof(RtExec, prof),
 	        offsetof(RtExec, reserved)};
-	return check_layout(L, T->sym, o_sym, 3, sizeof(RtSymDesc), "RtSymDesc") &&
-	       check_layout(L, T->tensor, o_ten, 8, sizeof(RtTensorDesc), "RtTensorDesc") &&
-	       check_layout(L, T->tie, o_tie, 2, sizeof(RtTie), "RtTie") &&
-	       check_layout(L, T->desc, o_desc, 23, sizeof(RtModelDesc), "RtModelDesc") &&
-	       check_layout(L, T->exec, o_ex, 13, sizeof(RtExec), "RtExec");
+	return cg_llvm_check_layout(L, T->sym, o_sym, 3, sizeof(RtSymDesc), "RtSymDesc") &&
+	       cg_llvm_check_layout(L, T->tensor, o_ten, 8, sizeof(RtTensorDesc), "RtTensorDesc") &&
+	       cg_llvm_check_layout(L, T->tie, o_tie, 2, sizeof(RtTie), "RtTie") &&
+	       cg_llvm_check_layout(L, T->desc, o_desc, 23, sizeof(RtModelDesc), "RtModelDesc") &&
+	       cg_llvm_check_layout(L, T->exec, o_ex, 13, sizeof(RtExec), "RtExec");
 }
 
 /* ---- constants ------------------------------------------------------------------------- */
@@ -125,22 +106,6 @@ static LLVMValueRef i64c(CgLlvm *L, int64_t v)
 static LLVMValueRef str_or_null(CgLlvm *L, const char *s)
 {
 	return s ? cg_llvm_cstr(L, s) : LLVMConstNull(L->t_i8p);
-}
-
-/* A private constant array; returns a pointer to its first element. */
-static LLVMValueRef const_array(CgLlvm *L, LLVMTypeRef et, LLVMValueRef *v, int n,
-                                const char *name)
-{
-	if (n == 0)
-		return LLVMConstNull(LLVMPointerType(et, 0));
-	LLVMValueRef init = LLVMConstArray(et, v, (unsigned)n);
-	LLVMValueRef g = LLVMAddGlobal(L->mod, LLVMTypeOf(init), name);
-	LLVMSetInitializer(g, init);
-	LLVMSetGlobalConstant(g, 1);
-	LLVMSetLinkage(g, LLVMPrivateLinkage);
-	LLVMValueRef zero = i64c(L, 0);
-	LLVMValueRef idx[2] = {zero, zero};
-	return LLVMConstInBoundsGEP2(LLVMTypeOf(init), g, idx, 2);
 }
 
 static LLVMValueRef dl_type(CgLlvm *L, const Types *T, IrDType t)
@@ -177,7 +142,7 @@ static LLVMValueRef tensor_desc(CgLlvm *L, const Types *T, const CgProgram *p,
 	LLVMValueRef f[8] = {cg_llvm_cstr(L, t->name),
 	                     dl_type(L, T, t->dtype),
 	                     i32c(L, t->shape.ndim),
-	                     const_array(L, L->t_i64, dims, t->shape.ndim, ".dims"),
+	                     cg_llvm_const_array(L, L->t_i64, dims, t->shape.ndim, ".dims"),
 	                     i64c(L, t->value_max),
 	                     i32c(L, param ? 0 : t->fill),
 	                     i32c(L, param ? t->init : 0),
@@ -191,7 +156,7 @@ static LLVMValueRef tensor_list(CgLlvm *L, const Types *T, const CgProgram *p,
 	LLVMValueRef *e = ARENA_ARRAY(p->arena, LLVMValueRef, v->len + 1);
 	for (int i = 0; i < v->len; i++)
 		e[i] = tensor_desc(L, T, p, v->items[i], param);
-	return const_array(L, T->tensor, e, v->len, name);
+	return cg_llvm_const_array(L, T->tensor, e, v->len, name);
 }
 
 /* ---- plan and workspace_size ---------------------------------------------------------- */
@@ -582,7 +547,7 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p)
 	        cg_llvm_cstr(L, m->name ? m->name : "model"),
 	        cg_llvm_cstr(L, SLAPO_VERSION),
 	        i32c(L, p->nsyms),
-	        const_array(L, T.sym, syms, p->nsyms, ".syms"),
+	        cg_llvm_const_array(L, T.sym, syms, p->nsyms, ".syms"),
 	        i32c(L, p->inputs.len),
 	        tensor_list(L, &T, p, &p->inputs, false, ".inputs"),
 	        i32c(L, p->outputs.len),
@@ -590,9 +555,9 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p)
 	        i32c(L, p->params.len),
 	        tensor_list(L, &T, p, &p->params, true, ".params"),
 	        i32c(L, nties),
-	        const_array(L, T.tie, ties, nties, ".ties"),
+	        cg_llvm_const_array(L, T.tie, ties, nties, ".ties"),
 	        i32c(L, m->nignore),
-	        const_array(L, L->t_i8p, ign, m->nignore, ".ignore"),
+	        cg_llvm_const_array(L, L->t_i8p, ign, m->nignore, ".ignore"),
 	        str_or_null(L, m->base_prefix),
 	        LLVMConstBitCast(wsz, L->t_i8p),
 	        LLVMConstBitCast(fwd, L->t_i8p),

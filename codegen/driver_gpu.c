@@ -31,29 +31,6 @@ typedef struct GTypes {
 	LLVMTypeRef exec, gemm, desc, dl;
 } GTypes;
 
-static bool check(CgLlvm *L, LLVMTypeRef t, const size_t *offs, int n, size_t size,
-                  const char *what)
-{
-	for (int i = 0; i < n; i++)
-		if (LLVMOffsetOfElement(L->td, t, (unsigned)i) != offs[i]) {
-			diag_plain(
-			        L->diag, DIAG_ERROR,
-			        "internal error: %s field %d is at %llu in LLVM, %zu in C",
-			        what, i,
-			        (unsigned long long)LLVMOffsetOfElement(L->td, t,
-			                                                (unsigned)i),
-			        offs[i]);
-			return false;
-		}
-	if (LLVMABISizeOfType(L->td, t) != size) {
-		diag_plain(L->diag, DIAG_ERROR,
-		           "internal error: %s is %llu bytes in LLVM, %zu in C", what,
-		           (unsigned long long)LLVMABISizeOfType(L->td, t), size);
-		return false;
-	}
-	return true;
-}
-
 static bool make_types(CgLlvm *L, GTypes *T)
 {
 	LLVMContextRef c = L->ctx;
@@ -112,10 +89,10 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	static const size_t o_dl[] = {offsetof(DLDataType, code),
 	                              offsetof(DLDataType, bits),
 	                              offsetof(DLDataType, lanes)};
-	return check(L, T->exec, o_ex, 13, sizeof(RtExec), "RtExec") &&
-	       check(L, T->gemm, o_gm, 26, sizeof(RtGemm), "RtGemm") &&
-	       check(L, T->desc, o_ds, 16, sizeof(RtGpuDesc), "RtGpuDesc") &&
-	       check(L, T->dl, o_dl, 3, sizeof(DLDataType), "DLDataType");
+	return cg_llvm_check_layout(L, T->exec, o_ex, 13, sizeof(RtExec), "RtExec") &&
+	       cg_llvm_check_layout(L, T->gemm, o_gm, 26, sizeof(RtGemm), "RtGemm") &&
+	       cg_llvm_check_layout(L, T->desc, o_ds, 16, sizeof(RtGpuDesc), "RtGpuDesc") &&
+	       cg_llvm_check_layout(L, T->dl, o_dl, 3, sizeof(DLDataType), "DLDataType");
 }
 
 static LLVMValueRef i64c(CgLlvm *L, int64_t v)
@@ -128,20 +105,11 @@ static LLVMValueRef i32c(CgLlvm *L, int64_t v)
 	return LLVMConstInt(L->t_i32, (unsigned long long)v, 1);
 }
 
+/* A private constant array, as i8* (NULL when n is 0). */
 static LLVMValueRef const_array(CgLlvm *L, LLVMTypeRef et, LLVMValueRef *v, int n,
                                 const char *name)
 {
-	if (n == 0)
-		return LLVMConstNull(L->t_i8p);
-	LLVMValueRef init = LLVMConstArray(et, v, (unsigned)n);
-	LLVMValueRef g = LLVMAddGlobal(L->mod, LLVMTypeOf(init), name);
-	LLVMSetInitializer(g, init);
-	LLVMSetGlobalConstant(g, 1);
-	LLVMSetLinkage(g, LLVMPrivateLinkage);
-	LLVMValueRef zero = i64c(L, 0);
-	LLVMValueRef idx[2] = {zero, zero};
-	return LLVMConstBitCast(LLVMConstInBoundsGEP2(LLVMTypeOf(init), g, idx, 2),
-	                        L->t_i8p);
+	return LLVMConstBitCast(cg_llvm_const_array(L, et, v, n, name), L->t_i8p);
 }
 
 /* ---- plan ------------------------------------------------------------------------------- */

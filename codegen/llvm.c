@@ -55,6 +55,27 @@ static int lanes_for(const char *cpu, const char *features)
 	return 4;
 }
 
+void cg_llvm_module(CgLlvm *L, const char *module_name)
+{
+	L->ctx = LLVMContextCreate();
+	L->mod = LLVMModuleCreateWithNameInContext(module_name, L->ctx);
+	LLVMSetTarget(L->mod, L->triple);
+	L->td = LLVMCreateTargetDataLayout(L->tm);
+	LLVMSetModuleDataLayout(L->mod, L->td);
+	L->b = LLVMCreateBuilderInContext(L->ctx);
+	L->t_void = LLVMVoidTypeInContext(L->ctx);
+	L->t_i1 = LLVMInt1TypeInContext(L->ctx);
+	L->t_i8 = LLVMInt8TypeInContext(L->ctx);
+	L->t_i32 = LLVMInt32TypeInContext(L->ctx);
+	L->t_i64 = LLVMInt64TypeInContext(L->ctx);
+	L->t_f32 = LLVMFloatTypeInContext(L->ctx);
+	L->t_i8p = LLVMPointerType(L->t_i8, 0);
+	L->t_i64p = LLVMPointerType(L->t_i64, 0);
+	L->t_f32p = LLVMPointerType(L->t_f32, 0);
+	LLVMTypeRef kp[3] = {L->t_i8p, L->t_i64, L->t_i64};
+	L->t_kernel = LLVMFunctionType(L->t_void, kp, 3, 0);
+}
+
 bool cg_llvm_init(CgLlvm *L, Diag *d, const char *module_name, const char *cpu)
 {
 	memset(L, 0, sizeof *L);
@@ -91,23 +112,7 @@ bool cg_llvm_init(CgLlvm *L, Diag *d, const char *module_name, const char *cpu)
 		diag_plain(d, DIAG_ERROR, "LLVM cannot make a target machine for cpu '%s'", L->cpu);
 		return false;
 	}
-	L->ctx = LLVMContextCreate();
-	L->mod = LLVMModuleCreateWithNameInContext(module_name, L->ctx);
-	LLVMSetTarget(L->mod, L->triple);
-	L->td = LLVMCreateTargetDataLayout(L->tm);
-	LLVMSetModuleDataLayout(L->mod, L->td);
-	L->b = LLVMCreateBuilderInContext(L->ctx);
-	L->t_void = LLVMVoidTypeInContext(L->ctx);
-	L->t_i1 = LLVMInt1TypeInContext(L->ctx);
-	L->t_i8 = LLVMInt8TypeInContext(L->ctx);
-	L->t_i32 = LLVMInt32TypeInContext(L->ctx);
-	L->t_i64 = LLVMInt64TypeInContext(L->ctx);
-	L->t_f32 = LLVMFloatTypeInContext(L->ctx);
-	L->t_i8p = LLVMPointerType(L->t_i8, 0);
-	L->t_i64p = LLVMPointerType(L->t_i64, 0);
-	L->t_f32p = LLVMPointerType(L->t_f32, 0);
-	LLVMTypeRef kp[3] = {L->t_i8p, L->t_i64, L->t_i64};
-	L->t_kernel = LLVMFunctionType(L->t_void, kp, 3, 0);
+	cg_llvm_module(L, module_name);
 	return true;
 }
 
@@ -245,4 +250,38 @@ LLVMValueRef cg_llvm_cstr(CgLlvm *L, const char *s)
 	LLVMValueRef zero = LLVMConstInt(L->t_i64, 0, 0);
 	LLVMValueRef idx[2] = {zero, zero};
 	return LLVMConstInBoundsGEP2(LLVMTypeOf(str), g, idx, 2);
+}
+
+bool cg_llvm_check_layout(CgLlvm *L, LLVMTypeRef t, const size_t *offs, int n, size_t size,
+                          const char *what)
+{
+	for (int i = 0; i < n; i++)
+		if (LLVMOffsetOfElement(L->td, t, (unsigned)i) != offs[i]) {
+			diag_plain(L->diag, DIAG_ERROR,
+			           "internal error: %s field %d is at %llu in LLVM, %zu in C", what, i,
+			           (unsigned long long)LLVMOffsetOfElement(L->td, t, (unsigned)i),
+			           offs[i]);
+			return false;
+		}
+	if (LLVMABISizeOfType(L->td, t) != size) {
+		diag_plain(L->diag, DIAG_ERROR, "internal error: %s is %llu bytes in LLVM, %zu in C",
+		           what, (unsigned long long)LLVMABISizeOfType(L->td, t), size);
+		return false;
+	}
+	return true;
+}
+
+LLVMValueRef cg_llvm_const_array(CgLlvm *L, LLVMTypeRef et, LLVMValueRef *v, int n,
+                                 const char *name)
+{
+	if (n == 0)
+		return LLVMConstNull(LLVMPointerType(et, 0));
+	LLVMValueRef init = LLVMConstArray(et, v, (unsigned)n);
+	LLVMValueRef g = LLVMAddGlobal(L->mod, LLVMTypeOf(init), name);
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetLinkage(g, LLVMPrivateLinkage);
+	LLVMValueRef zero = LLVMConstInt(L->t_i64, 0, 0);
+	LLVMValueRef idx[2] = {zero, zero};
+	return LLVMConstInBoundsGEP2(LLVMTypeOf(init), g, idx, 2);
 }

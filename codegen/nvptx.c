@@ -53,23 +53,7 @@ static bool nvptx_init(CgLlvm *L, Diag *d, char *why, size_t whylen)
 		         SM);
 		return false;
 	}
-	L->ctx = LLVMContextCreate();
-	L->mod = LLVMModuleCreateWithNameInContext("slapo_gpu", L->ctx);
-	LLVMSetTarget(L->mod, TRIPLE);
-	L->td = LLVMCreateTargetDataLayout(L->tm);
-	LLVMSetModuleDataLayout(L->mod, L->td);
-	L->b = LLVMCreateBuilderInContext(L->ctx);
-	L->t_void = LLVMVoidTypeInContext(L->ctx);
-	L->t_i1 = LLVMInt1TypeInContext(L->ctx);
-	L->t_i8 = LLVMInt8TypeInContext(L->ctx);
-	L->t_i32 = LLVMInt32TypeInContext(L->ctx);
-	L->t_i64 = LLVMInt64TypeInContext(L->ctx);
-	L->t_f32 = LLVMFloatTypeInContext(L->ctx);
-	L->t_i8p = LLVMPointerType(L->t_i8, 0);
-	L->t_i64p = LLVMPointerType(L->t_i64, 0);
-	L->t_f32p = LLVMPointerType(L->t_f32, 0);
-	LLVMTypeRef kp[3] = {L->t_i8p, L->t_i64, L->t_i64};
-	L->t_kernel = LLVMFunctionType(L->t_void, kp, 3, 0);
+	cg_llvm_module(L, "slapo_gpu"); /* L->triple is TRIPLE */
 	return true;
 }
 
