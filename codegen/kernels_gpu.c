@@ -1028,20 +1028,23 @@ static void emit_gather(CgFn *f, CgGkOps *o)
 
 /* ---- entry points -------------------------------------------------------------------------------- */
 
-void cg_gpu_mark_kernel(CgLlvm *L, LLVMValueRef fn)
+/* !nvvm.annotations += !{fn, key, value} */
+static void annotate(CgLlvm *L, LLVMValueRef fn, const char *key, unsigned value)
 {
-	LLVMValueRef md[3] = {fn, LLVMMDStringInContext(L->ctx, "kernel", 6),
-	                      LLVMConstInt(L->t_i32, 1, 0)};
+	LLVMValueRef md[3] = {fn, LLVMMDStringInContext(L->ctx, key, (unsigned)strlen(key)),
+	                      LLVMConstInt(L->t_i32, value, 0)};
 	LLVMAddNamedMetadataOperand(L->mod, "nvvm.annotations",
 	                            LLVMMDNodeInContext(L->ctx, md, 3));
 }
 
+void cg_gpu_mark_kernel(CgLlvm *L, LLVMValueRef fn)
+{
+	annotate(L, fn, "kernel", 1);
+}
+
 void cg_gpu_limit_regs(CgLlvm *L, LLVMValueRef fn, int regs)
 {
-	LLVMValueRef md[3] = {fn, LLVMMDStringInContext(L->ctx, "maxnreg", 7),
-	                      LLVMConstInt(L->t_i32, (unsigned)regs, 0)};
-	LLVMAddNamedMetadataOperand(L->mod, "nvvm.annotations",
-	                            LLVMMDNodeInContext(L->ctx, md, 3));
+	annotate(L, fn, "maxnreg", (unsigned)regs);
 }
 
 bool cg_gpu_emit_kernel(CgLlvm *L, const CgGpu *g, const CgGpuStep *gs, const char *name)
