@@ -150,6 +150,16 @@ print(json.dumps(dict(version=ort.__version__, times=times)))
 '''
 
 
+def peer(python, script, cfg, env):
+    """Runs a peer's timing script: (its JSON result, None) or (None, why not)."""
+    import json
+    p = subprocess.run([python, "-c", script, json.dumps(cfg)], capture_output=True,
+                       text=True, env=env)
+    if p.returncode == 0 and p.stdout.strip():
+        return json.loads(p.stdout.strip().splitlines()[-1]), None
+    return None, (p.stderr.strip().splitlines() or ["?"])[-1]
+
+
 def machine():
     name = "?"
     try:
@@ -205,14 +215,11 @@ def main():
     a = ap.parse_args()
     c = CONFIGS[a.model]
     if a.torch_only:
-        import json
         cfg = dict(c, vocab=VOCAB, maxpos=MAXPOS, batch=a.batch, seq=a.seq, runs=a.runs,
                    threads=a.threads)
-        p = subprocess.run([a.python, "-c", TORCH_SCRIPT, json.dumps(cfg)], text=True,
-                           capture_output=True, env=clean_env(a.threads))
-        if p.returncode:
-            sys.exit(p.stderr)
-        res = json.loads(p.stdout.strip().splitlines()[-1])
+        res, why = peer(a.python, TORCH_SCRIPT, cfg, clean_env(a.threads))
+        if not res:
+            sys.exit("bench: PyTorch failed: %s" % why)
         print("PyTorch %s eager (%s): median %.2f ms, min %.2f ms" %
               (res["version"], res["kind"], statistics.median(res["times"]), min(res["times"])))
         return
@@ -264,27 +271,21 @@ def main():
                 ours += [float(m.group(1))] * a.runs
             cfg = dict(c, vocab=VOCAB, maxpos=MAXPOS, batch=a.batch, seq=a.seq,
                        runs=a.runs, threads=a.threads)
-            p = subprocess.run([a.python, "-c", TORCH_SCRIPT, json.dumps(cfg)],
-                               capture_output=True, text=True, env=env)
-            if p.returncode == 0 and p.stdout.strip():
-                res = json.loads(p.stdout.strip().splitlines()[-1])
+            res, why = peer(a.python, TORCH_SCRIPT, cfg, env)
+            if res:
                 theirs += res["times"]
                 kind, version = res["kind"], res["version"]
             elif r == 0:
-                print("note: PyTorch not available through %s: %s" %
-                      (a.python, (p.stderr.strip().splitlines() or ["?"])[-1]))
+                print("note: PyTorch not available through %s: %s" % (a.python, why))
             if onnx:
                 cfg = dict(model=str(onnx), vocab=VOCAB, batch=a.batch, seq=a.seq,
                            runs=a.runs, threads=a.threads)
-                p = subprocess.run([a.python, "-c", ORT_SCRIPT, json.dumps(cfg)],
-                                   capture_output=True, text=True, env=env)
-                if p.returncode == 0 and p.stdout.strip():
-                    res = json.loads(p.stdout.strip().splitlines()[-1])
+                res, why = peer(a.python, ORT_SCRIPT, cfg, env)
+                if res:
                     ort_times += res["times"]
                     ort_version = res["version"]
                 elif r == 0:
-                    print("note: ONNX Runtime failed: %s"
-                          % (p.stderr.strip().splitlines() or ["?"])[-1])
+                    print("note: ONNX Runtime failed: %s" % why)
     flops = model_flops(c, a.batch, a.seq)
     mo = statistics.median(ours)
     print("machine:  %s" % machine())
