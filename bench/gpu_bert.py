@@ -5,7 +5,7 @@ mode="reduce-overhead"), same GPU, same run, same weights.
 
     python3 bench/gpu_bert.py --slapo-run build/runtime/slapo-run \\
         --model bert-large.bf16.so [--shapes 8x512,1x128] [--runs 50] \\
-        [--out DIR] [--no-compile]
+        [--out DIR] [--no-compile] [--precision tf32]
     python3 bench/gpu_bert.py --pkg PKG     # a tests/gpu/make_pkg.sh package
 
 The weights are BertLMHeadModel's random init (torch.manual_seed(0)), saved
@@ -13,15 +13,18 @@ as model.safetensors and loaded by both. Inputs are random token ids (seeded)
 with a full attention mask. PyTorch runs in bf16 under inference_mode with
 its default attention (SDPA); our library is compiled with
 `slapoc examples/bert-large.slapo --precision=bf16` (bf16 weights and
-activations, f32 accumulation and statistics, f32 logits). Times are medians
+activations, f32 accumulation and statistics, f32 logits). With
+--precision tf32, PyTorch runs in fp32 with TF32 matrix products allowed
+(torch.backends.cuda.matmul.allow_tf32, cudnn.allow_tf32) and our library is
+the --precision=tf32 one (fp32 storage, GEMMs on the tensor cores in TF32). Times are medians
 of --runs runs after warm-up: PyTorch's with CUDA events, ours from
 `slapo-run --bench` (one session_run: input copies, the CUDA graph replay,
 synchronisation). Outputs are compared with an fp32 PyTorch reference (TF32
 off) by the normwise relative error ||x - ref|| / ||ref||.
 
 The roofline: model FLOPs (the matrix products; attention included) over
-the bf16 GEMM rate measured here (8192^3 torch.matmul), the lower bound for
-any implementation that runs at that rate.
+the GEMM rate measured here at the same precision (8192^3 torch.matmul), the
+lower bound for any implementation that runs at that rate.
 """
 
 import argparse
@@ -62,10 +65,10 @@ def cuda_median(fn, runs, warm=5):
     return statistics.median(times)
 
 
-def gemm_peak(torch):
+def gemm_peak(torch, dtype):
     n = 8192
-    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    a = torch.randn(n, n, device="cuda", dtype=dtype)
+    b = torch.randn(n, n, device="cuda", dtype=dtype)
     ms = cuda_median(lambda: torch.matmul(a, b), 20, warm=5)
     return 2 * n ** 3 / (ms * 1e-3) / 1e12
 
@@ -124,7 +127,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pkg", help="package made by tests/gpu/make_pkg.sh")
     ap.add_argument("--slapo-run", help="slapo-run executable")
-    ap.add_argument("--model", help="bert-large model library (bf16)")
+    ap.add_argument("--model", help="bert-large model library (of --precision)")
+    ap.add_argument("--precision", choices=["bf16", "tf32"], default="bf16",
+                    help="bf16 (default): both in bf16; tf32: PyTorch fp32 with TF32 "
+                         "matrix products, our --precision=tf32 library")
     ap.add_argument("--shapes", default="8x512,1x128")
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--out", default=None, help="where to write gpu_bert.json/.md")
@@ -148,7 +154,8 @@ def main():
     if args.pkg:
         args.python_pkg = os.path.join(args.pkg, "python")
         args.slapo_run = args.slapo_run or os.path.join(args.pkg, "bin", "slapo-run")
-        args.model = args.model or os.path.join(args.pkg, "bench", "bert-large.bf16.so")
+        args.model = args.model or os.path.join(args.pkg, "bench",
+                                                  f"bert-large.{args.precision}.so")
     if not args.slapo_run or not args.model:
         ap.error("give --pkg, or --slapo-run and --model")
 
@@ -171,9 +178,17 @@ def main():
     ref_model = ref_model.cuda()
     model = BertLMHeadModel(conf).eval()
     model.load_state_dict(ref_model.state_dict())
-    model = model.to(device="cuda", dtype=torch.bfloat16)
-    peak = gemm_peak(torch)
-    print(f"bf16 GEMM peak (8192^3 torch.matmul): {peak:.0f} TFLOP/s", flush=True)
+    prec = args.precision
+    dtype = torch.bfloat16 if prec == "bf16" else torch.float32
+    model = model.to(device="cuda", dtype=dtype)
+
+    def tf32(on):
+        torch.backends.cuda.matmul.allow_tf32 = on
+        torch.backends.cudnn.allow_tf32 = on
+
+    tf32(prec == "tf32")
+    peak = gemm_peak(torch, dtype)
+    print(f"{prec} GEMM peak (8192^3 torch.matmul): {peak:.0f} TFLOP/s", flush=True)
 
     rows = []
     for shape in args.shapes.split(","):
@@ -187,8 +202,9 @@ def main():
         ids_c, mask_c, tt_c = ids.cuda(), mask.cuda(), tt.cuda()
         r = {"batch": b, "seq": s, "gflop": flops(b, s) / 1e9}
         with torch.inference_mode():
-            torch.backends.cuda.matmul.allow_tf32 = False
+            tf32(False)
             ref = ref_model(input_ids=ids_c, attention_mask=mask_c, token_type_ids=tt_c).logits.float()
+            tf32(prec == "tf32")
 
             def eager():
                 return model(input_ids=ids_c, attention_mask=mask_c, token_type_ids=tt_c).logits
@@ -243,8 +259,8 @@ def main():
         del ref
         rows.append(r)
 
-    lines = [f"Card: {dev}. bf16, torch {torch.__version__}, transformers "
-             f"{transformers.__version__}; bf16 GEMM peak measured {peak:.0f} TFLOP/s.", "",
+    lines = [f"Card: {dev}. {prec}, torch {torch.__version__}, transformers "
+             f"{transformers.__version__}; {prec} GEMM peak measured {peak:.0f} TFLOP/s.", "",
              "| batch x seq | GFLOP | roofline | slapoc | eager | compile | compile (reduce-overhead) "
              "| eager / slapoc | compile-RO / slapoc | slapoc % of roofline | err slapoc / eager |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -266,7 +282,7 @@ def main():
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "gpu_bert.json"), "w") as f:
-            json.dump({"device": dev, "torch": torch.__version__,
+            json.dump({"device": dev, "precision": prec, "torch": torch.__version__,
                        "transformers": transformers.__version__, "gemm_peak_tflops": peak,
                        "rows": rows}, f, indent=1)
         with open(os.path.join(args.out, "gpu_bert.md"), "w") as f:

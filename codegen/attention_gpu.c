@@ -232,6 +232,42 @@ static LLVMValueRef fconst(CgFn *f, double v)
 	return LLVMConstReal(f->L->t_f32, v);
 }
 
+/* 2^(x log2 e + nb): exp(x - m) with nb = -m log2 e */
+static LLVMValueRef att_exp2(CgFn *f, LLVMValueRef x, LLVMValueRef nb)
+{
+	LLVMValueRef t = cg_fma(f, x, fconst(f, M_LOG2E), nb, 1);
+	return cg_ptx(f, "ex2.approx.ftz.f32 $0, $1;", "=f,f", f->L->t_f32, &t, 1, 1);
+}
+
+/* Scores of keys past the sequence become -inf, only in a tile that
+ * reaches past it (the others skip this by one branch). */
+static void att_mask_tail(CgFn *f, LLVMValueRef s[ATT_NT][4], LLVMValueRef j0,
+                          LLVMValueRef t2, LLVMValueRef seq)
+{
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+	LLVMValueRef end = LLVMBuildAdd(B, j0, cg_gk_i64c(f, ATT_KEYS), "");
+	LLVMBasicBlockRef after = cg_gk_if_begin(f, LLVMBuildICmp(B, LLVMIntSGT, end, seq, ""));
+	LLVMValueRef m[ATT_NT][4];
+	for (int nt = 0; nt < ATT_NT; nt++)
+		for (int e = 0; e < 4; e++) {
+			LLVMValueRef col = LLVMBuildAdd(
+			        B, j0, LLVMBuildAdd(B, t2, cg_gk_i64c(f, nt * 8 + (e & 1)), ""),
+			        "");
+			m[nt][e] = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, col, seq, ""),
+			                           s[nt][e], fconst(f, -INFINITY), "");
+		}
+	LLVMBasicBlockRef then = LLVMGetInsertBlock(B);
+	cg_gk_if_end(f, after);
+	for (int nt = 0; nt < ATT_NT; nt++)
+		for (int e = 0; e < 4; e++) {
+			LLVMValueRef phi = LLVMBuildPhi(B, f->L->t_f32, "");
+			LLVMValueRef v[2] = {s[nt][e], m[nt][e]};
+			LLVMBasicBlockRef bb[2] = {pre, then};
+			LLVMAddIncoming(phi, v, bb, 2);
+			s[nt][e] = phi;
+		}
+}
+
 void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 {
 	const CgStep *st = o->st;
@@ -416,9 +452,7 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 					o->memo_n[1 + i] = keep_n[i];
 					o->memo_v[1 + i] = keep_v[i];
 				}
-				CgVal x = cg_convert(f, cg_gk_eval(f, o, st->expr.root), IR_F32, 1);
-				s[nt][e] = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, col, seq, ""),
-				                           x.v, fconst(f, -INFINITY), "");
+				s[nt][e] = cg_convert(f, cg_gk_eval(f, o, st->expr.root), IR_F32, 1).v;
 				/* after row 0: keep the shared operands' loads */
 				for (int i = 0; h == 0 && i < st->expr.nleaf; i++) {
 					if (i == st->sleaf || !shared[st->expr.leaf_view[i]] || nkeep == 8)
@@ -431,7 +465,9 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 				}
 			}
 		}
-	/* online softmax per row */
+	att_mask_tail(f, s, j0, t2, seq);
+	/* online softmax per row, exp(x - m) as 2^(x log2 e - m log2 e) on the
+	 * multi-function unit (P is rounded to 16 bits after) */
 	for (int h = 0; h < 2; h++) {
 		LLVMValueRef mx = fconst(f, -INFINITY);
 		for (int nt = 0; nt < ATT_NT; nt++)
@@ -442,12 +478,12 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 		LLVMValueRef inf =
 		        LLVMBuildFCmp(B, LLVMRealOEQ, mnew, fconst(f, -INFINITY), "");
 		LLVMValueRef bse = LLVMBuildSelect(B, inf, fconst(f, 0.0), mnew, "");
-		LLVMValueRef corr = cg_math_exp(f, LLVMBuildFSub(B, mold, bse, ""), 1);
+		LLVMValueRef nb = LLVMBuildFMul(B, bse, fconst(f, -M_LOG2E), "");
+		LLVMValueRef corr = att_exp2(f, mold, nb);
 		LLVMValueRef sum = fconst(f, 0.0);
 		for (int nt = 0; nt < ATT_NT; nt++)
 			for (int e = 2 * h; e < 2 * h + 2; e++) {
-				s[nt][e] = cg_math_exp(
-				        f, LLVMBuildFSub(B, s[nt][e], bse, ""), 1);
+				s[nt][e] = att_exp2(f, s[nt][e], nb);
 				sum = LLVMBuildFAdd(B, sum, s[nt][e], "");
 			}
 		LLVMBuildStore(B, cg_fma(f, cg_gk_ld(f, L->t_f32, vl[h]), corr, sum, 1),

@@ -353,26 +353,35 @@ static CgStep *fuse_attention(const CgGpu *g, const CgProgram *p, int s, IrDType
 /* Leaves out of the workspace the temps no GPU step touches (attention's
  * scores and probabilities once fused): each slot keeps only the buffers
  * that are used, so a slot of unused ones takes no memory. */
+/* The buffers step gs reads or writes, into out; returns how many. */
+static int step_bufs(const CgGpuStep *gs, int *out)
+{
+	const CgStep *st = gs->st;
+	int n = 0;
+	for (int k = 0; k < st->nview; k++)
+		out[n++] = st->views[k].buf;
+	for (int k = 0; st->kind == CG_GEMM && k < st->ngroup; k++)
+		out[n++] = st->gb[k].buf;
+	for (int k = 0; gs->bias && k < (st->ngroup > 1 ? st->ngroup : 1); k++)
+		out[n++] = gs->bias_view[k].buf;
+	out[n++] = gs->a_buf;
+	out[n++] = gs->b_buf;
+	return n;
+}
+
+enum {
+	STEP_BUFS = CG_MAX_VIEWS + 2 * CG_MAX_GROUP + 2
+};
+
 static void drop_unused(CgGpu *g)
 {
 	Arena *a = g->prog->arena;
 	bool *used = ARENA_ARRAY(a, bool, g->nbufs + 1);
-	for (int s = 0; s < g->nsteps; s++) {
-		const CgGpuStep *gs = &g->steps[s];
-		const CgStep *st = gs->st;
-		for (int k = 0; k < st->nview; k++)
-			if (st->views[k].buf >= 0)
-				used[st->views[k].buf] = true;
-		for (int k = 0; st->kind == CG_GEMM && k < st->ngroup; k++)
-			if (st->gb[k].buf >= 0)
-				used[st->gb[k].buf] = true;
-		for (int k = 0; gs->bias && k < (st->ngroup > 1 ? st->ngroup : 1); k++)
-			used[gs->bias_view[k].buf] = true;
-		if (gs->a_buf >= 0)
-			used[gs->a_buf] = true;
-		if (gs->b_buf >= 0)
-			used[gs->b_buf] = true;
-	}
+	int bufs[STEP_BUFS];
+	for (int s = 0; s < g->nsteps; s++)
+		for (int n = step_bufs(&g->steps[s], bufs), k = 0; k < n; k++)
+			if (bufs[k] >= 0)
+				used[bufs[k]] = true;
 	for (int s = 0; s < g->nslots; s++) {
 		PtrVec kept = {0};
 		for (int k = 0; k < g->slot_bufs[s].len; k++) {
@@ -381,6 +390,68 @@ static void drop_unused(CgGpu *g)
 				ptrvec_push(a, &kept, g->slot_bufs[s].items[k]);
 		}
 		g->slot_bufs[s] = kept; /* a new vector: the CPU plan keeps its own */
+	}
+}
+
+/* Bytes of b at a typical shape (every symbol 512), to compare sizes. */
+static double est_bytes(const CgGpu *g, const CgBuf *b)
+{
+	double v = (double)b->numel.coef * cg_gpu_elem_size(g->btype[b->id]);
+	for (int q = 0; q < IR_MAX_SYMS; q++)
+		for (int e = 0; e < b->numel.pow[q]; e++)
+			v *= 512;
+	return v;
+}
+
+/* For each GEMM of one matrix whose C rows are not 16-byte aligned
+ * (constant row stride): the run of consecutive workspace slots holding
+ * nothing live during it that is largest at a typical shape. */
+static void plan_stages(CgGpu *g)
+{
+	Arena *a = g->prog->arena;
+	int *first = ARENA_ARRAY(a, int, g->nbufs + 1), *last = ARENA_ARRAY(a, int, g->nbufs + 1);
+	for (int i = 0; i < g->nbufs; i++)
+		first[i] = g->nsteps, last[i] = -1;
+	int bufs[STEP_BUFS];
+	for (int s = 0; s < g->nsteps; s++) {
+		g->steps[s].stage_first = g->steps[s].stage_last = -1;
+		for (int n = step_bufs(&g->steps[s], bufs), k = 0; k < n; k++)
+			if (bufs[k] >= 0) {
+				first[bufs[k]] = first[bufs[k]] < s ? first[bufs[k]] : s;
+				last[bufs[k]] = s;
+			}
+	}
+	for (int s = 0; s < g->nsteps; s++) {
+		CgGpuStep *gs = &g->steps[s];
+		const CgStep *st = gs->st;
+		int64_t ldc;
+		if (st->kind != CG_GEMM || st->ngroup > 1 || st->nbatch > 0 ||
+		    (!gs->bias && st->beta != 0) || !dim_const(st->ldc, &ldc) ||
+		    ldc * cg_gpu_elem_size(g->btype[st->views[0].buf]) % 16 == 0)
+			continue;
+		double best = 0, run = 0;
+		int start = 0;
+		for (int k = 0; k < g->nslots; k++) {
+			bool free = true;
+			double size = 0;
+			for (int i = 0; free && i < g->slot_bufs[k].len; i++) {
+				const CgBuf *b = g->slot_bufs[k].items[i];
+				free = !(first[b->id] <= s && s <= last[b->id]);
+				double e = est_bytes(g, b);
+				size = e > size ? e : size;
+			}
+			if (!free) {
+				run = 0;
+				start = k + 1;
+				continue;
+			}
+			run += size;
+			if (run > best) {
+				best = run;
+				gs->stage_first = start;
+				gs->stage_last = k;
+			}
+		}
 	}
 }
 
@@ -553,5 +624,6 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, bool fuse)
 		    g->steps[s].st->nview > g->max_views)
 			g->max_views = g->steps[s].st->nview;
 	drop_unused(g);
+	plan_stages(g);
 	return true;
 }

@@ -207,13 +207,12 @@ static LLVMValueRef saturate(CgFn *f, LLVMValueRef x, double max, int lanes)
 	LLVMValueRef hi = splat(f, LLVMConstReal(f->L->t_f32, max), lanes);
 	LLVMValueRef lo = splat(f, LLVMConstReal(f->L->t_f32, -max), lanes);
 	LLVMValueRef inf = splat(f, LLVMConstReal(f->L->t_f32, INFINITY), lanes);
-	LLVMValueRef ninf = splat(f, LLVMConstReal(f->L->t_f32, -INFINITY), lanes);
-	LLVMValueRef big = LLVMBuildAnd(B, LLVMBuildFCmp(B, LLVMRealOGT, x, hi, ""),
-	                                LLVMBuildFCmp(B, LLVMRealONE, x, inf, ""), "");
-	x = LLVMBuildSelect(B, big, hi, x, "");
-	LLVMValueRef small = LLVMBuildAnd(B, LLVMBuildFCmp(B, LLVMRealOLT, x, lo, ""),
-	                                  LLVMBuildFCmp(B, LLVMRealONE, x, ninf, ""), "");
-	return LLVMBuildSelect(B, small, lo, x, "");
+	/* clamped (NVPTX: min.NaN, max.NaN), then infinities put back */
+	LLVMValueRef c = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, x, hi, ""), hi, x, "");
+	c = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, c, lo, ""), lo, c, "");
+	LLVMValueRef fn = cg_llvm_intrinsic(f->L, "llvm.fabs", LLVMTypeOf(x), NULL, 1);
+	LLVMValueRef isinf = LLVMBuildFCmp(B, LLVMRealOEQ, cg_llvm_call(f->L, fn, &x, 1), inf, "");
+	return LLVMBuildSelect(B, isinf, x, c, "");
 }
 
 static LLVMValueRef narrow(CgFn *f, IrDType st, CgVal v, int lanes)
@@ -1085,6 +1084,29 @@ bool cg_gpu_emit_kernel(CgLlvm *L, const CgGpu *g, const CgGpuStep *gs, const ch
 	return true;
 }
 
+/* A utility kernel's function, the builder in its body (variables go to
+ * the entry block); util_end finishes it. */
+static LLVMValueRef util_fn(CgLlvm *L, CgFn *f, const char *name, LLVMTypeRef *pt, int n)
+{
+	LLVMValueRef fn = LLVMAddFunction(L->mod, name, LLVMFunctionType(L->t_void, pt, (unsigned)n, 0));
+	memset(f, 0, sizeof *f);
+	f->L = L;
+	f->fn = fn;
+	f->entry = LLVMAppendBasicBlockInContext(L->ctx, fn, "entry");
+	f->body = LLVMAppendBasicBlockInContext(L->ctx, fn, "body");
+	LLVMPositionBuilderAtEnd(B, f->body);
+	return fn;
+}
+
+static void util_end(CgFn *f)
+{
+	CgLlvm *L = f->L;
+	LLVMBuildRetVoid(B);
+	LLVMPositionBuilderAtEnd(B, f->entry);
+	LLVMBuildBr(B, f->body);
+	cg_gpu_mark_kernel(L, f->fn);
+}
+
 /* slapo_util_ptrs(out, a, sa, sa2, b, sb, sb2, c, sc, sc2, n, total): the
  * matrix addresses of a GEMM with two batch dims, out[i] = a + (i % n) sa +
  * (i / n) sa2, then b's, then c's (strides in bytes), for the runtime's
@@ -1094,14 +1116,8 @@ static void emit_ptrs(CgLlvm *L)
 	LLVMTypeRef pt[12];
 	for (int i = 0; i < 12; i++)
 		pt[i] = L->t_i64;
-	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_util_ptrs",
-	                                  LLVMFunctionType(L->t_void, pt, 12, 0));
 	CgFn fs, *f = &fs;
-	memset(f, 0, sizeof *f);
-	f->L = L;
-	f->fn = fn;
-	f->entry = LLVMAppendBasicBlockInContext(L->ctx, fn, "entry");
-	LLVMPositionBuilderAtEnd(B, f->entry);
+	LLVMValueRef fn = util_fn(L, f, "slapo_util_ptrs", pt, 12);
 	LLVMValueRef out = LLVMBuildIntToPtr(B, LLVMGetParam(fn, 0), L->t_i64p, "");
 	LLVMValueRef n = LLVMGetParam(fn, 10), total = LLVMGetParam(fn, 11);
 	LLVMValueRef gstride, e0 = global_id(f, &gstride);
@@ -1126,8 +1142,47 @@ static void emit_ptrs(CgLlvm *L)
 		LLVMBuildStore(B, v, LLVMBuildInBoundsGEP2(B, L->t_i64, out, &at, 1, ""));
 	}
 	cg_gk_loop_end(f, &lp, e, gstride);
-	LLVMBuildRetVoid(B);
-	cg_gpu_mark_kernel(L, fn);
+	util_end(f);
+}
+
+/* slapo_util_copy_<U>(dst, dpitch, src, spitch, width, rows): rows of
+ * `width` units of U bytes (4, 8 or 16), pitches in units: the runtime's
+ * copy of a GEMM's row blocks into place (cuda_exec.c). A block per row,
+ * each thread four units in flight at a time. */
+static void emit_copy(CgLlvm *L, int unit)
+{
+	char name[32];
+	snprintf(name, sizeof name, "slapo_util_copy_%d", unit);
+	LLVMTypeRef pt[6] = {L->t_i8p, L->t_i64, L->t_i8p, L->t_i64, L->t_i64, L->t_i64};
+	CgFn fs, *f = &fs;
+	LLVMValueRef fn = util_fn(L, f, name, pt, 6);
+	LLVMTypeRef ut = unit == 16 ? LLVMVectorType(L->t_i32, 4) : LLVMIntTypeInContext(L->ctx, (unsigned)unit * 8);
+	LLVMTypeRef up = LLVMPointerType(ut, 0);
+	LLVMValueRef dst = LLVMBuildBitCast(B, LLVMGetParam(fn, 0), up, ""), dp = LLVMGetParam(fn, 1);
+	LLVMValueRef src = LLVMBuildBitCast(B, LLVMGetParam(fn, 2), up, ""), sp = LLVMGetParam(fn, 3);
+	LLVMValueRef w = LLVMGetParam(fn, 4), rows = LLVMGetParam(fn, 5);
+	LLVMValueRef nt = cg_gk_sreg(f, "ntid.x"), last = LLVMBuildSub(B, w, cg_gk_i64c(f, 1), "");
+	CgGkLoop rl, cl;
+	LLVMValueRef r = cg_gk_loop_begin(f, &rl, cg_gk_sreg(f, "ctaid.x"), rows);
+	LLVMValueRef d = LLVMBuildInBoundsGEP2(B, ut, dst, (LLVMValueRef[]){LLVMBuildMul(B, r, dp, "")}, 1, "");
+	LLVMValueRef s = LLVMBuildInBoundsGEP2(B, ut, src, (LLVMValueRef[]){LLVMBuildMul(B, r, sp, "")}, 1, "");
+	LLVMValueRef j = cg_gk_loop_begin(f, &cl, cg_gk_sreg(f, "tid.x"), w);
+	LLVMValueRef idx[4], v[4];
+	for (int k = 0; k < 4; k++) { /* loads first (clamped), then the stores in range */
+		idx[k] = LLVMBuildAdd(B, j, LLVMBuildMul(B, nt, cg_gk_i64c(f, k), ""), "");
+		LLVMValueRef c = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, idx[k], w, ""), idx[k], last, "");
+		v[k] = LLVMBuildLoad2(B, ut, LLVMBuildInBoundsGEP2(B, ut, s, &c, 1, ""), "");
+		LLVMSetAlignment(v[k], (unsigned)unit);
+	}
+	for (int k = 0; k < 4; k++) {
+		LLVMBasicBlockRef after = cg_gk_if_begin(f, LLVMBuildICmp(B, LLVMIntSLT, idx[k], w, ""));
+		LLVMSetAlignment(LLVMBuildStore(B, v[k], LLVMBuildInBoundsGEP2(B, ut, d, &idx[k], 1, "")),
+		                 (unsigned)unit);
+		cg_gk_if_end(f, after);
+	}
+	cg_gk_loop_end(f, &cl, j, LLVMBuildMul(B, nt, cg_gk_i64c(f, 4), ""));
+	cg_gk_loop_end(f, &rl, r, cg_gk_sreg(f, "nctaid.x"));
+	util_end(f);
 }
 
 /* slapo_util_bias_<t>(c, bias, m, n, ldc): c[i * ldc + j] = bias[j], the
@@ -1135,6 +1190,8 @@ static void emit_ptrs(CgLlvm *L)
 void cg_gpu_emit_utils(CgLlvm *L)
 {
 	emit_ptrs(L);
+	for (int unit = 4; unit <= 16; unit *= 2)
+		emit_copy(L, unit);
 	static const struct {
 		const char *name;
 		IrDType t;
@@ -1143,14 +1200,8 @@ void cg_gpu_emit_utils(CgLlvm *L)
 	          {"slapo_util_bias_f16", IR_F16}};
 	for (int k = 0; k < 3; k++) {
 		LLVMTypeRef pt[5] = {L->t_i8p, L->t_i8p, L->t_i64, L->t_i64, L->t_i64};
-		LLVMValueRef fn = LLVMAddFunction(L->mod, u[k].name,
-		                                  LLVMFunctionType(L->t_void, pt, 5, 0));
 		CgFn fs, *f = &fs;
-		memset(f, 0, sizeof *f);
-		f->L = L;
-		f->fn = fn;
-		f->entry = LLVMAppendBasicBlockInContext(L->ctx, fn, "entry");
-		LLVMPositionBuilderAtEnd(B, f->entry);
+		LLVMValueRef fn = util_fn(L, f, u[k].name, pt, 5);
 		LLVMValueRef c = LLVMGetParam(fn, 0), bias = LLVMGetParam(fn, 1);
 		LLVMValueRef m = LLVMGetParam(fn, 2), n = LLVMGetParam(fn, 3),
 		             ldc = LLVMGetParam(fn, 4);
@@ -1166,7 +1217,6 @@ void cg_gpu_emit_utils(CgLlvm *L)
 		        elem_ptr(f, u[k].t, c,
 		                 LLVMBuildAdd(B, LLVMBuildMul(B, i, ldc, ""), j, "")));
 		cg_gk_loop_end(f, &lp, e, gstride);
-		LLVMBuildRetVoid(B);
-		cg_gpu_mark_kernel(L, fn);
+		util_end(f);
 	}
 }

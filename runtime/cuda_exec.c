@@ -267,6 +267,7 @@ struct RtGpuSession {
 	int *max_threads;      /* [n_kernels] most threads a block of it can have
 	                     * (registers permitting), a multiple of 32 */
 	CUfunction bias_fn[3]; /* slapo_util_bias_{f32,bf16,f16} */
+	CUfunction copy_fn[3]; /* slapo_util_copy_{4,8,16} */
 	CUfunction ptrs_fn;    /* slapo_util_ptrs */
 	cublasHandle_t blas;
 	cublasLtHandle_t lt;
@@ -413,6 +414,11 @@ static SlapoStatus load_module(RtGpuSession *gs)
 		if (cu->cuModuleGetFunction(&gs->bias_fn[i], gs->mod, bias[i]) !=
 		    CUDA_SUCCESS)
 			gs->bias_fn[i] = NULL;
+	static const char *const copy[3] = {"slapo_util_copy_4", "slapo_util_copy_8",
+	                                    "slapo_util_copy_16"};
+	for (int i = 0; i < 3; i++)
+		if (cu->cuModuleGetFunction(&gs->copy_fn[i], gs->mod, copy[i]) != CUDA_SUCCESS)
+			gs->copy_fn[i] = NULL;
 	if (cu->cuModuleGetFunction(&gs->ptrs_fn, gs->mod, "slapo_util_ptrs") !=
 	    CUDA_SUCCESS)
 		gs->ptrs_fn = NULL;
@@ -803,6 +809,77 @@ void rt_gpu_gemm(RtExec *ex, const RtGemm *q)
 	}
 }
 
+/* rows of `width` bytes from src to dst (pitches in bytes) by
+ * slapo_util_copy_<U>, U the widest unit that divides every address,
+ * pitch and the width. */
+static void copy_rows(RtExec *ex, RtGpuSession *gs, void *dst, int64_t dpitch, const void *src,
+                      int64_t spitch, int64_t width, int64_t rows)
+{
+	uint64_t all = (uint64_t)(uintptr_t)dst | (uint64_t)(uintptr_t)src | (uint64_t)dpitch |
+	               (uint64_t)spitch | (uint64_t)width;
+	int u = all % 16 == 0 ? 2 : all % 8 == 0 ? 1 : 0;
+	int64_t unit = (int64_t)4 << u;
+	if (all % 4 != 0 || !gs->copy_fn[u]) {
+		rt_fail(ex, SLAPO_INTERNAL, NULL, "no copy kernel for rows of %lld bytes",
+		        (long long)width);
+		return;
+	}
+	uint64_t args[6] = {(uint64_t)(uintptr_t)dst, (uint64_t)(dpitch / unit),
+	                    (uint64_t)(uintptr_t)src, (uint64_t)(spitch / unit),
+	                    (uint64_t)(width / unit), (uint64_t)rows};
+	void *params[7] = {&args[0], &args[1], &args[2], &args[3], &args[4], &args[5], NULL};
+	CUresult r = gs->cu->cuLaunchKernel(gs->copy_fn[u],
+	                                    (unsigned)(rows < 65535 ? rows : 65535), 1, 1, 256,
+	                                    1, 1, 0, gs->stream, params, NULL);
+	check_enqueue(ex, gs, r, "kernel", "slapo_util_copy");
+}
+
+/* C computed in blocks of rows into q->stage with 16-byte aligned rows,
+ * each block copied into place, when C's rows are not aligned (an LM
+ * head's 30522 columns): cuBLASLt's Hopper kernels want aligned rows and a
+ * column count that is a multiple of 8, so the columns past the last such
+ * multiple go straight into C in a GEMM of their own. Returns 0 (nothing
+ * done) where that does not apply. */
+static int gemm_staged(RtExec *ex, RtGpuSession *gs, const RtGemm *q, int64_t lda,
+                       int64_t ldb, int64_t ldc)
+{
+	int64_t es = type_size(q->c_type), ea = type_size(q->a_type), eb = type_size(q->b_type);
+	int64_t n8 = q->n / 8 * 8;
+	if (!q->stage || q->batch != 1 || q->beta != 0 || q->k == 0 || n8 * es < 256 ||
+	    (ldc * es) % 4 != 0 || (uintptr_t)q->c % 4 != 0 ||
+	    ((ldc * es) % 16 == 0 && (uintptr_t)q->c % 16 == 0) ||
+	    (uintptr_t)q->stage % 16 != 0)
+		return 0;
+	int64_t pitch = (n8 * es + 15) / 16 * 16;
+	int64_t rows = q->stage_bytes / pitch;
+	if (rows < q->m)
+		rows = rows / 32 * 32;
+	if (rows < 32 && rows < q->m)
+		return 0;
+	if (n8 < q->n) {
+		RtGemm r = *q;
+		r.stage = NULL;
+		r.n = q->n - n8;
+		r.b = (const char *)q->b + (q->tb ? n8 * ldb : n8) * eb;
+		r.c = (char *)q->c + n8 * es;
+		r.bias = q->bias ? (const char *)q->bias + n8 * es : NULL;
+		gemm_one(ex, &r);
+	}
+	for (int64_t r0 = 0; r0 < q->m && !rt_failed(ex); r0 += rows) {
+		RtGemm o = *q;
+		o.stage = NULL;
+		o.m = q->m - r0 < rows ? q->m - r0 : rows;
+		o.n = n8;
+		o.a = (const char *)q->a + (q->ta ? r0 : r0 * lda) * ea;
+		o.c = q->stage;
+		o.ldc = pitch / es;
+		gemm_one(ex, &o);
+		copy_rows(ex, gs, (char *)q->c + r0 * ldc * es, ldc * es, q->stage, pitch,
+		          n8 * es, o.m);
+	}
+	return 1;
+}
+
 static void gemm_one(RtExec *ex, const RtGemm *q)
 {
 	RtGpuSession *gs = session_of(ex);
@@ -817,6 +894,8 @@ static void gemm_one(RtExec *ex, const RtGemm *q)
 		        (long long)q->m, (long long)q->n, (long long)q->k);
 		return;
 	}
+	if (gemm_staged(ex, gs, q, lda, ldb, ldc))
+		return;
 	int compute = gs->g->precision == RT_PREC_TF32 && q->a_type == RT_GPU_F32 &&
 	                              q->b_type == RT_GPU_F32
 	                      ? CUBLAS_COMPUTE_32F_FAST_TF32

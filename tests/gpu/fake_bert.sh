@@ -1,18 +1,20 @@
 #!/bin/bash
-# fake_bert.sh SLAPOC SLAPO_RUN BERT_FIXTURES FAKE_CUDA BERT_TINY.slapo: tiny
-# BERT through the whole CUDA path on tests/gpu/fake_cuda.c (no GPU needed),
-# fp32 and bf16, against the reference interpreter: slapo-run with device
-# tensors and with host tensors, CUDA graphs captured and replayed (--bench).
+# fake_bert.sh SLAPOC SLAPO_RUN BERT_FIXTURES FAKE_CUDA BERT.slapo [BATCH SEQ]:
+# a small BERT through the whole CUDA path on tests/gpu/fake_cuda.c (no GPU
+# needed), fp32 and bf16, against the reference interpreter: slapo-run with
+# device tensors and with host tensors, CUDA graphs captured and replayed
+# (--bench). Batch and sequence length default to 2 and 7. The fused
+# attention kernel is inline PTX, which the emulator does not run: unfused.
 set -uo pipefail
-slapoc=$1 run=$2 fix=$3 fake=$4 src=$5
+slapoc=$1 run=$2 fix=$3 fake=$4 src=$5 batch=${6:-2} seq=${7:-7}
 dir=$(mktemp -d) || exit 99
 trap 'rm -rf "$dir"' EXIT
 export SLAPO_LIBCUDA=$fake SLAPO_LIBCUBLAS=$fake SLAPO_LIBCUBLASLT=$fake
 fails=0
 for p in fp32 bf16; do
-	"$slapoc" "$src" --gpu=on --precision=$p -o "$dir/bert.$p.so" --gpu-emu="$dir/bert.$p.emu.so" || exit 1
+	"$slapoc" "$src" --gpu=on --precision=$p --gpu-attention=unfused -o "$dir/bert.$p.so" --gpu-emu="$dir/bert.$p.emu.so" || exit 1
 done
-"$fix" make "$dir/bert.fp32.so" "$dir/w.st" "$dir/in.st" 2 7 7 || exit 1
+"$fix" make "$dir/bert.fp32.so" "$dir/w.st" "$dir/in.st" "$batch" "$seq" 7 || exit 1
 "$slapoc" "$src" --interp --weights "$dir/w.st" --inputs "$dir/in.st" --outputs "$dir/ref.st" || exit 1
 for p in fp32 bf16; do
 	tol=(--rtol 1e-4 --atol 1e-4)

@@ -14,8 +14,8 @@
 #   OUT/zoo/F/          each zoo fixture F of tests/zoo/fixtures (HF weights,
 #                       inputs and outputs) and its models compiled for CUDA
 #   OUT/zoo16/F/        the base models (F = *Model) at bf16 and fp16
-#   OUT/bench/          bert-large libraries for bench/gpu_bert.py (bf16 also
-#                       with --gpu-attention=unfused)
+#   OUT/bench/          bert-large libraries for bench/gpu_bert.py (bf16, tf32,
+#                       fp32; bf16 also with --gpu-attention=unfused)
 #   OUT/run_gpu_tests.sh, OUT/gpu_bert.py
 # Environment: SLAPO_PKG_NO_BENCH=1 leaves bench/ out.
 set -euo pipefail
@@ -113,7 +113,7 @@ for fixture, files in CASES: print(fixture, *files)' "$src/tests/zoo" |
 
 if [ "${SLAPO_PKG_NO_BENCH:-0}" != 1 ]; then
 	say "bert-large"
-	for p in bf16 fp32; do
+	for p in bf16 tf32 fp32; do
 		"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision="$p" -o "$out/bench/bert-large.$p.so"
 	done
 	# the same without the fused attention kernel, for comparison
