@@ -292,6 +292,9 @@ typedef struct CgLlvm {
 	int vw;                        /* f32 lanes of a vector register */
 	bool has_fma;                  /* fused multiply-add in hardware */
 	bool nvptx;                    /* an NVPTX module: PTX instructions allowed */
+	bool math16;                   /* GPU code whose values are stored in 16
+	                                * bits (bf16/fp16): GELU needs ~1e-6
+	                                * relative accuracy, not f32's (kernels_math.c) */
 	/* common types */
 	LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_i8p, t_i64p, t_f32p;
 	LLVMTypeRef t_kernel;          /* void (i8*, i64, i64) */

@@ -82,6 +82,7 @@ bool cg_gpu_build_emu(const CgGpu *g, Diag *d, const char *out, const char *cc)
 {
 	CgLlvm L;
 	bool ok = cg_llvm_init(&L, d, "slapo_gpu_emu", NULL);
+	L.math16 = g->prec == CG_PREC_BF16 || g->prec == CG_PREC_FP16;
 	for (int k = 0; ok && k < g->nkernels; k++)
 		for (int s = 0; s < g->nsteps; s++)
 			if (g->steps[s].kernel == k) {

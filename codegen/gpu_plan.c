@@ -350,16 +350,16 @@ static CgStep *fuse_attention(const CgGpu *g, const CgProgram *p, int s, IrDType
 	return at;
 }
 
-/* Leaves out of the workspace the temps no GPU step touches (attention's
- * scores and probabilities once fused): each slot keeps only the buffers
- * that are used, so a slot of unused ones takes no memory. */
-/* The buffers step gs reads or writes, into out; returns how many. */
+/* The buffers step gs reads or writes, into out; returns how many. A
+ * fused attention step keeps the softmax's view of the scores (its
+ * prologue's leaf) but never reads it: the scores are in registers. */
 static int step_bufs(const CgGpuStep *gs, int *out)
 {
 	const CgStep *st = gs->st;
 	int n = 0;
 	for (int k = 0; k < st->nview; k++)
-		out[n++] = st->views[k].buf;
+		if (st->kind != CG_ATTENTION || k != st->expr.leaf_view[st->sleaf])
+			out[n++] = st->views[k].buf;
 	for (int k = 0; st->kind == CG_GEMM && k < st->ngroup; k++)
 		out[n++] = st->gb[k].buf;
 	for (int k = 0; gs->bias && k < (st->ngroup > 1 ? st->ngroup : 1); k++)
@@ -373,6 +373,9 @@ enum {
 	STEP_BUFS = CG_MAX_VIEWS + 2 * CG_MAX_GROUP + 2
 };
 
+/* Leaves out of the workspace the temps no GPU step touches (attention's
+ * scores and probabilities once fused): each slot keeps only the buffers
+ * that are used, so a slot of unused ones takes no memory. */
 static void drop_unused(CgGpu *g)
 {
 	Arena *a = g->prog->arena;

@@ -250,6 +250,7 @@ bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool fuse_a
 		*unavailable = true;
 		return false;
 	}
+	L.math16 = prec == CG_PREC_BF16 || prec == CG_PREC_FP16;
 	g->kernel_names = ARENA_ARRAY(a, const char *, g->nsteps + 1);
 	char **canon = ARENA_ARRAY(a, char *, g->nsteps + 1);
 	uint64_t *hash = ARENA_ARRAY(a, uint64_t, g->nsteps + 1);
