@@ -39,15 +39,13 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	LLVMTypeRef ex[13] = {p,   L->t_i64p, p, p, p, p, i64,
 	                      i32, i32,       p, p, p, LLVMArrayType(p, 3)};
 	T->exec = LLVMStructTypeInContext(c, ex, 13, 0);
-	LLVMTypeRef gm[28];
+	LLVMTypeRef gm[26];
 	for (int i = 0; i < 16; i++)
 		gm[i] = i64;
 	gm[16] = gm[17] = dbl;
 	gm[18] = gm[19] = gm[20] = gm[21] = p;
 	gm[22] = gm[23] = gm[24] = gm[25] = i64;
-	gm[26] = p;
-	gm[27] = i64;
-	T->gemm = LLVMStructTypeInContext(c, gm, 28, 0);
+	T->gemm = LLVMStructTypeInContext(c, gm, 26, 0);
 	LLVMTypeRef ds[16] = {i32, i32, p, p, i32, i32, p, p, p, p, i64, p, p, i32, p, p};
 	T->desc = LLVMStructTypeInContext(c, ds, 16, 0);
 	LLVMTypeRef dl[3] = {L->t_i8, L->t_i8, LLVMInt16TypeInContext(c)};
@@ -78,8 +76,7 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	        offsetof(RtGemm, a),         offsetof(RtGemm, b),
 	        offsetof(RtGemm, c),         offsetof(RtGemm, bias),
 	        offsetof(RtGemm, batch2),    offsetof(RtGemm, stride2_a),
-	        offsetof(RtGemm, stride2_b), offsetof(RtGemm, stride2_c),
-	        offsetof(RtGemm, stage),     offsetof(RtGemm, stage_bytes)};
+	        offsetof(RtGemm, stride2_b), offsetof(RtGemm, stride2_c)};
 	static const size_t o_ds[] = {
 	        offsetof(RtGpuDesc, version),      offsetof(RtGpuDesc, precision),
 	        offsetof(RtGpuDesc, ptx),          offsetof(RtGpuDesc, target),
@@ -93,7 +90,7 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	                              offsetof(DLDataType, bits),
 	                              offsetof(DLDataType, lanes)};
 	return cg_llvm_check_layout(L, T->exec, o_ex, 13, sizeof(RtExec), "RtExec") &&
-	       cg_llvm_check_layout(L, T->gemm, o_gm, 28, sizeof(RtGemm), "RtGemm") &&
+	       cg_llvm_check_layout(L, T->gemm, o_gm, 26, sizeof(RtGemm), "RtGemm") &&
 	       cg_llvm_check_layout(L, T->desc, o_ds, 16, sizeof(RtGpuDesc), "RtGpuDesc") &&
 	       cg_llvm_check_layout(L, T->dl, o_dl, 3, sizeof(DLDataType), "DLDataType");
 }
@@ -197,7 +194,6 @@ typedef struct Fwd {
 	const CgGpu *g;
 	const GTypes *T;
 	LLVMValueRef ex, *base, args, gemm, errword;
-	LLVMValueRef *ws_at; /* [nslots + 1]: each slot's address, then the end */
 	LLVMValueRef launch, rt_gemm, rt_prof_step;
 } Fwd;
 
@@ -309,7 +305,7 @@ static void emit_launch(Fwd *w, const CgGpuStep *gs)
 			rows = LLVMBuildMul(B, rows, cg_dim(f, st->dim[i]), "");
 		work = LLVMBuildMul(B, rows, len, "");
 		LLVMValueRef t =
-		        LLVMBuildMul(B, cdiv(w, cdiv(w, len, 8), 32), i64c(L, 32), "");
+		        LLVMBuildMul(B, cdiv(w, cdiv(w, len, 16), 32), i64c(L, 32), "");
 		bx = imin(w, imax(w, t, i64c(L, 32)), i64c(L, 1024));
 		gx = imin(w, rows, i64c(L, 1 << 30));
 	} else if (st->kind == CG_REDUCE) {
@@ -444,11 +440,6 @@ static void gemm_call(Fwd *w, const CgGpuStep *gs, LLVMValueRef n, LLVMValueRef 
 		gset(w, 24, i64c(L, 0));
 		gset(w, 25, i64c(L, 0));
 	}
-	gset(w, 26, gs->stage_first >= 0 ? w->ws_at[gs->stage_first] : LLVMConstNull(L->t_i8p));
-	gset(w, 27, gs->stage_first >= 0
-	                    ? LLVMBuildSub(B, LLVMBuildPtrToInt(B, w->ws_at[gs->stage_last + 1], L->t_i64, ""),
-	                                   LLVMBuildPtrToInt(B, w->ws_at[gs->stage_first], L->t_i64, ""), "")
-	                    : i64c(L, 0));
 	LLVMValueRef args[2] = {w->ex, LLVMBuildBitCast(B, w->gemm, L->t_i8p, "")};
 	cg_llvm_call(L, w->rt_gemm, args, 2);
 	for (int i = nloop - 1; i >= 0; i--) {
@@ -550,21 +541,9 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgGpu *g, const GTypes *T,
 	w.args = LLVMBuildArrayAlloca(L->b, L->t_i64, i64c(L, maxargs + 1), "args");
 	w.gemm = LLVMBuildAlloca(L->b, T->gemm, "gemm");
 	LLVMPositionBuilderAtEnd(L->b, w.f.body);
-	w.ws_at = ARENA_ARRAY(p->arena, LLVMValueRef, g->nslots + 1);
-	w.ws_at[0] = ws;
 	if (g->nslots) {
 		LLVMValueRef args[2] = {w.f.sym, offs};
-		LLVMValueRef total = cg_llvm_call(L, plan, args, 2);
-		for (int s = 0; s <= g->nslots; s++) {
-			LLVMValueRef idx = i64c(L, s);
-			LLVMValueRef o = s == g->nslots
-			                         ? total
-			                         : LLVMBuildLoad2(L->b, L->t_i64,
-			                                          LLVMBuildInBoundsGEP2(L->b, L->t_i64,
-			                                                                offs, &idx, 1, ""),
-			                                          "");
-			w.ws_at[s] = LLVMBuildInBoundsGEP2(L->b, L->t_i8, ws, &o, 1, "");
-		}
+		cg_llvm_call(L, plan, args, 2);
 	}
 	w.errword = cg_llvm_call(L, ew, &w.ex, 1);
 	w.base = ARENA_ARRAY(p->arena, LLVMValueRef, g->nbufs + 1);
@@ -584,7 +563,14 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgGpu *g, const GTypes *T,
 			if (b->index < 0) {
 				w.base[i] = LLVMConstNull(L->t_i8p);
 			} else {
-				w.base[i] = w.ws_at[b->index];
+				LLVMValueRef idx = i64c(L, b->index);
+				LLVMValueRef o = LLVMBuildLoad2(
+				        L->b, L->t_i64,
+				        LLVMBuildInBoundsGEP2(L->b, L->t_i64, offs, &idx,
+				                              1, ""),
+				        "");
+				w.base[i] = LLVMBuildInBoundsGEP2(L->b, L->t_i8, ws, &o,
+				                                  1, "");
 			}
 			break;
 		}

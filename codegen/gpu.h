@@ -45,10 +45,6 @@ typedef struct CgGpuStep {
 	                        * copies, same offsets), or -1 */
 	bool bias;        /* GEMM: the bias maps before it are its epilogue */
 	CgView bias_view[CG_MAX_GROUP]; /* per member (ngroup, or 1) */
-	/* GEMM whose C rows are not 16-byte aligned: workspace slots
-	 * stage_first..stage_last hold nothing live during it (RtGemm.stage);
-	 * -1 when not such a GEMM or none is free */
-	int stage_first, stage_last;
 } CgGpuStep;
 
 typedef struct CgGpu {

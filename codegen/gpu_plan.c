@@ -396,68 +396,6 @@ static void drop_unused(CgGpu *g)
 	}
 }
 
-/* Bytes of b at a typical shape (every symbol 512), to compare sizes. */
-static double est_bytes(const CgGpu *g, const CgBuf *b)
-{
-	double v = (double)b->numel.coef * cg_gpu_elem_size(g->btype[b->id]);
-	for (int q = 0; q < IR_MAX_SYMS; q++)
-		for (int e = 0; e < b->numel.pow[q]; e++)
-			v *= 512;
-	return v;
-}
-
-/* For each GEMM of one matrix whose C rows are not 16-byte aligned
- * (constant row stride): the run of consecutive workspace slots holding
- * nothing live during it that is largest at a typical shape. */
-static void plan_stages(CgGpu *g)
-{
-	Arena *a = g->prog->arena;
-	int *first = ARENA_ARRAY(a, int, g->nbufs + 1), *last = ARENA_ARRAY(a, int, g->nbufs + 1);
-	for (int i = 0; i < g->nbufs; i++)
-		first[i] = g->nsteps, last[i] = -1;
-	int bufs[STEP_BUFS];
-	for (int s = 0; s < g->nsteps; s++) {
-		g->steps[s].stage_first = g->steps[s].stage_last = -1;
-		for (int n = step_bufs(&g->steps[s], bufs), k = 0; k < n; k++)
-			if (bufs[k] >= 0) {
-				first[bufs[k]] = first[bufs[k]] < s ? first[bufs[k]] : s;
-				last[bufs[k]] = s;
-			}
-	}
-	for (int s = 0; s < g->nsteps; s++) {
-		CgGpuStep *gs = &g->steps[s];
-		const CgStep *st = gs->st;
-		int64_t ldc;
-		if (st->kind != CG_GEMM || st->ngroup > 1 || st->nbatch > 0 ||
-		    (!gs->bias && st->beta != 0) || !dim_const(st->ldc, &ldc) ||
-		    ldc * cg_gpu_elem_size(g->btype[st->views[0].buf]) % 16 == 0)
-			continue;
-		double best = 0, run = 0;
-		int start = 0;
-		for (int k = 0; k < g->nslots; k++) {
-			bool free = true;
-			double size = 0;
-			for (int i = 0; free && i < g->slot_bufs[k].len; i++) {
-				const CgBuf *b = g->slot_bufs[k].items[i];
-				free = !(first[b->id] <= s && s <= last[b->id]);
-				double e = est_bytes(g, b);
-				size = e > size ? e : size;
-			}
-			if (!free) {
-				run = 0;
-				start = k + 1;
-				continue;
-			}
-			run += size;
-			if (run > best) {
-				best = run;
-				gs->stage_first = start;
-				gs->stage_last = k;
-			}
-		}
-	}
-}
-
 bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, bool fuse)
 {
 	Arena *a = p->arena;
@@ -627,6 +565,5 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, bool fuse)
 		    g->steps[s].st->nview > g->max_views)
 			g->max_views = g->steps[s].st->nview;
 	drop_unused(g);
-	plan_stages(g);
 	return true;
 }

@@ -37,8 +37,9 @@
 #define B (f->L->b)
 
 enum {
-	VEC = 8, /* most lanes of a MAP thread: 16 bytes of a 16-bit type */
-	ROWK = 8
+	VEC = 8,   /* most lanes of a MAP thread: 16 bytes of a 16-bit type */
+	ROWK = 16, /* elements a row kernel's thread keeps in registers (vector slots) */
+	ROWK1 = 8  /* the same in scalar slots (the fallback: registers capped) */
 };
 
 int cg_gpu_kernel_nargs(const CgProgram *prog, const CgStep *st)
@@ -708,7 +709,7 @@ static LLVMValueRef block_reduce(CgFn *f, int op, LLVMValueRef v)
 typedef struct Row {
 	LLVMValueRef tid, nt, len;
 	int lanes;              /* elements of a slot: 1, or a vector of them */
-	int nslot;              /* ROWK / lanes */
+	int nslot;              /* ROWK / lanes, or ROWK1 scalar slots */
 	LLVMValueRef reg[ROWK]; /* allocas: the thread's cached slots */
 	LLVMValueRef jj[ROWK];  /* their first positions (0 where past the row's end) */
 	LLVMValueRef in[ROWK];  /* inside the row; NULL where known to be */
@@ -726,8 +727,8 @@ typedef LLVMValueRef (*RowFn)(CgFn *f, CgGkOps *o, LLVMValueRef j, LLVMValueRef 
 
 /* A pass over the thread's elements: the cached slots without branches (so
  * that every load is issued before the first result is needed), stores
- * last and guarded; then elements past ROWK * ntid one by one, through the
- * output (the slots cover [0, ROWK * ntid) with either slot width). */
+ * last and guarded; then elements past nslot * lanes * ntid one by one,
+ * through the output (the slots cover [0, nslot * lanes * ntid)). */
 static void row_pass(CgFn *f, CgGkOps *o, Row *r, bool first, RowFn fn, void *user,
                      int mode)
 {
@@ -747,7 +748,7 @@ static void row_pass(CgFn *f, CgGkOps *o, Row *r, bool first, RowFn fn, void *us
 	}
 	CgGkLoop lp;
 	LLVMValueRef j0 = LLVMBuildAdd(
-	        B, r->tid, LLVMBuildMul(B, r->nt, cg_gk_i64c(f, ROWK), ""), "");
+	        B, r->tid, LLVMBuildMul(B, r->nt, cg_gk_i64c(f, r->nslot * r->lanes), ""), "");
 	LLVMValueRef j = cg_gk_loop_begin(f, &lp, j0, r->len);
 	LLVMValueRef x =
 	        first ? NULL : cg_convert(f, load_view(f, o, 0, j, 1), IR_F32, 1).v;
@@ -840,7 +841,7 @@ static void row_loop(CgFn *f, CgGkOps *o, Row *r, LLVMValueRef rows, bool guarde
 	CgLlvm *L = f->L;
 	int nd = st->ndim;
 	r->lanes = lanes;
-	r->nslot = ROWK / lanes;
+	r->nslot = lanes == 1 ? ROWK1 : ROWK / lanes;
 	for (int c = 0; c < r->nslot; c++) {
 		r->reg[c] = cg_gk_var_of(f, vec_of(L->t_f32, lanes), "v");
 		LLVMValueRef j = LLVMBuildAdd(
@@ -1145,53 +1146,11 @@ static void emit_ptrs(CgLlvm *L)
 	util_end(f);
 }
 
-/* slapo_util_copy_<U>(dst, dpitch, src, spitch, width, rows): rows of
- * `width` units of U bytes (4, 8 or 16), pitches in units: the runtime's
- * copy of a GEMM's row blocks into place (cuda_exec.c). A block per row,
- * each thread four units in flight at a time. */
-static void emit_copy(CgLlvm *L, int unit)
-{
-	char name[32];
-	snprintf(name, sizeof name, "slapo_util_copy_%d", unit);
-	LLVMTypeRef pt[6] = {L->t_i8p, L->t_i64, L->t_i8p, L->t_i64, L->t_i64, L->t_i64};
-	CgFn fs, *f = &fs;
-	LLVMValueRef fn = util_fn(L, f, name, pt, 6);
-	LLVMTypeRef ut = unit == 16 ? LLVMVectorType(L->t_i32, 4) : LLVMIntTypeInContext(L->ctx, (unsigned)unit * 8);
-	LLVMTypeRef up = LLVMPointerType(ut, 0);
-	LLVMValueRef dst = LLVMBuildBitCast(B, LLVMGetParam(fn, 0), up, ""), dp = LLVMGetParam(fn, 1);
-	LLVMValueRef src = LLVMBuildBitCast(B, LLVMGetParam(fn, 2), up, ""), sp = LLVMGetParam(fn, 3);
-	LLVMValueRef w = LLVMGetParam(fn, 4), rows = LLVMGetParam(fn, 5);
-	LLVMValueRef nt = cg_gk_sreg(f, "ntid.x"), last = LLVMBuildSub(B, w, cg_gk_i64c(f, 1), "");
-	CgGkLoop rl, cl;
-	LLVMValueRef r = cg_gk_loop_begin(f, &rl, cg_gk_sreg(f, "ctaid.x"), rows);
-	LLVMValueRef d = LLVMBuildInBoundsGEP2(B, ut, dst, (LLVMValueRef[]){LLVMBuildMul(B, r, dp, "")}, 1, "");
-	LLVMValueRef s = LLVMBuildInBoundsGEP2(B, ut, src, (LLVMValueRef[]){LLVMBuildMul(B, r, sp, "")}, 1, "");
-	LLVMValueRef j = cg_gk_loop_begin(f, &cl, cg_gk_sreg(f, "tid.x"), w);
-	LLVMValueRef idx[4], v[4];
-	for (int k = 0; k < 4; k++) { /* loads first (clamped), then the stores in range */
-		idx[k] = LLVMBuildAdd(B, j, LLVMBuildMul(B, nt, cg_gk_i64c(f, k), ""), "");
-		LLVMValueRef c = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, idx[k], w, ""), idx[k], last, "");
-		v[k] = LLVMBuildLoad2(B, ut, LLVMBuildInBoundsGEP2(B, ut, s, &c, 1, ""), "");
-		LLVMSetAlignment(v[k], (unsigned)unit);
-	}
-	for (int k = 0; k < 4; k++) {
-		LLVMBasicBlockRef after = cg_gk_if_begin(f, LLVMBuildICmp(B, LLVMIntSLT, idx[k], w, ""));
-		LLVMSetAlignment(LLVMBuildStore(B, v[k], LLVMBuildInBoundsGEP2(B, ut, d, &idx[k], 1, "")),
-		                 (unsigned)unit);
-		cg_gk_if_end(f, after);
-	}
-	cg_gk_loop_end(f, &cl, j, LLVMBuildMul(B, nt, cg_gk_i64c(f, 4), ""));
-	cg_gk_loop_end(f, &rl, r, cg_gk_sreg(f, "nctaid.x"));
-	util_end(f);
-}
-
 /* slapo_util_bias_<t>(c, bias, m, n, ldc): c[i * ldc + j] = bias[j], the
  * runtime's fallback when cuBLASLt has no bias epilogue for a GEMM. */
 void cg_gpu_emit_utils(CgLlvm *L)
 {
 	emit_ptrs(L);
-	for (int unit = 4; unit <= 16; unit *= 2)
-		emit_copy(L, unit);
 	static const struct {
 		const char *name;
 		IrDType t;

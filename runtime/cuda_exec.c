@@ -30,7 +30,8 @@
  * read once the run has finished.
  *
  * Environment (for debugging): SLAPO_CUDA_GRAPHS=0 runs every time
- * eagerly; SLAPO_CUDA_SYNC=1 synchronises after every eager launch and
+ * eagerly; SLAPO_GEMM_SPLIT_ROWS=N splits misaligned GEMMs (gemm_split)
+ * from N rows a class (default 512; tests take 1); SLAPO_CUDA_SYNC=1 synchronises after every eager launch and
  * GEMM, naming the kernel that failed; SLAPO_CUDA_TEST_FAULT=1 makes the
  * first kernel launch of each session write to an invalid address (the
  * test of the poisoning path).
@@ -61,6 +62,15 @@ static int env_flag(const char *name, int dflt)
 	if (!v || !*v)
 		return dflt;
 	return strcmp(v, "0") != 0;
+}
+
+/* A positive number from the environment, else dflt. */
+static int64_t env_int(const char *name, int64_t dflt)
+{
+	const char *v = getenv(name);
+	char *end;
+	long long n = v ? strtoll(v, &end, 10) : 0;
+	return v && *v && !*end && n > 0 ? n : dflt;
 }
 
 /* ---- device copy of the weights ----------------------------------------- */
@@ -267,7 +277,6 @@ struct RtGpuSession {
 	int *max_threads;      /* [n_kernels] most threads a block of it can have
 	                     * (registers permitting), a multiple of 32 */
 	CUfunction bias_fn[3]; /* slapo_util_bias_{f32,bf16,f16} */
-	CUfunction copy_fn[3]; /* slapo_util_copy_{4,8,16} */
 	CUfunction ptrs_fn;    /* slapo_util_ptrs */
 	cublasHandle_t blas;
 	cublasLtHandle_t lt;
@@ -285,6 +294,7 @@ struct RtGpuSession {
 	Graph graphs[MAX_GRAPHS];
 	uint64_t tick;
 	int use_graphs, sync_each, fault_armed, capturing;
+	int64_t split_rows; /* gemm_split's least rows a class */
 	CUevent *ev;  /* [n_ev] profiling: one per step mark, made when needed */
 	int32_t n_ev;
 	int poisoned; /* a sticky error happened: every run fails */
@@ -414,11 +424,6 @@ static SlapoStatus load_module(RtGpuSession *gs)
 		if (cu->cuModuleGetFunction(&gs->bias_fn[i], gs->mod, bias[i]) !=
 		    CUDA_SUCCESS)
 			gs->bias_fn[i] = NULL;
-	static const char *const copy[3] = {"slapo_util_copy_4", "slapo_util_copy_8",
-	                                    "slapo_util_copy_16"};
-	for (int i = 0; i < 3; i++)
-		if (cu->cuModuleGetFunction(&gs->copy_fn[i], gs->mod, copy[i]) != CUDA_SUCCESS)
-			gs->copy_fn[i] = NULL;
 	if (cu->cuModuleGetFunction(&gs->ptrs_fn, gs->mod, "slapo_util_ptrs") !=
 	    CUDA_SUCCESS)
 		gs->ptrs_fn = NULL;
@@ -446,6 +451,7 @@ SlapoStatus rt_gpu_session_create(SlapoWeights *w, void *stream, RtGpuSession **
 	gs->use_graphs = env_flag("SLAPO_CUDA_GRAPHS", 1);
 	gs->sync_each = env_flag("SLAPO_CUDA_SYNC", 0);
 	gs->fault_armed = env_flag("SLAPO_CUDA_TEST_FAULT", 0);
+	gs->split_rows = env_int("SLAPO_GEMM_SPLIT_ROWS", 512);
 	gs->param_ptrs = rt_calloc((size_t)d->n_params + 1, sizeof *gs->param_ptrs);
 	gs->in_ptrs = rt_calloc((size_t)d->n_inputs + 1, sizeof *gs->in_ptrs);
 	gs->out_ptrs = rt_calloc((size_t)d->n_outputs + 1, sizeof *gs->out_ptrs);
@@ -809,73 +815,57 @@ void rt_gpu_gemm(RtExec *ex, const RtGemm *q)
 	}
 }
 
-/* rows of `width` bytes from src to dst (pitches in bytes) by
- * slapo_util_copy_<U>, U the widest unit that divides every address,
- * pitch and the width. */
-static void copy_rows(RtExec *ex, RtGpuSession *gs, void *dst, int64_t dpitch, const void *src,
-                      int64_t spitch, int64_t width, int64_t rows)
-{
-	uint64_t all = (uint64_t)(uintptr_t)dst | (uint64_t)(uintptr_t)src | (uint64_t)dpitch |
-	               (uint64_t)spitch | (uint64_t)width;
-	int u = all % 16 == 0 ? 2 : all % 8 == 0 ? 1 : 0;
-	int64_t unit = (int64_t)4 << u;
-	if (all % 4 != 0 || !gs->copy_fn[u]) {
-		rt_fail(ex, SLAPO_INTERNAL, NULL, "no copy kernel for rows of %lld bytes",
-		        (long long)width);
-		return;
-	}
-	uint64_t args[6] = {(uint64_t)(uintptr_t)dst, (uint64_t)(dpitch / unit),
-	                    (uint64_t)(uintptr_t)src, (uint64_t)(spitch / unit),
-	                    (uint64_t)(width / unit), (uint64_t)rows};
-	void *params[7] = {&args[0], &args[1], &args[2], &args[3], &args[4], &args[5], NULL};
-	CUresult r = gs->cu->cuLaunchKernel(gs->copy_fn[u],
-	                                    (unsigned)(rows < 65535 ? rows : 65535), 1, 1, 256,
-	                                    1, 1, 0, gs->stream, params, NULL);
-	check_enqueue(ex, gs, r, "kernel", "slapo_util_copy");
-}
-
-/* C computed in blocks of rows into q->stage with 16-byte aligned rows,
- * each block copied into place, when C's rows are not aligned (an LM
- * head's 30522 columns): cuBLASLt's Hopper kernels want aligned rows and a
- * column count that is a multiple of 8, so the columns past the last such
- * multiple go straight into C in a GEMM of their own. Returns 0 (nothing
- * done) where that does not apply. */
-static int gemm_staged(RtExec *ex, RtGpuSession *gs, const RtGemm *q, int64_t lda,
-                       int64_t ldb, int64_t ldc)
+/* C's rows not 16-byte aligned (an LM head's 30522 f32 columns): rows
+ * fall into g = 16 / gcd(row pitch, 16) classes by their misalignment; in
+ * class i (rows i, i + g, ...: A and C with g times their row strides),
+ * column s_i is the first aligned one, so columns [s_i, s_i + n8) with n8
+ * a multiple of 8 run on cuBLASLt's Hopper kernels (B's rows from s_i: B
+ * is [N, K]), the few columns left in GEMMs of their own. Returns 0 where
+ * that does not apply. */
+static int gemm_split(RtExec *ex, RtGpuSession *gs, const RtGemm *q, int64_t lda,
+                      int64_t ldb, int64_t ldc)
 {
 	int64_t es = type_size(q->c_type), ea = type_size(q->a_type), eb = type_size(q->b_type);
-	int64_t n8 = q->n / 8 * 8;
-	if (!q->stage || q->batch != 1 || q->beta != 0 || q->k == 0 || n8 * es < 256 ||
-	    (ldc * es) % 4 != 0 || (uintptr_t)q->c % 4 != 0 ||
-	    ((ldc * es) % 16 == 0 && (uintptr_t)q->c % 16 == 0) ||
-	    (uintptr_t)q->stage % 16 != 0)
+	int64_t pitch = ldc * es, g = 1;
+	while (g < 16 && (pitch * g) % 16 != 0)
+		g *= 2;
+	/* op(A) = A^T would need every g-th column of A */
+	if (q->batch != 1 || !q->tb || q->ta || g == 1 || q->n < 8 * g || q->k == 0 ||
+	    q->m < gs->split_rows * g || q->n * es > PTRS_BYTES ||
+	    g * lda > INT32_MAX || g * ldc > INT32_MAX || (uintptr_t)q->c % (uintptr_t)es != 0)
 		return 0;
-	int64_t pitch = (n8 * es + 15) / 16 * 16;
-	int64_t rows = q->stage_bytes / pitch;
-	if (rows < q->m)
-		rows = rows / 32 * 32;
-	if (rows < 32 && rows < q->m)
-		return 0;
-	if (n8 < q->n) {
-		RtGemm r = *q;
-		r.stage = NULL;
-		r.n = q->n - n8;
-		r.b = (const char *)q->b + (q->tb ? n8 * ldb : n8) * eb;
-		r.c = (char *)q->c + n8 * es;
-		r.bias = q->bias ? (const char *)q->bias + n8 * es : NULL;
-		gemm_one(ex, &r);
-	}
-	for (int64_t r0 = 0; r0 < q->m && !rt_failed(ex); r0 += rows) {
+	for (int64_t i = 0; i < g && i < q->m && !rt_failed(ex); i++) {
+		uintptr_t at = (uintptr_t)q->c + (uintptr_t)(i * pitch);
+		int64_t s = (int64_t)((16 - at % 16) % 16);
+		s /= es; /* a whole number: C and its pitch are multiples of es */
+		int64_t n8 = (q->n - s) / 8 * 8;
 		RtGemm o = *q;
-		o.stage = NULL;
-		o.m = q->m - r0 < rows ? q->m - r0 : rows;
-		o.n = n8;
-		o.a = (const char *)q->a + (q->ta ? r0 : r0 * lda) * ea;
-		o.c = q->stage;
-		o.ldc = pitch / es;
-		gemm_one(ex, &o);
-		copy_rows(ex, gs, (char *)q->c + r0 * ldc * es, ldc * es, q->stage, pitch,
-		          n8 * es, o.m);
+		o.m = (q->m - i + g - 1) / g;
+		o.a = (const char *)q->a + i * lda * ea;
+		o.lda = g * lda;
+		o.ldc = g * ldc;
+		int64_t c0[3] = {0, s, s + n8}, c1[3] = {s, s + n8, q->n};
+		for (int p = 0; p < 3 && !rt_failed(ex); p++) {
+			if (c1[p] <= c0[p])
+				continue;
+			RtGemm r = o;
+			r.n = c1[p] - c0[p];
+			r.b = (const char *)q->b + c0[p] * ldb * eb;
+			r.c = (char *)q->c + (i * ldc + c0[p]) * es;
+			r.bias = q->bias ? (const char *)q->bias + c0[p] * es : NULL;
+			if (p == 1 && r.bias && (uintptr_t)r.bias % 16 != 0) {
+				/* the epilogue wants its bias aligned too: a copy in the
+				 * pointer-array space (free here; stream order) */
+				if (!check_enqueue(ex, gs,
+				                   gs->cu->cuMemcpyDtoDAsync(gs->ptrs,
+				                                             (CUdeviceptr)(uintptr_t)r.bias,
+				                                             (size_t)(n8 * es), gs->stream),
+				                   "cuMemcpyDtoDAsync", "GEMM bias"))
+					return 1;
+				r.bias = (const void *)(uintptr_t)gs->ptrs;
+			}
+			gemm_one(ex, &r);
+		}
 	}
 	return 1;
 }
@@ -894,7 +884,7 @@ static void gemm_one(RtExec *ex, const RtGemm *q)
 		        (long long)q->m, (long long)q->n, (long long)q->k);
 		return;
 	}
-	if (gemm_staged(ex, gs, q, lda, ldb, ldc))
+	if (gemm_split(ex, gs, q, lda, ldb, ldc))
 		return;
 	int compute = gs->g->precision == RT_PREC_TF32 && q->a_type == RT_GPU_F32 &&
 	                              q->b_type == RT_GPU_F32

@@ -370,18 +370,12 @@ typedef struct RtGemm {
 	 * for j < batch2 (attention's batch over heads and sequences, whose
 	 * strides do not collapse into one); 1 = none */
 	int64_t batch2, stride2_a, stride2_b, stride2_c;
-	/* workspace free during this GEMM (or NULL): where C is computed in
-	 * row blocks with 16-byte aligned rows, then copied into place, when
-	 * C's own rows are not aligned (the tensor cores' fast kernels need
-	 * them aligned) */
-	void *stage;
-	int64_t stage_bytes;
 } RtGemm;
 
 #if defined(__LP64__) || defined(_LP64)
 _Static_assert(offsetof(RtGemm, alpha) == 128 && offsetof(RtGemm, a) == 144 &&
                        offsetof(RtGemm, bias) == 168 && offsetof(RtGemm, batch2) == 176 &&
-                       offsetof(RtGemm, stage) == 208 && sizeof(RtGemm) == 224,
+                       sizeof(RtGemm) == 208,
                "RtGemm");
 #endif
 
