@@ -7,8 +7,8 @@
  * operands of its views) and calls cg_gk_emit_attention; the kernel builder
  * both files use (CgGkOps, loops, the prologue's expression evaluator) is
  * gpu.h's cg_gk_ section. nvptx.c caps its registers (ATT_MAX_REGS) and
- * driver_gpu.c launches it (blocks of 128 threads over 64 queries, one row
- * of blocks per batch).
+ * driver_gpu.c launches it (blocks of 128 threads over ATT_QUERIES queries,
+ * one row of blocks per batch).
  */
 #include <math.h>
 #include <string.h>
@@ -19,8 +19,10 @@
 
 /* ---- ATTENTION: softmax(expr(Q K^T)) V on the tensor cores ------------------------
  *
- * Flash attention: a block of 4 warps takes 64 queries of one batch (16
- * per warp, one m16n8k16 row tile) and walks the keys 64 at a time. K and
+ * Flash attention: a block of 4 warps takes ATT_QUERIES (128) queries of
+ * one batch (32 per warp: ATT_MT = 2 m16n8k16 row tiles, so that each K
+ * and V fragment read from shared memory feeds two matrix products) and
+ * walks the keys 64 at a time. K and
  * V tiles come into shared memory by cp.async, double-buffered (the next
  * tile loads while this one is used). Per key tile: scores by mma.sync from
  * Q fragments (kept in registers) and K fragments (ldmatrix); the
@@ -37,12 +39,14 @@
 enum {
 	ATT_KEYS = 64,
 	ATT_NT = ATT_KEYS / 8,
-	ATT_MAXD8 = 16
+	ATT_MAXD8 = 16,
+	ATT_MT = ATT_QUERIES / 64 /* most m16 tiles of queries per warp (st->mt) */
 };
 
 typedef struct Att {
 	CgFn *f;
 	bool f16;
+	int mt; /* m16 tiles of queries per warp */
 	LLVMValueRef q, k, v, out;       /* i16*: this batch's element 0 */
 	LLVMValueRef ldq, ldk, ldv, ldo; /* row strides (elements) */
 } Att;
@@ -165,19 +169,23 @@ static void att_ldmatrix(CgFn *f, LLVMValueRef p, bool trans, LLVMValueRef r[4])
 		r[i] = LLVMBuildExtractValue(B, v, (unsigned)i, "");
 }
 
-/* c0 += A B0 and c1 += A B1, B0 and B1 from one att_ldmatrix at (row, col)
- * of the shared tile (d columns, rows d + 8 apart) */
+/* For each of the warp's m-tiles t: c0[t] += A[t] B0 and c1[t] += A[t] B1,
+ * B0 and B1 from one att_ldmatrix at (row, col) of the shared tile (d
+ * columns, rows d + 8 apart): the fragments serve every m-tile. */
 static void att_mma2(Att *a, LLVMValueRef tile, int d, LLVMValueRef row, LLVMValueRef col,
-                     bool trans, LLVMValueRef A[4], LLVMValueRef c0[4],
-                     LLVMValueRef c1[4])
+                     bool trans, LLVMValueRef A[ATT_MT][4], LLVMValueRef c0[ATT_MT][4],
+                     LLVMValueRef c1[ATT_MT][4])
 {
 	CgFn *f = a->f;
+	int mt = a->mt;
 	LLVMValueRef e =
 	        LLVMBuildAdd(B, LLVMBuildMul(B, row, cg_gk_i64c(f, d + 8), ""), col, "");
 	LLVMValueRef fr[4];
 	att_ldmatrix(f, LLVMBuildInBoundsGEP2(B, t_i16(f), tile, &e, 1, ""), trans, fr);
-	att_mma(a, c0, A, (LLVMValueRef[]){fr[0], fr[1]});
-	att_mma(a, c1, A, (LLVMValueRef[]){fr[2], fr[3]});
+	for (int t = 0; t < mt; t++) {
+		att_mma(a, c0[t], A[t], (LLVMValueRef[]){fr[0], fr[1]});
+		att_mma(a, c1[t], A[t], (LLVMValueRef[]){fr[2], fr[3]});
+	}
 }
 
 static void att_asm(CgFn *f, const char *text, const char *cons, LLVMValueRef *args,
@@ -241,38 +249,41 @@ static LLVMValueRef att_exp2(CgFn *f, LLVMValueRef x, LLVMValueRef nb)
 
 /* Scores of keys past the sequence become -inf, only in a tile that
  * reaches past it (the others skip this by one branch). */
-static void att_mask_tail(CgFn *f, LLVMValueRef s[ATT_NT][4], LLVMValueRef j0,
+static void att_mask_tail(CgFn *f, int mt, LLVMValueRef s[ATT_NT][ATT_MT][4], LLVMValueRef j0,
                           LLVMValueRef t2, LLVMValueRef seq)
 {
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	LLVMValueRef end = LLVMBuildAdd(B, j0, cg_gk_i64c(f, ATT_KEYS), "");
 	LLVMBasicBlockRef after = cg_gk_if_begin(f, LLVMBuildICmp(B, LLVMIntSGT, end, seq, ""));
-	LLVMValueRef m[ATT_NT][4];
+	LLVMValueRef m[ATT_NT][ATT_MT][4];
 	for (int nt = 0; nt < ATT_NT; nt++)
 		for (int e = 0; e < 4; e++) {
 			LLVMValueRef col = LLVMBuildAdd(
 			        B, j0, LLVMBuildAdd(B, t2, cg_gk_i64c(f, nt * 8 + (e & 1)), ""),
 			        "");
-			m[nt][e] = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, col, seq, ""),
-			                           s[nt][e], fconst(f, -INFINITY), "");
+			LLVMValueRef in = LLVMBuildICmp(B, LLVMIntSLT, col, seq, "");
+			for (int t = 0; t < mt; t++)
+				m[nt][t][e] = LLVMBuildSelect(B, in, s[nt][t][e], fconst(f, -INFINITY), "");
 		}
 	LLVMBasicBlockRef then = LLVMGetInsertBlock(B);
 	cg_gk_if_end(f, after);
 	for (int nt = 0; nt < ATT_NT; nt++)
-		for (int e = 0; e < 4; e++) {
-			LLVMValueRef phi = LLVMBuildPhi(B, f->L->t_f32, "");
-			LLVMValueRef v[2] = {s[nt][e], m[nt][e]};
-			LLVMBasicBlockRef bb[2] = {pre, then};
-			LLVMAddIncoming(phi, v, bb, 2);
-			s[nt][e] = phi;
-		}
+		for (int t = 0; t < mt; t++)
+			for (int e = 0; e < 4; e++) {
+				LLVMValueRef phi = LLVMBuildPhi(B, f->L->t_f32, "");
+				LLVMValueRef v[2] = {s[nt][t][e], m[nt][t][e]};
+				LLVMBasicBlockRef bb[2] = {pre, then};
+				LLVMAddIncoming(phi, v, bb, 2);
+				s[nt][t][e] = phi;
+			}
 }
 
 void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 {
 	const CgStep *st = o->st;
 	CgLlvm *L = f->L;
-	Att a = {.f = f, .f16 = o->sty[1] == IR_F16};
+	int mt = st->mt == 1 ? 1 : ATT_MT;
+	Att a = {.f = f, .f16 = o->sty[1] == IR_F16, .mt = mt};
 	int nd16 = (int)(st->k.coef / 16), nd8 = (int)(st->k.coef / 8);
 	LLVMValueRef seq = cg_dim(f, st->m),
 	             last = LLVMBuildSub(B, seq, cg_gk_i64c(f, 1), "");
@@ -286,16 +297,18 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 	a.ldo = cg_dim(f, st->ldc);
 	a.ldv = cg_dim(f, st->ldv);
 	LLVMValueRef q0 = LLVMBuildAdd(
-	        B, LLVMBuildMul(B, cg_gk_sreg(f, "ctaid.x"), cg_gk_i64c(f, 64), ""),
+	        B, LLVMBuildMul(B, cg_gk_sreg(f, "ctaid.x"), cg_gk_i64c(f, 64 * mt), ""),
 	        LLVMBuildMul(B, LLVMBuildLShr(B, tid, cg_gk_i64c(f, 5), ""),
-	                     cg_gk_i64c(f, 16), ""),
+	                     cg_gk_i64c(f, 16 * mt), ""),
 	        "");
-	LLVMValueRef row[2], rowc[2];
-	for (int h = 0; h < 2; h++) {
-		row[h] = LLVMBuildAdd(B, q0, LLVMBuildAdd(B, g, cg_gk_i64c(f, 8 * h), ""),
-		                      "");
-		rowc[h] = imin64(f, row[h], last);
-	}
+	/* m-tile t's rows: q0 + 16 t + g and 8 after */
+	LLVMValueRef row[ATT_MT][2], rowc[ATT_MT][2];
+	for (int t = 0; t < mt; t++)
+		for (int h = 0; h < 2; h++) {
+			row[t][h] = LLVMBuildAdd(
+			        B, q0, LLVMBuildAdd(B, g, cg_gk_i64c(f, 16 * t + 8 * h), ""), "");
+			rowc[t][h] = imin64(f, row[t][h], last);
+		}
 	LLVMValueRef nbat = cg_gk_i64c(f, 1);
 	for (int i = 0; i < st->nbatch; i++)
 		nbat = LLVMBuildMul(B, nbat, cg_dim(f, st->bdim[i]), "");
@@ -303,14 +316,16 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 	        LLVMBuildSDiv(B, LLVMBuildAdd(B, seq, cg_gk_i64c(f, ATT_KEYS - 1), ""),
 	                      cg_gk_i64c(f, ATT_KEYS), "");
 	/* loop-carried state */
-	LLVMValueRef vm[2], vl[2], vacc[ATT_MAXD8][4];
-	for (int h = 0; h < 2; h++) {
-		vm[h] = cg_gk_var_of(f, L->t_f32, "m");
-		vl[h] = cg_gk_var_of(f, L->t_f32, "l");
+	LLVMValueRef vm[ATT_MT][2], vl[ATT_MT][2], vacc[ATT_MT][ATT_MAXD8][4];
+	for (int t = 0; t < mt; t++) {
+		for (int h = 0; h < 2; h++) {
+			vm[t][h] = cg_gk_var_of(f, L->t_f32, "m");
+			vl[t][h] = cg_gk_var_of(f, L->t_f32, "l");
+		}
+		for (int dn = 0; dn < nd8; dn++)
+			for (int e = 0; e < 4; e++)
+				vacc[t][dn][e] = cg_gk_var_of(f, L->t_f32, "acc");
 	}
-	for (int dn = 0; dn < nd8; dn++)
-		for (int e = 0; e < 4; e++)
-			vacc[dn][e] = cg_gk_var_of(f, L->t_f32, "acc");
 
 	CgGkLoop bl;
 	LLVMValueRef bi = cg_gk_loop_begin(f, &bl, cg_gk_sreg(f, "ctaid.y"), nbat);
@@ -341,30 +356,35 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 	a.q = base[1];
 	a.k = base[2];
 	a.v = base[3];
-	/* the prologue's operands at each of the thread's two rows */
-	LLVMValueRef roff[2][CG_MAX_VIEWS];
-	for (int h = 0; h < 2; h++) {
-		LLVMValueRef r =
-		        LLVMBuildAdd(B, LLVMBuildMul(B, bi, seq, ""), rowc[h], "");
-		cg_gk_row_offsets(f, o, st->dim, st->ndim - 1, r, 4, st->nview);
-		for (int k = 4; k < st->nview; k++)
-			roff[h][k] = o->off[k];
-	}
-	/* Q fragments: rows g, g + 8; columns 2t, 2t + 8 of each 16 */
-	LLVMValueRef qa[8][4];
-	for (int ks = 0; ks < nd16; ks++)
-		for (int r = 0; r < 4; r++) {
-			LLVMValueRef col = LLVMBuildAdd(
-			        B, t2, cg_gk_i64c(f, ks * 16 + (r >= 2 ? 8 : 0)), "");
-			qa[ks][r] = att_ld32(f, a.q, rowc[r & 1], a.ldq, col);
+	/* the prologue's operands at each of the thread's rows */
+	LLVMValueRef roff[ATT_MT][2][CG_MAX_VIEWS];
+	for (int t = 0; t < mt; t++)
+		for (int h = 0; h < 2; h++) {
+			LLVMValueRef r =
+			        LLVMBuildAdd(B, LLVMBuildMul(B, bi, seq, ""), rowc[t][h], "");
+			cg_gk_row_offsets(f, o, st->dim, st->ndim - 1, r, 4, st->nview);
+			for (int k = 4; k < st->nview; k++)
+				roff[t][h][k] = o->off[k];
 		}
-	for (int h = 0; h < 2; h++) {
-		LLVMBuildStore(B, fconst(f, -INFINITY), vm[h]);
-		LLVMBuildStore(B, fconst(f, 0.0), vl[h]);
+	/* Q fragments (qa[ks][t]: m-tile t, k-step ks): rows g, g + 8;
+	 * columns 2t, 2t + 8 of each 16 */
+	LLVMValueRef qa[8][ATT_MT][4];
+	for (int ks = 0; ks < nd16; ks++)
+		for (int t = 0; t < mt; t++)
+			for (int r = 0; r < 4; r++) {
+				LLVMValueRef col = LLVMBuildAdd(
+				        B, t2, cg_gk_i64c(f, ks * 16 + (r >= 2 ? 8 : 0)), "");
+				qa[ks][t][r] = att_ld32(f, a.q, rowc[t][r & 1], a.ldq, col);
+			}
+	for (int t = 0; t < mt; t++) {
+		for (int h = 0; h < 2; h++) {
+			LLVMBuildStore(B, fconst(f, -INFINITY), vm[t][h]);
+			LLVMBuildStore(B, fconst(f, 0.0), vl[t][h]);
+		}
+		for (int dn = 0; dn < nd8; dn++)
+			for (int e = 0; e < 4; e++)
+				LLVMBuildStore(B, fconst(f, 0.0), vacc[t][dn][e]);
 	}
-	for (int dn = 0; dn < nd8; dn++)
-		for (int e = 0; e < 4; e++)
-			LLVMBuildStore(B, fconst(f, 0.0), vacc[dn][e]);
 
 	int d = (int)st->k.coef;
 	LLVMValueRef smk = att_smem(f, d);
@@ -403,10 +423,11 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 	        B, t_i16(f), tk, (LLVMValueRef[]){cg_gk_i64c(f, ATT_TILE(d))}, 1, "");
 	/* scores: s[nt] is the 16 x 8 tile of keys j0 + 8 nt ..; one
 	 * ldmatrix.x4 gives the K fragments of tiles nt and nt + 1 */
-	LLVMValueRef s[ATT_NT][4];
+	LLVMValueRef s[ATT_NT][ATT_MT][4];
 	for (int nt = 0; nt < ATT_NT; nt++)
-		for (int e = 0; e < 4; e++)
-			s[nt][e] = fconst(f, 0.0);
+		for (int t = 0; t < mt; t++)
+			for (int e = 0; e < 4; e++)
+				s[nt][t][e] = fconst(f, 0.0);
 	for (int nt = 0; nt < ATT_NT; nt += 2) {
 		LLVMValueRef krow = LLVMBuildAdd(
 		        B,
@@ -439,75 +460,81 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 			int nkeep = 0;
 			const IrNode *keep_n[8];
 			CgVal keep_v[8];
-			for (int h = 0; h < 2; h++) {
-				int e = 2 * h + c;
-				for (int k = 4; k < st->nview; k++)
-					o->off[k] = roff[h][k];
-				o->j = imin64(f, col, last);
-				o->lanes = 1;
-				o->nmemo = 1 + nkeep;
-				o->memo_n[0] = sleaf;
-				o->memo_v[0] = (CgVal){s[nt][e], IR_F32};
-				for (int i = 0; i < nkeep; i++) {
-					o->memo_n[1 + i] = keep_n[i];
-					o->memo_v[1 + i] = keep_v[i];
+			for (int t = 0; t < mt; t++)
+				for (int h = 0; h < 2; h++) {
+					int e = 2 * h + c;
+					for (int k = 4; k < st->nview; k++)
+						o->off[k] = roff[t][h][k];
+					o->j = imin64(f, col, last);
+					o->lanes = 1;
+					o->nmemo = 1 + nkeep;
+					o->memo_n[0] = sleaf;
+					o->memo_v[0] = (CgVal){s[nt][t][e], IR_F32};
+					for (int i = 0; i < nkeep; i++) {
+						o->memo_n[1 + i] = keep_n[i];
+						o->memo_v[1 + i] = keep_v[i];
+					}
+					s[nt][t][e] =
+					        cg_convert(f, cg_gk_eval(f, o, st->expr.root), IR_F32, 1).v;
+					/* after the first row: keep the shared operands' loads */
+					for (int i = 0; t == 0 && h == 0 && i < st->expr.nleaf; i++) {
+						if (i == st->sleaf || !shared[st->expr.leaf_view[i]] ||
+						    nkeep == 8)
+							continue;
+						for (int m = 0; m < o->nmemo; m++)
+							if (o->memo_n[m] == st->expr.leaf[i]) {
+								keep_n[nkeep] = o->memo_n[m];
+								keep_v[nkeep++] = o->memo_v[m];
+							}
+					}
 				}
-				s[nt][e] = cg_convert(f, cg_gk_eval(f, o, st->expr.root), IR_F32, 1).v;
-				/* after row 0: keep the shared operands' loads */
-				for (int i = 0; h == 0 && i < st->expr.nleaf; i++) {
-					if (i == st->sleaf || !shared[st->expr.leaf_view[i]] || nkeep == 8)
-						continue;
-					for (int m = 0; m < o->nmemo; m++)
-						if (o->memo_n[m] == st->expr.leaf[i]) {
-							keep_n[nkeep] = o->memo_n[m];
-							keep_v[nkeep++] = o->memo_v[m];
-						}
-				}
-			}
 		}
-	att_mask_tail(f, s, j0, t2, seq);
+	att_mask_tail(f, mt, s, j0, t2, seq);
 	/* online softmax per row, exp(x - m) as 2^(x log2 e - m log2 e) on the
 	 * multi-function unit (P is rounded to 16 bits after) */
-	for (int h = 0; h < 2; h++) {
-		LLVMValueRef mx = fconst(f, -INFINITY);
-		for (int nt = 0; nt < ATT_NT; nt++)
-			for (int e = 2 * h; e < 2 * h + 2; e++)
-				mx = cg_gk_combine(f, 1, mx, s[nt][e]);
-		LLVMValueRef mold = cg_gk_ld(f, L->t_f32, vm[h]);
-		LLVMValueRef mnew = cg_gk_combine(f, 1, mold, quad_reduce(f, 1, mx));
-		LLVMValueRef inf =
-		        LLVMBuildFCmp(B, LLVMRealOEQ, mnew, fconst(f, -INFINITY), "");
-		LLVMValueRef bse = LLVMBuildSelect(B, inf, fconst(f, 0.0), mnew, "");
-		LLVMValueRef nb = LLVMBuildFMul(B, bse, fconst(f, -M_LOG2E), "");
-		LLVMValueRef corr = att_exp2(f, mold, nb);
-		LLVMValueRef sum = fconst(f, 0.0);
-		for (int nt = 0; nt < ATT_NT; nt++)
-			for (int e = 2 * h; e < 2 * h + 2; e++) {
-				s[nt][e] = att_exp2(f, s[nt][e], nb);
-				sum = LLVMBuildFAdd(B, sum, s[nt][e], "");
-			}
-		LLVMBuildStore(B, cg_fma(f, cg_gk_ld(f, L->t_f32, vl[h]), corr, sum, 1),
-		               vl[h]);
-		LLVMBuildStore(B, mnew, vm[h]);
-		for (int dn = 0; dn < nd8; dn++)
-			for (int e = 2 * h; e < 2 * h + 2; e++)
-				LLVMBuildStore(
-				        B,
-				        LLVMBuildFMul(B,
-				                      cg_gk_ld(f, L->t_f32, vacc[dn][e]),
-				                      corr, ""),
-				        vacc[dn][e]);
-	}
-	/* O += P V, 16 keys at a time */
-	LLVMValueRef acc[ATT_MAXD8][4];
+	for (int t = 0; t < mt; t++)
+		for (int h = 0; h < 2; h++) {
+			LLVMValueRef mx = fconst(f, -INFINITY);
+			for (int nt = 0; nt < ATT_NT; nt++)
+				for (int e = 2 * h; e < 2 * h + 2; e++)
+					mx = cg_gk_combine(f, 1, mx, s[nt][t][e]);
+			LLVMValueRef mold = cg_gk_ld(f, L->t_f32, vm[t][h]);
+			LLVMValueRef mnew = cg_gk_combine(f, 1, mold, quad_reduce(f, 1, mx));
+			LLVMValueRef inf =
+			        LLVMBuildFCmp(B, LLVMRealOEQ, mnew, fconst(f, -INFINITY), "");
+			LLVMValueRef bse = LLVMBuildSelect(B, inf, fconst(f, 0.0), mnew, "");
+			LLVMValueRef nb = LLVMBuildFMul(B, bse, fconst(f, -M_LOG2E), "");
+			LLVMValueRef corr = att_exp2(f, mold, nb);
+			LLVMValueRef sum = fconst(f, 0.0);
+			for (int nt = 0; nt < ATT_NT; nt++)
+				for (int e = 2 * h; e < 2 * h + 2; e++) {
+					s[nt][t][e] = att_exp2(f, s[nt][t][e], nb);
+					sum = LLVMBuildFAdd(B, sum, s[nt][t][e], "");
+				}
+			LLVMBuildStore(B, cg_fma(f, cg_gk_ld(f, L->t_f32, vl[t][h]), corr, sum, 1),
+			               vl[t][h]);
+			LLVMBuildStore(B, mnew, vm[t][h]);
+			for (int dn = 0; dn < nd8; dn++)
+				for (int e = 2 * h; e < 2 * h + 2; e++)
+					LLVMBuildStore(B,
+					               LLVMBuildFMul(B, cg_gk_ld(f, L->t_f32, vacc[t][dn][e]),
+					                             corr, ""),
+					               vacc[t][dn][e]);
+		}
+	/* O += P V, 16 keys at a time: acc[dn][t] */
+	LLVMValueRef acc[ATT_MAXD8][ATT_MT][4];
 	for (int dn = 0; dn < nd8; dn++)
-		for (int e = 0; e < 4; e++)
-			acc[dn][e] = cg_gk_ld(f, L->t_f32, vacc[dn][e]);
+		for (int t = 0; t < mt; t++)
+			for (int e = 0; e < 4; e++)
+				acc[dn][t][e] = cg_gk_ld(f, L->t_f32, vacc[t][dn][e]);
 	for (int kk = 0; kk < ATT_KEYS / 16; kk++) {
-		LLVMValueRef pa[4] = {att_pack(&a, s[2 * kk][0], s[2 * kk][1]),
-		                      att_pack(&a, s[2 * kk][2], s[2 * kk][3]),
-		                      att_pack(&a, s[2 * kk + 1][0], s[2 * kk + 1][1]),
-		                      att_pack(&a, s[2 * kk + 1][2], s[2 * kk + 1][3])};
+		LLVMValueRef pa[ATT_MT][4];
+		for (int t = 0; t < mt; t++) {
+			pa[t][0] = att_pack(&a, s[2 * kk][t][0], s[2 * kk][t][1]);
+			pa[t][1] = att_pack(&a, s[2 * kk][t][2], s[2 * kk][t][3]);
+			pa[t][2] = att_pack(&a, s[2 * kk + 1][t][0], s[2 * kk + 1][t][1]);
+			pa[t][3] = att_pack(&a, s[2 * kk + 1][t][2], s[2 * kk + 1][t][3]);
+		}
 		/* one ldmatrix.x4.trans: the V fragments of dims dn and dn + 1 */
 		LLVMValueRef vrow = LLVMBuildAdd(
 		        B,
@@ -525,35 +552,34 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 		}
 	}
 	for (int dn = 0; dn < nd8; dn++)
-		for (int e = 0; e < 4; e++)
-			LLVMBuildStore(B, acc[dn][e], vacc[dn][e]);
+		for (int t = 0; t < mt; t++)
+			for (int e = 0; e < 4; e++)
+				LLVMBuildStore(B, acc[dn][t][e], vacc[t][dn][e]);
 	cg_gk_barrier(f); /* this buffer is free for the tile after next */
 	cg_gk_loop_end(f, &kl, kt, cg_gk_i64c(f, 1));
 	att_asm(f, "cp.async.wait_group 0;", "~{memory}", NULL, 0);
 
 	/* O = acc / sum, rows inside the sequence */
-	for (int h = 0; h < 2; h++) {
-		LLVMValueRef inv = LLVMBuildFDiv(
-		        B, fconst(f, 1.0),
-		        quad_reduce(f, 0, cg_gk_ld(f, L->t_f32, vl[h])), "");
-		LLVMBasicBlockRef after =
-		        cg_gk_if_begin(f, LLVMBuildICmp(B, LLVMIntSLT, row[h], seq, ""));
-		for (int dn = 0; dn < nd8; dn++) {
-			LLVMValueRef y = att_pack(
-			        &a,
-			        LLVMBuildFMul(B, cg_gk_ld(f, L->t_f32, vacc[dn][2 * h]),
-			                      inv, ""),
-			        LLVMBuildFMul(B,
-			                      cg_gk_ld(f, L->t_f32, vacc[dn][2 * h + 1]),
-			                      inv, ""));
-			LLVMValueRef p = LLVMBuildBitCast(
-			        B,
-			        at_elem(f, a.out, row[h], a.ldo,
-			                LLVMBuildAdd(B, t2, cg_gk_i64c(f, dn * 8), "")),
-			        LLVMPointerType(L->t_i32, 0), "");
-			LLVMSetAlignment(LLVMBuildStore(B, y, p), 4);
+	for (int t = 0; t < mt; t++)
+		for (int h = 0; h < 2; h++) {
+			LLVMValueRef inv = LLVMBuildFDiv(
+			        B, fconst(f, 1.0), quad_reduce(f, 0, cg_gk_ld(f, L->t_f32, vl[t][h])),
+			        "");
+			LLVMBasicBlockRef after =
+			        cg_gk_if_begin(f, LLVMBuildICmp(B, LLVMIntSLT, row[t][h], seq, ""));
+			for (int dn = 0; dn < nd8; dn++) {
+				LLVMValueRef y = att_pack(
+				        &a, LLVMBuildFMul(B, cg_gk_ld(f, L->t_f32, vacc[t][dn][2 * h]), inv, ""),
+				        LLVMBuildFMul(B, cg_gk_ld(f, L->t_f32, vacc[t][dn][2 * h + 1]), inv,
+				                      ""));
+				LLVMValueRef p = LLVMBuildBitCast(
+				        B,
+				        at_elem(f, a.out, row[t][h], a.ldo,
+				                LLVMBuildAdd(B, t2, cg_gk_i64c(f, dn * 8), "")),
+				        LLVMPointerType(L->t_i32, 0), "");
+				LLVMSetAlignment(LLVMBuildStore(B, y, p), 4);
+			}
+			cg_gk_if_end(f, after);
 		}
-		cg_gk_if_end(f, after);
-	}
 	cg_gk_loop_end(f, &bl, bi, cg_gk_sreg(f, "nctaid.y"));
 }

@@ -209,6 +209,7 @@ typedef struct CgStep {
 	IrDim ldv;
 	IrDim bsv[IR_MAX_DIMS];
 	int sleaf;
+	int mt; /* m16 tiles of queries per warp: 1 or 2 (ATT_MT) */
 	/* plan.c: the kernel function's name */
 	const char *fn;
 } CgStep;

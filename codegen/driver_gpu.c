@@ -194,7 +194,7 @@ typedef struct Fwd {
 	const CgGpu *g;
 	const GTypes *T;
 	LLVMValueRef ex, *base, args, gemm, errword;
-	LLVMValueRef launch, rt_gemm, rt_prof_step;
+	LLVMValueRef launch, rt_gemm, rt_prof_step, small_grid;
 } Fwd;
 
 static LLVMValueRef field(Fwd *w, int i, LLVMTypeRef t)
@@ -287,16 +287,22 @@ static void emit_launch(Fwd *w, const CgGpuStep *gs)
 	set_arg(w, st->nview + p->nsyms, w->errword);
 	set_arg(w, st->nview + p->nsyms + 1, i64c(L, gs->object > 0 ? gs->object : 0));
 	/* work items and grid */
-	LLVMValueRef work, gx, gy = i64c(L, 1), bx;
+	LLVMValueRef work, gx, gy = i64c(L, 1), bx, kernel = i32c(L, gs->kernel);
 	if (st->kind == CG_ATTENTION) {
-		/* blocks of 4 warps over 64 queries each, one row of blocks per
-		 * batch (attention_gpu.c) */
+		/* blocks of 4 warps over ATT_QUERIES queries each, one row of
+		 * blocks per batch (attention_gpu.c) */
 		LLVMValueRef seq = cg_dim(f, st->m);
 		gy = i64c(L, 1);
 		for (int i = 0; i < st->nbatch; i++)
 			gy = LLVMBuildMul(B, gy, cg_dim(f, st->bdim[i]), "");
 		work = LLVMBuildMul(B, gy, seq, "");
-		gx = cdiv(w, seq, 64);
+		gx = cdiv(w, seq, ATT_QUERIES);
+		/* few blocks: the kernel of 64-query blocks, twice as many */
+		LLVMValueRef sa[2] = {w->ex, i64c(L, ATT_SMALL_GRID)};
+		LLVMValueRef small = LLVMBuildICmp(B, LLVMIntSLT, LLVMBuildMul(B, gx, gy, ""),
+		                                   cg_llvm_call(L, w->small_grid, sa, 2), "");
+		kernel = LLVMBuildSelect(B, small, i32c(L, gs->kernel_small), kernel, "");
+		gx = LLVMBuildSelect(B, small, cdiv(w, seq, 64), gx, "");
 		gy = imin(w, gy, i64c(L, 65535));
 		bx = i64c(L, 128);
 	} else if (st->kind == CG_SOFTMAX || st->kind == CG_LAYER_NORM) {
@@ -331,7 +337,7 @@ static void emit_launch(Fwd *w, const CgGpuStep *gs)
 	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSGT, work, i64c(L, 0), ""), run, next);
 	LLVMPositionBuilderAtEnd(B, run);
 	LLVMValueRef a[7] = {w->ex,
-	                     i32c(L, gs->kernel),
+	                     kernel,
 	                     imax(w, gx, i64c(L, 1)),
 	                     gy,
 	                     bx,
@@ -522,6 +528,9 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgGpu *g, const GTypes *T,
 	        cg_llvm_decl(L, "rt_gpu_launch", LLVMFunctionType(L->t_void, la, 7, 0));
 	LLVMTypeRef ga[2] = {L->t_i8p, L->t_i8p};
 	w.rt_gemm = cg_llvm_decl(L, "rt_gpu_gemm", LLVMFunctionType(L->t_void, ga, 2, 0));
+	LLVMTypeRef sg[2] = {L->t_i8p, L->t_i64};
+	w.small_grid = cg_llvm_decl(L, "rt_gpu_att_small_grid",
+	                            LLVMFunctionType(L->t_i64, sg, 2, 0));
 	LLVMValueRef ew = cg_llvm_decl(L, "rt_gpu_error_word",
 	                               LLVMFunctionType(L->t_i8p, &L->t_i8p, 1, 0));
 	LLVMTypeRef ps[2] = {L->t_i8p, L->t_i32};

@@ -40,6 +40,9 @@ typedef struct CgGpuStep {
 	const CgStep *st; /* the kernel-graph step (or a conversion MAP
 	                        * made by gpu_plan.c) */
 	int kernel;       /* its kernel, or -1 for a GEMM */
+	int kernel_small; /* ATTENTION: the kernel with one m16 tile a warp (64
+	                   * queries a block), for grids too small to fill the
+	                   * GPU with the main one (ATT_SMALL_GRID) */
 	int object;       /* GATHER: index in CgGpu.objects */
 	int a_buf, b_buf; /* GEMM: A / B read from these buffers (converted
 	                        * copies, same offsets), or -1 */
@@ -104,9 +107,14 @@ void cg_gpu_mark_kernel(CgLlvm *L, LLVMValueRef fn);
  * the scalar fallback (misaligned or strided rows) would take ~170 and with
  * them the occupancy of every launch; capped, the fallback spills instead. */
 enum { ROW_MAX_REGS = 64 };
-/* The attention kernel (128 threads): three blocks per SM fit 168 (it
- * would take ~180 and run two). */
-enum { ATT_MAX_REGS = 168 };
+/* The attention kernel: blocks of 128 threads over ATT_QUERIES queries
+ * (each warp two m16 tiles, so that every K and V fragment read from
+ * shared memory feeds two matrix products); two blocks per SM fit 255
+ * registers. */
+enum { ATT_QUERIES = 128, ATT_MAX_REGS = 255 };
+/* Fewer blocks than this (of ATT_QUERIES queries) and the launch takes the
+ * kernel of 64-query blocks: twice the blocks, each half as long. */
+enum { ATT_SMALL_GRID = 256 };
 void cg_gpu_limit_regs(CgLlvm *L, LLVMValueRef fn, int regs);
 /* The parameters every kernel takes, in order: one i8* per view of the
  * step, one i64 per descriptor symbol, the error word (i8*) and the

@@ -85,9 +85,15 @@ bool cg_gpu_build_emu(const CgGpu *g, Diag *d, const char *out, const char *cc)
 	L.math16 = g->prec == CG_PREC_BF16 || g->prec == CG_PREC_FP16;
 	for (int k = 0; ok && k < g->nkernels; k++)
 		for (int s = 0; s < g->nsteps; s++)
-			if (g->steps[s].kernel == k) {
-				ok = cg_gpu_emit_kernel(&L, g, &g->steps[s],
-				                        g->kernel_names[k]);
+			if (g->steps[s].kernel == k || g->steps[s].kernel_small == k) {
+				CgGpuStep v = g->steps[s];
+				if (v.kernel_small == k) { /* attention's small form */
+					CgStep *small = ARENA_NEW(g->prog->arena, CgStep);
+					*small = *v.st;
+					small->mt = 1;
+					v.st = small;
+				}
+				ok = cg_gpu_emit_kernel(&L, g, &v, g->kernel_names[k]);
 				break;
 			}
 	if (ok) {

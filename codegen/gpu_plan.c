@@ -333,6 +333,7 @@ static CgStep *fuse_attention(const CgGpu *g, const CgProgram *p, int s, IrDType
 	for (int i = 0; i < sm->expr.nleaf; i++)
 		at->expr.leaf_view[i] = sm->expr.leaf_view[i] + 3;
 	at->sleaf = sleaf;
+	at->mt = 2;
 	at->m = g1->m;
 	at->k = g1->k;
 	at->lda = g1->lda;

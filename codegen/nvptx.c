@@ -236,6 +236,43 @@ static void internalize(CgLlvm *L, const CgGpu *g)
 			LLVMSetLinkage(v, LLVMInternalLinkage);
 }
 
+/* The kernels of the module so far, each once (identical ones merged). */
+typedef struct Kernels {
+	int n;
+	const char **names;
+	char **canon;
+	uint64_t *hash;
+} Kernels;
+
+/* Emits step gs's kernel, or finds an identical one: its index, -1 when
+ * the step computes an op that cannot be emitted. */
+static int add_kernel(CgLlvm *L, const CgGpu *g, Kernels *ks, const CgGpuStep *gs)
+{
+	Arena *a = g->prog->arena;
+	const char *tmp = "slapo_kernel_new";
+	if (!cg_gpu_emit_kernel(L, g, gs, tmp))
+		return -1;
+	LLVMValueRef fn = LLVMGetNamedFunction(L->mod, tmp);
+	char *c = canonical(a, fn, tmp);
+	uint64_t h = hash_str(c);
+	for (int k = 0; k < ks->n; k++)
+		if (ks->hash[k] == h && strcmp(ks->canon[k], c) == 0) {
+			LLVMDeleteFunction(fn);
+			return k;
+		}
+	const char *name = kernel_name(a, ks->n, gs->st);
+	LLVMSetValueName2(fn, name, strlen(name));
+	cg_gpu_mark_kernel(L, fn);
+	if (gs->st->kind == CG_SOFTMAX || gs->st->kind == CG_LAYER_NORM)
+		cg_gpu_limit_regs(L, fn, ROW_MAX_REGS);
+	if (gs->st->kind == CG_ATTENTION)
+		cg_gpu_limit_regs(L, fn, ATT_MAX_REGS);
+	ks->canon[ks->n] = c;
+	ks->hash[ks->n] = h;
+	ks->names[ks->n] = name;
+	return ks->n++;
+}
+
 bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool fuse_attention,
                   bool *unavailable, char *why, size_t whylen)
 {
@@ -251,42 +288,28 @@ bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool fuse_a
 		return false;
 	}
 	L.math16 = prec == CG_PREC_BF16 || prec == CG_PREC_FP16;
-	g->kernel_names = ARENA_ARRAY(a, const char *, g->nsteps + 1);
-	char **canon = ARENA_ARRAY(a, char *, g->nsteps + 1);
-	uint64_t *hash = ARENA_ARRAY(a, uint64_t, g->nsteps + 1);
+	Kernels ks = {.names = ARENA_ARRAY(a, const char *, 2 * g->nsteps + 1),
+	              .canon = ARENA_ARRAY(a, char *, 2 * g->nsteps + 1),
+	              .hash = ARENA_ARRAY(a, uint64_t, 2 * g->nsteps + 1)};
+	g->kernel_names = ks.names;
 	bool ok = true;
 	for (int s = 0; ok && s < g->nsteps; s++) {
 		CgGpuStep *gs = &g->steps[s];
+		gs->kernel = gs->kernel_small = -1;
 		if (gs->st->kind == CG_GEMM)
 			continue;
-		const char *tmp = "slapo_kernel_new";
-		ok = cg_gpu_emit_kernel(&L, g, gs, tmp);
-		if (!ok)
-			break;
-		LLVMValueRef fn = LLVMGetNamedFunction(L.mod, tmp);
-		char *c = canonical(a, fn, tmp);
-		uint64_t h = hash_str(c);
-		int same = -1;
-		for (int k = 0; k < g->nkernels && same < 0; k++)
-			if (hash[k] == h && strcmp(canon[k], c) == 0)
-				same = k;
-		if (same >= 0) {
-			LLVMDeleteFunction(fn);
-			gs->kernel = same;
-			continue;
+		ok = (gs->kernel = add_kernel(&L, g, &ks, gs)) >= 0;
+		if (ok && gs->st->kind == CG_ATTENTION) {
+			/* its 64-query form for small grids */
+			CgStep *small = ARENA_NEW(a, CgStep);
+			*small = *gs->st;
+			small->mt = 1;
+			CgGpuStep v = *gs;
+			v.st = small;
+			ok = (gs->kernel_small = add_kernel(&L, g, &ks, &v)) >= 0;
 		}
-		const char *name = kernel_name(a, g->nkernels, gs->st);
-		LLVMSetValueName2(fn, name, strlen(name));
-		cg_gpu_mark_kernel(&L, fn);
-		if (gs->st->kind == CG_SOFTMAX || gs->st->kind == CG_LAYER_NORM)
-			cg_gpu_limit_regs(&L, fn, ROW_MAX_REGS);
-		if (gs->st->kind == CG_ATTENTION)
-			cg_gpu_limit_regs(&L, fn, ATT_MAX_REGS);
-		canon[g->nkernels] = c;
-		hash[g->nkernels] = h;
-		g->kernel_names[g->nkernels] = name;
-		gs->kernel = g->nkernels++;
 	}
+	g->nkernels = ks.n;
 	if (ok)
 		cg_gpu_emit_utils(&L);
 	if (ok && replace_math(&L) > 0) {

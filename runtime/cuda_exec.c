@@ -31,7 +31,9 @@
  *
  * Environment (for debugging): SLAPO_CUDA_GRAPHS=0 runs every time
  * eagerly; SLAPO_GEMM_SPLIT_ROWS=N splits misaligned GEMMs (gemm_split)
- * from N rows a class (default 512; tests take 1); SLAPO_CUDA_SYNC=1 synchronises after every eager launch and
+ * from N rows a class (default 512; tests take 1); SLAPO_ATT_SMALL_GRID=N
+ * launches attention's 64-query kernel below N blocks of 128 queries
+ * (default: the library's ATT_SMALL_GRID; 0: never); SLAPO_CUDA_SYNC=1 synchronises after every eager launch and
  * GEMM, naming the kernel that failed; SLAPO_CUDA_TEST_FAULT=1 makes the
  * first kernel launch of each session write to an invalid address (the
  * test of the poisoning path).
@@ -294,7 +296,8 @@ struct RtGpuSession {
 	Graph graphs[MAX_GRAPHS];
 	uint64_t tick;
 	int use_graphs, sync_each, fault_armed, capturing;
-	int64_t split_rows; /* gemm_split's least rows a class */
+	int64_t split_rows;     /* gemm_split's least rows a class */
+	int64_t att_small_grid; /* SLAPO_ATT_SMALL_GRID, or -1 */
 	CUevent *ev;  /* [n_ev] profiling: one per step mark, made when needed */
 	int32_t n_ev;
 	int poisoned; /* a sticky error happened: every run fails */
@@ -452,6 +455,8 @@ SlapoStatus rt_gpu_session_create(SlapoWeights *w, void *stream, RtGpuSession **
 	gs->sync_each = env_flag("SLAPO_CUDA_SYNC", 0);
 	gs->fault_armed = env_flag("SLAPO_CUDA_TEST_FAULT", 0);
 	gs->split_rows = env_int("SLAPO_GEMM_SPLIT_ROWS", 512);
+	const char *sg = getenv("SLAPO_ATT_SMALL_GRID");
+	gs->att_small_grid = sg && *sg ? strtoll(sg, NULL, 10) : -1;
 	gs->param_ptrs = rt_calloc((size_t)d->n_params + 1, sizeof *gs->param_ptrs);
 	gs->in_ptrs = rt_calloc((size_t)d->n_inputs + 1, sizeof *gs->in_ptrs);
 	gs->out_ptrs = rt_calloc((size_t)d->n_outputs + 1, sizeof *gs->out_ptrs);
@@ -520,6 +525,12 @@ SlapoStatus rt_gpu_session_create(SlapoWeights *w, void *stream, RtGpuSession **
 void *rt_gpu_error_word(RtExec *ex)
 {
 	return (void *)(uintptr_t)session_of(ex)->flag;
+}
+
+int64_t rt_gpu_att_small_grid(RtExec *ex, int64_t dflt)
+{
+	int64_t v = session_of(ex)->att_small_grid;
+	return v >= 0 ? v : dflt;
 }
 
 /* After an enqueue: its error, and with SLAPO_CUDA_SYNC the kernel's. */

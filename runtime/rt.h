@@ -390,6 +390,10 @@ void rt_gpu_gemm(RtExec *ex, const RtGemm *g);
 /* The device address of the run's error word (int32, zeroed before
  * every run): kernels that find a bad index store 1 + object index. */
 void *rt_gpu_error_word(RtExec *ex);
+/* The grid size (blocks of the 128-query attention kernel) below which
+ * forward launches the 64-query one: dflt, or SLAPO_ATT_SMALL_GRID (0: never,
+ * a test of the 128-query kernel at small sizes). */
+int64_t rt_gpu_att_small_grid(RtExec *ex, int64_t dflt);
 
 /* ======================================================================
  * 4. Internals: errors, logging, allocation (err.c)

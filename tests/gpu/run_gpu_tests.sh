@@ -13,7 +13,9 @@
 #      normwise 2e-2), with device and host tensors
 #   2b. the fused attention kernel (bert_attn.slapo, head size 32, at bf16
 #      and fp16; fp32 unfused) against the interpreter, normwise 2e-2, at
-#      sequence lengths 1, 7, 64, 70 and 150 with padded rows; its LM head
+#      sequence lengths 1, 7, 64, 70 and 150 with padded rows, with each of
+#      the kernel's two forms (128-query blocks, SLAPO_ATT_SMALL_GRID=0, and
+#      64-query ones, the choice for grids this small); its LM head
 #      (1001 columns) split into classes of rows (SLAPO_GEMM_SPLIT_ROWS=1)
 #   3. bert-base on the GPU against the library's own CPU path (fp32
 #      rtol 1e-3 atol 2e-3; tf32 normwise 5e-3; bf16 normwise 2e-2)
@@ -89,6 +91,11 @@ for k in 0 1 2 3 4; do
 	for p in bf16 fp16 fp16-unfused; do
 		check "attention BERT $p shape $k" "$bin/slapo-run" "$pkg/bert/attn.$p.so" \
 			--device cuda:0 "${w[@]}" --norm-tol 2e-2 --bench 2 -q
+	done
+	for p in bf16 fp16; do
+		SLAPO_ATT_SMALL_GRID=0 check "attention BERT $p shape $k, 128-query blocks" \
+			"$bin/slapo-run" "$pkg/bert/attn.$p.so" --device cuda:0 "${w[@]}" \
+			--norm-tol 2e-2 --bench 2 -q
 	done
 done
 
