@@ -465,14 +465,14 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 					int e = 2 * h + c;
 					for (int k = 4; k < st->nview; k++)
 						o->off[k] = roff[t][h][k];
-					o->j = imin64(f, col, last);
-					o->lanes = 1;
-					o->nmemo = 1 + nkeep;
-					o->memo_n[0] = sleaf;
-					o->memo_v[0] = (CgVal){s[nt][t][e], IR_F32};
+					o->x.j = imin64(f, col, last);
+					o->x.lanes = 1;
+					o->x.nmemo = 1 + nkeep;
+					o->x.memo_n[0] = sleaf;
+					o->x.memo_v[0] = (CgVal){s[nt][t][e], IR_F32};
 					for (int i = 0; i < nkeep; i++) {
-						o->memo_n[1 + i] = keep_n[i];
-						o->memo_v[1 + i] = keep_v[i];
+						o->x.memo_n[1 + i] = keep_n[i];
+						o->x.memo_v[1 + i] = keep_v[i];
 					}
 					s[nt][t][e] =
 					        cg_convert(f, cg_gk_eval(f, o, st->expr.root), IR_F32, 1).v;
@@ -481,10 +481,10 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 						if (i == st->sleaf || !shared[st->expr.leaf_view[i]] ||
 						    nkeep == 8)
 							continue;
-						for (int m = 0; m < o->nmemo; m++)
-							if (o->memo_n[m] == st->expr.leaf[i]) {
-								keep_n[nkeep] = o->memo_n[m];
-								keep_v[nkeep++] = o->memo_v[m];
+						for (int m = 0; m < o->x.nmemo; m++)
+							if (o->x.memo_n[m] == st->expr.leaf[i]) {
+								keep_n[nkeep] = o->x.memo_n[m];
+								keep_v[nkeep++] = o->x.memo_v[m];
 							}
 					}
 				}

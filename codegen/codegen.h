@@ -406,6 +406,38 @@ CgVal cg_load(CgFn *f, IrDType st, LLVMValueRef p, LLVMValueRef off,
 /* Store v (converted to storage type st) at p[off] (contiguous lanes). */
 void cg_store(CgFn *f, IrDType st, LLVMValueRef p, LLVMValueRef off, CgVal v,
               LLVMValueRef stride, int stride_class, int lanes);
+/* The lanes elements of type et at p[off + i * stride] (p an et*; cls 0:
+ * one element, splatted; 1: one vector access, aligned to vec_align; 2:
+ * one by one, each aligned to align), as they are stored, and the stores
+ * of such a vector x: what cg_load / cg_store and the GPU kernels' loads
+ * and stores do around their conversions. */
+LLVMValueRef cg_load_lanes(CgFn *f, LLVMTypeRef et, LLVMValueRef p, LLVMValueRef off,
+                           LLVMValueRef stride, int cls, int lanes, unsigned align,
+                           unsigned vec_align);
+void cg_store_lanes(CgFn *f, LLVMValueRef x, LLVMTypeRef et, LLVMValueRef p, LLVMValueRef off,
+                    LLVMValueRef stride, int cls, int lanes, unsigned align, unsigned vec_align);
+
+/* A fused expression evaluated at position j of a row, for the CPU and the
+ * GPU kernels alike: nodes already emitted are remembered (memo), and a
+ * leaf's view is read by the kernel's own `leaf` (a load; for an index
+ * view, the index: cg_eval_index). */
+typedef struct CgEval {
+	const CgExpr *expr;
+	LLVMValueRef j; /* position in the row */
+	int lanes;      /* elements of each value */
+	int nmemo;
+	const IrNode *memo_n[128];
+	CgVal memo_v[128];
+	bool bad; /* an op without an elementwise emitter */
+	/* leaf n, of view `view`, at j */
+	CgVal (*leaf)(CgFn *f, struct CgEval *x, int view, const IrNode *n);
+} CgEval;
+/* The value of node n (memo first). */
+CgVal cg_eval(CgFn *f, CgEval *x, const IrNode *n);
+/* An index view's values from index i, as type t: i, i + s, ..., i +
+ * (lanes - 1) s (s by stride class: 0, 1 or the stride `step`). */
+CgVal cg_eval_index(CgFn *f, LLVMValueRef i, int cls, LLVMValueRef step, IrDType t,
+                    int lanes);
 
 /* ---- kernels_math.c: vectorisable float math ------------------------------------- */
 

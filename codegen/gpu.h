@@ -134,12 +134,7 @@ typedef struct CgGkOps {
 	LLVMValueRef stride[CG_MAX_VIEWS][IR_MAX_DIMS]; /* elements */
 	int cls[CG_MAX_VIEWS];          /* last-dim stride: 0, 1 or 2 (other) */
 	LLVMValueRef off[CG_MAX_VIEWS]; /* each view's offset at this row */
-	LLVMValueRef j;                 /* cg_gk_eval: the index in the row */
-	int lanes;                      /* cg_gk_eval: lanes of each value */
-	int nmemo; /* cg_gk_eval: nodes already emitted, with their values */
-	const IrNode *memo_n[128];
-	CgVal memo_v[128];
-	bool bad;                     /* the step computes an op without a GPU emitter */
+	CgEval x;                       /* expression evaluation (cg_gk_eval) */
 	LLVMValueRef errword, object; /* error word (i8*), object index (i64) */
 } CgGkOps;
 

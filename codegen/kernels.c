@@ -160,13 +160,7 @@ typedef struct Ops {
 	LLVMValueRef stride[MAXV][IR_MAX_DIMS];
 	int cls[MAXV];                      /* last-dim stride: 0, 1 or 2 (other) */
 	LLVMValueRef off[MAXV];             /* offset of the current row */
-	/* expression evaluation */
-	LLVMValueRef j;                     /* position in the row */
-	int lanes;
-	int nmemo;
-	const IrNode *memo_n[128];
-	CgVal memo_v[128];
-	bool bad;
+	CgEval x;                           /* expression evaluation */
 } Ops;
 
 static int stride_class(IrDim s)
@@ -266,75 +260,23 @@ static void store_view(CgFn *f, Ops *o, int k, LLVMValueRef j, CgVal v, int lane
 
 /* ---- expressions ------------------------------------------------------------------------ */
 
-static LLVMValueRef splat64(CgFn *f, LLVMValueRef x, int lanes)
+/* a leaf of the expression: view k at o->x.j (an index view: the index) */
+static CgVal leaf(CgFn *f, CgEval *x, int k, const IrNode *n)
 {
-	LLVMValueRef v = cg_consti(f, 0, lanes);
-	for (int i = 0; i < lanes; i++)
-		v = LLVMBuildInsertElement(B, v, x, LLVMConstInt(f->L->t_i32, (unsigned)i, 0), "");
-	return v;
-}
-
-static CgVal eval(CgFn *f, Ops *o, const IrNode *n)
-{
-	for (int i = 0; i < o->nmemo; i++)
-		if (o->memo_n[i] == n)
-			return o->memo_v[i];
-	const CgExpr *e = &o->st->expr;
-	CgVal r = {0};
-	for (int i = 0; i < e->nconst; i++)
-		if (e->cnode[i] == n) {
-			r = cg_const(f, e->cval[i]->dtype, e->cval[i]->fattr, o->lanes);
-			return cg_convert(f, r, n->dtype, o->lanes);
-		}
-	int leaf = -1;
-	for (int i = 0; i < e->nleaf && leaf < 0; i++)
-		if (e->leaf[i] == n)
-			leaf = i;
-	if (leaf >= 0) {
-		int k = e->leaf_view[leaf];
-		if (!o->ptr[k]) { /* arange: the index itself */
-			int last = o->st->views[k].ndim - 1;
-			r.t = IR_I64;
-			r.v = at(f, o, k, o->j);
-			if (o->lanes > 1) {
-				LLVMValueRef iota[64];
-				for (int i = 0; i < o->lanes; i++)
-					iota[i] = LLVMConstInt(f->L->t_i64, (unsigned)i, 0);
-				LLVMValueRef step = LLVMConstVector(iota, (unsigned)o->lanes);
-				if (o->cls[k] == 0)
-					step = cg_consti(f, 0, o->lanes);
-				else if (o->cls[k] == 2)
-					step = LLVMBuildMul(B, step, splat64(f, o->stride[k][last], o->lanes), "");
-				r.v = LLVMBuildAdd(B, splat64(f, r.v, o->lanes), step, "");
-			}
-			r = cg_convert(f, r, n->dtype, o->lanes);
-		} else {
-			r = load_view(f, o, k, o->j, o->lanes);
-		}
-	} else if (n->op == OP_CONST) {
-		r = cg_const(f, n->dtype, n->fattr, o->lanes);
-	} else if (cg_cpu_ops[n->op].elem && n->nin <= 8) {
-		CgVal in[8];
-		for (int i = 0; i < n->nin; i++)
-			in[i] = eval(f, o, n->in[i]);
-		r = cg_cpu_ops[n->op].elem(f, n, in, o->lanes);
-	} else {
-		o->bad = true;
-		r = cg_const(f, n->dtype, 0, o->lanes);
-	}
-	if (o->nmemo < 128) {
-		o->memo_n[o->nmemo] = n;
-		o->memo_v[o->nmemo++] = r;
-	}
-	return r;
+	Ops *o = (Ops *)((char *)x - offsetof(Ops, x));
+	return o->ptr[k] ? load_view(f, o, k, x->j, x->lanes)
+	                 : cg_eval_index(f, at(f, o, k, x->j), o->cls[k],
+	                                 o->stride[k][o->st->views[k].ndim - 1], n->dtype, x->lanes);
 }
 
 static CgVal eval_at(CgFn *f, Ops *o, LLVMValueRef j, int lanes)
 {
-	o->j = j;
-	o->lanes = lanes;
-	o->nmemo = 0;
-	return eval(f, o, o->st->expr.root);
+	o->x.expr = &o->st->expr;
+	o->x.leaf = leaf;
+	o->x.j = j;
+	o->x.lanes = lanes;
+	o->x.nmemo = 0;
+	return cg_eval(f, &o->x, o->st->expr.root);
 }
 
 /* Run body(j, lanes) over [j0, j1): vectors first when `vec`. */
@@ -661,7 +603,7 @@ bool cg_emit_kernel(CgLlvm *L, const CgProgram *prog, const CgStep *st)
 	}
 	LLVMBuildRetVoid(L->b);
 	cg_fn_end(&f);
-	if (o->bad) {
+	if (o->x.bad) {
 		diag_plain(L->diag, DIAG_ERROR,
 		           "internal error: kernel %s computes an op it cannot emit", st->fn);
 		return false;

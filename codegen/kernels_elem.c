@@ -146,57 +146,47 @@ static LLVMValueRef narrow(CgFn *f, IrDType st, CgVal v, int lanes)
 	return v.v;
 }
 
-static LLVMValueRef elem_ptr(CgFn *f, IrDType st, LLVMValueRef p, LLVMValueRef off)
+LLVMValueRef cg_load_lanes(CgFn *f, LLVMTypeRef et, LLVMValueRef p, LLVMValueRef off,
+                           LLVMValueRef stride, int cls, int lanes, unsigned align,
+                           unsigned vec_align)
 {
-	return LLVMBuildInBoundsGEP2(B, storage_elem(f->L, st), p, &off, 1, "");
-}
-
-/* stride_class: 0 = broadcast, 1 = contiguous, 2 = `stride` apart */
-CgVal cg_load(CgFn *f, IrDType st, LLVMValueRef p, LLVMValueRef off, LLVMValueRef stride,
-              int stride_class, int lanes)
-{
-	LLVMTypeRef et = storage_elem(f->L, st);
-	unsigned align = (unsigned)cg_elem_size(st);
-	if (lanes == 1 || stride_class == 0) {
-		LLVMValueRef x = LLVMBuildLoad2(B, et, elem_ptr(f, st, p, off), "");
+	if (lanes == 1 || cls == 0) {
+		LLVMValueRef x = LLVMBuildLoad2(B, et, LLVMBuildInBoundsGEP2(B, et, p, &off, 1, ""), "");
 		LLVMSetAlignment(x, align);
-		return widen(f, st, splat(f, x, lanes), lanes);
+		return splat(f, x, lanes);
 	}
 	LLVMTypeRef vt = LLVMVectorType(et, (unsigned)lanes);
-	if (stride_class == 1) {
-		LLVMValueRef vp = LLVMBuildBitCast(B, elem_ptr(f, st, p, off),
+	if (cls == 1) {
+		LLVMValueRef vp = LLVMBuildBitCast(B, LLVMBuildInBoundsGEP2(B, et, p, &off, 1, ""),
 		                                   LLVMPointerType(vt, 0), "");
 		LLVMValueRef x = LLVMBuildLoad2(B, vt, vp, "");
-		LLVMSetAlignment(x, align);
-		return widen(f, st, x, lanes);
+		LLVMSetAlignment(x, vec_align);
+		return x;
 	}
 	LLVMValueRef v = LLVMGetUndef(vt);
 	for (int i = 0; i < lanes; i++) {
 		LLVMValueRef o = LLVMBuildAdd(
 		        B, off, LLVMBuildMul(B, stride, LLVMConstInt(f->L->t_i64, (unsigned)i, 0), ""),
 		        "");
-		LLVMValueRef x = LLVMBuildLoad2(B, et, elem_ptr(f, st, p, o), "");
+		LLVMValueRef x = LLVMBuildLoad2(B, et, LLVMBuildInBoundsGEP2(B, et, p, &o, 1, ""), "");
 		LLVMSetAlignment(x, align);
 		v = LLVMBuildInsertElement(B, v, x, LLVMConstInt(f->L->t_i32, (unsigned)i, 0), "");
 	}
-	return widen(f, st, v, lanes);
+	return v;
 }
 
-void cg_store(CgFn *f, IrDType st, LLVMValueRef p, LLVMValueRef off, CgVal v,
-              LLVMValueRef stride, int stride_class, int lanes)
+void cg_store_lanes(CgFn *f, LLVMValueRef x, LLVMTypeRef et, LLVMValueRef p, LLVMValueRef off,
+                    LLVMValueRef stride, int cls, int lanes, unsigned align, unsigned vec_align)
 {
-	LLVMValueRef x = narrow(f, st, v, lanes);
-	unsigned align = (unsigned)cg_elem_size(st);
 	if (lanes == 1) {
-		LLVMValueRef s = LLVMBuildStore(B, x, elem_ptr(f, st, p, off));
-		LLVMSetAlignment(s, align);
+		LLVMSetAlignment(LLVMBuildStore(B, x, LLVMBuildInBoundsGEP2(B, et, p, &off, 1, "")),
+		                 align);
 		return;
 	}
-	if (stride_class == 1) {
-		LLVMValueRef vp = LLVMBuildBitCast(B, elem_ptr(f, st, p, off),
+	if (cls == 1) {
+		LLVMValueRef vp = LLVMBuildBitCast(B, LLVMBuildInBoundsGEP2(B, et, p, &off, 1, ""),
 		                                   LLVMPointerType(LLVMTypeOf(x), 0), "");
-		LLVMValueRef s = LLVMBuildStore(B, x, vp);
-		LLVMSetAlignment(s, align);
+		LLVMSetAlignment(LLVMBuildStore(B, x, vp), vec_align);
 		return;
 	}
 	for (int i = 0; i < lanes; i++) {
@@ -205,9 +195,27 @@ void cg_store(CgFn *f, IrDType st, LLVMValueRef p, LLVMValueRef off, CgVal v,
 		        "");
 		LLVMValueRef e = LLVMBuildExtractElement(B, x, LLVMConstInt(f->L->t_i32, (unsigned)i, 0),
 		                                         "");
-		LLVMValueRef s = LLVMBuildStore(B, e, elem_ptr(f, st, p, o));
-		LLVMSetAlignment(s, align);
+		LLVMSetAlignment(LLVMBuildStore(B, e, LLVMBuildInBoundsGEP2(B, et, p, &o, 1, "")), align);
 	}
+}
+
+/* stride_class: 0 = broadcast, 1 = contiguous, 2 = `stride` apart */
+CgVal cg_load(CgFn *f, IrDType st, LLVMValueRef p, LLVMValueRef off, LLVMValueRef stride,
+              int stride_class, int lanes)
+{
+	unsigned align = (unsigned)cg_elem_size(st);
+	return widen(f, st,
+	             cg_load_lanes(f, storage_elem(f->L, st), p, off, stride, stride_class, lanes,
+	                           align, align),
+	             lanes);
+}
+
+void cg_store(CgFn *f, IrDType st, LLVMValueRef p, LLVMValueRef off, CgVal v,
+              LLVMValueRef stride, int stride_class, int lanes)
+{
+	unsigned align = (unsigned)cg_elem_size(st);
+	cg_store_lanes(f, narrow(f, st, v, lanes), storage_elem(f->L, st), p, off, stride,
+	               stride_class, lanes, align, align);
 }
 
 /* ---- emitters ------------------------------------------------------------------ */
@@ -469,3 +477,57 @@ const CgOpInfo cg_cpu_ops[OP_COUNT] = {
 	[OP_FUSED] = {CGK_CALL, NULL},
 	[OP_CALL] = {CGK_CALL, NULL},
 };
+
+/* ---- fused expressions ------------------------------------------------------------------ */
+
+CgVal cg_eval_index(CgFn *f, LLVMValueRef i, int cls, LLVMValueRef step, IrDType t,
+                    int lanes)
+{
+	if (lanes == 1)
+		return cg_convert(f, (CgVal){i, IR_I64}, t, 1);
+	LLVMValueRef iota[64];
+	for (int l = 0; l < lanes; l++)
+		iota[l] = LLVMConstInt(f->L->t_i64, (unsigned)l, 0);
+	LLVMValueRef d = LLVMConstVector(iota, (unsigned)lanes);
+	if (cls == 0)
+		d = cg_consti(f, 0, lanes);
+	else if (cls == 2)
+		d = LLVMBuildMul(B, d, splat(f, step, lanes), "");
+	return cg_convert(f, (CgVal){LLVMBuildAdd(B, splat(f, i, lanes), d, ""), IR_I64}, t, lanes);
+}
+
+CgVal cg_eval(CgFn *f, CgEval *x, const IrNode *n)
+{
+	for (int i = 0; i < x->nmemo; i++)
+		if (x->memo_n[i] == n)
+			return x->memo_v[i];
+	const CgExpr *e = x->expr;
+	CgVal r = {0};
+	for (int i = 0; i < e->nconst; i++)
+		if (e->cnode[i] == n) {
+			r = cg_const(f, e->cval[i]->dtype, e->cval[i]->fattr, x->lanes);
+			return cg_convert(f, r, n->dtype, x->lanes);
+		}
+	int leaf = -1;
+	for (int i = 0; i < e->nleaf && leaf < 0; i++)
+		if (e->leaf[i] == n)
+			leaf = i;
+	if (leaf >= 0) {
+		r = x->leaf(f, x, e->leaf_view[leaf], n);
+	} else if (n->op == OP_CONST) {
+		r = cg_const(f, n->dtype, n->fattr, x->lanes);
+	} else if (cg_cpu_ops[n->op].elem && n->nin <= 8) {
+		CgVal in[8];
+		for (int i = 0; i < n->nin; i++)
+			in[i] = cg_eval(f, x, n->in[i]);
+		r = cg_cpu_ops[n->op].elem(f, n, in, x->lanes);
+	} else {
+		x->bad = true;
+		r = cg_const(f, n->dtype, 0, x->lanes);
+	}
+	if (x->nmemo < 128) {
+		x->memo_n[x->nmemo] = n;
+		x->memo_v[x->nmemo++] = r;
+	}
+	return r;
+}

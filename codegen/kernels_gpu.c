@@ -275,56 +275,19 @@ static CgVal gload(CgFn *f, IrDType st, LLVMValueRef base, LLVMValueRef off,
 {
 	LLVMTypeRef et = elem_type(f->L, st);
 	unsigned esz = (unsigned)cg_gpu_elem_size(st);
-	if (lanes == 1 || cls == 0) {
-		LLVMValueRef x = LLVMBuildLoad2(B, et, elem_ptr(f, st, base, off), "");
-		LLVMSetAlignment(x, esz);
-		return widen(f, st, splat(f, x, lanes), lanes);
-	}
-	LLVMTypeRef vt = LLVMVectorType(et, (unsigned)lanes);
-	if (cls == 1) {
-		LLVMValueRef vp = LLVMBuildBitCast(B, elem_ptr(f, st, base, off),
-		                                   LLVMPointerType(vt, 0), "");
-		LLVMValueRef x = LLVMBuildLoad2(B, vt, vp, "");
-		LLVMSetAlignment(x, esz * (unsigned)lanes);
-		return widen(f, st, x, lanes);
-	}
-	LLVMValueRef v = LLVMGetUndef(vt);
-	for (int i = 0; i < lanes; i++) {
-		LLVMValueRef o = LLVMBuildAdd(
-		        B, off, LLVMBuildMul(B, stride, cg_gk_i64c(f, i), ""), "");
-		LLVMValueRef x = LLVMBuildLoad2(B, et, elem_ptr(f, st, base, o), "");
-		LLVMSetAlignment(x, esz);
-		v = LLVMBuildInsertElement(B, v, x,
-		                           LLVMConstInt(f->L->t_i32, (unsigned)i, 0), "");
-	}
-	return widen(f, st, v, lanes);
+	LLVMValueRef p = LLVMBuildBitCast(B, base, LLVMPointerType(et, 0), "");
+	return widen(f, st, cg_load_lanes(f, et, p, off, stride, cls, lanes, esz, esz * (unsigned)lanes),
+	             lanes);
 }
 
 static void gstore(CgFn *f, IrDType st, LLVMValueRef base, LLVMValueRef off, CgVal v,
                    LLVMValueRef stride, int cls, int lanes)
 {
-	LLVMValueRef x = narrow(f, st, v, lanes);
+	LLVMTypeRef et = elem_type(f->L, st);
 	unsigned esz = (unsigned)cg_gpu_elem_size(st);
-	if (lanes == 1) {
-		LLVMValueRef s = LLVMBuildStore(B, x, elem_ptr(f, st, base, off));
-		LLVMSetAlignment(s, esz);
-		return;
-	}
-	if (cls == 1) {
-		LLVMValueRef vp = LLVMBuildBitCast(B, elem_ptr(f, st, base, off),
-		                                   LLVMPointerType(LLVMTypeOf(x), 0), "");
-		LLVMValueRef s = LLVMBuildStore(B, x, vp);
-		LLVMSetAlignment(s, esz * (unsigned)lanes);
-		return;
-	}
-	for (int i = 0; i < lanes; i++) {
-		LLVMValueRef o = LLVMBuildAdd(
-		        B, off, LLVMBuildMul(B, stride, cg_gk_i64c(f, i), ""), "");
-		LLVMValueRef e = LLVMBuildExtractElement(
-		        B, x, LLVMConstInt(f->L->t_i32, (unsigned)i, 0), "");
-		LLVMValueRef s = LLVMBuildStore(B, e, elem_ptr(f, st, base, o));
-		LLVMSetAlignment(s, esz);
-	}
+	LLVMValueRef p = LLVMBuildBitCast(B, base, LLVMPointerType(et, 0), "");
+	cg_store_lanes(f, narrow(f, st, v, lanes), et, p, off, stride, cls, lanes, esz,
+	               esz * (unsigned)lanes);
 }
 
 /* ---- operands ------------------------------------------------------------------------------ */
@@ -432,71 +395,27 @@ static void store_view(CgFn *f, CgGkOps *o, int k, LLVMValueRef j, CgVal v, int 
 
 /* ---- expressions (as kernels.c) ------------------------------------------------------------ */
 
+/* a leaf of the expression: view k at o->x.j (an index view: the index) */
+static CgVal leaf(CgFn *f, CgEval *x, int k, const IrNode *n)
+{
+	CgGkOps *o = (CgGkOps *)((char *)x - offsetof(CgGkOps, x));
+	return o->ptr[k] ? load_view(f, o, k, x->j, x->lanes)
+	                 : cg_eval_index(f, at(f, o, k, x->j), o->cls[k],
+	                                 o->stride[k][o->st->views[k].ndim - 1], n->dtype, x->lanes);
+}
+
 CgVal cg_gk_eval(CgFn *f, CgGkOps *o, const IrNode *n)
 {
-	for (int i = 0; i < o->nmemo; i++)
-		if (o->memo_n[i] == n)
-			return o->memo_v[i];
-	const CgExpr *e = &o->st->expr;
-	CgVal r = {0};
-	for (int i = 0; i < e->nconst; i++)
-		if (e->cnode[i] == n) {
-			r = cg_const(f, e->cval[i]->dtype, e->cval[i]->fattr, o->lanes);
-			return cg_convert(f, r, n->dtype, o->lanes);
-		}
-	int leaf = -1;
-	for (int i = 0; i < e->nleaf && leaf < 0; i++)
-		if (e->leaf[i] == n)
-			leaf = i;
-	if (leaf >= 0) {
-		int k = e->leaf_view[leaf];
-		if (!o->ptr[k]) { /* arange: the index itself */
-			int last = o->st->views[k].ndim - 1;
-			r.t = IR_I64;
-			r.v = at(f, o, k, o->j);
-			if (o->lanes > 1) {
-				LLVMValueRef iota[VEC];
-				for (int i = 0; i < o->lanes; i++)
-					iota[i] =
-					        LLVMConstInt(f->L->t_i64, (unsigned)i, 0);
-				LLVMValueRef step =
-				        LLVMConstVector(iota, (unsigned)o->lanes);
-				if (o->cls[k] == 0)
-					step = cg_consti(f, 0, o->lanes);
-				else if (o->cls[k] == 2)
-					step = LLVMBuildMul(
-					        B, step,
-					        splat(f, o->stride[k][last], o->lanes),
-					        "");
-				r.v = LLVMBuildAdd(B, splat(f, r.v, o->lanes), step, "");
-			}
-			r = cg_convert(f, r, n->dtype, o->lanes);
-		} else {
-			r = load_view(f, o, k, o->j, o->lanes);
-		}
-	} else if (n->op == OP_CONST) {
-		r = cg_const(f, n->dtype, n->fattr, o->lanes);
-	} else if (cg_cpu_ops[n->op].elem && n->nin <= 8) {
-		CgVal in[8];
-		for (int i = 0; i < n->nin; i++)
-			in[i] = cg_gk_eval(f, o, n->in[i]);
-		r = cg_cpu_ops[n->op].elem(f, n, in, o->lanes);
-	} else {
-		o->bad = true;
-		r = cg_const(f, n->dtype, 0, o->lanes);
-	}
-	if (o->nmemo < 128) {
-		o->memo_n[o->nmemo] = n;
-		o->memo_v[o->nmemo++] = r;
-	}
-	return r;
+	o->x.expr = &o->st->expr;
+	o->x.leaf = leaf;
+	return cg_eval(f, &o->x, n);
 }
 
 static CgVal eval_at(CgFn *f, CgGkOps *o, LLVMValueRef j, int lanes)
 {
-	o->j = j;
-	o->lanes = lanes;
-	o->nmemo = 0;
+	o->x.j = j;
+	o->x.lanes = lanes;
+	o->x.nmemo = 0;
 	return cg_gk_eval(f, o, o->st->expr.root);
 }
 
@@ -1076,7 +995,7 @@ bool cg_gpu_emit_kernel(CgLlvm *L, const CgGpu *g, const CgGpuStep *gs, const ch
 	LLVMBuildRetVoid(L->b);
 	cg_fn_end(&f);
 	(void)fn;
-	if (o->bad) {
+	if (o->x.bad) {
 		diag_plain(L->diag, DIAG_ERROR,
 		           "internal error: GPU kernel %s computes an op it cannot emit",
 		           name);
