@@ -40,9 +40,11 @@ typedef struct CgGpuStep {
 	const CgStep *st; /* the kernel-graph step (or a conversion MAP
 	                        * made by gpu_plan.c) */
 	int kernel;       /* its kernel, or -1 for a GEMM */
-	int kernel_small; /* ATTENTION: the kernel with one m16 tile a warp (64
-	                   * queries a block), for grids too small to fill the
-	                   * GPU with the main one (ATT_SMALL_GRID) */
+	int kernel_small; /* ATTENTION: the kernel of `small`, for grids too
+	                   * small to fill the GPU with the main one
+	                   * (ATT_SMALL_GRID) */
+	const CgStep *small; /* ATTENTION: st with one m16 tile a warp (64
+	                      * queries a block); NULL for other steps */
 	int object;       /* GATHER: index in CgGpu.objects */
 	int a_buf, b_buf; /* GEMM: A / B read from these buffers (converted
 	                        * copies, same offsets), or -1 */

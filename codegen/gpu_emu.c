@@ -87,12 +87,8 @@ bool cg_gpu_build_emu(const CgGpu *g, Diag *d, const char *out, const char *cc)
 		for (int s = 0; s < g->nsteps; s++)
 			if (g->steps[s].kernel == k || g->steps[s].kernel_small == k) {
 				CgGpuStep v = g->steps[s];
-				if (v.kernel_small == k) { /* attention's small form */
-					CgStep *small = ARENA_NEW(g->prog->arena, CgStep);
-					*small = *v.st;
-					small->mt = 1;
-					v.st = small;
-				}
+				if (v.kernel_small == k)
+					v.st = v.small;
 				ok = cg_gpu_emit_kernel(&L, g, &v, g->kernel_names[k]);
 				break;
 			}

@@ -509,6 +509,10 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, bool fuse)
 		if (at) {
 			CgGpuStep *gs = &g->steps[g->nsteps++];
 			gs->st = at;
+			CgStep *small = ARENA_NEW(a, CgStep);
+			*small = *at;
+			small->mt = 1;
+			gs->small = small;
 			gs->kernel = -1;
 			gs->a_buf = gs->b_buf = gs->object = -1;
 			s += 2;

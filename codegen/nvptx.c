@@ -299,13 +299,9 @@ bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool fuse_a
 		if (gs->st->kind == CG_GEMM)
 			continue;
 		ok = (gs->kernel = add_kernel(&L, g, &ks, gs)) >= 0;
-		if (ok && gs->st->kind == CG_ATTENTION) {
-			/* its 64-query form for small grids */
-			CgStep *small = ARENA_NEW(a, CgStep);
-			*small = *gs->st;
-			small->mt = 1;
+		if (ok && gs->small) {
 			CgGpuStep v = *gs;
-			v.st = small;
+			v.st = gs->small;
 			ok = (gs->kernel_small = add_kernel(&L, g, &ks, &v)) >= 0;
 		}
 	}

@@ -33,8 +33,9 @@
  * eagerly; SLAPO_GEMM_SPLIT_ROWS=N splits misaligned GEMMs (gemm_split)
  * from N rows a class (default 512; tests take 1); SLAPO_ATT_SMALL_GRID=N
  * launches attention's 64-query kernel below N blocks of 128 queries
- * (default: the library's ATT_SMALL_GRID; 0: never); SLAPO_CUDA_SYNC=1 synchronises after every eager launch and
- * GEMM, naming the kernel that failed; SLAPO_CUDA_TEST_FAULT=1 makes the
+ * (default: the library's ATT_SMALL_GRID; 0: never); SLAPO_CUDA_SYNC=1
+ * synchronises after every eager launch and GEMM, naming the kernel that
+ * failed; SLAPO_CUDA_TEST_FAULT=1 makes the
  * first kernel launch of each session write to an invalid address (the
  * test of the poisoning path).
  */
@@ -66,13 +67,13 @@ static int env_flag(const char *name, int dflt)
 	return strcmp(v, "0") != 0;
 }
 
-/* A positive number from the environment, else dflt. */
+/* A number >= 0 from the environment, else dflt. */
 static int64_t env_int(const char *name, int64_t dflt)
 {
 	const char *v = getenv(name);
 	char *end;
 	long long n = v ? strtoll(v, &end, 10) : 0;
-	return v && *v && !*end && n > 0 ? n : dflt;
+	return v && *v && !*end && n >= 0 ? n : dflt;
 }
 
 /* ---- device copy of the weights ----------------------------------------- */
@@ -455,8 +456,7 @@ SlapoStatus rt_gpu_session_create(SlapoWeights *w, void *stream, RtGpuSession **
 	gs->sync_each = env_flag("SLAPO_CUDA_SYNC", 0);
 	gs->fault_armed = env_flag("SLAPO_CUDA_TEST_FAULT", 0);
 	gs->split_rows = env_int("SLAPO_GEMM_SPLIT_ROWS", 512);
-	const char *sg = getenv("SLAPO_ATT_SMALL_GRID");
-	gs->att_small_grid = sg && *sg ? strtoll(sg, NULL, 10) : -1;
+	gs->att_small_grid = env_int("SLAPO_ATT_SMALL_GRID", -1);
 	gs->param_ptrs = rt_calloc((size_t)d->n_params + 1, sizeof *gs->param_ptrs);
 	gs->in_ptrs = rt_calloc((size_t)d->n_inputs + 1, sizeof *gs->in_ptrs);
 	gs->out_ptrs = rt_calloc((size_t)d->n_outputs + 1, sizeof *gs->out_ptrs);
