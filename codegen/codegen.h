@@ -462,6 +462,13 @@ LLVMValueRef cg_ptx(CgFn *f, const char *text, const char *constraints, LLVMType
 
 /* ---- steps.c: the step table of profiles ----------------------------------------------- */
 
+/* The "bias" MAPs that pre-fill C before GEMM step s (beta = 1, no outer
+ * batch loop) from a parameter read along C's columns, one per member,
+ * found just before it (past operand copies): their bias views and
+ * step indices, for a GEMM that adds the bias itself; false if they are
+ * not all there. */
+bool cg_find_bias(const CgProgram *p, int s, const CgView **bias, int *steps);
+
 /* A private constant RtStepDesc[n] for steps (as i8*; NULL when n is 0),
  * named `name`; NULL after an error. */
 LLVMValueRef cg_emit_step_table(CgLlvm *L, Arena *a, const CgStep *const *steps, int n,

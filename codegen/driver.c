@@ -83,7 +83,7 @@ static bool make_types(CgLlvm *L, Types *T)
 	        offsetof(RtExec, workspace_size), offsetof(RtExec, n_threads),
 	        offsetof(RtExec, reserved0), offsetof(RtExec, pool),
 	        offsetof(RtExec, err),       offsetof(RtExec, prof),
-	        offsetof(RtExec, reserved)};
+	        offsetof(RtExec, packs)};
 	return cg_llvm_check_layout(L, T->sym, o_sym, 3, sizeof(RtSymDesc), "RtSymDesc") &&
 	       cg_llvm_check_layout(L, T->tensor, o_ten, 8, sizeof(RtTensorDesc), "RtTensorDesc") &&
 	       cg_llvm_check_layout(L, T->tie, o_tie, 2, sizeof(RtTie), "RtTie") &&
@@ -223,8 +223,44 @@ typedef struct Fwd {
 	CgFn f;
 	const Types *T;
 	LLVMValueRef ex, ctx, *base; /* base: i8* of every buffer */
-	LLVMValueRef rt_parallel_for, rt_sgemm, rt_sgemm_batched, rt_failed, rt_prof_step;
+	LLVMValueRef rt_parallel_for, rt_sgemm, rt_sgemm_batched, rt_sgemm_bias, rt_failed,
+	        rt_prof_step;
 } Fwd;
+
+/* The steps forward() runs: the program's, less the bias passes folded
+ * into their GEMMs (bias[i]: the GEMM's bias view, else NULL). */
+typedef struct CpuSteps {
+	int n;
+	const CgStep **st;
+	const CgView **bias;
+} CpuSteps;
+
+/* A single linear's bias pass goes into its GEMM: rt_sgemm_bias adds the
+ * bias as it stores C (the packed GEMM's epilogue, runtime/gemm.c). */
+static CpuSteps cpu_steps(const CgProgram *p)
+{
+	CpuSteps c = {0};
+	int n = p->steps.len;
+	bool *folded = ARENA_ARRAY(p->arena, bool, n + 1);
+	const CgView **bias = ARENA_ARRAY(p->arena, const CgView *, n + 1);
+	c.st = ARENA_ARRAY(p->arena, const CgStep *, n + 1);
+	c.bias = ARENA_ARRAY(p->arena, const CgView *, n + 1);
+	for (int s = 0; s < n; s++) {
+		const CgStep *st = p->steps.items[s];
+		int at;
+		folded[s] = false;
+		bias[s] = NULL;
+		if (st->kind == CG_GEMM && st->ngroup < 2 && cg_find_bias(p, s, &bias[s], &at))
+			folded[at] = true;
+	}
+	for (int s = 0; s < n; s++) {
+		if (folded[s])
+			continue;
+		c.st[c.n] = p->steps.items[s];
+		c.bias[c.n++] = bias[s];
+	}
+	return c;
+}
 
 static LLVMValueRef field(Fwd *w, int i, LLVMTypeRef t)
 {
@@ -382,11 +418,33 @@ static void gemm_call(Fwd *w, const CgStep *st, LLVMValueRef n, LLVMValueRef b,
 	}
 }
 
-static void emit_gemm_call(Fwd *w, const CgStep *st)
+/* C = A op(B) + bias, one call (no batch loop: cg_find_bias). */
+static void bias_gemm_call(Fwd *w, const CgStep *st, const CgView *bias)
+{
+	CgLlvm *L = w->L;
+	CgFn *f = &w->f;
+	LLVMValueRef m = cg_dim(f, st->m), n = cg_dim(f, st->n), k = cg_dim(f, st->k);
+	LLVMValueRef one = i64c(L, 1);
+	LLVMValueRef lda = imax(w, imax(w, cg_dim(f, st->lda), st->ta ? m : k), one);
+	LLVMValueRef ldb = imax(w, imax(w, cg_dim(f, st->ldb), st->tb ? k : n), one);
+	LLVMValueRef ldc = imax(w, imax(w, cg_dim(f, st->ldc), n), one);
+	LLVMValueRef args[14] = {w->ex, i32c(L, st->ta), i32c(L, st->tb), m, n, k,
+	                         LLVMConstReal(L->t_f32, st->alpha),
+	                         view_addr(w, &st->views[1]), lda, view_addr(w, &st->views[2]), ldb,
+	                         view_addr(w, bias), view_addr(w, &st->views[0]), ldc};
+	cg_llvm_call(L, w->rt_sgemm_bias, args, 14);
+	check_failed(w, SLAPO_UNSUPPORTED);
+}
+
+static void emit_gemm_call(Fwd *w, const CgStep *st, const CgView *bias)
 {
 	CgLlvm *L = w->L;
 	CgFn *f = &w->f;
 	LLVMValueRef c = view_addr(w, &st->views[0]);
+	if (bias) {
+		bias_gemm_call(w, st, bias);
+		return;
+	}
 	if (st->ngroup < 2) {
 		gemm_call(w, st, cg_dim(f, st->n), view_addr(w, &st->views[2]), c);
 		check_failed(w, SLAPO_UNSUPPORTED);
@@ -420,8 +478,8 @@ static void emit_gemm_call(Fwd *w, const CgStep *st)
 	check_failed(w, SLAPO_UNSUPPORTED);
 }
 
-static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const Types *T,
-                                 LLVMValueRef plan)
+static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const CpuSteps *cs,
+                                 const Types *T, LLVMValueRef plan)
 {
 	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_forward",
 	                                  LLVMFunctionType(L->t_i32, &L->t_i8p, 1, 0));
@@ -440,6 +498,9 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const Types *T,
 	                      L->t_f32, L->t_i8p, L->t_i64, L->t_i64, L->t_i8p, L->t_i64,
 	                      L->t_i64, L->t_f32, L->t_i8p, L->t_i64, L->t_i64, L->t_i64};
 	w.rt_sgemm_batched = cg_llvm_decl(L, "rt_sgemm_batched", LLVMFunctionType(L->t_void, sb, 18, 0));
+	LLVMTypeRef sbias[14] = {L->t_i8p, L->t_i32, L->t_i32, L->t_i64, L->t_i64, L->t_i64, L->t_f32,
+	                         L->t_i8p, L->t_i64, L->t_i8p, L->t_i64, L->t_i8p, L->t_i8p, L->t_i64};
+	w.rt_sgemm_bias = cg_llvm_decl(L, "rt_sgemm_bias", LLVMFunctionType(L->t_void, sbias, 14, 0));
 	w.rt_failed = cg_llvm_decl(L, "rt_failed", LLVMFunctionType(L->t_i32, &L->t_i8p, 1, 0));
 	LLVMTypeRef ps[2] = {L->t_i8p, L->t_i32};
 	w.rt_prof_step = cg_llvm_decl(L, "rt_prof_step", LLVMFunctionType(L->t_void, ps, 2, 0));
@@ -482,15 +543,14 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const Types *T,
 	LLVMBuildStore(B, w.ex, LLVMBuildInBoundsGEP2(B, L->t_i8p, w.ctx, &z, 1, ""));
 	LLVMBuildStore(B, LLVMBuildBitCast(B, w.f.sym, L->t_i8p, ""),
 	               LLVMBuildInBoundsGEP2(B, L->t_i8p, w.ctx, &o1, 1, ""));
-	for (int s = 0; s < p->steps.len; s++) {
-		const CgStep *st = p->steps.items[s];
+	for (int s = 0; s < cs->n; s++) {
 		prof_mark(&w, s);
-		if (st->kind == CG_GEMM)
-			emit_gemm_call(&w, st);
+		if (cs->st[s]->kind == CG_GEMM)
+			emit_gemm_call(&w, cs->st[s], cs->bias[s]);
 		else
-			emit_kernel_call(&w, st);
+			emit_kernel_call(&w, cs->st[s]);
 	}
-	prof_mark(&w, p->steps.len);
+	prof_mark(&w, cs->n);
 	LLVMBuildRet(B, i32c(L, SLAPO_OK));
 	cg_fn_end(&w.f);
 	return fn;
@@ -511,7 +571,8 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p)
 		return false;
 	LLVMValueRef plan = emit_plan(L, p);
 	LLVMValueRef wsz = emit_workspace_size(L, p, plan);
-	LLVMValueRef fwd = emit_forward(L, p, &T, plan);
+	CpuSteps cs = cpu_steps(p);
+	LLVMValueRef fwd = emit_forward(L, p, &cs, &T, plan);
 	const CgModel *m = p->model;
 
 	LLVMValueRef syms[IR_MAX_SYMS];
@@ -535,8 +596,7 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p)
 	for (int i = 0; i < m->nignore; i++)
 		ign[i] = cg_llvm_cstr(L, m->ignore[i]);
 
-	const CgStep *const *steps = (const CgStep *const *)p->steps.items;
-	LLVMValueRef step_table = cg_emit_step_table(L, p->arena, steps, p->steps.len, ".steps");
+	LLVMValueRef step_table = cg_emit_step_table(L, p->arena, cs.st, cs.n, ".steps");
 	if (!step_table)
 		return false;
 	/* the GPU part, if codegen/gpu_*.c emitted one (cg_gpu_emit_host) */
@@ -562,9 +622,9 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p)
 	        LLVMConstBitCast(wsz, L->t_i8p),
 	        LLVMConstBitCast(fwd, L->t_i8p),
 	        gpu ? LLVMConstBitCast(gpu, L->t_i8p) : LLVMConstNull(L->t_i8p),
-	        i32c(L, p->steps.len),
+	        i32c(L, cs.n),
 	        step_table,
-	        cg_emit_step_costs(L, p, steps, p->steps.len, cpu_elem_size, p,
+	        cg_emit_step_costs(L, p, cs.st, cs.n, cpu_elem_size, p,
 	                           "slapo_step_costs"),
 	};
 	LLVMValueRef init = LLVMConstNamedStruct(T.desc, f, 23);

@@ -62,7 +62,7 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	                              offsetof(RtExec, pool),
 	                              offsetof(RtExec, err),
 	                              offsetof(RtExec, prof),
-	                              offsetof(RtExec, reserved)};
+	                              offsetof(RtExec, packs)};
 	static const size_t o_gm[] = {
 	        offsetof(RtGemm, ta),        offsetof(RtGemm, tb),
 	        offsetof(RtGemm, m),         offsetof(RtGemm, n),

@@ -78,77 +78,11 @@ int cg_gpu_gemm_type(IrDType t)
 	return t == IR_BF16 ? RT_GPU_BF16 : t == IR_F16 ? RT_GPU_F16 : RT_GPU_F32;
 }
 
-static bool poly_eq(const CgPoly *a, const CgPoly *b)
-{
-	if (a->n != b->n)
-		return false;
-	for (int i = 0; i < a->n; i++) {
-		bool found = false;
-		for (int j = 0; j < b->n && !found; j++)
-			found = ir_dim_eq(a->t[i], b->t[j]);
-		if (!found)
-			return false;
-	}
-	return true;
-}
-
 /* The owner of param index i (itself or its tie target). */
 static int owner_of(const CgProgram *p, int i)
 {
 	const CgTensor *t = p->params.items[i];
 	return t->tied_to >= 0 ? t->tied_to : i;
-}
-
-/* A "bias" MAP writing C's columns [col, col + n) from a parameter read
- * as [.., n : 0, .., 1]: its bias view, else NULL. */
-static const CgView *bias_map(const CgProgram *p, const CgStep *m, const CgView *C,
-                              IrDim col, IrDim n)
-{
-	if (m->kind != CG_MAP || !m->what || strcmp(m->what, "bias") != 0 ||
-	    m->nview != 2 || m->expr.nleaf != 1 || m->expr.root != m->expr.leaf[0])
-		return NULL;
-	const CgView *o = &m->views[0], *b = &m->views[1];
-	if (o->buf != C->buf || b->buf < 0)
-		return NULL;
-	const CgBuf *bb = p->bufs.items[b->buf];
-	if (bb->kind != CG_BUF_PARAM || b->ndim < 1 ||
-	    !ir_dim_eq(b->dim[b->ndim - 1], n) || !cg_dim_is(b->stride[b->ndim - 1], 1))
-		return NULL;
-	for (int i = 0; i + 1 < b->ndim; i++)
-		if (!cg_dim_is(b->stride[i], 0))
-			return NULL;
-	CgPoly want = C->off;
-	bool ok = true;
-	cg_poly_add(&want, col, &ok);
-	return ok && poly_eq(&o->off, &want) ? b : NULL;
-}
-
-/* The bias maps of GEMM step s (one per member), found just before it
- * (past operand copies); false if they are not all there. */
-static bool find_bias(const CgProgram *p, int s, const CgView **bias, int *steps)
-{
-	const CgStep *st = p->steps.items[s];
-	int members = st->ngroup > 1 ? st->ngroup : 1, found = 0;
-	if (st->beta != 1 || st->nbatch != 0)
-		return false;
-	int i = s - 1;
-	while (i >= 0 && ((const CgStep *)p->steps.items[i])->kind == CG_MAP &&
-	       ((const CgStep *)p->steps.items[i])->what &&
-	       strcmp(((const CgStep *)p->steps.items[i])->what, "copy") == 0 &&
-	       s - i < 4)
-		i--;
-	for (int k = members - 1; k >= 0; k--, i--) {
-		if (i < 0)
-			return false;
-		IrDim col = st->ngroup > 1 ? st->gc[k] : ir_dim_const(0);
-		IrDim n = st->ngroup > 1 ? st->gn[k] : st->n;
-		bias[k] = bias_map(p, p->steps.items[i], &st->views[0], col, n);
-		if (!bias[k])
-			return false;
-		steps[k] = i;
-		found++;
-	}
-	return found == members;
 }
 
 static int add_buf(CgGpu *g, CgBuf *b, IrDType t)
@@ -439,7 +373,7 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, bool fuse)
 			if (b->kind == CG_BUF_PARAM)
 				want[owner_of(p, b->index)] |= WANT_LOW;
 		}
-		cand[s] = find_bias(p, s, &bias[s * CG_MAX_GROUP],
+		cand[s] = cg_find_bias(p, s, &bias[s * CG_MAX_GROUP],
 		                    &bias_steps[s * CG_MAX_GROUP]);
 		if (!cand[s])
 			continue;

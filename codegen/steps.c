@@ -14,6 +14,9 @@
  * Costs are estimates in the spirit of --explain: 2mnk per GEMM, one
  * FLOP per element and elementwise op (8 for exp/tanh/erf/GELU), and the
  * bytes of each operand's distinct elements.
+ *
+ * Both drivers fold a linear's bias pass into its GEMM where they can
+ * (cg_find_bias): the step then goes from their tables.
  */
 #include <string.h>
 
@@ -21,6 +24,73 @@
 #include "runtime/rt.h"
 
 #define B (L->b)
+
+/* ---- bias epilogues ------------------------------------------------------------------- */
+
+static bool poly_eq(const CgPoly *a, const CgPoly *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (int i = 0; i < a->n; i++) {
+		bool found = false;
+		for (int j = 0; j < b->n && !found; j++)
+			found = ir_dim_eq(a->t[i], b->t[j]);
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* A "bias" MAP writing C's columns [col, col + n) from a parameter read
+ * as [.., n : 0, .., 1]: its bias view, else NULL. */
+static const CgView *bias_map(const CgProgram *p, const CgStep *m, const CgView *C,
+                              IrDim col, IrDim n)
+{
+	if (m->kind != CG_MAP || !m->what || strcmp(m->what, "bias") != 0 ||
+	    m->nview != 2 || m->expr.nleaf != 1 || m->expr.root != m->expr.leaf[0])
+		return NULL;
+	const CgView *o = &m->views[0], *b = &m->views[1];
+	if (o->buf != C->buf || b->buf < 0)
+		return NULL;
+	const CgBuf *bb = p->bufs.items[b->buf];
+	if (bb->kind != CG_BUF_PARAM || b->ndim < 1 ||
+	    !ir_dim_eq(b->dim[b->ndim - 1], n) || !cg_dim_is(b->stride[b->ndim - 1], 1))
+		return NULL;
+	for (int i = 0; i + 1 < b->ndim; i++)
+		if (!cg_dim_is(b->stride[i], 0))
+			return NULL;
+	CgPoly want = C->off;
+	bool ok = true;
+	cg_poly_add(&want, col, &ok);
+	return ok && poly_eq(&o->off, &want) ? b : NULL;
+}
+
+bool cg_find_bias(const CgProgram *p, int s, const CgView **bias, int *steps)
+{
+	const CgStep *st = p->steps.items[s];
+	int members = st->ngroup > 1 ? st->ngroup : 1, found = 0;
+	if (st->beta != 1 || st->nbatch != 0)
+		return false;
+	int i = s - 1;
+	while (i >= 0 && ((const CgStep *)p->steps.items[i])->kind == CG_MAP &&
+	       ((const CgStep *)p->steps.items[i])->what &&
+	       strcmp(((const CgStep *)p->steps.items[i])->what, "copy") == 0 &&
+	       s - i < 4)
+		i--;
+	for (int k = members - 1; k >= 0; k--, i--) {
+		if (i < 0)
+			return false;
+		IrDim col = st->ngroup > 1 ? st->gc[k] : ir_dim_const(0);
+		IrDim n = st->ngroup > 1 ? st->gn[k] : st->n;
+		bias[k] = bias_map(p, p->steps.items[i], &st->views[0], col, n);
+		if (!bias[k])
+			return false;
+		steps[k] = i;
+		found++;
+	}
+	return found == members;
+}
+
 
 static const char *kind_name(CgKind k)
 {

@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "rt.h"
 
@@ -183,7 +184,9 @@ void rt_sgemm(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
 {
 	Gemm q;
 	int64_t rows, cols;
-	if (!check_dims(ex, m, n, k, lda, ldb, ldc) || !have_blas(ex))
+	if (rt_gemm_packed(ex, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c,
+	                   ldc) ||
+	    !check_dims(ex, m, n, k, lda, ldb, ldc) || !have_blas(ex))
 		return;
 	q = gemm_args(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 	rows = (m + UNIT - 1) / UNIT;
@@ -194,6 +197,33 @@ void rt_sgemm(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
 		rt_parallel_for(ex, rows, 1, gemm_rows, &q);
 	else
 		rt_parallel_for(ex, cols, 1, gemm_cols, &q);
+}
+
+/* Rows [begin, end) of C filled with the bias (the fallback's first pass). */
+typedef struct BiasFill {
+	const float *bias;
+	float *c;
+	int64_t n, ldc;
+} BiasFill;
+
+static void fill_rows(void *ctx, int64_t begin, int64_t end)
+{
+	const BiasFill *f = ctx;
+	for (int64_t r = begin; r < end; r++)
+		memcpy(f->c + r * f->ldc, f->bias, (size_t)f->n * sizeof(float));
+}
+
+void rt_sgemm_bias(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
+                   int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                   int64_t ldb, const float *bias, float *c, int64_t ldc)
+{
+	BiasFill f = {bias, c, n, ldc};
+	if (m <= 0 || n <= 0 ||
+	    rt_gemm_packed(ex, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, bias, 0.0f, c,
+	                   ldc))
+		return;
+	rt_parallel_for(ex, m, (4096 + n - 1) / n, fill_rows, &f);
+	rt_sgemm(ex, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, 1.0f, c, ldc);
 }
 
 void rt_sgemm_batched(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,

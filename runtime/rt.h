@@ -13,7 +13,8 @@
  * workspace and thread pool, and calling forward() with an RtExec that
  * holds every pointer the generated code needs. Generated code calls
  * back only the services of the "services" section (rt_parallel_for,
- * rt_sgemm, rt_sgemm_batched, rt_fail, rt_failed, rt_prof_step).
+ * rt_sgemm, rt_sgemm_bias, rt_sgemm_batched, rt_fail, rt_failed,
+ * rt_prof_step).
  *
  * runtime/README.md explains the contract in prose; this header is the
  * reference. Everything declared here has hidden visibility: the only
@@ -214,6 +215,7 @@ extern const RtModelDesc slapo_model_desc;
  * ====================================================================== */
 
 typedef struct RtPool RtPool;
+typedef struct RtPacks RtPacks;
 typedef struct RtErrorSlot RtErrorSlot;
 typedef struct RtProf RtProf;
 
@@ -237,7 +239,10 @@ struct RtExec {
 	/* non-NULL while the session profiles (opaque): forward() then
 	 * calls rt_prof_step at every step; NULL costs one test per step */
 	RtProf *prof;
-	void *reserved[3]; /* zero */
+	/* the weights' packed GEMM operands (gemm.c), or NULL; generated
+	 * code passes ex on and never reads it */
+	RtPacks *packs;
+	void *reserved[2]; /* zero */
 };
 
 /* The layouts above are what LLVM-generated code builds and reads; on
@@ -319,6 +324,12 @@ void rt_parallel_for(RtExec *ex, int64_t n, int64_t grain, RtRangeFn fn, void *c
 void rt_sgemm(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
               int64_t k, float alpha, const float *a, int64_t lda, const float *b,
               int64_t ldb, float beta, float *c, int64_t ldc);
+
+/* C = alpha * op(A) op(B) + bias, bias a row of n floats added to every
+ * row of C: a Linear layer with its bias in one call. */
+void rt_sgemm_bias(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
+                   int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                   int64_t ldb, const float *bias, float *c, int64_t ldc);
 
 /* batch independent sgemms; matrix i uses a + i*stride_a, b + i*stride_b,
  * c + i*stride_c (strides in elements). */
@@ -604,7 +615,7 @@ SlapoStatus rt_expand_paths(const char *const *paths, int32_t n, RtPathList *out
 void rt_free_paths(RtPathList *l);
 
 /* ======================================================================
- * 8. Internals: thread pool (pool.c) and BLAS (blas.c)
+ * 8. Internals: thread pool (pool.c), BLAS (blas.c), packed GEMM (gemm.c)
  * ====================================================================== */
 
 /* Usable CPUs (affinity mask), at least 1. */
@@ -616,6 +627,21 @@ void rt_pool_free(RtPool *pool);
 int32_t rt_pool_threads(const RtPool *pool);
 /* rt_parallel_for without an RtExec (pool may be NULL: serial). */
 void rt_pool_run(RtPool *pool, int64_t n, int64_t grain, RtRangeFn fn, void *ctx);
+
+/* The packed copies of the weights that GEMMs read, for the bytes of
+ * weight storage at storage (NULL when out of memory). Clear them
+ * whenever the weights change. */
+RtPacks *rt_packs_new(const void *storage, uint64_t bytes);
+void rt_packs_clear(RtPacks *ps);
+void rt_packs_free(RtPacks *ps);
+/* C = alpha * A op(B) + bias + beta * C (bias: a row of n, or NULL) on
+ * the weight's packed copy (made on first use): returns 1, or returns 0
+ * having done nothing (no AVX-512, A transposed, B not a weight,
+ * SLAPO_CPU_GEMM=blas). Out of memory for a pack fails the run
+ * (rt_fail) and returns 1. */
+int rt_gemm_packed(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
+                   int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                   int64_t ldb, const float *bias, float beta, float *c, int64_t ldc);
 
 /* ======================================================================
  * 9. Internals: handles (model.c, weights.c, session.c)
@@ -649,6 +675,8 @@ struct SlapoWeights {
 	/* CUDA weights: the device copy (cuda_exec.c); NULL on the CPU. The
 	 * host copy above stays the one loads and weights_set change. */
 	struct RtGpuWeights *gpu;
+	/* CPU weights: packed GEMM operands (gemm.c), or NULL */
+	RtPacks *packs;
 };
 
 /* model.c */

@@ -351,6 +351,7 @@ static SlapoStatus run(SlapoSession *s, const DLTensor *const *inputs, int32_t n
 	ex.workspace_size = s->ws_need;
 	ex.n_threads = rt_pool_threads(s->pool);
 	ex.pool = s->pool;
+	ex.packs = s->w->packs;
 	ex.err = &s->err;
 	if (s->prof_on) {
 		rt_prof_begin_run(s->prof, s->sym);

@@ -100,10 +100,13 @@ SlapoStatus rt_weights_create(SlapoModel *m, const SlapoWeightsParams *p,
 	w->data = rt_calloc((size_t)d->n_params, sizeof *w->data);
 	w->is_set = rt_calloc((size_t)d->n_params, 1);
 	w->block = total <= SIZE_MAX ? rt_aligned_alloc((size_t)total) : NULL;
-	if (!w->data || !w->is_set || !w->block) {
+	if (!gpu && w->block) /* the CPU's packed GEMM operands, made on first use */
+		w->packs = rt_packs_new(w->block, total);
+	if (!w->data || !w->is_set || !w->block || (!gpu && !w->packs)) {
 		rt_free(w->data);
 		rt_free(w->is_set);
 		rt_free(w->block);
+		rt_packs_free(w->packs);
 		rt_free(w);
 		rt_gpu_weights_free(gpu);
 		return rt_error(SLAPO_OUT_OF_MEMORY, "",
@@ -144,6 +147,7 @@ void rt_weights_free(SlapoWeights *w)
 	if (!w || atomic_fetch_sub(&w->refs, 1) != 1)
 		return;
 	rt_gpu_weights_free(w->gpu);
+	rt_packs_free(w->packs);
 	rt_free(w->block);
 	rt_free(w->data);
 	rt_free(w->is_set);
@@ -151,6 +155,8 @@ void rt_weights_free(SlapoWeights *w)
 	rt_free(w);
 }
 
+/* SLAPO_OK when no session uses the weights, which are then about to
+ * change: their packed copies go. */
 static SlapoStatus check_frozen(const SlapoWeights *w, const char *what)
 {
 	int n = atomic_load(&w->n_sessions);
@@ -159,6 +165,7 @@ static SlapoStatus check_frozen(const SlapoWeights *w, const char *what)
 		                "%s: the weights are in use by %d session(s); free "
 		                "them first",
 		                what, n);
+	rt_packs_clear(w->packs);
 	return SLAPO_OK;
 }
 

@@ -1,5 +1,6 @@
 /* test_units.c - unit tests of libslapo_rt internals, linked directly:
- * the thread pool, sgemm wrappers, f16/bf16 conversions (exhaustive),
+ * the thread pool, sgemm wrappers, the packed GEMM, f16/bf16
+ * conversions (exhaustive),
  * strided copies, the JSON parser, and descriptor validation.
  */
 #include <math.h>
@@ -215,6 +216,120 @@ static void test_blas_split(void)
 	}
 	CHECK(!rt_failed(&ex));
 	rt_pool_free(ex.pool);
+}
+
+/* The packed GEMM (gemm.c) against a double-precision product, over
+ * its tile edges (12 rows, 32 columns), row blocks (192) and k blocks
+ * (4096), both layouts of B, with and without bias and beta, padded
+ * strides; bit-identical results for 1, 2 and 3 threads; a B outside
+ * the weights left to OpenBLAS; new weights packed anew after a clear. */
+static void run_packed(RtExec *ex, int tb, int m, int n, int k, const float *a, int lda,
+                       const float *b, int ldb, const float *bias, float beta, float *c,
+                       int ldc)
+{
+	if (bias)
+		rt_sgemm_bias(ex, 0, tb, m, n, k, 0.5f, a, lda, b, ldb, bias, c, ldc);
+	else
+		rt_sgemm(ex, 0, tb, m, n, k, 0.5f, a, lda, b, ldb, beta, c, ldc);
+}
+
+static void test_gemm_packed(void)
+{
+	static const int shapes[][3] = {{1, 1, 1},     {5, 31, 7},   {12, 32, 64},
+	                                {13, 33, 100}, {200, 70, 33}, {30, 40, 4100}};
+	RtErrorSlot err;
+	RtExec ex;
+	RtPool *pools[3];
+	size_t si;
+	int t, tb, v;
+	int64_t i, j;
+	memset(&ex, 0, sizeof ex);
+	memset(&err, 0, sizeof err);
+	ex.err = &err;
+	for (t = 0; t < 3; t++)
+		pools[t] = rt_pool_new(t + 1);
+	for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+		int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
+		int lda = k + 1, ldc = n + 5;
+		size_t wbytes = (size_t)(n + 3) * (k + 2) * 4 + 64;
+		float *store = malloc(wbytes), *a = malloc((size_t)m * lda * 4);
+		float *c0 = malloc((size_t)m * ldc * 4), *c[3], *bias = malloc((size_t)n * 4);
+		double *want = malloc((size_t)m * ldc * sizeof *want);
+		for (i = 0; i < (int64_t)(wbytes / 4); i++)
+			store[i] = (float)((i * 104729) % 997) / 400.0f - 1.2f;
+		for (i = 0; i < (int64_t)m * lda; i++)
+			a[i] = (float)((i * 7919) % 1000) / 300.0f - 1.5f;
+		for (i = 0; i < (int64_t)m * ldc; i++)
+			c0[i] = (float)(i % 100) / 50.0f;
+		for (i = 0; i < n; i++)
+			bias[i] = (float)i / 7.0f - 2.0f;
+		for (t = 0; t < 3; t++)
+			c[t] = malloc((size_t)m * ldc * 4);
+		for (tb = 0; tb < 2; tb++)
+			for (v = 0; v < 3; v++) { /* plain, beta, bias */
+				const float *b = store + 16; /* not at the storage's start */
+				int ldb = tb ? k + 2 : n + 3;
+				float beta = v == 1 ? 1.5f : 0.0f;
+				RtPacks *ps = rt_packs_new(store, wbytes);
+				CHECK(ps != NULL);
+				ex.packs = ps;
+				naive(0, tb, m, n, k, 0.5f, a, lda, b, ldb, beta, c0, want, ldc);
+				for (i = 0; v == 2 && i < m; i++)
+					for (j = 0; j < n; j++)
+						want[i * ldc + j] += bias[j];
+				for (t = 0; t < 3; t++) {
+					ex.pool = pools[t];
+					ex.n_threads = t + 1;
+					memcpy(c[t], c0, (size_t)m * ldc * 4);
+					run_packed(&ex, tb, m, n, k, a, lda, b, ldb, v == 2 ? bias : NULL,
+					           beta, c[t], ldc);
+					for (i = 0; i < m; i++)
+						CHECK(t_err_ratio(c[t] + i * ldc, want + i * ldc, n, 1e-5,
+						                  1e-6 * k) <= 1);
+					for (i = 0; i < m; i++) /* padding untouched */
+						CHECK(memcmp(c[t] + i * ldc + n, c0 + i * ldc + n, 5 * 4) == 0);
+					CHECK(memcmp(c[t], c[0], (size_t)m * ldc * 4) == 0);
+				}
+				rt_packs_free(ps);
+			}
+		free(store);
+		free(a);
+		free(c0);
+		free(bias);
+		free(want);
+		for (t = 0; t < 3; t++)
+			free(c[t]);
+	}
+	{ /* outside the weights: OpenBLAS; new weights after a clear */
+		float w[64 * 40], x[3 * 40], y[3 * 64];
+		double want[3 * 64];
+		RtPacks *ps = rt_packs_new(w, sizeof w);
+		ex.packs = ps;
+		ex.pool = pools[1];
+		ex.n_threads = 2;
+		for (i = 0; i < 64 * 40; i++)
+			w[i] = (float)(i % 13) - 6.0f;
+		for (i = 0; i < 3 * 40; i++)
+			x[i] = (float)(i % 5) - 2.0f;
+		CHECK(!rt_gemm_packed(&ex, 0, 1, 3, 64, 40, 1.0f, x, 40, x, 40, NULL, 0.0f, y,
+		                      64));
+		CHECK(!rt_gemm_packed(&ex, 1, 1, 3, 64, 40, 1.0f, x, 3, w, 40, NULL, 0.0f, y, 64));
+#if defined(__x86_64__)
+		CHECK(rt_gemm_packed(&ex, 0, 1, 3, 64, 40, 1.0f, x, 40, w, 40, NULL, 0.0f, y, 64) ==
+		      (__builtin_cpu_supports("avx512f") && !getenv("SLAPO_CPU_GEMM")));
+#endif
+		for (i = 0; i < 64 * 40; i++)
+			w[i] = (float)(i % 11) - 5.0f;
+		rt_packs_clear(ps);
+		rt_sgemm(&ex, 0, 1, 3, 64, 40, 1.0f, x, 40, w, 40, 0.0f, y, 64);
+		naive(0, 1, 3, 64, 40, 1.0f, x, 40, w, 40, 0.0f, y, want, 64);
+		for (i = 0; i < 3; i++)
+			CHECK(t_err_ratio(y + i * 64, want + i * 64, 64, 1e-6, 1e-6) <= 1);
+		rt_packs_free(ps);
+	}
+	CHECK(!rt_failed(&ex));
+	for (t = 0; t < 3; t++)
+		rt_pool_free(pools[t]);
 }
 
 /* ---- conversions ----------------------------------------------------- */
@@ -481,6 +596,7 @@ int main(void)
 	test_pool();
 	test_blas();
 	test_blas_split();
+	test_gemm_packed();
 	test_convert();
 	test_copy_nd();
 	test_json();

@@ -1,0 +1,326 @@
+/* gemm.c - the CPU's own matrix product for weights: C = alpha * A *
+ * op(B) + beta * C where B is a parameter (a Linear's W), on x86-64
+ * with AVX-512.
+ *
+ * OpenBLAS copies B into its panel layout on every call; with A a few
+ * hundred rows tall (a batch of one or two sequences) that copy and its
+ * cache misses cost a fifth of the time. Here each weight is packed
+ * once, the first time a GEMM reads it, and kept with the weights
+ * (RtPacks, one per weights object) until a load, weights_set or
+ * weights_init_random changes them (they cannot while a session lives):
+ *
+ *   panel p = columns [32p, 32p + 32) of op(B), k-major: 32 floats per k
+ *   (zeros past n), 64-byte aligned; panels follow each other.
+ *
+ * The kernel keeps a 12 x 32 tile of C in 24 zmm accumulators; per k it
+ * loads the panel's 32 floats and broadcasts 12 floats of A, read in
+ * place (row stride lda). It runs over the whole K (in blocks of at most
+ * KC_MAX), so C is written once, with the bias added as it is stored
+ * (rt_sgemm_bias); while it works on panel p it prefetches
+ * panel p + 1, which comes from memory (a model's weights are far larger
+ * than the caches). Work is split into units of (block of MC rows,
+ * panel), panels outer: a thread takes a contiguous run of panels and
+ * every block of rows of each, so a panel comes from memory once. Every
+ * output is summed over k in the same order whatever the thread count,
+ * so results repeat bit for bit across thread counts.
+ *
+ * Used when the CPU has AVX-512F, A is not transposed and B lies in the
+ * weights' storage; everything else goes to OpenBLAS (blas.c).
+ * SLAPO_CPU_GEMM=blas sends every GEMM there.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt.h"
+
+#define NR 32        /* columns of a panel: two zmm */
+#define MR 12        /* rows of the register tile */
+#define MC 192       /* rows of a work unit */
+#define KC_MAX 4096  /* longest run over k without storing C */
+
+/* One packed operand: op(B) of a GEMM shape, read from b. */
+typedef struct Pack {
+	struct Pack *next;
+	const float *b;
+	int64_t n, k, ldb;
+	int32_t tb;
+	float *panels; /* [cdiv(n, NR)][k][NR] */
+} Pack;
+
+struct RtPacks {
+	const char *lo, *hi; /* the weights' storage: B in [lo, hi) is a weight */
+	pthread_mutex_t mu;  /* taken to add a pack */
+	_Atomic(Pack *) head;
+};
+
+/* ---- whether to use it ------------------------------------------------------------------ */
+
+static int usable;
+static pthread_once_t usable_once = PTHREAD_ONCE_INIT;
+
+static void check_usable(void)
+{
+	const char *env = getenv("SLAPO_CPU_GEMM");
+	if (env && strcmp(env, "blas") == 0)
+		return;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	__builtin_cpu_init();
+	usable = __builtin_cpu_supports("avx512f");
+#endif
+}
+
+/* ---- the packs of a weights object ------------------------------------------------------ */
+
+RtPacks *rt_packs_new(const void *storage, uint64_t bytes)
+{
+	RtPacks *ps = rt_calloc(1, sizeof *ps);
+	if (!ps)
+		return NULL;
+	ps->lo = storage;
+	ps->hi = (const char *)storage + bytes;
+	pthread_mutex_init(&ps->mu, NULL);
+	atomic_init(&ps->head, NULL);
+	return ps;
+}
+
+void rt_packs_clear(RtPacks *ps)
+{
+	Pack *p, *next;
+	if (!ps)
+		return;
+	for (p = atomic_exchange(&ps->head, NULL); p; p = next) {
+		next = p->next;
+		rt_free(p->panels);
+		rt_free(p);
+	}
+}
+
+void rt_packs_free(RtPacks *ps)
+{
+	if (!ps)
+		return;
+	rt_packs_clear(ps);
+	pthread_mutex_destroy(&ps->mu);
+	rt_free(ps);
+}
+
+static const Pack *find(RtPacks *ps, const float *b, int64_t n, int64_t k, int64_t ldb,
+                        int32_t tb)
+{
+	const Pack *p;
+	for (p = atomic_load_explicit(&ps->head, memory_order_acquire); p; p = p->next)
+		if (p->b == b && p->n == n && p->k == k && p->ldb == ldb && p->tb == tb)
+			return p;
+	return NULL;
+}
+
+/* Packing: panels [begin, end) of one operand. */
+static void pack_panels(void *ctx, int64_t begin, int64_t end)
+{
+	const Pack *p = ctx;
+	int64_t q, kk, j;
+	for (q = begin; q < end; q++) {
+		float *dst = p->panels + q * p->k * NR;
+		int64_t c0 = q * NR, cols = p->n - c0 < NR ? p->n - c0 : NR;
+		for (kk = 0; kk < p->k; kk++, dst += NR) {
+			for (j = 0; j < cols; j++)
+				dst[j] = p->tb ? p->b[(c0 + j) * p->ldb + kk] : p->b[kk * p->ldb + c0 + j];
+			for (; j < NR; j++)
+				dst[j] = 0.0f;
+		}
+	}
+}
+
+/* The pack of (b, n, k, ldb, tb), made now if it is the first use; NULL
+ * when out of memory, which fails the run (a later run tries again). */
+static const Pack *get_pack(RtExec *ex, const float *b, int64_t n, int64_t k, int64_t ldb,
+                            int32_t tb)
+{
+	RtPacks *ps = ex->packs;
+	const Pack *found = find(ps, b, n, k, ldb, tb);
+	Pack *p = NULL;
+	int64_t np = (n + NR - 1) / NR;
+	uint64_t bytes = (uint64_t)np * (uint64_t)k * NR * sizeof(float);
+	if (found)
+		return found;
+	pthread_mutex_lock(&ps->mu);
+	found = find(ps, b, n, k, ldb, tb); /* another session may have made it */
+	if (!found && (p = rt_calloc(1, sizeof *p)) != NULL &&
+	    (p->panels = bytes <= SIZE_MAX ? rt_aligned_alloc((size_t)bytes) : NULL) != NULL) {
+		p->b = b;
+		p->n = n;
+		p->k = k;
+		p->ldb = ldb;
+		p->tb = tb;
+		rt_parallel_for(ex, np, 1, pack_panels, p);
+		p->next = atomic_load_explicit(&ps->head, memory_order_relaxed);
+		atomic_store_explicit(&ps->head, p, memory_order_release);
+		found = p;
+	} else if (!found) {
+		rt_free(p);
+		rt_fail(ex, SLAPO_OUT_OF_MEMORY, NULL,
+		        "out of memory packing a %lld x %lld weight for the CPU GEMM "
+		        "(%llu bytes)",
+		        (long long)n, (long long)k, (unsigned long long)bytes);
+	}
+	pthread_mutex_unlock(&ps->mu);
+	return found;
+}
+
+/* ---- the kernel ------------------------------------------------------------------------- */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+/* C[mr rows, the panel's columns (masks m0, m1)] = alpha * A B + bias +
+ * beta * C over kc values of k; beta == 0 does not read C, bias may be
+ * NULL. pf: memory to prefetch (one line per k) or NULL. */
+static inline __attribute__((always_inline)) AVX512 void
+tile(int mr, int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
+     __mmask16 m0, __mmask16 m1, float alpha, const float *bias, float beta, const float *pf)
+{
+	__m512 x0[MR], x1[MR];
+	int i;
+	int64_t k;
+#pragma GCC unroll 12
+	for (i = 0; i < mr; i++)
+		x0[i] = x1[i] = _mm512_setzero_ps();
+	for (k = 0; k < kc; k++) {
+		__m512 b0 = _mm512_load_ps(b + k * NR), b1 = _mm512_load_ps(b + k * NR + 16);
+		if (pf)
+			_mm_prefetch((const char *)(pf + k * 16), _MM_HINT_T0);
+#pragma GCC unroll 12
+		for (i = 0; i < mr; i++) {
+			__m512 ai = _mm512_set1_ps(a[i * lda + k]);
+			x0[i] = _mm512_fmadd_ps(ai, b0, x0[i]);
+			x1[i] = _mm512_fmadd_ps(ai, b1, x1[i]);
+		}
+	}
+	__m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+	__m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
+	if (bias) {
+		bias0 = _mm512_maskz_loadu_ps(m0, bias);
+		bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+	}
+#pragma GCC unroll 12
+	for (i = 0; i < mr; i++) {
+		float *ci = c + i * ldc;
+		__m512 y0 = _mm512_fmadd_ps(va, x0[i], bias0), y1 = _mm512_fmadd_ps(va, x1[i], bias1);
+		if (beta != 0.0f) {
+			y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), y0);
+			y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), y1);
+		}
+		_mm512_mask_storeu_ps(ci, m0, y0);
+		_mm512_mask_storeu_ps(ci + 16, m1, y1);
+	}
+}
+
+/* tile() with mr a constant in each case, so the accumulators are
+ * registers. */
+static AVX512 void tile_any(int mr, int64_t kc, const float *a, int64_t lda, const float *b,
+                            float *c, int64_t ldc, __mmask16 m0, __mmask16 m1, float alpha,
+                            const float *bias, float beta, const float *pf)
+{
+	switch (mr) {
+#define TILE(r)                                                                            \
+	case r:                                                                            \
+		tile(r, kc, a, lda, b, c, ldc, m0, m1, alpha, bias, beta, pf);                   \
+		break;
+		TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
+		TILE(7) TILE(8) TILE(9) TILE(10) TILE(11) TILE(12)
+#undef TILE
+	default:
+		break;
+	}
+}
+
+/* One call's arguments, shared by its units. */
+typedef struct Job {
+	const Pack *p;
+	int64_t m, kc, np, n_mb;
+	float alpha, beta;
+	const float *bias;
+	const float *a;
+	int64_t lda;
+	float *c;
+	int64_t ldc;
+} Job;
+
+static AVX512 void run_units(void *ctx, int64_t begin, int64_t end)
+{
+	const Job *j = ctx;
+	const Pack *p = j->p;
+	int64_t u;
+	for (u = begin; u < end; u++) {
+		int64_t mb = u % j->n_mb, q = u / j->n_mb;
+		int64_t r0 = mb * MC, r1 = r0 + MC < j->m ? r0 + MC : j->m;
+		int64_t c0 = q * NR, left = p->n - c0, k0;
+		__mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+		__mmask16 m1 = left >= 32 ? 0xffff
+		               : left <= 16 ? 0
+		                            : (__mmask16)((1u << (left - 16)) - 1);
+		const float *panel = p->panels + q * p->k * NR;
+		const float *next = q + 1 < j->np ? panel + p->k * NR : NULL;
+		for (k0 = 0; k0 < p->k; k0 += j->kc) {
+			int64_t kc = p->k - k0 < j->kc ? p->k - k0 : j->kc, r;
+			float beta = k0 == 0 ? j->beta : 1.0f;
+			const float *bias = k0 == 0 && j->bias ? j->bias + c0 : NULL;
+			for (r = r0; r < r1; r += MR) {
+				/* the first two tiles prefetch the next panel's half each */
+				int64_t t = (r - r0) / MR;
+				const float *pf = next && t < 2 ? next + k0 * NR + t * kc * 16 : NULL;
+				tile_any(r1 - r < MR ? (int)(r1 - r) : MR, kc, j->a + r * j->lda + k0,
+				         j->lda, panel + k0 * NR, j->c + r * j->ldc + c0, j->ldc, m0, m1,
+				         j->alpha, bias, beta, pf);
+			}
+		}
+	}
+}
+
+int rt_gemm_packed(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
+                   int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                   int64_t ldb, const float *bias, float beta, float *c, int64_t ldc)
+{
+	Job j;
+	pthread_once(&usable_once, check_usable);
+	if (!usable || !ex || !ex->packs || trans_a || m <= 0 || n <= 0 || k <= 0 ||
+	    (const char *)b < ex->packs->lo || (const char *)b >= ex->packs->hi)
+		return 0;
+	j.p = get_pack(ex, b, n, k, ldb, trans_b);
+	if (!j.p)
+		return 1; /* out of memory: the run has failed */
+	j.m = m;
+	j.np = (n + NR - 1) / NR;
+	j.n_mb = (m + MC - 1) / MC;
+	/* equal blocks of k, a multiple of 16, when K is longer than KC_MAX */
+	j.kc = (k + (k + KC_MAX - 1) / KC_MAX - 1) / ((k + KC_MAX - 1) / KC_MAX);
+	j.kc = k <= KC_MAX ? k : (j.kc + 15) / 16 * 16;
+	j.alpha = alpha;
+	j.bias = bias;
+	j.beta = beta;
+	j.a = a;
+	j.lda = lda;
+	j.c = c;
+	j.ldc = ldc;
+	rt_parallel_for(ex, j.n_mb * j.np, 1, run_units, &j);
+	return 1;
+}
+
+#else /* no AVX-512 kernel for this target: OpenBLAS does it all */
+
+int rt_gemm_packed(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
+                   int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                   int64_t ldb, const float *bias, float beta, float *c, int64_t ldc)
+{
+	(void)ex, (void)trans_a, (void)trans_b, (void)m, (void)n, (void)k, (void)alpha;
+	(void)a, (void)lda, (void)b, (void)ldb, (void)bias, (void)beta, (void)c, (void)ldc;
+	(void)get_pack;
+	pthread_once(&usable_once, check_usable);
+	return 0;
+}
+
+#endif
