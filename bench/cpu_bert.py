@@ -18,7 +18,7 @@ Runtime's CPU execution provider with every graph optimisation on
 intra-op thread count. They are timed in alternating rounds so machine
 noise hits all; the medians of all runs and the ratios are printed, with
 the machine, dtype, batch and sequence length, and the GEMM roofline
-(model FLOPs over the measured OpenBLAS sgemm peak).
+(model FLOPs over a large square sgemm's rate measured through numpy).
 
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are removed from the environment
 of the runs: they force an older kernel.
@@ -260,7 +260,9 @@ def main():
             out = subprocess.run(
                 [str(run), str(so), "--random-weights", "1", "--batch", str(a.batch),
                  "--seq", str(a.seq), "--bench", str(a.runs), "--threads", str(a.threads),
-                 "-v"], capture_output=True, text=True, env=env)
+                 "-v"], capture_output=True, text=True,
+                env=dict(env, OPENBLAS_NUM_THREADS="1"))  # slapo-run's default: the
+            # session's threads run the GEMMs; OpenBLAS threads would compete with them
             times = re.findall(r"run \d+: ([0-9.]+) ms", out.stdout + out.stderr)
             if times:
                 ours += [float(x) for x in times]
@@ -293,7 +295,7 @@ def main():
           % (a.model, a.batch, a.seq, a.threads))
     print("compile:  %.1f s (slapoc %s)" % (compile_s, slapoc.name))
     print("%-44s %10s %10s %12s" % ("", "median ms", "min ms", "GFLOP/s"))
-    print("%-44s %10.2f %10.2f %12.0f" % ("slapoc (OpenBLAS GEMMs + LLVM kernels)", mo,
+    print("%-44s %10.2f %10.2f %12.0f" % ("slapoc (packed GEMMs + LLVM kernels)", mo,
                                           min(ours), flops / mo / 1e6))
     if theirs:
         mt = statistics.median(theirs)
@@ -309,8 +311,36 @@ def main():
                                               flops / mr / 1e6))
         print("ratio:    ONNX Runtime / slapoc = %.2fx (medians), %.2fx (minimums)"
               % (mr / mo, min(ort_times) / min(ours)))
-    print("roofline: %.1f GFLOP of GEMMs; at 400 GFLOP/s (sgemm peak here) %.1f ms"
-          % (flops / 1e9, flops / 400e9 * 1e3))
+    peak = sgemm_peak(a.python, a.threads, env)
+    if peak:
+        print("roofline: %.1f GFLOP of GEMMs; at the measured sgemm peak here (numpy's "
+              "OpenBLAS, 2048^3, %d threads) of %.0f GFLOP/s: %.1f ms; slapoc at %.0f%% of it"
+              % (flops / 1e9, a.threads, peak, flops / peak / 1e6, flops / peak / 1e6 / mo * 100))
+    else:
+        print("roofline: %.1f GFLOP of GEMMs (no numpy to measure the sgemm peak)"
+              % (flops / 1e9))
+
+
+PEAK_SCRIPT = r'''
+import time, numpy as np
+n = 2048
+a = np.random.rand(n, n).astype(np.float32)
+b = np.random.rand(n, n).astype(np.float32)
+best = 1e9
+for _ in range(8):
+    t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
+print(2 * n ** 3 / best / 1e9)
+'''
+
+
+def sgemm_peak(python, threads, env):
+    """GFLOP/s of a large square sgemm through numpy's BLAS, or None."""
+    for py in dict.fromkeys([python, sys.executable]):
+        e = dict(env, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+        p = subprocess.run([py, "-c", PEAK_SCRIPT], capture_output=True, text=True, env=e)
+        if p.returncode == 0:
+            return float(p.stdout.split()[-1])
+    return None
 
 
 if __name__ == "__main__":

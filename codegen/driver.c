@@ -228,36 +228,43 @@ typedef struct Fwd {
 } Fwd;
 
 /* The steps forward() runs: the program's, less the bias passes folded
- * into their GEMMs (bias[i]: the GEMM's bias view, else NULL). */
+ * into their GEMMs. bias[i * CG_MAX_GROUP + k]: the bias view of member
+ * k of GEMM step i (NULL when its GEMM keeps beta = 1). */
 typedef struct CpuSteps {
 	int n;
 	const CgStep **st;
 	const CgView **bias;
 } CpuSteps;
 
-/* A single linear's bias pass goes into its GEMM: rt_sgemm_bias adds the
- * bias as it stores C (the packed GEMM's epilogue, runtime/gemm.c). */
+/* A linear's bias pass goes into its GEMM: rt_sgemm_bias adds the bias
+ * as it stores C (the packed GEMM's epilogue, runtime/gemm.c); for Q, K
+ * and V as one GEMM, each member's. */
 static CpuSteps cpu_steps(const CgProgram *p)
 {
 	CpuSteps c = {0};
 	int n = p->steps.len;
 	bool *folded = ARENA_ARRAY(p->arena, bool, n + 1);
-	const CgView **bias = ARENA_ARRAY(p->arena, const CgView *, n + 1);
+	const CgView **bias = ARENA_ARRAY(p->arena, const CgView *, (size_t)n * CG_MAX_GROUP + 1);
 	c.st = ARENA_ARRAY(p->arena, const CgStep *, n + 1);
-	c.bias = ARENA_ARRAY(p->arena, const CgView *, n + 1);
+	c.bias = ARENA_ARRAY(p->arena, const CgView *, (size_t)n * CG_MAX_GROUP + 1);
+	memset(folded, 0, (size_t)(n + 1) * sizeof *folded);
+	memset(bias, 0, ((size_t)n * CG_MAX_GROUP + 1) * sizeof *bias);
 	for (int s = 0; s < n; s++) {
 		const CgStep *st = p->steps.items[s];
-		int at;
-		folded[s] = false;
-		bias[s] = NULL;
-		if (st->kind == CG_GEMM && st->ngroup < 2 && cg_find_bias(p, s, &bias[s], &at))
-			folded[at] = true;
+		int at[CG_MAX_GROUP];
+		if (st->kind != CG_GEMM || !cg_find_bias(p, s, &bias[s * CG_MAX_GROUP], at)) {
+			bias[s * CG_MAX_GROUP] = NULL;
+			continue;
+		}
+		for (int k = 0; k < (st->ngroup > 1 ? st->ngroup : 1); k++)
+			folded[at[k]] = true;
 	}
 	for (int s = 0; s < n; s++) {
 		if (folded[s])
 			continue;
 		c.st[c.n] = p->steps.items[s];
-		c.bias[c.n++] = bias[s];
+		memcpy(&c.bias[c.n++ * CG_MAX_GROUP], &bias[s * CG_MAX_GROUP],
+		       CG_MAX_GROUP * sizeof *bias);
 	}
 	return c;
 }
@@ -357,9 +364,10 @@ static void emit_kernel_call(Fwd *w, const CgStep *st)
 		check_failed(w, SLAPO_INVALID_ARGUMENT);
 }
 
-/* One GEMM (with its outer batch loops) of n columns, B at b, C at c. */
+/* One GEMM (with its outer batch loops) of n columns, B at b, C at c;
+ * with bias (no batch loops then), C = A op(B) + bias. */
 static void gemm_call(Fwd *w, const CgStep *st, LLVMValueRef n, LLVMValueRef b,
-                      LLVMValueRef c)
+                      LLVMValueRef bias, LLVMValueRef c)
 {
 	CgLlvm *L = w->L;
 	CgFn *f = &w->f;
@@ -406,6 +414,9 @@ static void gemm_call(Fwd *w, const CgStep *st, LLVMValueRef n, LLVMValueRef b,
 		                         pb, ldb, cg_dim(f, st->bsb[q]), beta,
 		                         pc, ldc, cg_dim(f, st->bsc[q]), cg_dim(f, st->bdim[q])};
 		cg_llvm_call(L, w->rt_sgemm_batched, args, 18);
+	} else if (bias) {
+		LLVMValueRef args[14] = {w->ex, ta, tb, m, n, k, alpha, pa, lda, pb, ldb, bias, pc, ldc};
+		cg_llvm_call(L, w->rt_sgemm_bias, args, 14);
 	} else {
 		LLVMValueRef args[14] = {w->ex, ta, tb, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc};
 		cg_llvm_call(L, w->rt_sgemm, args, 14);
@@ -418,40 +429,20 @@ static void gemm_call(Fwd *w, const CgStep *st, LLVMValueRef n, LLVMValueRef b,
 	}
 }
 
-/* C = A op(B) + bias, one call (no batch loop: cg_find_bias). */
-static void bias_gemm_call(Fwd *w, const CgStep *st, const CgView *bias)
-{
-	CgLlvm *L = w->L;
-	CgFn *f = &w->f;
-	LLVMValueRef m = cg_dim(f, st->m), n = cg_dim(f, st->n), k = cg_dim(f, st->k);
-	LLVMValueRef one = i64c(L, 1);
-	LLVMValueRef lda = imax(w, imax(w, cg_dim(f, st->lda), st->ta ? m : k), one);
-	LLVMValueRef ldb = imax(w, imax(w, cg_dim(f, st->ldb), st->tb ? k : n), one);
-	LLVMValueRef ldc = imax(w, imax(w, cg_dim(f, st->ldc), n), one);
-	LLVMValueRef args[14] = {w->ex, i32c(L, st->ta), i32c(L, st->tb), m, n, k,
-	                         LLVMConstReal(L->t_f32, st->alpha),
-	                         view_addr(w, &st->views[1]), lda, view_addr(w, &st->views[2]), ldb,
-	                         view_addr(w, bias), view_addr(w, &st->views[0]), ldc};
-	cg_llvm_call(L, w->rt_sgemm_bias, args, 14);
-	check_failed(w, SLAPO_UNSUPPORTED);
-}
-
-static void emit_gemm_call(Fwd *w, const CgStep *st, const CgView *bias)
+/* bias: NULL, or each member's bias view (cg_find_bias). */
+static void emit_gemm_call(Fwd *w, const CgStep *st, const CgView *const *bias)
 {
 	CgLlvm *L = w->L;
 	CgFn *f = &w->f;
 	LLVMValueRef c = view_addr(w, &st->views[0]);
-	if (bias) {
-		bias_gemm_call(w, st, bias);
-		return;
-	}
 	if (st->ngroup < 2) {
-		gemm_call(w, st, cg_dim(f, st->n), view_addr(w, &st->views[2]), c);
+		gemm_call(w, st, cg_dim(f, st->n), view_addr(w, &st->views[2]),
+		          bias ? view_addr(w, bias[0]) : NULL, c);
 		check_failed(w, SLAPO_UNSUPPORTED);
 		return;
 	}
-	/* grouped linears: one call when the weights lie side by side */
-	LLVMValueRef b0 = view_addr(w, &st->gb[0]);
+	/* grouped linears: one call when the weights (and biases) lie side by side */
+	LLVMValueRef b0 = view_addr(w, &st->gb[0]), bias0 = bias ? view_addr(w, bias[0]) : NULL;
 	LLVMValueRef k4 = LLVMBuildMul(B, cg_dim(f, st->k), i64c(L, 4), "");
 	LLVMValueRef adj = LLVMConstInt(L->t_i1, 1, 0);
 	for (int i = 1; i < st->ngroup; i++) {
@@ -459,18 +450,25 @@ static void emit_gemm_call(Fwd *w, const CgStep *st, const CgView *bias)
 		LLVMValueRef want = LLVMBuildInBoundsGEP2(B, L->t_i8, b0, &off, 1, "");
 		adj = LLVMBuildAnd(B, adj, LLVMBuildICmp(B, LLVMIntEQ, want,
 		                                         view_addr(w, &st->gb[i]), ""), "");
+		if (!bias)
+			continue;
+		off = LLVMBuildMul(B, cg_dim(f, st->gc[i]), i64c(L, 4), "");
+		want = LLVMBuildInBoundsGEP2(B, L->t_i8, bias0, &off, 1, "");
+		adj = LLVMBuildAnd(B, adj, LLVMBuildICmp(B, LLVMIntEQ, want,
+		                                         view_addr(w, bias[i]), ""), "");
 	}
 	LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_one");
 	LLVMBasicBlockRef each = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_each");
 	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_done");
 	LLVMBuildCondBr(B, adj, one, each);
 	LLVMPositionBuilderAtEnd(B, one);
-	gemm_call(w, st, cg_dim(f, st->n), b0, c);
+	gemm_call(w, st, cg_dim(f, st->n), b0, bias0, c);
 	LLVMBuildBr(B, done);
 	LLVMPositionBuilderAtEnd(B, each);
 	for (int i = 0; i < st->ngroup; i++) {
 		LLVMValueRef off = LLVMBuildMul(B, cg_dim(f, st->gc[i]), i64c(L, 4), "");
 		gemm_call(w, st, cg_dim(f, st->gn[i]), view_addr(w, &st->gb[i]),
+		          bias ? view_addr(w, bias[i]) : NULL,
 		          LLVMBuildInBoundsGEP2(B, L->t_i8, c, &off, 1, ""));
 	}
 	LLVMBuildBr(B, done);
@@ -546,7 +544,8 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const CpuSteps *
 	for (int s = 0; s < cs->n; s++) {
 		prof_mark(&w, s);
 		if (cs->st[s]->kind == CG_GEMM)
-			emit_gemm_call(&w, cs->st[s], cs->bias[s]);
+			emit_gemm_call(&w, cs->st[s],
+			               cs->bias[s * CG_MAX_GROUP] ? &cs->bias[s * CG_MAX_GROUP] : NULL);
 		else
 			emit_kernel_call(&w, cs->st[s]);
 	}
