@@ -270,11 +270,71 @@ static LLVMValueRef elem_ptr(CgFn *f, IrDType st, LLVMValueRef base, LLVMValueRe
 
 /* lanes elements at base[off + i * stride] (cls 0: one, splatted; 1:
  * contiguous, one aligned vector access; 2: `stride` apart) */
+/* Contiguous bf16 vectors on NVPTX move as 32-bit words, two elements a
+ * word: eight are one 16-byte ld/st.v4.b32 (LLVM splits an <8 x i16>
+ * access into two 8-byte ones), a word widens by a shift and a mask, and
+ * two elements round into one by cvt.rn.bf16x2.f32. */
+static bool bf16_words(CgFn *f, IrDType st, int cls, int lanes)
+{
+	return f->L->nvptx && st == IR_BF16 && cls == 1 && lanes > 1 && lanes % 2 == 0;
+}
+
+static LLVMValueRef word_ptr(CgFn *f, LLVMValueRef base, LLVMValueRef off, int lanes)
+{
+	CgLlvm *L = f->L;
+	LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
+	LLVMValueRef p = LLVMBuildBitCast(B, base, LLVMPointerType(i16, 0), "");
+	p = LLVMBuildInBoundsGEP2(B, i16, p, &off, 1, "");
+	return LLVMBuildBitCast(
+	        B, p, LLVMPointerType(LLVMVectorType(L->t_i32, (unsigned)lanes / 2), 0), "");
+}
+
+static CgVal load_bf16_words(CgFn *f, LLVMValueRef base, LLVMValueRef off, int lanes)
+{
+	CgLlvm *L = f->L;
+	int n = lanes / 2;
+	LLVMTypeRef wt = LLVMVectorType(L->t_i32, (unsigned)n);
+	LLVMValueRef w = LLVMBuildLoad2(B, wt, word_ptr(f, base, off, lanes), "");
+	LLVMSetAlignment(w, 2u * (unsigned)lanes);
+	LLVMTypeRef ft = LLVMVectorType(L->t_f32, (unsigned)n);
+	LLVMValueRef lo = LLVMBuildBitCast(B, LLVMBuildShl(B, w, splat_int(f, L->t_i32, 16, n), ""),
+	                                   ft, "");
+	LLVMValueRef hi = LLVMBuildBitCast(
+	        B, LLVMBuildAnd(B, w, splat_int(f, L->t_i32, 0xffff0000u, n), ""), ft, "");
+	LLVMValueRef idx[VEC];
+	for (int i = 0; i < lanes; i++) /* element 2i is word i's low half */
+		idx[i] = LLVMConstInt(L->t_i32, (unsigned)(i / 2 + (i % 2) * n), 0);
+	CgVal r = {LLVMBuildShuffleVector(B, lo, hi, LLVMConstVector(idx, (unsigned)lanes), ""),
+	           IR_F32};
+	return r;
+}
+
+static void store_bf16_words(CgFn *f, LLVMValueRef base, LLVMValueRef off, CgVal v,
+                             int lanes)
+{
+	CgLlvm *L = f->L;
+	int n = lanes / 2;
+	LLVMValueRef x = saturate(f, cg_convert(f, v, IR_F32, lanes).v, BF16_MAX, lanes);
+	LLVMValueRef w = LLVMGetUndef(LLVMVectorType(L->t_i32, (unsigned)n));
+	for (int i = 0; i < n; i++) {
+		/* cvt.rn.bf16x2.f32 d, a, b: a into the high half, b the low */
+		LLVMValueRef ab[2] = {
+		        LLVMBuildExtractElement(B, x, LLVMConstInt(L->t_i32, 2u * i + 1, 0), ""),
+		        LLVMBuildExtractElement(B, x, LLVMConstInt(L->t_i32, 2u * i, 0), "")};
+		w = LLVMBuildInsertElement(
+		        B, w, cg_ptx(f, "cvt.rn.bf16x2.f32 $0, $1, $2;", "=r,f,f", L->t_i32, ab, 2, 1),
+		        LLVMConstInt(L->t_i32, (unsigned)i, 0), "");
+	}
+	LLVMSetAlignment(LLVMBuildStore(B, w, word_ptr(f, base, off, lanes)), 2u * (unsigned)lanes);
+}
+
 static CgVal gload(CgFn *f, IrDType st, LLVMValueRef base, LLVMValueRef off,
                    LLVMValueRef stride, int cls, int lanes)
 {
 	LLVMTypeRef et = elem_type(f->L, st);
 	unsigned esz = (unsigned)cg_gpu_elem_size(st);
+	if (bf16_words(f, st, cls, lanes))
+		return load_bf16_words(f, base, off, lanes);
 	LLVMValueRef p = LLVMBuildBitCast(B, base, LLVMPointerType(et, 0), "");
 	return widen(f, st, cg_load_lanes(f, et, p, off, stride, cls, lanes, esz, esz * (unsigned)lanes),
 	             lanes);
@@ -285,6 +345,10 @@ static void gstore(CgFn *f, IrDType st, LLVMValueRef base, LLVMValueRef off, CgV
 {
 	LLVMTypeRef et = elem_type(f->L, st);
 	unsigned esz = (unsigned)cg_gpu_elem_size(st);
+	if (bf16_words(f, st, cls, lanes)) {
+		store_bf16_words(f, base, off, v, lanes);
+		return;
+	}
 	LLVMValueRef p = LLVMBuildBitCast(B, base, LLVMPointerType(et, 0), "");
 	cg_store_lanes(f, narrow(f, st, v, lanes), et, p, off, stride, cls, lanes, esz,
 	               esz * (unsigned)lanes);
