@@ -221,7 +221,8 @@ static void test_blas_split(void)
 /* The packed GEMM (gemm.c) against a double-precision product, over
  * its tile edges (12 rows, 32 columns), row blocks (192) and k blocks
  * (4096), both layouts of B, with and without bias and beta, padded
- * strides; bit-identical results for 1, 2 and 3 threads; a B outside
+ * strides; bit-identical results for 1, 2 and 3 threads (where the packed
+ * kernel runs: on OpenBLAS the splits may round differently); a B outside
  * the weights left to OpenBLAS; new weights packed anew after a clear. */
 static void run_packed(RtExec *ex, int tb, int m, int n, int k, const float *a, int lda,
                        const float *b, int ldb, const float *bias, float beta, float *c,
@@ -241,8 +242,12 @@ static void test_gemm_packed(void)
 	RtExec ex;
 	RtPool *pools[3];
 	size_t si;
-	int t, tb, v;
+	int t, tb, v, packed = 0;
 	int64_t i, j;
+#if defined(__x86_64__)
+	/* the packed kernel runs (else OpenBLAS, whose splits may round differently) */
+	packed = __builtin_cpu_supports("avx512f") && !getenv("SLAPO_CPU_GEMM");
+#endif
 	memset(&ex, 0, sizeof ex);
 	memset(&err, 0, sizeof err);
 	ex.err = &err;
@@ -288,7 +293,8 @@ static void test_gemm_packed(void)
 						                  1e-6 * k) <= 1);
 					for (i = 0; i < m; i++) /* padding untouched */
 						CHECK(memcmp(c[t] + i * ldc + n, c0 + i * ldc + n, 5 * 4) == 0);
-					CHECK(memcmp(c[t], c[0], (size_t)m * ldc * 4) == 0);
+					CHECK(!packed ||
+					      memcmp(c[t], c[0], (size_t)m * ldc * 4) == 0);
 				}
 				rt_packs_free(ps);
 			}
@@ -316,7 +322,7 @@ static void test_gemm_packed(void)
 		CHECK(!rt_gemm_packed(&ex, 1, 1, 3, 64, 40, 1.0f, x, 3, w, 40, NULL, 0.0f, y, 64));
 #if defined(__x86_64__)
 		CHECK(rt_gemm_packed(&ex, 0, 1, 3, 64, 40, 1.0f, x, 40, w, 40, NULL, 0.0f, y, 64) ==
-		      (__builtin_cpu_supports("avx512f") && !getenv("SLAPO_CPU_GEMM")));
+		      packed);
 #endif
 		for (i = 0; i < 64 * 40; i++)
 			w[i] = (float)(i % 11) - 5.0f;
