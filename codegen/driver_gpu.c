@@ -329,8 +329,13 @@ static void emit_launch(Fwd *w, const CgGpuStep *gs)
 			n = LLVMBuildMul(B, n, cg_dim(f, st->views[2].dim[1]), "");
 		work = n;
 		bx = i64c(L, 256);
-		gx = imin(w, cdiv(w, n, st->kind == CG_MAP ? 1024 : 256),
-		          i64c(L, 1 << 20));
+		/* a MAP thread takes two 16-byte vectors of output (four f32 or
+		 * eight 16-bit elements each, kernels_gpu.c), one after the other:
+		 * its setup is paid once for both */
+		int per = st->kind != CG_MAP ? 1
+		          : cg_gpu_elem_size(w->g->btype[st->views[0].buf]) == 2 ? 16
+		                                                                 : 8;
+		gx = imin(w, cdiv(w, n, 256 * per), i64c(L, 1 << 20));
 	}
 	LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "launch");
 	LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "next");
