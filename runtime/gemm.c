@@ -53,6 +53,9 @@ struct RtPacks {
 	const char *lo, *hi; /* the weights' storage: B in [lo, hi) is a weight */
 	pthread_mutex_t mu;  /* taken to add a pack */
 	_Atomic(Pack *) head;
+	uint64_t bytes; /* of all packs (under mu) */
+	SlapoLogFn log; /* the weights' logger */
+	void *log_user_data;
 };
 
 /* ---- whether to use it ------------------------------------------------------------------ */
@@ -73,13 +76,15 @@ static void check_usable(void)
 
 /* ---- the packs of a weights object ------------------------------------------------------ */
 
-RtPacks *rt_packs_new(const void *storage, uint64_t bytes)
+RtPacks *rt_packs_new(const void *storage, uint64_t bytes, SlapoLogFn log, void *log_user_data)
 {
 	RtPacks *ps = rt_calloc(1, sizeof *ps);
 	if (!ps)
 		return NULL;
 	ps->lo = storage;
 	ps->hi = (const char *)storage + bytes;
+	ps->log = log;
+	ps->log_user_data = log_user_data;
 	pthread_mutex_init(&ps->mu, NULL);
 	atomic_init(&ps->head, NULL);
 	return ps;
@@ -95,6 +100,7 @@ void rt_packs_clear(RtPacks *ps)
 		rt_free(p->panels);
 		rt_free(p);
 	}
+	ps->bytes = 0;
 }
 
 void rt_packs_free(RtPacks *ps)
@@ -158,6 +164,11 @@ static const Pack *get_pack(RtExec *ex, const float *b, int64_t n, int64_t k, in
 		p->next = atomic_load_explicit(&ps->head, memory_order_relaxed);
 		atomic_store_explicit(&ps->head, p, memory_order_release);
 		found = p;
+		ps->bytes += bytes;
+		rt_log(ps->log, ps->log_user_data, SLAPO_LOG_DEBUG,
+		       "packed a %lld x %lld weight for the CPU GEMM: %.1f MiB, %.1f MiB in all",
+		       (long long)n, (long long)k, (double)bytes / 1048576.0,
+		       (double)ps->bytes / 1048576.0);
 	} else if (!found) {
 		rt_free(p);
 		rt_fail(ex, SLAPO_OUT_OF_MEMORY, NULL,

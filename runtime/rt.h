@@ -629,9 +629,10 @@ int32_t rt_pool_threads(const RtPool *pool);
 void rt_pool_run(RtPool *pool, int64_t n, int64_t grain, RtRangeFn fn, void *ctx);
 
 /* The packed copies of the weights that GEMMs read, for the bytes of
- * weight storage at storage (NULL when out of memory). Clear them
- * whenever the weights change. */
-RtPacks *rt_packs_new(const void *storage, uint64_t bytes);
+ * weight storage at storage (NULL when out of memory); each pack is
+ * logged at SLAPO_LOG_DEBUG. Clear them whenever the weights change. */
+RtPacks *rt_packs_new(const void *storage, uint64_t bytes, SlapoLogFn log,
+                      void *log_user_data);
 void rt_packs_clear(RtPacks *ps);
 void rt_packs_free(RtPacks *ps);
 /* C = alpha * A op(B) + bias + beta * C (bias: a row of n, or NULL) on

@@ -101,7 +101,7 @@ SlapoStatus rt_weights_create(SlapoModel *m, const SlapoWeightsParams *p,
 	w->is_set = rt_calloc((size_t)d->n_params, 1);
 	w->block = total <= SIZE_MAX ? rt_aligned_alloc((size_t)total) : NULL;
 	if (!gpu && w->block) /* the CPU's packed GEMM operands, made on first use */
-		w->packs = rt_packs_new(w->block, total);
+		w->packs = rt_packs_new(w->block, total, q.log, q.log_user_data);
 	if (!w->data || !w->is_set || !w->block || (!gpu && !w->packs)) {
 		rt_free(w->data);
 		rt_free(w->is_set);

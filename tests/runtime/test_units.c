@@ -275,7 +275,7 @@ static void test_gemm_packed(void)
 				const float *b = store + 16; /* not at the storage's start */
 				int ldb = tb ? k + 2 : n + 3;
 				float beta = v == 1 ? 1.5f : 0.0f;
-				RtPacks *ps = rt_packs_new(store, wbytes);
+				RtPacks *ps = rt_packs_new(store, wbytes, NULL, NULL);
 				CHECK(ps != NULL);
 				ex.packs = ps;
 				naive(0, tb, m, n, k, 0.5f, a, lda, b, ldb, beta, c0, want, ldc);
@@ -309,7 +309,7 @@ static void test_gemm_packed(void)
 	{ /* outside the weights: OpenBLAS; new weights after a clear */
 		float w[64 * 40], x[3 * 40], y[3 * 64];
 		double want[3 * 64];
-		RtPacks *ps = rt_packs_new(w, sizeof w);
+		RtPacks *ps = rt_packs_new(w, sizeof w, NULL, NULL);
 		ex.packs = ps;
 		ex.pool = pools[1];
 		ex.n_threads = 2;
