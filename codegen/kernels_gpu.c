@@ -268,8 +268,6 @@ static LLVMValueRef elem_ptr(CgFn *f, IrDType st, LLVMValueRef base, LLVMValueRe
 	return LLVMBuildInBoundsGEP2(B, et, p, &off, 1, "");
 }
 
-/* lanes elements at base[off + i * stride] (cls 0: one, splatted; 1:
- * contiguous, one aligned vector access; 2: `stride` apart) */
 /* Contiguous bf16 vectors on NVPTX move as 32-bit words, two elements a
  * word: eight are one 16-byte ld/st.v4.b32 (LLVM splits an <8 x i16>
  * access into two 8-byte ones), a word widens by a shift and a mask, and
@@ -328,6 +326,8 @@ static void store_bf16_words(CgFn *f, LLVMValueRef base, LLVMValueRef off, CgVal
 	LLVMSetAlignment(LLVMBuildStore(B, w, word_ptr(f, base, off, lanes)), 2u * (unsigned)lanes);
 }
 
+/* lanes elements at base[off + i * stride] (cls 0: one, splatted; 1:
+ * contiguous, one aligned vector access; 2: `stride` apart) */
 static CgVal gload(CgFn *f, IrDType st, LLVMValueRef base, LLVMValueRef off,
                    LLVMValueRef stride, int cls, int lanes)
 {

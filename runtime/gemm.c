@@ -297,27 +297,27 @@ int rt_gemm_packed(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int6
                    int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                    int64_t ldb, const float *bias, float beta, float *c, int64_t ldc)
 {
-	Job j;
+	const Pack *p;
+	int64_t blocks = (k + KC_MAX - 1) / KC_MAX;
 	pthread_once(&usable_once, check_usable);
 	if (!usable || !ex || !ex->packs || trans_a || m <= 0 || n <= 0 || k <= 0 ||
 	    (const char *)b < ex->packs->lo || (const char *)b >= ex->packs->hi)
 		return 0;
-	j.p = get_pack(ex, b, n, k, ldb, trans_b);
-	if (!j.p)
+	if (!(p = get_pack(ex, b, n, k, ldb, trans_b)))
 		return 1; /* out of memory: the run has failed */
-	j.m = m;
-	j.np = (n + NR - 1) / NR;
-	j.n_mb = (m + MC - 1) / MC;
-	/* equal blocks of k, a multiple of 16, when K is longer than KC_MAX */
-	j.kc = (k + (k + KC_MAX - 1) / KC_MAX - 1) / ((k + KC_MAX - 1) / KC_MAX);
-	j.kc = k <= KC_MAX ? k : (j.kc + 15) / 16 * 16;
-	j.alpha = alpha;
-	j.bias = bias;
-	j.beta = beta;
-	j.a = a;
-	j.lda = lda;
-	j.c = c;
-	j.ldc = ldc;
+	Job j = {.p = p,
+	         .m = m,
+	         /* K in equal blocks of at most KC_MAX, a multiple of 16 */
+	         .kc = blocks == 1 ? k : ((k + blocks - 1) / blocks + 15) / 16 * 16,
+	         .np = (n + NR - 1) / NR,
+	         .n_mb = (m + MC - 1) / MC,
+	         .alpha = alpha,
+	         .beta = beta,
+	         .bias = bias,
+	         .a = a,
+	         .lda = lda,
+	         .c = c,
+	         .ldc = ldc};
 	rt_parallel_for(ex, j.n_mb * j.np, 1, run_units, &j);
 	return 1;
 }
