@@ -273,6 +273,12 @@ void cg_poly_print(StrBuf *b, const IrCtx *c, const CgPoly *p);
 
 /* Liveness of temps and their slots (sizes evaluated at run time). */
 void cg_plan(CgProgram *prog);
+/* The slot assignment of cg_plan for other lifetimes: temp buffer i
+ * (by id) lives from step def[i] to last[i] (def < 0: unused); fills
+ * slot_of[i] (-1: not a temp or unused) and slot_bufs (room for one
+ * slot per buffer); returns the number of slots. */
+int cg_plan_slots(const CgProgram *p, const int *def, const int *last, int *slot_of,
+                  PtrVec *slot_bufs);
 /* The kernel graph with the memory plan, for --dump-after=lower. */
 void cg_print(StrBuf *b, const CgProgram *prog);
 /* Storage bytes per element of a dtype (bool 1, i32 4, i64/f64 8 -> f32 4). */
@@ -468,6 +474,13 @@ LLVMValueRef cg_ptx(CgFn *f, const char *text, const char *constraints, LLVMType
  * step indices, for a GEMM that adds the bias itself; false if they are
  * not all there. */
 bool cg_find_bias(const CgProgram *p, int s, const CgView **bias, int *steps);
+/* Steps s, s + 1, s + 2 as attention, or NULL: scores = Q K^T (GEMM),
+ * probs = softmax(expr(scores, ...)) (SOFTMAX), O = probs V (GEMM), each
+ * intermediate a temp read by the next step only, compact [batches, S, S]
+ * at offset 0, queries and keys one length, the two products over the
+ * same batches. The result is a new CG_ATTENTION step (see CgStep; mt 1)
+ * for the device's own checks. */
+CgStep *cg_find_attention(const CgProgram *p, int s);
 
 /* A private constant RtStepDesc[n] for steps (as i8*; NULL when n is 0),
  * named `name`; NULL after an error. */

@@ -7,6 +7,9 @@
  *   forward(ex)                every step in order: kernels through
  *                              rt_parallel_for, GEMMs through rt_sgemm /
  *                              rt_sgemm_batched (outer batch dims as loops),
+ *                              attention's GEMM, softmax and GEMM through
+ *                              rt_attention (cpu_plan keeps their buffers
+ *                              apart in the workspace),
  *                              rt_failed checked after gathers and GEMMs;
  *                              each step marked for profiles with
  *                              rt_prof_step when ex->prof is set
@@ -34,6 +37,7 @@ typedef struct Types {
 	LLVMTypeRef tie;    /* RtTie */
 	LLVMTypeRef desc;   /* RtModelDesc */
 	LLVMTypeRef exec;   /* RtExec */
+	LLVMTypeRef att;    /* RtAttention */
 } Types;
 
 static bool make_types(CgLlvm *L, Types *T)
@@ -84,7 +88,25 @@ static bool make_types(CgLlvm *L, Types *T)
 	        offsetof(RtExec, reserved0), offsetof(RtExec, pool),
 	        offsetof(RtExec, err),       offsetof(RtExec, prof),
 	        offsetof(RtExec, packs)};
-	return cg_llvm_check_layout(L, T->sym, o_sym, 3, sizeof(RtSymDesc), "RtSymDesc") &&
+	LLVMTypeRef dims = LLVMArrayType(L->t_i64, RT_ATT_DIMS);
+	LLVMTypeRef att[21] = {L->t_i64, dims, L->t_i64, L->t_i64, L->t_i64, L->t_i64, L->t_i64,
+	                       L->t_i64, L->t_i64, dims, dims, dims, dims, p, p, p, p, p, p,
+	                       LLVMPointerType(L->t_kernel, 0), p};
+	T->att = LLVMStructTypeInContext(c, att, 21, 0);
+	static const size_t o_att[] = {
+	        offsetof(RtAttention, nbatch), offsetof(RtAttention, bdim),
+	        offsetof(RtAttention, m),      offsetof(RtAttention, n),
+	        offsetof(RtAttention, d),      offsetof(RtAttention, ldq),
+	        offsetof(RtAttention, ldk),    offsetof(RtAttention, ldv),
+	        offsetof(RtAttention, ldo),    offsetof(RtAttention, sq),
+	        offsetof(RtAttention, sk),     offsetof(RtAttention, sv),
+	        offsetof(RtAttention, so),     offsetof(RtAttention, q),
+	        offsetof(RtAttention, k),      offsetof(RtAttention, v),
+	        offsetof(RtAttention, o),      offsetof(RtAttention, scores),
+	        offsetof(RtAttention, probs),  offsetof(RtAttention, softmax),
+	        offsetof(RtAttention, ctx)};
+	return cg_llvm_check_layout(L, T->att, o_att, 21, sizeof(RtAttention), "RtAttention") &&
+	       cg_llvm_check_layout(L, T->sym, o_sym, 3, sizeof(RtSymDesc), "RtSymDesc") &&
 	       cg_llvm_check_layout(L, T->tensor, o_ten, 8, sizeof(RtTensorDesc), "RtTensorDesc") &&
 	       cg_llvm_check_layout(L, T->tie, o_tie, 2, sizeof(RtTie), "RtTie") &&
 	       cg_llvm_check_layout(L, T->desc, o_desc, 23, sizeof(RtModelDesc), "RtModelDesc") &&
@@ -161,7 +183,15 @@ static LLVMValueRef tensor_list(CgLlvm *L, const Types *T, const CgProgram *p,
 
 /* ---- plan and workspace_size ---------------------------------------------------------- */
 
-static LLVMValueRef emit_plan(CgLlvm *L, const CgProgram *p)
+/* The CPU's workspace slots: the program's plan (cg_plan), except that
+ * buffers of steps run as one (attention) live through all of them. */
+typedef struct CpuPlan {
+	int nslots;
+	PtrVec *slot_bufs;
+	int *slot_of; /* by buffer id: its slot, -1 if none */
+} CpuPlan;
+
+static LLVMValueRef emit_plan(CgLlvm *L, const CgProgram *p, const CpuPlan *pl)
 {
 	LLVMTypeRef args[2] = {L->t_i64p, L->t_i64p};
 	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_plan", LLVMFunctionType(L->t_i64, args, 2, 0));
@@ -172,8 +202,8 @@ static LLVMValueRef emit_plan(CgLlvm *L, const CgProgram *p)
 	LLVMValueRef offs = LLVMGetParam(fn, 1);
 	LLVMTypeRef dt = LLVMDoubleTypeInContext(L->ctx);
 	LLVMValueRef total = i64c(L, 0), totd = LLVMConstReal(dt, 0);
-	for (int s = 0; s < p->nslots; s++) {
-		const PtrVec *v = &p->slot_bufs[s];
+	for (int s = 0; s < pl->nslots; s++) {
+		const PtrVec *v = &pl->slot_bufs[s];
 		LLVMValueRef mx = i64c(L, 0), mxd = LLVMConstReal(dt, 0);
 		for (int k = 0; k < v->len; k++) {
 			const CgBuf *b = v->items[k];
@@ -203,14 +233,14 @@ static LLVMValueRef emit_plan(CgLlvm *L, const CgProgram *p)
 	return fn;
 }
 
-static LLVMValueRef emit_workspace_size(CgLlvm *L, const CgProgram *p, LLVMValueRef plan)
+static LLVMValueRef emit_workspace_size(CgLlvm *L, const CpuPlan *pl, LLVMValueRef plan)
 {
 	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_workspace_size",
 	                                  LLVMFunctionType(L->t_i64, &L->t_i64p, 1, 0));
 	LLVMSetLinkage(fn, LLVMInternalLinkage);
 	LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(L->ctx, fn, "entry");
 	LLVMPositionBuilderAtEnd(B, bb);
-	LLVMValueRef offs = LLVMBuildArrayAlloca(B, L->t_i64, i64c(L, p->nslots + 1), "offs");
+	LLVMValueRef offs = LLVMBuildArrayAlloca(B, L->t_i64, i64c(L, pl->nslots + 1), "offs");
 	LLVMValueRef args[2] = {LLVMGetParam(fn, 0), offs};
 	LLVMBuildRet(B, cg_llvm_call(L, plan, args, 2));
 	return fn;
@@ -223,18 +253,66 @@ typedef struct Fwd {
 	CgFn f;
 	const Types *T;
 	LLVMValueRef ex, ctx, *base; /* base: i8* of every buffer */
+	LLVMValueRef att;            /* an RtAttention (entry block) */
 	LLVMValueRef rt_parallel_for, rt_sgemm, rt_sgemm_batched, rt_sgemm_bias, rt_failed,
-	        rt_prof_step;
+	        rt_prof_step, rt_attention;
 } Fwd;
 
 /* The steps forward() runs: the program's, less the bias passes folded
- * into their GEMMs. bias[i * CG_MAX_GROUP + k]: the bias view of member
- * k of GEMM step i (NULL when its GEMM keeps beta = 1). */
+ * into their GEMMs, with attention's three steps as one. st[i] is the
+ * step of entry i (for attention, the CG_ATTENTION step of the table),
+ * first[i] the program's step it begins at; bias[i * CG_MAX_GROUP + k]:
+ * the bias view of member k of GEMM step i (NULL when its GEMM keeps
+ * beta = 1). */
 typedef struct CpuSteps {
 	int n;
 	const CgStep **st;
+	int *first;
 	const CgView **bias;
 } CpuSteps;
+
+/* The buffers step st reads: a GEMM's A and B (its group's weights),
+ * another step's views past the result. */
+static int read_bufs(const CgStep *st, int *out)
+{
+	int n = 0;
+	if (st->kind == CG_GEMM) {
+		out[n++] = st->views[1].buf;
+		out[n++] = st->views[2].buf;
+		for (int k = 0; k < st->ngroup; k++)
+			out[n++] = st->gb[k].buf;
+		return n;
+	}
+	for (int k = 1; k < st->nview; k++)
+		out[n++] = st->views[k].buf;
+	return n;
+}
+
+/* Whether attention's steps s..s+2 may run unit by unit (rt_attention):
+ * at most RT_ATT_DIMS batch dims, and nothing they read (but the scores
+ * and probs each passes on) is a buffer one of them writes, since one
+ * unit's writes come before another unit's reads. (Distinct buffers get
+ * distinct memory: cpu_plan keeps all of the three steps' alive through
+ * them.) */
+static bool cpu_attention(const CgProgram *p, int s)
+{
+	const CgStep *g1 = p->steps.items[s];
+	if (g1->nbatch > RT_ATT_DIMS)
+		return false;
+	int wr[3], rd[CG_MAX_VIEWS + CG_MAX_GROUP + 2];
+	for (int i = 0; i < 3; i++)
+		wr[i] = ((const CgStep *)p->steps.items[s + i])->views[0].buf;
+	if (wr[0] == wr[1] || wr[0] == wr[2] || wr[1] == wr[2])
+		return false;
+	for (int i = 0; i < 3; i++) {
+		const CgStep *st = p->steps.items[s + i];
+		for (int n = read_bufs(st, rd), k = 0; k < n; k++)
+			for (int j = 0; j < 3; j++)
+				if (rd[k] == wr[j] && !(j == i - 1))
+					return false;
+	}
+	return true;
+}
 
 /* A linear's bias pass goes into its GEMM: rt_sgemm_bias adds the bias
  * as it stores C (the packed GEMM's epilogue, runtime/gemm.c); for Q, K
@@ -259,14 +337,54 @@ static CpuSteps cpu_steps(const CgProgram *p)
 		for (int k = 0; k < (st->ngroup > 1 ? st->ngroup : 1); k++)
 			folded[at[k]] = true;
 	}
+	c.first = ARENA_ARRAY(p->arena, int, n + 1);
 	for (int s = 0; s < n; s++) {
 		if (folded[s])
 			continue;
-		c.st[c.n] = p->steps.items[s];
+		const CgStep *at = cg_find_attention(p, s);
+		c.first[c.n] = s;
+		c.st[c.n] = at && cpu_attention(p, s) ? at : p->steps.items[s];
 		memcpy(&c.bias[c.n++ * CG_MAX_GROUP], &bias[s * CG_MAX_GROUP],
 		       CG_MAX_GROUP * sizeof *bias);
+		if (c.st[c.n - 1] == at)
+			s += 2;
 	}
 	return c;
+}
+
+static CpuPlan cpu_plan(const CgProgram *p, const CpuSteps *cs)
+{
+	int nb = p->bufs.len;
+	int *def = ARENA_ARRAY(p->arena, int, nb + 1), *last = ARENA_ARRAY(p->arena, int, nb + 1);
+	int bufs[CG_MAX_VIEWS + CG_MAX_GROUP + 2];
+	for (int i = 0; i < nb; i++) {
+		const CgBuf *b = p->bufs.items[i];
+		def[i] = b->def;
+		last[i] = b->last;
+	}
+	for (int e = 0; e < cs->n; e++) {
+		if (cs->st[e]->kind != CG_ATTENTION)
+			continue;
+		int s = cs->first[e];
+		for (int i = s; i < s + 3; i++) {
+			const CgStep *st = p->steps.items[i];
+			int n = read_bufs(st, bufs);
+			bufs[n++] = st->views[0].buf;
+			for (int k = 0; k < n; k++) {
+				if (bufs[k] < 0)
+					continue;
+				if (def[bufs[k]] > s)
+					def[bufs[k]] = s;
+				if (last[bufs[k]] < s + 2)
+					last[bufs[k]] = s + 2;
+			}
+		}
+	}
+	CpuPlan pl;
+	pl.slot_of = ARENA_ARRAY(p->arena, int, nb + 1);
+	pl.slot_bufs = ARENA_ARRAY(p->arena, PtrVec, nb + 1);
+	pl.nslots = cg_plan_slots(p, def, last, pl.slot_of, pl.slot_bufs);
+	return pl;
 }
 
 static LLVMValueRef field(Fwd *w, int i, LLVMTypeRef t)
@@ -327,15 +445,22 @@ static void check_failed(Fwd *w, int code)
 	LLVMPositionBuilderAtEnd(B, ok);
 }
 
-static void emit_kernel_call(Fwd *w, const CgStep *st)
+/* ctx[2 + k] = the address of step st's view k (kernels.c) */
+static void fill_ctx(Fwd *w, const CgStep *st)
 {
 	CgLlvm *L = w->L;
-	CgFn *f = &w->f;
 	for (int k = 0; k < st->nview; k++) {
 		LLVMValueRef idx = i64c(L, k + 2);
 		LLVMBuildStore(B, view_addr(w, &st->views[k]),
 		               LLVMBuildInBoundsGEP2(B, L->t_i8p, w->ctx, &idx, 1, ""));
 	}
+}
+
+static void emit_kernel_call(Fwd *w, const CgStep *st)
+{
+	CgLlvm *L = w->L;
+	CgFn *f = &w->f;
+	fill_ctx(w, st);
 	/* iterations: elements (MAP), rows (row kernels), indices (GATHER) */
 	int nd = st->ndim, upto = st->kind == CG_MAP || st->kind == CG_GATHER ? nd : nd - 1;
 	LLVMValueRef n = i64c(L, 1);
@@ -476,8 +601,60 @@ static void emit_gemm_call(Fwd *w, const CgStep *st, const CgView *const *bias)
 	check_failed(w, SLAPO_UNSUPPORTED);
 }
 
+static void att_set(Fwd *w, int i, int j, LLVMValueRef v)
+{
+	CgLlvm *L = w->L;
+	LLVMValueRef p = LLVMBuildStructGEP2(B, w->T->att, w->att, (unsigned)i, "");
+	if (j >= 0) {
+		LLVMValueRef idx[2] = {i64c(L, 0), i64c(L, j)};
+		p = LLVMBuildInBoundsGEP2(B, LLVMArrayType(L->t_i64, RT_ATT_DIMS), p, idx, 2, "");
+	}
+	LLVMBuildStore(B, v, p);
+}
+
+/* Attention's product, softmax and product (program steps s..s+2) as
+ * rt_attention: the softmax kernel's context as for its own call, the
+ * products' operands as the GEMM calls would have them. */
+static void emit_attention(Fwd *w, int s)
+{
+	CgLlvm *L = w->L;
+	CgFn *f = &w->f;
+	const CgProgram *p = f->prog;
+	const CgStep *g1 = p->steps.items[s], *sm = p->steps.items[s + 1],
+	             *g2 = p->steps.items[s + 2];
+	LLVMValueRef one = i64c(L, 1), d = cg_dim(f, g1->k);
+	fill_ctx(w, sm);
+	att_set(w, 0, -1, i64c(L, g1->nbatch));
+	for (int i = 0; i < RT_ATT_DIMS; i++) {
+		bool in = i < g1->nbatch;
+		att_set(w, 1, i, in ? cg_dim(f, g1->bdim[i]) : one);
+		att_set(w, 9, i, in ? cg_dim(f, g1->bsa[i]) : i64c(L, 0));
+		att_set(w, 10, i, in ? cg_dim(f, g1->bsb[i]) : i64c(L, 0));
+		att_set(w, 11, i, in ? cg_dim(f, g2->bsb[i]) : i64c(L, 0));
+		att_set(w, 12, i, in ? cg_dim(f, g2->bsc[i]) : i64c(L, 0));
+	}
+	att_set(w, 2, -1, cg_dim(f, g1->m));
+	att_set(w, 3, -1, cg_dim(f, g1->n));
+	att_set(w, 4, -1, d);
+	/* row strides as the BLAS wants them: at least the row (a stride
+	 * shorter than its row only occurs where there is one row) */
+	att_set(w, 5, -1, imax(w, imax(w, cg_dim(f, g1->lda), d), one));
+	att_set(w, 6, -1, imax(w, imax(w, cg_dim(f, g1->ldb), d), one));
+	att_set(w, 7, -1, imax(w, imax(w, cg_dim(f, g2->ldb), d), one));
+	att_set(w, 8, -1, imax(w, imax(w, cg_dim(f, g2->ldc), d), one));
+	const CgView *ptr[6] = {&g1->views[1], &g1->views[2], &g2->views[2],
+	                        &g2->views[0], &g1->views[0], &g2->views[1]};
+	for (int i = 0; i < 6; i++)
+		att_set(w, 13 + i, -1, view_addr(w, ptr[i]));
+	att_set(w, 19, -1, LLVMGetNamedFunction(L->mod, sm->fn));
+	att_set(w, 20, -1, LLVMBuildBitCast(B, w->ctx, L->t_i8p, ""));
+	LLVMValueRef args[2] = {w->ex, LLVMBuildBitCast(B, w->att, L->t_i8p, "")};
+	cg_llvm_call(L, w->rt_attention, args, 2);
+	check_failed(w, SLAPO_UNSUPPORTED);
+}
+
 static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const CpuSteps *cs,
-                                 const Types *T, LLVMValueRef plan)
+                                 const CpuPlan *pl, const Types *T, LLVMValueRef plan)
 {
 	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_forward",
 	                                  LLVMFunctionType(L->t_i32, &L->t_i8p, 1, 0));
@@ -502,6 +679,8 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const CpuSteps *
 	w.rt_failed = cg_llvm_decl(L, "rt_failed", LLVMFunctionType(L->t_i32, &L->t_i8p, 1, 0));
 	LLVMTypeRef ps[2] = {L->t_i8p, L->t_i32};
 	w.rt_prof_step = cg_llvm_decl(L, "rt_prof_step", LLVMFunctionType(L->t_void, ps, 2, 0));
+	LLVMTypeRef pa[2] = {L->t_i8p, L->t_i8p};
+	w.rt_attention = cg_llvm_decl(L, "rt_attention", LLVMFunctionType(L->t_void, pa, 2, 0));
 
 	/* entry: RtExec fields, workspace plan, buffer addresses, ctx */
 	LLVMPositionBuilderAtEnd(B, w.f.entry);
@@ -511,10 +690,11 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const CpuSteps *
 	LLVMValueRef outs = LLVMBuildBitCast(B, field(&w, 3, L->t_i8p), ppt, "");
 	LLVMValueRef prm = LLVMBuildBitCast(B, field(&w, 4, L->t_i8p), ppt, "");
 	LLVMValueRef ws = field(&w, 5, L->t_i8p);
-	LLVMValueRef offs = LLVMBuildArrayAlloca(B, L->t_i64, i64c(L, p->nslots + 1), "offs");
+	LLVMValueRef offs = LLVMBuildArrayAlloca(B, L->t_i64, i64c(L, pl->nslots + 1), "offs");
 	w.ctx = LLVMBuildArrayAlloca(B, L->t_i8p, i64c(L, p->max_views + 2), "ctx");
+	w.att = LLVMBuildAlloca(B, T->att, "att");
 	LLVMPositionBuilderAtEnd(B, w.f.body);
-	if (p->nslots) {
+	if (pl->nslots) {
 		LLVMValueRef args[2] = {w.f.sym, offs};
 		cg_llvm_call(L, plan, args, 2);
 	}
@@ -526,10 +706,10 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const CpuSteps *
 		case CG_BUF_OUTPUT: w.base[i] = ptr_at(&w, outs, b->index); break;
 		case CG_BUF_PARAM: w.base[i] = ptr_at(&w, prm, b->index); break;
 		case CG_BUF_TEMP:
-			if (b->index < 0) {
+			if (pl->slot_of[i] < 0) {
 				w.base[i] = LLVMConstNull(L->t_i8p);
 			} else {
-				LLVMValueRef idx = i64c(L, b->index);
+				LLVMValueRef idx = i64c(L, pl->slot_of[i]);
 				LLVMValueRef o = LLVMBuildLoad2(
 				        B, L->t_i64, LLVMBuildInBoundsGEP2(B, L->t_i64, offs, &idx, 1, ""), "");
 				w.base[i] = LLVMBuildInBoundsGEP2(B, L->t_i8, ws, &o, 1, "");
@@ -543,7 +723,9 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const CpuSteps *
 	               LLVMBuildInBoundsGEP2(B, L->t_i8p, w.ctx, &o1, 1, ""));
 	for (int s = 0; s < cs->n; s++) {
 		prof_mark(&w, s);
-		if (cs->st[s]->kind == CG_GEMM)
+		if (cs->st[s]->kind == CG_ATTENTION)
+			emit_attention(&w, cs->first[s]);
+		else if (cs->st[s]->kind == CG_GEMM)
 			emit_gemm_call(&w, cs->st[s],
 			               cs->bias[s * CG_MAX_GROUP] ? &cs->bias[s * CG_MAX_GROUP] : NULL);
 		else
@@ -568,10 +750,11 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p)
 	Types T;
 	if (!make_types(L, &T))
 		return false;
-	LLVMValueRef plan = emit_plan(L, p);
-	LLVMValueRef wsz = emit_workspace_size(L, p, plan);
 	CpuSteps cs = cpu_steps(p);
-	LLVMValueRef fwd = emit_forward(L, p, &cs, &T, plan);
+	CpuPlan pl = cpu_plan(p, &cs);
+	LLVMValueRef plan = emit_plan(L, p, &pl);
+	LLVMValueRef wsz = emit_workspace_size(L, &pl, plan);
+	LLVMValueRef fwd = emit_forward(L, p, &cs, &pl, &T, plan);
 	const CgModel *m = p->model;
 
 	LLVMValueRef syms[IR_MAX_SYMS];

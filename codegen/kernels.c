@@ -17,8 +17,10 @@
  *   REDUCE         rows: one sum / mean / max per row
  *   GATHER         rows are indices: range check (rt_fail naming the
  *                  input), then a row copy
- * Reductions keep a vector accumulator and a scalar one for the tail and
- * add the lanes in order at the end. Loop variables live in allocas that
+ * Rows are walked two vectors a step; reductions keep a vector accumulator
+ * for each of the two and a scalar one for the tail, and at the end add
+ * the two, then the lanes as a tree, then the tail (a fixed order, so a
+ * row's result does not depend on the thread that computes it). Loop variables live in allocas that
  * SROA turns into registers.
  */
 #include <math.h>
@@ -161,6 +163,8 @@ typedef struct Ops {
 	int cls[MAXV];                      /* last-dim stride: 0, 1 or 2 (other) */
 	LLVMValueRef off[MAXV];             /* offset of the current row */
 	CgEval x;                           /* expression evaluation */
+	int part;                           /* row_loop: which of the two vectors of
+	                                     * an unrolled step the body is at */
 } Ops;
 
 static int stride_class(IrDim s)
@@ -287,10 +291,21 @@ static void row_loop(CgFn *f, Ops *o, LLVMValueRef j0, LLVMValueRef j1, bool vec
 {
 	int w = f->L->vw;
 	LLVMValueRef start = j0;
+	o->part = 0;
 	if (vec && w > 1) {
+		/* two vectors a step (o->part 0 and 1: a reduction keeps two
+		 * accumulators, so consecutive vectors do not wait on each
+		 * other), then one, then the scalar tail */
 		Loop lp;
-		LLVMValueRef lim = LLVMBuildSub(B, j1, cg_i64(f, w - 1), "");
+		LLVMValueRef lim = LLVMBuildSub(B, j1, cg_i64(f, 2 * w - 1), "");
 		LLVMValueRef j = loop_begin(f, &lp, j0, lim);
+		body(f, o, j, w, user);
+		o->part = 1;
+		body(f, o, LLVMBuildAdd(B, j, cg_i64(f, w), ""), w, user);
+		o->part = 0;
+		loop_end(f, &lp, j, cg_i64(f, 2 * w));
+		lim = LLVMBuildSub(B, j1, cg_i64(f, w - 1), "");
+		j = loop_begin(f, &lp, ld(f, f->L->t_i64, lp.var), lim);
 		body(f, o, j, w, user);
 		loop_end(f, &lp, j, cg_i64(f, w));
 		start = ld(f, f->L->t_i64, lp.var);
@@ -339,9 +354,9 @@ static void emit_map(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 
 /* ---- row kernels ---------------------------------------------------------------------------- */
 
-/* accumulators of one pass: a vector and a scalar one */
+/* accumulators of one pass: two vectors (row_loop's parts) and a scalar */
 typedef struct Acc {
-	LLVMValueRef vec, sca; /* allocas */
+	LLVMValueRef vec[2], sca; /* allocas */
 	int op;                /* 0 sum, 1 max (NaN kept), 2 integer max */
 	IrDType t;
 	LLVMValueRef mean;     /* LN pass 2: the mean to subtract */
@@ -367,37 +382,48 @@ static void acc_begin(CgFn *f, Acc *a, int op, IrDType t)
 	int w = f->L->vw;
 	a->op = op;
 	a->t = t;
-	a->vec = var_of(f, cg_type(f->L, t, w), "vacc");
+	a->vec[0] = var_of(f, cg_type(f->L, t, w), "vacc");
+	a->vec[1] = var_of(f, cg_type(f->L, t, w), "vacc1");
 	a->sca = var_of(f, cg_type(f->L, t, 1), "acc");
-	if (t == IR_I64) {
-		int64_t init = op == 0 ? 0 : INT64_MIN;
-		LLVMBuildStore(B, cg_consti(f, init, w), a->vec);
-		LLVMBuildStore(B, cg_consti(f, init, 1), a->sca);
-	} else {
-		LLVMBuildStore(B, cg_constf(f, acc_init(op), w), a->vec);
-		LLVMBuildStore(B, cg_constf(f, acc_init(op), 1), a->sca);
+	for (int k = 0; k < 3; k++) {
+		LLVMValueRef p = k < 2 ? a->vec[k] : a->sca;
+		int n = k < 2 ? w : 1;
+		LLVMBuildStore(B,
+		               t == IR_I64 ? cg_consti(f, op == 0 ? 0 : INT64_MIN, n)
+		                           : cg_constf(f, acc_init(op), n),
+		               p);
 	}
 }
 
-static void acc_add(CgFn *f, Acc *a, LLVMValueRef v, int lanes)
+/* part: row_loop's o->part */
+static void acc_add(CgFn *f, Acc *a, LLVMValueRef v, int lanes, int part)
 {
-	LLVMValueRef p = lanes > 1 ? a->vec : a->sca;
+	LLVMValueRef p = lanes > 1 ? a->vec[part] : a->sca;
 	LLVMValueRef cur = ld(f, cg_type(f->L, a->t, lanes), p);
 	LLVMBuildStore(B, combine(f, a->op, a->t, cur, v), p);
 }
 
-/* the lanes in order, then the scalar tail */
+/* The two vectors lane by lane, their lanes as a tree (halves, then
+ * quarters, ...), then the scalar tail: a fixed order. */
 static LLVMValueRef acc_end(CgFn *f, Acc *a)
 {
 	int w = f->L->vw;
-	LLVMValueRef v = ld(f, cg_type(f->L, a->t, w), a->vec);
-	LLVMValueRef r = NULL;
-	for (int i = 0; i < w; i++) {
-		LLVMValueRef e = LLVMBuildExtractElement(B, v, LLVMConstInt(f->L->t_i32, (unsigned)i, 0),
-		                                         "");
-		r = r ? combine(f, a->op, a->t, r, e) : e;
+	LLVMTypeRef vt = cg_type(f->L, a->t, w);
+	LLVMValueRef v = combine(f, a->op, a->t, ld(f, vt, a->vec[0]), ld(f, vt, a->vec[1]));
+	for (int h = w / 2; h >= 1; h /= 2) {
+		LLVMValueRef lo[32], hi[32];
+		for (int i = 0; i < h; i++) {
+			lo[i] = LLVMConstInt(f->L->t_i32, (unsigned)i, 0);
+			hi[i] = LLVMConstInt(f->L->t_i32, (unsigned)(h + i), 0);
+		}
+		LLVMValueRef und = LLVMGetUndef(LLVMTypeOf(v));
+		LLVMValueRef x = LLVMBuildShuffleVector(B, v, und, LLVMConstVector(lo, (unsigned)h), "");
+		LLVMValueRef y = LLVMBuildShuffleVector(B, v, und, LLVMConstVector(hi, (unsigned)h), "");
+		v = combine(f, a->op, a->t, x, y);
 	}
-	return combine(f, a->op, a->t, r, ld(f, cg_type(f->L, a->t, 1), a->sca));
+	if (w > 1)
+		v = LLVMBuildExtractElement(B, v, LLVMConstInt(f->L->t_i32, 0, 0), "");
+	return combine(f, a->op, a->t, v, ld(f, cg_type(f->L, a->t, 1), a->sca));
 }
 
 static LLVMValueRef splatf(CgFn *f, LLVMValueRef x, int lanes)
@@ -416,7 +442,7 @@ static void pass_eval(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
 	Acc *a = user;
 	CgVal v = cg_convert(f, eval_at(f, o, j, lanes), IR_F32, lanes);
 	store_view(f, o, 0, j, v, lanes);
-	acc_add(f, a, v.v, lanes);
+	acc_add(f, a, v.v, lanes, o->part);
 }
 
 /* softmax pass 2: out = exp(out - max), sum */
@@ -426,7 +452,7 @@ static void pass_exp(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
 	CgVal v = load_view(f, o, 0, j, lanes);
 	v.v = cg_math_exp(f, LLVMBuildFSub(B, v.v, splatf(f, a->mean, lanes), ""), lanes);
 	store_view(f, o, 0, j, v, lanes);
-	acc_add(f, a, v.v, lanes);
+	acc_add(f, a, v.v, lanes, o->part);
 }
 
 /* softmax pass 3 / scaling: out *= s */
@@ -444,7 +470,7 @@ static void pass_var(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
 	Acc *a = user;
 	CgVal v = load_view(f, o, 0, j, lanes);
 	LLVMValueRef d = LLVMBuildFSub(B, v.v, splatf(f, a->mean, lanes), "");
-	acc_add(f, a, LLVMBuildFMul(B, d, d, ""), lanes);
+	acc_add(f, a, LLVMBuildFMul(B, d, d, ""), lanes, o->part);
 }
 
 typedef struct Norm {
@@ -469,7 +495,7 @@ static void pass_reduce(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
 {
 	Acc *a = user;
 	CgVal v = load_view(f, o, 1, j, lanes);
-	acc_add(f, a, cg_convert(f, v, a->t, lanes).v, lanes);
+	acc_add(f, a, cg_convert(f, v, a->t, lanes).v, lanes, o->part);
 }
 
 static void emit_rows(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)

@@ -32,6 +32,51 @@ static const char *ident(Arena *a, int id, const char *name)
 	return s;
 }
 
+int cg_plan_slots(const CgProgram *p, const int *def, const int *last, int *slot_of,
+                  PtrVec *slot_bufs)
+{
+	int nb = p->bufs.len, nt = 0, nslots = 0;
+	/* slots, in order of first write */
+	int *order = ARENA_ARRAY(p->arena, int, nb + 1);
+	for (int i = 0; i < nb; i++) {
+		const CgBuf *b = p->bufs.items[i];
+		slot_of[i] = -1;
+		if (b->kind == CG_BUF_TEMP && def[i] >= 0)
+			order[nt++] = i;
+	}
+	for (int i = 1; i < nt; i++) /* insertion sort by def, stable */
+		for (int j = i; j > 0 && def[order[j - 1]] > def[order[j]]; j--) {
+			int t = order[j - 1];
+			order[j - 1] = order[j];
+			order[j] = t;
+		}
+	int *busy = ARENA_ARRAY(p->arena, int, nt + 1); /* last step of each slot */
+	for (int i = 0; i < nt; i++) {
+		int id = order[i];
+		IrDim bytes = buf_bytes(p->bufs.items[id]);
+		int pick = -1;
+		for (int s = 0; s < nslots && pick < 0; s++) {
+			if (busy[s] >= def[id])
+				continue;
+			PtrVec *v = &slot_bufs[s];
+			for (int k = 0; k < v->len && pick < 0; k++)
+				if (ir_dim_eq(buf_bytes(v->items[k]), bytes))
+					pick = s;
+		}
+		for (int s = 0; s < nslots && pick < 0; s++)
+			if (busy[s] < def[id])
+				pick = s;
+		if (pick < 0) {
+			pick = nslots++;
+			slot_bufs[pick] = (PtrVec){0};
+		}
+		slot_of[id] = pick;
+		busy[pick] = last[id];
+		ptrvec_push(p->arena, &slot_bufs[pick], p->bufs.items[id]);
+	}
+	return nslots;
+}
+
 void cg_plan(CgProgram *p)
 {
 	int nb = p->bufs.len;
@@ -55,51 +100,19 @@ void cg_plan(CgProgram *p)
 			b->last = s;
 		}
 	}
-	/* slots, in order of first write */
-	int *order = ARENA_ARRAY(p->arena, int, nb + 1);
-	int nt = 0;
+	int *def = ARENA_ARRAY(p->arena, int, nb + 1), *last = ARENA_ARRAY(p->arena, int, nb + 1);
+	int *slot_of = ARENA_ARRAY(p->arena, int, nb + 1);
+	for (int i = 0; i < nb; i++) {
+		const CgBuf *b = p->bufs.items[i];
+		def[i] = b->def;
+		last[i] = b->last;
+	}
+	p->slot_bufs = ARENA_ARRAY(p->arena, PtrVec, nb + 1);
+	p->nslots = cg_plan_slots(p, def, last, slot_of, p->slot_bufs);
 	for (int i = 0; i < nb; i++) {
 		CgBuf *b = p->bufs.items[i];
-		if (b->kind == CG_BUF_TEMP && b->def >= 0)
-			order[nt++] = i;
-	}
-	for (int i = 1; i < nt; i++) /* insertion sort by def, stable */
-		for (int j = i; j > 0; j--) {
-			CgBuf *x = p->bufs.items[order[j - 1]], *y = p->bufs.items[order[j]];
-			if (x->def <= y->def)
-				break;
-			int t = order[j - 1];
-			order[j - 1] = order[j];
-			order[j] = t;
-		}
-	int *busy = ARENA_ARRAY(p->arena, int, nt + 1); /* last step of each slot */
-	p->slot_bufs = ARENA_ARRAY(p->arena, PtrVec, nt + 1);
-	p->nslots = 0;
-	for (int i = 0; i < nt; i++) {
-		CgBuf *b = p->bufs.items[order[i]];
-		IrDim bytes = buf_bytes(b);
-		int pick = -1;
-		for (int s = 0; s < p->nslots && pick < 0; s++) {
-			if (busy[s] >= b->def)
-				continue;
-			PtrVec *v = &p->slot_bufs[s];
-			for (int k = 0; k < v->len && pick < 0; k++)
-				if (ir_dim_eq(buf_bytes(v->items[k]), bytes))
-					pick = s;
-		}
-		for (int s = 0; s < p->nslots && pick < 0; s++)
-			if (busy[s] < b->def)
-				pick = s;
-		if (pick < 0)
-			pick = p->nslots++;
-		b->index = pick;
-		busy[pick] = b->last;
-		ptrvec_push(p->arena, &p->slot_bufs[pick], b);
-	}
-	for (int i = 0; i < nb; i++) {
-		CgBuf *b = p->bufs.items[i];
-		if (b->kind == CG_BUF_TEMP && b->def < 0)
-			b->index = -1; /* never used */
+		if (b->kind == CG_BUF_TEMP)
+			b->index = slot_of[i]; /* -1: never used */
 	}
 }
 

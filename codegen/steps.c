@@ -16,7 +16,10 @@
  * bytes of each operand's distinct elements.
  *
  * Both drivers fold a linear's bias pass into its GEMM where they can
- * (cg_find_bias): the step then goes from their tables.
+ * (cg_find_bias): the step then goes from their tables; and both run
+ * attention's product, softmax and product as one step where
+ * cg_find_attention finds them (one fused kernel on the GPU, rt_attention
+ * on the CPU), whose table row is the attention step's.
  */
 #include <string.h>
 
@@ -91,6 +94,105 @@ bool cg_find_bias(const CgProgram *p, int s, const CgView **bias, int *steps)
 	return found == members;
 }
 
+/* ---- attention -------------------------------------------------------------------------- */
+
+/* A view whose element (i0, .., in-1) is at row-major position over its
+ * dims (a compact tensor, offset 0). */
+static bool view_compact(const CgView *v)
+{
+	IrDim want = ir_dim_const(1);
+	for (int i = v->ndim - 1; i >= 0; i--) {
+		if (!ir_dim_eq(v->stride[i], want) && !cg_dim_is(v->dim[i], 1))
+			return false;
+		want = ir_dim_mul(want, v->dim[i]);
+	}
+	return v->off.n == 0;
+}
+
+CgStep *cg_find_attention(const CgProgram *p, int s)
+{
+	if (s + 2 >= p->steps.len)
+		return NULL;
+	const CgStep *g1 = p->steps.items[s], *sm = p->steps.items[s + 1],
+	             *g2 = p->steps.items[s + 2];
+	if (g1->kind != CG_GEMM || sm->kind != CG_SOFTMAX || g2->kind != CG_GEMM)
+		return NULL;
+	if (g1->ta || !g1->tb || g2->ta || g2->tb || g1->ngroup > 1 || g2->ngroup > 1 ||
+	    g1->alpha != 1.0 || g1->beta != 0.0 || g2->alpha != 1.0 || g2->beta != 0.0)
+		return NULL;
+	int sbuf = g1->views[0].buf, pbuf = sm->views[0].buf;
+	if (sbuf < 0 || pbuf < 0)
+		return NULL;
+	const CgBuf *sb = p->bufs.items[sbuf], *pb = p->bufs.items[pbuf];
+	if (sb->kind != CG_BUF_TEMP || pb->kind != CG_BUF_TEMP || sb->last != s + 1 ||
+	    pb->last != s + 2 || g2->views[1].buf != pbuf || g1->views[0].off.n != 0 ||
+	    g2->views[1].off.n != 0)
+		return NULL;
+	if (!ir_dim_eq(g2->n, g1->k) || !ir_dim_eq(g1->m, g1->n) || !ir_dim_eq(g2->m, g1->m) ||
+	    !ir_dim_eq(g2->k, g1->m))
+		return NULL;
+	/* the same batches; scores and probs compact, rows (batches, query) */
+	if (g1->nbatch != g2->nbatch || g1->nbatch < 1 || !ir_dim_eq(g1->ldc, g1->n) ||
+	    !ir_dim_eq(g2->lda, g1->n))
+		return NULL;
+	IrDim want = ir_dim_mul(g1->m, g1->n);
+	for (int i = g1->nbatch - 1; i >= 0; i--) {
+		if (!ir_dim_eq(g1->bdim[i], g2->bdim[i]) || !ir_dim_eq(g1->bsc[i], want) ||
+		    !ir_dim_eq(g2->bsa[i], want))
+			return NULL;
+		want = ir_dim_mul(want, g1->bdim[i]);
+	}
+	IrDim rows = ir_dim_const(1);
+	for (int i = 0; i + 1 < sm->ndim; i++)
+		rows = ir_dim_mul(rows, sm->dim[i]);
+	if (!ir_dim_eq(sm->dim[sm->ndim - 1], g1->n) || !ir_dim_eq(ir_dim_mul(rows, g1->n), want) ||
+	    !view_compact(&sm->views[0]))
+		return NULL;
+	int sleaf = -1;
+	for (int i = 0; i < sm->expr.nleaf; i++) {
+		const CgView *lv = &sm->views[sm->expr.leaf_view[i]];
+		if (lv->buf != sbuf)
+			continue;
+		if (sleaf >= 0 || !view_compact(lv))
+			return NULL;
+		sleaf = i;
+	}
+	if (sleaf < 0)
+		return NULL;
+	CgStep *at = ARENA_NEW(p->arena, CgStep);
+	*at = *sm;
+	at->kind = CG_ATTENTION;
+	at->what = "attention";
+	at->name = g2->name;
+	at->nview = sm->nview + 3;
+	at->views = ARENA_ARRAY(p->arena, CgView, at->nview);
+	at->views[0] = g2->views[0];
+	at->views[1] = g1->views[1];
+	at->views[2] = g1->views[2];
+	at->views[3] = g2->views[2];
+	for (int i = 1; i < sm->nview; i++)
+		at->views[i + 3] = sm->views[i];
+	at->expr.leaf_view = ARENA_ARRAY(p->arena, int, sm->expr.nleaf + 1);
+	for (int i = 0; i < sm->expr.nleaf; i++)
+		at->expr.leaf_view[i] = sm->expr.leaf_view[i] + 3;
+	at->sleaf = sleaf;
+	at->mt = 1;
+	at->m = g1->m;
+	at->k = g1->k;
+	at->lda = g1->lda;
+	at->ldb = g1->ldb;
+	at->ldc = g2->ldc;
+	at->ldv = g2->ldb;
+	at->nbatch = g1->nbatch;
+	for (int i = 0; i < g1->nbatch; i++) {
+		at->bdim[i] = g1->bdim[i];
+		at->bsa[i] = g1->bsa[i];
+		at->bsb[i] = g1->bsb[i];
+		at->bsc[i] = g2->bsc[i];
+		at->bsv[i] = g2->bsb[i];
+	}
+	return at;
+}
 
 static const char *kind_name(CgKind k)
 {

@@ -199,6 +199,14 @@ void rt_sgemm(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
 		rt_parallel_for(ex, cols, 1, gemm_cols, &q);
 }
 
+void rt_sgemm_serial(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
+                     int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                     int64_t ldb, float beta, float *c, int64_t ldc)
+{
+	if (check_dims(ex, m, n, k, lda, ldb, ldc) && have_blas(ex))
+		sgemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 /* Rows [begin, end) of C filled with the bias (the fallback's first pass). */
 typedef struct BiasFill {
 	const float *bias;

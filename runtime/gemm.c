@@ -188,12 +188,16 @@ static const Pack *get_pack(RtExec *ex, const float *b, int64_t n, int64_t k, in
 
 #define AVX512 __attribute__((target("avx512f")))
 
-/* C[mr rows, the panel's columns (masks m0, m1)] = alpha * A B + bias +
- * beta * C over kc values of k; beta == 0 does not read C, bias may be
- * NULL. pf: memory to prefetch (one line per k) or NULL. */
+/* C[mr rows, 32 columns (masks m0, m1)] = alpha * A B + bias + beta * C
+ * over kc values of k, B's row k at b + k * ldb: a panel (ldb = NR,
+ * aligned, zeros past n, read whole) or, when `rows`, any rows, of which
+ * only the columns of the masks are read. Only those columns of C are
+ * written. beta == 0 does not read C, bias may be NULL. pf: memory to
+ * prefetch (one line per k) or NULL. */
 static inline __attribute__((always_inline)) AVX512 void
-tile(int mr, int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
-     __mmask16 m0, __mmask16 m1, float alpha, const float *bias, float beta, const float *pf)
+tile(int mr, int rows, int64_t kc, const float *a, int64_t lda, const float *b, int64_t ldb,
+     float *c, int64_t ldc, __mmask16 m0, __mmask16 m1, float alpha, const float *bias,
+     float beta, const float *pf)
 {
 	__m512 x0[MR], x1[MR];
 	int i;
@@ -202,7 +206,9 @@ tile(int mr, int64_t kc, const float *a, int64_t lda, const float *b, float *c, 
 	for (i = 0; i < mr; i++)
 		x0[i] = x1[i] = _mm512_setzero_ps();
 	for (k = 0; k < kc; k++) {
-		__m512 b0 = _mm512_load_ps(b + k * NR), b1 = _mm512_load_ps(b + k * NR + 16);
+		__m512 b0 = rows ? _mm512_maskz_loadu_ps(m0, b + k * ldb) : _mm512_load_ps(b + k * NR);
+		__m512 b1 = rows ? _mm512_maskz_loadu_ps(m1, b + k * ldb + 16)
+		                 : _mm512_load_ps(b + k * NR + 16);
 		if (pf)
 			_mm_prefetch((const char *)(pf + k * 16), _MM_HINT_T0);
 #pragma GCC unroll 12
@@ -232,22 +238,41 @@ tile(int mr, int64_t kc, const float *a, int64_t lda, const float *b, float *c, 
 }
 
 /* tile() with mr a constant in each case, so the accumulators are
- * registers. */
-static AVX512 void tile_any(int mr, int64_t kc, const float *a, int64_t lda, const float *b,
-                            float *c, int64_t ldc, __mmask16 m0, __mmask16 m1, float alpha,
-                            const float *bias, float beta, const float *pf)
-{
-	switch (mr) {
-#define TILE(r)                                                                            \
+ * registers: on a panel (tile_panel) or on rows of B (tile_rows). */
+#define TILE(r, rows)                                                                      \
 	case r:                                                                            \
-		tile(r, kc, a, lda, b, c, ldc, m0, m1, alpha, bias, beta, pf);                   \
+		tile(r, rows, kc, a, lda, b, ldb, c, ldc, m0, m1, alpha, bias, beta, pf);       \
 		break;
-		TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
-		TILE(7) TILE(8) TILE(9) TILE(10) TILE(11) TILE(12)
-#undef TILE
-	default:
-		break;
+#define TILE_CASES(rows)                                                                   \
+	switch (mr) {                                                                      \
+		TILE(1, rows) TILE(2, rows) TILE(3, rows) TILE(4, rows) TILE(5, rows)            \
+		TILE(6, rows) TILE(7, rows) TILE(8, rows) TILE(9, rows) TILE(10, rows)           \
+		TILE(11, rows) TILE(12, rows)                                                    \
+	default:                                                                           \
+		break;                                                                     \
 	}
+
+static AVX512 void tile_panel(int mr, int64_t kc, const float *a, int64_t lda, const float *b,
+                              float *c, int64_t ldc, __mmask16 m0, __mmask16 m1, float alpha,
+                              const float *bias, float beta, const float *pf)
+{
+	const int64_t ldb = NR;
+	TILE_CASES(0)
+}
+
+static AVX512 void tile_rows(int mr, int64_t kc, const float *a, int64_t lda, const float *b,
+                             int64_t ldb, float *c, int64_t ldc, __mmask16 m0, __mmask16 m1)
+{
+	const float alpha = 1.0f, beta = 0.0f, *bias = NULL, *pf = NULL;
+	TILE_CASES(1)
+}
+#undef TILE_CASES
+#undef TILE
+
+/* The lanes of a 16-float vector below `left` columns (all when >= 16). */
+static inline __mmask16 mask16(int64_t left)
+{
+	return left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
 }
 
 /* One call's arguments, shared by its units. */
@@ -271,10 +296,7 @@ static AVX512 void run_units(void *ctx, int64_t begin, int64_t end)
 		int64_t mb = u % j->n_mb, q = u / j->n_mb;
 		int64_t r0 = mb * MC, r1 = r0 + MC < j->m ? r0 + MC : j->m;
 		int64_t c0 = q * NR, left = p->n - c0, k0;
-		__mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-		__mmask16 m1 = left >= 32 ? 0xffff
-		               : left <= 16 ? 0
-		                            : (__mmask16)((1u << (left - 16)) - 1);
+		__mmask16 m0 = mask16(left), m1 = mask16(left - 16);
 		const float *panel = p->panels + q * p->k * NR;
 		const float *next = q + 1 < j->np ? panel + p->k * NR : NULL;
 		for (k0 = 0; k0 < p->k; k0 += j->kc) {
@@ -285,9 +307,9 @@ static AVX512 void run_units(void *ctx, int64_t begin, int64_t end)
 				/* the first two tiles prefetch the next panel's half each */
 				int64_t t = (r - r0) / MR;
 				const float *pf = next && t < 2 ? next + k0 * NR + t * kc * 16 : NULL;
-				tile_any(r1 - r < MR ? (int)(r1 - r) : MR, kc, j->a + r * j->lda + k0,
-				         j->lda, panel + k0 * NR, j->c + r * j->ldc + c0, j->ldc, m0, m1,
-				         j->alpha, bias, beta, pf);
+				tile_panel(r1 - r < MR ? (int)(r1 - r) : MR, kc, j->a + r * j->lda + k0,
+				           j->lda, panel + k0 * NR, j->c + r * j->ldc + c0, j->ldc, m0, m1,
+				           j->alpha, bias, beta, pf);
 			}
 		}
 	}
@@ -322,6 +344,80 @@ int rt_gemm_packed(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int6
 	return 1;
 }
 
+/* ---- small products on the calling thread ---------------------------------------------- */
+
+/* dst[16][ldd] = the transpose of src[16][lds]: 16 x 16 in registers
+ * (32-bit, then 64-bit interleaves within 128-bit lanes, then two rounds
+ * of lane shuffles). */
+static AVX512 void transpose16(const float *src, int64_t lds, float *dst, int64_t ldd)
+{
+	__m512 r[16], t[16];
+	int i, c;
+	for (i = 0; i < 16; i++)
+		r[i] = _mm512_loadu_ps(src + i * lds);
+	for (i = 0; i < 16; i += 2) { /* per lane L: rows i, i+1 at 4L..4L+3 */
+		t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+		t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+	}
+	for (i = 0; i < 16; i += 4) { /* r[i + c], lane L: rows i..i+3 at column 4L + c */
+		__m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+		__m512d x = _mm512_castps_pd(t[i + 2]), y = _mm512_castps_pd(t[i + 3]);
+		r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, x));
+		r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, x));
+		r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, y));
+		r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, y));
+	}
+	for (c = 0; c < 4; c++) { /* column 4L + c: lane L of r[c], r[4 + c], r[8 + c], r[12 + c] */
+		__m512 v0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44);
+		__m512 v1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xee);
+		__m512 v2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
+		__m512 v3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xee);
+		_mm512_storeu_ps(dst + c * ldd, _mm512_shuffle_f32x4(v0, v2, 0x88));
+		_mm512_storeu_ps(dst + (4 + c) * ldd, _mm512_shuffle_f32x4(v0, v2, 0xdd));
+		_mm512_storeu_ps(dst + (8 + c) * ldd, _mm512_shuffle_f32x4(v1, v3, 0x88));
+		_mm512_storeu_ps(dst + (12 + c) * ldd, _mm512_shuffle_f32x4(v1, v3, 0xdd));
+	}
+}
+
+/* dst[k][ldd] = src[n][lds] transposed (k columns of src). */
+static AVX512 void transpose(const float *src, int64_t lds, int64_t n, int64_t k, float *dst,
+                             int64_t ldd)
+{
+	int64_t j, kk, n16 = n / 16 * 16, k16 = k / 16 * 16;
+	for (j = 0; j < n16; j += 16)
+		for (kk = 0; kk < k16; kk += 16)
+			transpose16(src + j * lds + kk, lds, dst + kk * ldd + j, ldd);
+	for (j = 0; j < n; j++)
+		for (kk = j < n16 ? k16 : 0; kk < k; kk++)
+			dst[kk * ldd + j] = src[j * lds + kk];
+}
+
+int64_t rt_gemm_small_scratch(int64_t n, int64_t k)
+{
+	return k * ((n + 15) / 16 * 16);
+}
+
+AVX512 int rt_gemm_small(int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a,
+                         int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc,
+                         float *scratch)
+{
+	int64_t c0, r;
+	pthread_once(&usable_once, check_usable);
+	if (!usable)
+		return 0;
+	if (trans_b) {
+		int64_t ldt = (n + 15) / 16 * 16;
+		transpose(b, ldb, n, k, scratch, ldt);
+		b = scratch;
+		ldb = ldt;
+	}
+	for (c0 = 0; c0 < n; c0 += NR)
+		for (r = 0; r < m; r += MR)
+			tile_rows(m - r < MR ? (int)(m - r) : MR, k, a + r * lda, lda, b + c0, ldb,
+			          c + r * ldc + c0, ldc, mask16(n - c0), mask16(n - c0 - 16));
+	return 1;
+}
+
 #else /* no AVX-512 kernel for this target: OpenBLAS does it all */
 
 int rt_gemm_packed(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
@@ -332,6 +428,21 @@ int rt_gemm_packed(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int6
 	(void)a, (void)lda, (void)b, (void)ldb, (void)bias, (void)beta, (void)c, (void)ldc;
 	(void)get_pack;
 	pthread_once(&usable_once, check_usable);
+	return 0;
+}
+
+int64_t rt_gemm_small_scratch(int64_t n, int64_t k)
+{
+	(void)n, (void)k;
+	return 0;
+}
+
+int rt_gemm_small(int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a,
+                  int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc,
+                  float *scratch)
+{
+	(void)trans_b, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb;
+	(void)c, (void)ldc, (void)scratch;
 	return 0;
 }
 

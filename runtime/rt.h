@@ -338,6 +338,41 @@ void rt_sgemm_batched(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, i
                       int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
                       float beta, float *c, int64_t ldc, int64_t stride_c, int64_t batch);
 
+/* Attention on the CPU (attention.c): for each unit u (an index into the
+ * batch dims bdim[0..nbatch), the last the fastest), with X_u = x +
+ * sum_i u_i * sx[i]:
+ *
+ *   scores_u = Q_u K_u^T          ([m, n], compact at scores + u * m * n)
+ *   softmax(ctx, u * m, (u + 1) * m)   the model's softmax kernel over the
+ *                                 unit's rows: probs_u from scores_u
+ *   O_u = probs_u V_u             ([m, d], probs_u compact at probs + u * m * n)
+ *
+ * Q_u is [m, d] (row stride ldq), K_u [n, d], V_u [n, d], O_u [m, d]. A
+ * thread takes whole units, so a unit's scores stay in its caches from
+ * the first product to the second. Every field is 8 bytes (generated
+ * code fills it as an array); layout checked below. */
+enum { RT_ATT_DIMS = 4 };
+typedef struct RtAttention {
+	int64_t nbatch;
+	int64_t bdim[RT_ATT_DIMS];
+	int64_t m, n, d;
+	int64_t ldq, ldk, ldv, ldo;
+	int64_t sq[RT_ATT_DIMS], sk[RT_ATT_DIMS], sv[RT_ATT_DIMS], so[RT_ATT_DIMS];
+	const float *q, *k, *v;
+	float *o, *scores, *probs;
+	RtRangeFn softmax;
+	void *ctx;
+} RtAttention;
+
+#if defined(__LP64__) || defined(_LP64)
+_Static_assert(offsetof(RtAttention, m) == 40 && offsetof(RtAttention, sq) == 96 &&
+                       offsetof(RtAttention, q) == 224 && offsetof(RtAttention, ctx) == 280 &&
+                       sizeof(RtAttention) == 288,
+               "RtAttention");
+#endif
+
+void rt_attention(RtExec *ex, const RtAttention *at);
+
 /* Profiling (only when ex->prof != NULL): step `step` of the descriptor's
  * (or, on a GPU, the GPU part's) step table starts now; step == n_steps
  * marks the end of the last one. forward() calls it once per step, in
@@ -643,6 +678,19 @@ void rt_packs_free(RtPacks *ps);
 int rt_gemm_packed(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
                    int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                    int64_t ldb, const float *bias, float beta, float *c, int64_t ldc);
+
+/* C[m, n] = A[m, k] op(B) (B is [k, n], or [n, k] when trans_b) on the
+ * calling thread, unpacked: attention's products. scratch holds
+ * rt_gemm_small_scratch(n, k) floats (B transposed). Returns 0 having
+ * done nothing where the AVX-512 kernel is not used. */
+int64_t rt_gemm_small_scratch(int64_t n, int64_t k);
+int rt_gemm_small(int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a,
+                  int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc,
+                  float *scratch);
+/* rt_sgemm on the calling thread only (OpenBLAS). */
+void rt_sgemm_serial(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
+                     int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                     int64_t ldb, float beta, float *c, int64_t ldc);
 
 /* ======================================================================
  * 9. Internals: handles (model.c, weights.c, session.c)

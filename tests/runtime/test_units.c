@@ -1,5 +1,5 @@
 /* test_units.c - unit tests of libslapo_rt internals, linked directly:
- * the thread pool, sgemm wrappers, the packed GEMM, f16/bf16
+ * the thread pool, sgemm wrappers, the packed GEMM, rt_attention, f16/bf16
  * conversions (exhaustive),
  * strided copies, the JSON parser, and descriptor validation.
  */
@@ -338,6 +338,108 @@ static void test_gemm_packed(void)
 		rt_pool_free(pools[t]);
 }
 
+/* ---- attention -------------------------------------------------------- */
+
+/* The softmax rt_attention calls: probs = softmax(scale * scores) over
+ * rows [begin, end) of n. */
+typedef struct Soft {
+	const float *scores;
+	float *probs;
+	int64_t n;
+	float scale;
+} Soft;
+
+static void soft_rows(void *ctx, int64_t begin, int64_t end)
+{
+	const Soft *s = ctx;
+	for (int64_t r = begin; r < end; r++) {
+		const float *x = s->scores + r * s->n;
+		float *y = s->probs + r * s->n, mx = -INFINITY, sum = 0.0f;
+		for (int64_t j = 0; j < s->n; j++)
+			mx = fmaxf(mx, s->scale * x[j]);
+		for (int64_t j = 0; j < s->n; j++)
+			sum += y[j] = expf(s->scale * x[j] - mx);
+		for (int64_t j = 0; j < s->n; j++)
+			y[j] /= sum;
+	}
+}
+
+/* rt_attention against a double-precision attention, BERT's layout (Q,
+ * K, V side by side in rows of [B, S, 3, H, D], O [B, S, H, D]) over
+ * batch and head units: every unit's rows, head sizes that are and are
+ * not multiples of 16, 1-3 threads bit for bit. */
+static void test_attention(void)
+{
+	static const int shapes[][4] = {{1, 1, 1, 8}, {2, 3, 7, 8}, {1, 2, 33, 17}, {2, 2, 128, 64}};
+	RtErrorSlot err;
+	RtExec ex;
+	RtPool *pools[3];
+	int t;
+	memset(&ex, 0, sizeof ex);
+	memset(&err, 0, sizeof err);
+	ex.err = &err;
+	for (t = 0; t < 3; t++)
+		pools[t] = rt_pool_new(t + 1);
+	for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+		int64_t B = shapes[si][0], H = shapes[si][1], S = shapes[si][2], D = shapes[si][3];
+		int64_t row = 3 * H * D, units = B * H, i, j, q;
+		float *qkv = malloc((size_t)(B * S * row) * 4), *o[3];
+		float *scores = malloc((size_t)(units * S * S) * 4);
+		float *probs = malloc((size_t)(units * S * S) * 4);
+		double *want = malloc((size_t)(B * S * H * D) * sizeof *want);
+		for (i = 0; i < B * S * row; i++)
+			qkv[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
+		Soft sm = {scores, probs, S, 1.0f / sqrtf((float)D)};
+		RtAttention at = {.nbatch = 2, .bdim = {B, H}, .m = S, .n = S, .d = D,
+		                  .ldq = row, .ldk = row, .ldv = row, .ldo = H * D,
+		                  .sq = {S * row, D}, .sk = {S * row, D}, .sv = {S * row, D},
+		                  .so = {S * H * D, D}, .q = qkv, .k = qkv + H * D,
+		                  .v = qkv + 2 * H * D, .scores = scores, .probs = probs,
+		                  .softmax = soft_rows, .ctx = &sm};
+		for (int64_t b = 0; b < B; b++)
+			for (int64_t h = 0; h < H; h++)
+				for (i = 0; i < S; i++) {
+					double s[128], mx = -INFINITY, sum = 0;
+					const float *qi = qkv + (b * S + i) * row + h * D;
+					for (j = 0; j < S; j++) {
+						const float *kj = qkv + (b * S + j) * row + H * D + h * D;
+						s[j] = 0;
+						for (q = 0; q < D; q++)
+							s[j] += (double)qi[q] * kj[q];
+						s[j] /= sqrt((double)D);
+						mx = fmax(mx, s[j]);
+					}
+					for (j = 0; j < S; j++)
+						sum += s[j] = exp(s[j] - mx);
+					for (q = 0; q < D; q++) {
+						double acc = 0;
+						for (j = 0; j < S; j++)
+							acc += s[j] / sum *
+							       qkv[(b * S + j) * row + 2 * H * D + h * D + q];
+						want[((b * S + i) * H + h) * D + q] = acc;
+					}
+				}
+		for (t = 0; t < 3; t++) {
+			ex.pool = pools[t];
+			ex.n_threads = t + 1;
+			o[t] = malloc((size_t)(B * S * H * D) * 4);
+			at.o = o[t];
+			rt_attention(&ex, &at);
+			CHECK(t_err_ratio(o[t], want, B * S * H * D, 1e-5, 1e-6) <= 1);
+			CHECK(memcmp(o[t], o[0], (size_t)(B * S * H * D) * 4) == 0);
+		}
+		for (t = 0; t < 3; t++)
+			free(o[t]);
+		free(qkv);
+		free(scores);
+		free(probs);
+		free(want);
+	}
+	CHECK(!rt_failed(&ex));
+	for (t = 0; t < 3; t++)
+		rt_pool_free(pools[t]);
+}
+
 /* ---- conversions ----------------------------------------------------- */
 
 static void test_convert(void)
@@ -603,6 +705,7 @@ int main(void)
 	test_blas();
 	test_blas_split();
 	test_gemm_packed();
+	test_attention();
 	test_convert();
 	test_copy_nd();
 	test_json();
