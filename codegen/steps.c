@@ -96,19 +96,6 @@ bool cg_find_bias(const CgProgram *p, int s, const CgView **bias, int *steps)
 
 /* ---- attention -------------------------------------------------------------------------- */
 
-/* A view whose element (i0, .., in-1) is at row-major position over its
- * dims (a compact tensor, offset 0). */
-static bool view_compact(const CgView *v)
-{
-	IrDim want = ir_dim_const(1);
-	for (int i = v->ndim - 1; i >= 0; i--) {
-		if (!ir_dim_eq(v->stride[i], want) && !cg_dim_is(v->dim[i], 1))
-			return false;
-		want = ir_dim_mul(want, v->dim[i]);
-	}
-	return v->off.n == 0;
-}
-
 CgStep *cg_find_attention(const CgProgram *p, int s)
 {
 	if (s + 2 >= p->steps.len)
@@ -146,14 +133,14 @@ CgStep *cg_find_attention(const CgProgram *p, int s)
 	for (int i = 0; i + 1 < sm->ndim; i++)
 		rows = ir_dim_mul(rows, sm->dim[i]);
 	if (!ir_dim_eq(sm->dim[sm->ndim - 1], g1->n) || !ir_dim_eq(ir_dim_mul(rows, g1->n), want) ||
-	    !view_compact(&sm->views[0]))
+	    !cg_view_is_contig(&sm->views[0]))
 		return NULL;
 	int sleaf = -1;
 	for (int i = 0; i < sm->expr.nleaf; i++) {
 		const CgView *lv = &sm->views[sm->expr.leaf_view[i]];
 		if (lv->buf != sbuf)
 			continue;
-		if (sleaf >= 0 || !view_compact(lv))
+		if (sleaf >= 0 || !cg_view_is_contig(lv))
 			return NULL;
 		sleaf = i;
 	}
