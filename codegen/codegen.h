@@ -365,6 +365,13 @@ LLVMValueRef cg_i64(CgFn *f, int64_t v);
 /* Emit the kernel function of a MAP, SOFTMAX, LAYER_NORM, REDUCE or
  * GATHER step, named step->fn (internal linkage). */
 bool cg_emit_kernel(CgLlvm *L, const CgProgram *prog, const CgStep *st);
+/* For rt_attention: SOFTMAX step st as `void name(void *ctx, int64_t
+ * begin, int64_t end, float *rows)`, its result and its view `view` (the
+ * scores; both compact f32 rows) read and written in place at rows + (r
+ * - begin) * (row length) instead of their buffers: one unit's rows in a
+ * scratch. */
+bool cg_emit_softmax_rows(CgLlvm *L, const CgProgram *prog, const CgStep *st, int view,
+                          const char *name);
 
 /* ---- kernels_elem.c: the per-op column (elementwise values) ------------------------ */
 

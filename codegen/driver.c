@@ -8,8 +8,8 @@
  *                              rt_parallel_for, GEMMs through rt_sgemm /
  *                              rt_sgemm_batched (outer batch dims as loops),
  *                              attention's GEMM, softmax and GEMM through
- *                              rt_attention (cpu_plan keeps their buffers
- *                              apart in the workspace),
+ *                              rt_attention (the scores in its scratch, the
+ *                              softmax kernel's NAME_unit entry on them),
  *                              rt_failed checked after gathers and GEMMs;
  *                              each step marked for profiles with
  *                              rt_prof_step when ex->prof is set
@@ -89,10 +89,11 @@ static bool make_types(CgLlvm *L, Types *T)
 	        offsetof(RtExec, err),       offsetof(RtExec, prof),
 	        offsetof(RtExec, packs)};
 	LLVMTypeRef dims = LLVMArrayType(L->t_i64, RT_ATT_DIMS);
-	LLVMTypeRef att[21] = {L->t_i64, dims, L->t_i64, L->t_i64, L->t_i64, L->t_i64, L->t_i64,
-	                       L->t_i64, L->t_i64, dims, dims, dims, dims, p, p, p, p, p, p,
-	                       LLVMPointerType(L->t_kernel, 0), p};
-	T->att = LLVMStructTypeInContext(c, att, 21, 0);
+	LLVMTypeRef rows[4] = {p, L->t_i64, L->t_i64, L->t_f32p};
+	LLVMTypeRef att[19] = {L->t_i64, dims, L->t_i64, L->t_i64, L->t_i64, L->t_i64, L->t_i64,
+	                       L->t_i64, L->t_i64, dims, dims, dims, dims, p, p, p, p,
+	                       LLVMPointerType(LLVMFunctionType(L->t_void, rows, 4, 0), 0), p};
+	T->att = LLVMStructTypeInContext(c, att, 19, 0);
 	static const size_t o_att[] = {
 	        offsetof(RtAttention, nbatch), offsetof(RtAttention, bdim),
 	        offsetof(RtAttention, m),      offsetof(RtAttention, n),
@@ -102,10 +103,9 @@ static bool make_types(CgLlvm *L, Types *T)
 	        offsetof(RtAttention, sk),     offsetof(RtAttention, sv),
 	        offsetof(RtAttention, so),     offsetof(RtAttention, q),
 	        offsetof(RtAttention, k),      offsetof(RtAttention, v),
-	        offsetof(RtAttention, o),      offsetof(RtAttention, scores),
-	        offsetof(RtAttention, probs),  offsetof(RtAttention, softmax),
+	        offsetof(RtAttention, o),      offsetof(RtAttention, softmax),
 	        offsetof(RtAttention, ctx)};
-	return cg_llvm_check_layout(L, T->att, o_att, 21, sizeof(RtAttention), "RtAttention") &&
+	return cg_llvm_check_layout(L, T->att, o_att, 19, sizeof(RtAttention), "RtAttention") &&
 	       cg_llvm_check_layout(L, T->sym, o_sym, 3, sizeof(RtSymDesc), "RtSymDesc") &&
 	       cg_llvm_check_layout(L, T->tensor, o_ten, 8, sizeof(RtTensorDesc), "RtTensorDesc") &&
 	       cg_llvm_check_layout(L, T->tie, o_tie, 2, sizeof(RtTie), "RtTie") &&
@@ -389,6 +389,9 @@ static CpuPlan cpu_plan(const CgProgram *p, const CpuSteps *cs)
 			}
 		}
 	}
+	for (int e = 0; e < cs->n; e++) /* scores and probs: rt_attention's scratch */
+		for (int i = 0; cs->st[e]->kind == CG_ATTENTION && i < 2; i++)
+			def[((const CgStep *)p->steps.items[cs->first[e] + i])->views[0].buf] = -1;
 	CpuPlan pl;
 	pl.slot_of = ARENA_ARRAY(p->arena, int, nb + 1);
 	pl.slot_bufs = ARENA_ARRAY(p->arena, PtrVec, nb + 1);
@@ -621,9 +624,17 @@ static void att_set(Fwd *w, int i, int j, LLVMValueRef v)
 	LLVMBuildStore(B, v, p);
 }
 
+/* The softmax kernel of an attention step on a unit's rows in a scratch
+ * (cg_emit_softmax_rows), emitted by cg_emit_driver. */
+static const char *unit_fn(const CgProgram *p, const CgStep *sm)
+{
+	return arena_printf(p->arena, "%s_unit", sm->fn);
+}
+
 /* Attention's product, softmax and product (program steps s..s+2) as
- * rt_attention: the softmax kernel's context as for its own call, the
- * products' operands as the GEMM calls would have them. */
+ * rt_attention: the softmax kernel's context as for its own call (its
+ * scores and result are the thread's scratch instead), the products'
+ * operands as the GEMM calls would have them. */
 static void emit_attention(Fwd *w, int s)
 {
 	CgLlvm *L = w->L;
@@ -651,12 +662,11 @@ static void emit_attention(Fwd *w, int s)
 	att_set(w, 6, -1, imax(w, imax(w, cg_dim(f, g1->ldb), d), one));
 	att_set(w, 7, -1, imax(w, imax(w, cg_dim(f, g2->ldb), d), one));
 	att_set(w, 8, -1, imax(w, imax(w, cg_dim(f, g2->ldc), d), one));
-	const CgView *ptr[6] = {&g1->views[1], &g1->views[2], &g2->views[2],
-	                        &g2->views[0], &g1->views[0], &g2->views[1]};
-	for (int i = 0; i < 6; i++)
+	const CgView *ptr[4] = {&g1->views[1], &g1->views[2], &g2->views[2], &g2->views[0]};
+	for (int i = 0; i < 4; i++)
 		att_set(w, 13 + i, -1, view_addr(w, ptr[i]));
-	att_set(w, 19, -1, LLVMGetNamedFunction(L->mod, sm->fn));
-	att_set(w, 20, -1, LLVMBuildBitCast(B, w->ctx, L->t_i8p, ""));
+	att_set(w, 17, -1, LLVMGetNamedFunction(L->mod, unit_fn(p, sm)));
+	att_set(w, 18, -1, LLVMBuildBitCast(B, w->ctx, L->t_i8p, ""));
 	LLVMValueRef args[2] = {w->ex, LLVMBuildBitCast(B, w->att, L->t_i8p, "")};
 	cg_llvm_call(L, w->rt_attention, args, 2);
 	check_failed(w, SLAPO_UNSUPPORTED);
@@ -761,6 +771,15 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p)
 		return false;
 	CpuSteps cs = cpu_steps(p);
 	CpuPlan pl = cpu_plan(p, &cs);
+	for (int e = 0; e < cs.n; e++) {
+		const CgStep *at = cs.st[e], *sm = p->steps.items[cs.first[e] + 1];
+		if (at->kind == CG_ATTENTION &&
+		    !cg_emit_softmax_rows(L, p, sm, sm->expr.leaf_view[at->sleaf], unit_fn(p, sm))) {
+			diag_plain(L->diag, DIAG_ERROR,
+			           "internal error: kernel %s computes an op it cannot emit", sm->fn);
+			return false;
+		}
+	}
 	LLVMValueRef plan = emit_plan(L, p, &pl);
 	LLVMValueRef wsz = emit_workspace_size(L, &pl, plan);
 	LLVMValueRef fwd = emit_forward(L, p, &cs, &pl, &T, plan);

@@ -165,6 +165,10 @@ typedef struct Ops {
 	CgEval x;                           /* expression evaluation */
 	int part;                           /* row_loop: which of the two vectors of
 	                                     * an unrolled step the body is at */
+	/* cg_emit_softmax_rows: the result and view `rows_view` at rows +
+	 * (r - begin) * len, NULL otherwise */
+	LLVMValueRef rows, rows_begin;
+	int rows_view;
 } Ops;
 
 static int stride_class(IrDim s)
@@ -506,6 +510,9 @@ static void emit_rows(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 	Loop lp;
 	LLVMValueRef r = loop_begin(f, &lp, begin, end);
 	row_offsets(f, o, st->dim, nd - 1, r, 0, st->nview);
+	if (o->rows) /* compact rows in the caller's memory */
+		o->off[0] = o->off[o->rows_view] =
+		        LLVMBuildMul(B, LLVMBuildSub(B, r, o->rows_begin, ""), len, "");
 	LLVMValueRef zero = cg_i64(f, 0);
 	LLVMValueRef lenf = LLVMBuildSIToFP(B, len, f->L->t_f32, "");
 	LLVMValueRef one = cg_constf(f, 1, 1);
@@ -601,6 +608,26 @@ static void emit_gather(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 }
 
 /* ---- entry ---------------------------------------------------------------------------------- */
+
+bool cg_emit_softmax_rows(CgLlvm *L, const CgProgram *prog, const CgStep *st, int view,
+                          const char *name)
+{
+	LLVMTypeRef args[4] = {L->t_i8p, L->t_i64, L->t_i64, L->t_f32p};
+	LLVMValueRef fn = LLVMAddFunction(L->mod, name, LLVMFunctionType(L->t_void, args, 4, 0));
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	CgFn f;
+	cg_fn_begin(&f, L, prog, fn);
+	Ops *o = ARENA_NEW(prog->arena, Ops);
+	ops_init(&f, o, st, LLVMGetParam(fn, 0));
+	o->rows = o->ptr[0] = o->ptr[view] = LLVMGetParam(fn, 3);
+	o->rows_begin = LLVMGetParam(fn, 1);
+	o->rows_view = view;
+	o->sty[0] = o->sty[view] = IR_F32;
+	emit_rows(&f, o, LLVMGetParam(fn, 1), LLVMGetParam(fn, 2));
+	LLVMBuildRetVoid(L->b);
+	cg_fn_end(&f);
+	return !o->x.bad;
+}
 
 bool cg_emit_kernel(CgLlvm *L, const CgProgram *prog, const CgStep *st)
 {

@@ -3,12 +3,14 @@
  *
  * Run as three steps over the whole batch, the two products and the
  * softmax each stream the [units, m, n] scores through memory (bert-base,
- * batch 1, sequence 128: 0.8 MB a layer, written, read, written, read);
- * here a thread takes a unit, makes its scores (64 KB), runs the
- * softmax kernel over them and multiplies by V while they are still in
- * its caches. The products are the AVX-512 kernel of gemm.c (K
- * transposed into a per-thread scratch), or OpenBLAS on the calling
- * thread where that kernel is not used.
+ * batch 1, sequence 128: 0.8 MB a layer, written, read, written, read;
+ * batch 8, sequence 512: 100 MB, twice over for the probabilities);
+ * here a thread takes a unit, makes its scores in a scratch of its own
+ * (64 KB at sequence 128), runs the softmax kernel over them in place
+ * and multiplies by V while they are still in its caches: the workspace
+ * holds no scores at all. The products are the AVX-512 kernel of gemm.c
+ * (K transposed into a second scratch), or OpenBLAS on the calling thread
+ * where that kernel is not used.
  */
 #include <string.h>
 
@@ -49,9 +51,10 @@ static void run_units(void *ctx, int64_t begin, int64_t end)
 	const Job *j = ctx;
 	const RtAttention *at = j->at;
 	int64_t m = at->m, n = at->n, d = at->d, u;
-	int64_t words = rt_gemm_small_scratch(n, d);
-	float *scratch = words > 0 ? rt_aligned_alloc((size_t)words * sizeof(float)) : NULL;
-	if (words > 0 && !scratch) {
+	/* the scores, then K transposed (none without the AVX-512 kernel) */
+	int64_t words = m * n + rt_gemm_small_scratch(n, d);
+	float *s = rt_aligned_alloc((size_t)words * sizeof(float));
+	if (!s) {
 		rt_fail(j->ex, SLAPO_OUT_OF_MEMORY, NULL,
 		        "out of memory for attention's scratch (%lld bytes)",
 		        (long long)words * (long long)sizeof(float));
@@ -72,19 +75,17 @@ static void run_units(void *ctx, int64_t begin, int64_t end)
 				memset(at->o + oo + r * at->ldo, 0, (size_t)d * sizeof(float));
 			continue;
 		}
-		float *s = at->scores + u * m * n;
-		const float *p = at->probs + u * m * n;
 		if (!rt_gemm_small(1, m, n, d, at->q + oq, at->ldq, at->k + ok, at->ldk, s, n,
-		                   scratch))
+		                   s + m * n))
 			rt_sgemm_serial(j->ex, 0, 1, m, n, d, 1.0f, at->q + oq, at->ldq, at->k + ok,
 			                at->ldk, 0.0f, s, n);
-		at->softmax(at->ctx, u * m, (u + 1) * m);
-		if (!rt_gemm_small(0, m, d, n, p, n, at->v + ov, at->ldv, at->o + oo, at->ldo,
-		                   scratch))
-			rt_sgemm_serial(j->ex, 0, 0, m, d, n, 1.0f, p, n, at->v + ov, at->ldv, 0.0f,
+		at->softmax(at->ctx, u * m, (u + 1) * m, s);
+		if (!rt_gemm_small(0, m, d, n, s, n, at->v + ov, at->ldv, at->o + oo, at->ldo,
+		                   s + m * n))
+			rt_sgemm_serial(j->ex, 0, 0, m, d, n, 1.0f, s, n, at->v + ov, at->ldv, 0.0f,
 			                at->o + oo, at->ldo);
 	}
-	rt_free(scratch);
+	rt_free(s);
 }
 
 void rt_attention(RtExec *ex, const RtAttention *at)

@@ -338,19 +338,24 @@ void rt_sgemm_batched(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, i
                       int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
                       float beta, float *c, int64_t ldc, int64_t stride_c, int64_t batch);
 
+/* The model's softmax over rows [begin, end) of its index space, its
+ * input (the scores) and its output both at rows + (r - begin) * n, in
+ * place: one attention unit's rows in a scratch. */
+typedef void (*RtRowsFn)(void *ctx, int64_t begin, int64_t end, float *rows);
+
 /* Attention on the CPU (attention.c): for each unit u (an index into the
  * batch dims bdim[0..nbatch), the last the fastest), with X_u = x +
- * sum_i u_i * sx[i]:
+ * sum_i u_i * sx[i], into a thread's scratch S of [m, n] floats:
  *
- *   scores_u = Q_u K_u^T          ([m, n], compact at scores + u * m * n)
- *   softmax(ctx, u * m, (u + 1) * m)   the model's softmax kernel over the
- *                                 unit's rows: probs_u from scores_u
- *   O_u = probs_u V_u             ([m, d], probs_u compact at probs + u * m * n)
+ *   S = Q_u K_u^T
+ *   softmax(ctx, u * m, (u + 1) * m, S)   the model's softmax kernel over
+ *                                          the unit's rows, in place
+ *   O_u = S V_u
  *
  * Q_u is [m, d] (row stride ldq), K_u [n, d], V_u [n, d], O_u [m, d]. A
- * thread takes whole units, so a unit's scores stay in its caches from
- * the first product to the second. Every field is 8 bytes (generated
- * code fills it as an array); layout checked below. */
+ * thread takes whole units; the scores never reach memory beyond its
+ * caches. Every field is 8 bytes (generated code fills it as an array);
+ * layout checked below. */
 enum { RT_ATT_DIMS = 4 };
 typedef struct RtAttention {
 	int64_t nbatch;
@@ -359,15 +364,15 @@ typedef struct RtAttention {
 	int64_t ldq, ldk, ldv, ldo;
 	int64_t sq[RT_ATT_DIMS], sk[RT_ATT_DIMS], sv[RT_ATT_DIMS], so[RT_ATT_DIMS];
 	const float *q, *k, *v;
-	float *o, *scores, *probs;
-	RtRangeFn softmax;
+	float *o;
+	RtRowsFn softmax;
 	void *ctx;
 } RtAttention;
 
 #if defined(__LP64__) || defined(_LP64)
 _Static_assert(offsetof(RtAttention, m) == 40 && offsetof(RtAttention, sq) == 96 &&
-                       offsetof(RtAttention, q) == 224 && offsetof(RtAttention, ctx) == 280 &&
-                       sizeof(RtAttention) == 288,
+                       offsetof(RtAttention, q) == 224 && offsetof(RtAttention, ctx) == 264 &&
+                       sizeof(RtAttention) == 272,
                "RtAttention");
 #endif
 

@@ -340,21 +340,20 @@ static void test_gemm_packed(void)
 
 /* ---- attention -------------------------------------------------------- */
 
-/* The softmax rt_attention calls: probs = softmax(scale * scores) over
- * rows [begin, end) of n. */
+/* The softmax rt_attention calls: softmax(scale * scores) in place over
+ * rows [begin, end) of n at rows; each row counted. */
 typedef struct Soft {
-	const float *scores;
-	float *probs;
 	int64_t n;
 	float scale;
+	atomic_int *seen;
 } Soft;
 
-static void soft_rows(void *ctx, int64_t begin, int64_t end)
+static void soft_rows(void *ctx, int64_t begin, int64_t end, float *rows)
 {
 	const Soft *s = ctx;
 	for (int64_t r = begin; r < end; r++) {
-		const float *x = s->scores + r * s->n;
-		float *y = s->probs + r * s->n, mx = -INFINITY, sum = 0.0f;
+		float *x = rows + (r - begin) * s->n, *y = x, mx = -INFINITY, sum = 0.0f;
+		atomic_fetch_add(&s->seen[r], 1);
 		for (int64_t j = 0; j < s->n; j++)
 			mx = fmaxf(mx, s->scale * x[j]);
 		for (int64_t j = 0; j < s->n; j++)
@@ -384,18 +383,16 @@ static void test_attention(void)
 		int64_t B = shapes[si][0], H = shapes[si][1], S = shapes[si][2], D = shapes[si][3];
 		int64_t row = 3 * H * D, units = B * H, i, j, q;
 		float *qkv = malloc((size_t)(B * S * row) * 4), *o[3];
-		float *scores = malloc((size_t)(units * S * S) * 4);
-		float *probs = malloc((size_t)(units * S * S) * 4);
+		atomic_int *seen = malloc((size_t)(units * S) * sizeof *seen);
 		double *want = malloc((size_t)(B * S * H * D) * sizeof *want);
 		for (i = 0; i < B * S * row; i++)
 			qkv[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
-		Soft sm = {scores, probs, S, 1.0f / sqrtf((float)D)};
+		Soft sm = {S, 1.0f / sqrtf((float)D), seen};
 		RtAttention at = {.nbatch = 2, .bdim = {B, H}, .m = S, .n = S, .d = D,
 		                  .ldq = row, .ldk = row, .ldv = row, .ldo = H * D,
 		                  .sq = {S * row, D}, .sk = {S * row, D}, .sv = {S * row, D},
 		                  .so = {S * H * D, D}, .q = qkv, .k = qkv + H * D,
-		                  .v = qkv + 2 * H * D, .scores = scores, .probs = probs,
-		                  .softmax = soft_rows, .ctx = &sm};
+		                  .v = qkv + 2 * H * D, .softmax = soft_rows, .ctx = &sm};
 		for (int64_t b = 0; b < B; b++)
 			for (int64_t h = 0; h < H; h++)
 				for (i = 0; i < S; i++) {
@@ -424,15 +421,18 @@ static void test_attention(void)
 			ex.n_threads = t + 1;
 			o[t] = malloc((size_t)(B * S * H * D) * 4);
 			at.o = o[t];
+			for (i = 0; i < units * S; i++)
+				atomic_init(&seen[i], 0);
 			rt_attention(&ex, &at);
+			for (i = 0; i < units * S; i++) /* every row of every unit, once */
+				CHECK(atomic_load(&seen[i]) == 1);
 			CHECK(t_err_ratio(o[t], want, B * S * H * D, 1e-5, 1e-6) <= 1);
 			CHECK(memcmp(o[t], o[0], (size_t)(B * S * H * D) * 4) == 0);
 		}
 		for (t = 0; t < 3; t++)
 			free(o[t]);
 		free(qkv);
-		free(scores);
-		free(probs);
+		free(seen);
 		free(want);
 	}
 	CHECK(!rt_failed(&ex));
