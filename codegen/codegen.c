@@ -89,7 +89,7 @@ bool cg_compile(const CgModel *m, const CgOptions *o)
 	}
 	if (have_gpu)
 		ok = ok && cg_gpu_emit_host(&L, &gpu);
-	ok = ok && cg_emit_driver(&L, &p);
+	ok = ok && cg_emit_driver(&L, &p, !o->cpu_unfused_attention);
 	ok = ok && cg_llvm_optimize(&L, o->no_opt);
 	if (ok && o->emit != CG_EMIT_SO) {
 		ok = cg_llvm_write(&L, o->emit, o->output);

@@ -43,6 +43,7 @@ typedef struct CgOptions {
 	int precision;        /* CgPrecision of the GPU code (gpu.h) */
 	const char *ptx_out;  /* also write the PTX here (or NULL) */
 	bool unfused_attention; /* GPU: keep attention's GEMM, softmax, GEMM apart */
+	bool cpu_unfused_attention; /* CPU: likewise (no rt_attention) */
 	const char *emu_out;  /* also the kernels for the host, for testing
 	                       * without a GPU (gpu_emu.c), or NULL */
 } CgOptions;
@@ -505,7 +506,9 @@ void cg_emit_prof_mark(CgLlvm *L, LLVMValueRef fn, LLVMValueRef ex, LLVMValueRef
 
 /* ---- driver.c: forward(), workspace_size() and the descriptor ----------------------- */
 
-bool cg_emit_driver(CgLlvm *L, const CgProgram *prog);
+/* fuse_attention: attention's GEMM, softmax and GEMM as rt_attention where
+ * cg_find_attention finds them (else three steps). */
+bool cg_emit_driver(CgLlvm *L, const CgProgram *prog, bool fuse_attention);
 
 /* ---- link.c --------------------------------------------------------------------- */
 

@@ -322,7 +322,7 @@ static const char *node_of(const CgStep *st)
 /* A linear's bias pass goes into its GEMM: rt_sgemm_bias adds the bias
  * as it stores C (the packed GEMM's epilogue, runtime/gemm.c); for Q, K
  * and V as one GEMM, each member's. */
-static CpuSteps cpu_steps(const CgProgram *p)
+static CpuSteps cpu_steps(const CgProgram *p, bool fuse_attention)
 {
 	CpuSteps c = {0};
 	int n = p->steps.len;
@@ -346,7 +346,7 @@ static CpuSteps cpu_steps(const CgProgram *p)
 	for (int s = 0; s < n; s++) {
 		if (folded[s])
 			continue;
-		CgStep *at = cg_find_attention(p, s);
+		CgStep *at = fuse_attention ? cg_find_attention(p, s) : NULL;
 		if (at) /* the table names the three: "matmul+FusedScaleMaskSoftmax_0+matmul_1" */
 			at->members = arena_printf(p->arena, "%s+%s+%s", node_of(p->steps.items[s]),
 			                           node_of(p->steps.items[s + 1]),
@@ -764,12 +764,12 @@ static int cpu_elem_size(const void *ctx, int buf)
 	return cg_elem_size(((const CgBuf *)p->bufs.items[buf])->dtype);
 }
 
-bool cg_emit_driver(CgLlvm *L, const CgProgram *p)
+bool cg_emit_driver(CgLlvm *L, const CgProgram *p, bool fuse_attention)
 {
 	Types T;
 	if (!make_types(L, &T))
 		return false;
-	CpuSteps cs = cpu_steps(p);
+	CpuSteps cs = cpu_steps(p, fuse_attention);
 	CpuPlan pl = cpu_plan(p, &cs);
 	for (int e = 0; e < cs.n; e++) {
 		const CgStep *at = cs.st[e], *sm = p->steps.items[cs.first[e] + 1];

@@ -71,6 +71,10 @@ static void usage(FILE *out)
 	      "  --gpu-attention=HOW fused (default: with bf16/fp16, attention's two matrix\n"
 	      "                      products and softmax as one tensor-core kernel) or\n"
 	      "                      unfused (cuBLAS, a softmax kernel, cuBLAS)\n"
+	      "  --cpu-attention=HOW fused (default: attention's two matrix products and\n"
+	      "                      softmax one (batch, head) at a time, the scores in a\n"
+	      "                      thread's cache) or unfused (batched GEMMs, a softmax\n"
+	      "                      kernel, batched GEMMs)\n"
 	      "  --ptx=FILE          also write the GPU code's PTX to FILE\n"
 	      "  --dump-after=lower  print the kernel graph and its memory plan\n"
 	      "  --explain           say what each primitive matched and did (with its line),\n"
@@ -133,6 +137,7 @@ typedef struct Options {
 	const char *ptx;      /* --ptx=FILE */
 	const char *gpu_emu;  /* --gpu-emu=FILE (tests) */
 	bool unfused_attention; /* --gpu-attention=unfused */
+	bool cpu_unfused_attention; /* --cpu-attention=unfused */
 } Options;
 
 /* -o / --dump-after=lower: lower and compile the model the script built. */
@@ -149,7 +154,8 @@ static int compile_model(Eval *ev, const Options *o)
 	CgOptions co = {.output = o->output, .cpu = o->cpu,
 	                .dump_lower = o->dump_lower ? stdout : NULL, .gpu = o->gpu,
 	                .ptx_out = o->ptx, .emu_out = o->gpu_emu,
-	                .unfused_attention = o->unfused_attention};
+	                .unfused_attention = o->unfused_attention,
+	                .cpu_unfused_attention = o->cpu_unfused_attention};
 	CgPrecision prec = CG_PREC_FP32;
 	/* the command line wins over build(sch, precision=...) */
 	const char *want = o->precision ? o->precision : ev->build_precision;
@@ -289,14 +295,18 @@ int main(int argc, char **argv)
 			o.gpu = 1;
 		} else if (strncmp(a, "--ptx=", 6) == 0) {
 			o.ptx = a + 6;
-		} else if (strncmp(a, "--gpu-attention=", 16) == 0) {
+		} else if (strncmp(a, "--gpu-attention=", 16) == 0 ||
+		           strncmp(a, "--cpu-attention=", 16) == 0) {
 			const char *h = a + 16;
 			if (strcmp(h, "fused") && strcmp(h, "unfused")) {
-				fprintf(stderr,
-				        "slapoc: error: --gpu-attention expects fused or unfused\n");
+				fprintf(stderr, "slapoc: error: --%.13s expects fused or unfused\n",
+				        a + 2);
 				return 2;
 			}
-			o.unfused_attention = strcmp(h, "unfused") == 0;
+			if (a[2] == 'g')
+				o.unfused_attention = strcmp(h, "unfused") == 0;
+			else
+				o.cpu_unfused_attention = strcmp(h, "unfused") == 0;
 		} else if (strncmp(a, "--gpu-emu=", 10) == 0) {
 			o.gpu_emu = a + 10;
 		} else if (strcmp(a, "--dump-after=lower") == 0) {

@@ -4,12 +4,14 @@
 # reference interpreter (slapoc --interp) on the same random weights and
 # inputs: through the C API (bert_fixtures check) and through slapo-run.
 #
-# usage: e2e_bert_tiny.sh SLAPOC SLAPO_RUN BERT_FIXTURES BERT_TINY.slapo
+# usage: e2e_bert_tiny.sh SLAPOC SLAPO_RUN BERT_FIXTURES BERT_TINY.slapo [SLAPOC FLAGS...]
 set -uo pipefail
 slapoc=$1
 run=$2
 fix=$3
 src=$4
+shift 4
+flags=("$@")
 dir=$(mktemp -d) || exit 99
 trap 'rm -rf "$dir"' EXIT
 fails=0
@@ -26,7 +28,7 @@ step() { # step NAME COMMAND...: run, show the output on failure
 	return 0
 }
 
-step compile "$slapoc" "$src" -o "$dir/bert.so" || exit 1
+step compile "$slapoc" "$src" "${flags[@]}" -o "$dir/bert.so" || exit 1
 for shape in "1 1" "2 7" "3 33" "1 64"; do
 	set -- $shape
 	tag="B=$1 S=$2"
