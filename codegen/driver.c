@@ -314,11 +314,6 @@ static bool cpu_attention(const CgProgram *p, int s)
 	return true;
 }
 
-static const char *node_of(const CgStep *st)
-{
-	return st->node ? st->node : st->name ? st->name : "step";
-}
-
 /* A linear's bias pass goes into its GEMM: rt_sgemm_bias adds the bias
  * as it stores C (the packed GEMM's epilogue, runtime/gemm.c); for Q, K
  * and V as one GEMM, each member's. */
@@ -346,11 +341,7 @@ static CpuSteps cpu_steps(const CgProgram *p, bool fuse_attention)
 	for (int s = 0; s < n; s++) {
 		if (folded[s])
 			continue;
-		CgStep *at = fuse_attention ? cg_find_attention(p, s) : NULL;
-		if (at) /* the table names the three: "matmul+FusedScaleMaskSoftmax_0+matmul_1" */
-			at->members = arena_printf(p->arena, "%s+%s+%s", node_of(p->steps.items[s]),
-			                           node_of(p->steps.items[s + 1]),
-			                           node_of(p->steps.items[s + 2]));
+		const CgStep *at = fuse_attention ? cg_find_attention(p, s) : NULL;
 		c.first[c.n] = s;
 		c.st[c.n] = at && cpu_attention(p, s) ? at : p->steps.items[s];
 		memcpy(&c.bias[c.n++ * CG_MAX_GROUP], &bias[s * CG_MAX_GROUP],
