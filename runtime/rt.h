@@ -13,8 +13,8 @@
  * workspace and thread pool, and calling forward() with an RtExec that
  * holds every pointer the generated code needs. Generated code calls
  * back only the services of the "services" section (rt_parallel_for,
- * rt_sgemm, rt_sgemm_bias, rt_sgemm_batched, rt_fail, rt_failed,
- * rt_prof_step).
+ * rt_sgemm, rt_sgemm_bias, rt_sgemm_batched, rt_attention, rt_fail,
+ * rt_failed, rt_prof_step).
  *
  * runtime/README.md explains the contract in prose; this header is the
  * reference. Everything declared here has hidden visibility: the only
@@ -302,7 +302,7 @@ _Static_assert(offsetof(RtExec, sym) == 8 && offsetof(RtExec, inputs) == 16 &&
 #endif
 
 /* ======================================================================
- * 3. Services for generated code (pool.c, blas.c, err.c)
+ * 3. Services for generated code (pool.c, blas.c, attention.c, err.c)
  * ====================================================================== */
 
 /* A loop body over [begin, end) of some 0 .. n range. */
@@ -655,7 +655,7 @@ SlapoStatus rt_expand_paths(const char *const *paths, int32_t n, RtPathList *out
 void rt_free_paths(RtPathList *l);
 
 /* ======================================================================
- * 8. Internals: thread pool (pool.c), BLAS (blas.c), packed GEMM (gemm.c)
+ * 8. Internals: thread pool (pool.c), BLAS (blas.c), packed and small GEMMs (gemm.c)
  * ====================================================================== */
 
 /* Usable CPUs (affinity mask), at least 1. */
