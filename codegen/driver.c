@@ -379,10 +379,9 @@ static CpuPlan cpu_plan(const CgProgram *p, const CpuSteps *cs)
 					last[bufs[k]] = s + 2;
 			}
 		}
+		for (int i = s; i < s + 2; i++) /* scores and probs: rt_attention's scratch */
+			def[((const CgStep *)p->steps.items[i])->views[0].buf] = -1;
 	}
-	for (int e = 0; e < cs->n; e++) /* scores and probs: rt_attention's scratch */
-		for (int i = 0; cs->st[e]->kind == CG_ATTENTION && i < 2; i++)
-			def[((const CgStep *)p->steps.items[cs->first[e] + i])->views[0].buf] = -1;
 	CpuPlan pl;
 	pl.slot_of = ARENA_ARRAY(p->arena, int, nb + 1);
 	pl.slot_bufs = ARENA_ARRAY(p->arena, PtrVec, nb + 1);

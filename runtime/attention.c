@@ -60,11 +60,11 @@ static void run_units(void *ctx, int64_t begin, int64_t end)
 		        (long long)words * (long long)sizeof(float));
 		return;
 	}
+	int64_t nq, nk, nv, no; /* where the next unit starts */
+	offsets(at, begin, &nq, &nk, &nv, &no);
 	for (u = begin; u < end && !rt_failed(j->ex); u++) {
-		int64_t oq, ok, ov, oo;
-		offsets(at, u, &oq, &ok, &ov, &oo);
+		int64_t oq = nq, ok = nk, ov = nv, oo = no;
 		if (u + 1 < end) {
-			int64_t nq, nk, nv, no;
 			offsets(at, u + 1, &nq, &nk, &nv, &no);
 			prefetch_rows(at->q + nq, at->ldq, m, d);
 			prefetch_rows(at->k + nk, at->ldk, n, d);

@@ -394,7 +394,8 @@ static AVX512 void transpose(const float *src, int64_t lds, int64_t n, int64_t k
 
 int64_t rt_gemm_small_scratch(int64_t n, int64_t k)
 {
-	return k * ((n + 15) / 16 * 16);
+	pthread_once(&usable_once, check_usable);
+	return usable ? k * ((n + 15) / 16 * 16) : 0;
 }
 
 AVX512 int rt_gemm_small(int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a,

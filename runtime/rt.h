@@ -686,8 +686,9 @@ int rt_gemm_packed(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int6
 
 /* C[m, n] = A[m, k] op(B) (B is [k, n], or [n, k] when trans_b) on the
  * calling thread, unpacked: attention's products. scratch holds
- * rt_gemm_small_scratch(n, k) floats (B transposed). Returns 0 having
- * done nothing where the AVX-512 kernel is not used. */
+ * rt_gemm_small_scratch(n, k) floats (B transposed; 0 where the kernel is
+ * not used). Returns 0 having done nothing where the AVX-512 kernel is
+ * not used. */
 int64_t rt_gemm_small_scratch(int64_t n, int64_t k);
 int rt_gemm_small(int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a,
                   int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc,
