@@ -44,6 +44,8 @@ typedef struct CgOptions {
 	const char *ptx_out;  /* also write the PTX here (or NULL) */
 	bool unfused_attention; /* GPU: keep attention's GEMM, softmax, GEMM apart */
 	bool cpu_unfused_attention; /* CPU: likewise (no rt_attention) */
+	bool exact_gelu;      /* GPU: no GEMM epilogue for an erf GELU (its
+	                       * tanh form) */
 	const char *emu_out;  /* also the kernels for the host, for testing
 	                       * without a GPU (gpu_emu.c), or NULL */
 } CgOptions;
@@ -268,6 +270,8 @@ void cg_views_collapse(int *ndim, IrDim *dim, CgView *views, int nviews, int kee
 bool cg_dim_is(IrDim d, int64_t v);
 IrDim cg_dim_mul(IrDim a, IrDim b);
 void cg_poly_add(CgPoly *p, IrDim t, bool *ok);
+/* The same sum of terms (in any order). */
+bool cg_poly_eq(const CgPoly *a, const CgPoly *b);
 void cg_poly_print(StrBuf *b, const IrCtx *c, const CgPoly *p);
 
 /* ---- plan.c: memory plan and the text dump -------------------------------- */

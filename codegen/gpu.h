@@ -49,6 +49,8 @@ typedef struct CgGpuStep {
 	int a_buf, b_buf; /* GEMM: A / B read from these buffers (converted
 	                        * copies, same offsets), or -1 */
 	bool bias;        /* GEMM: the bias maps before it are its epilogue */
+	bool gelu;        /* GEMM: with the bias, GELU (tanh form) too: the
+	                   * MAP after it is its epilogue (RT_EPI_GELU_BIAS) */
 	CgView bias_view[CG_MAX_GROUP]; /* per member (ngroup, or 1) */
 } CgGpuStep;
 
@@ -81,10 +83,19 @@ typedef struct CgGpu {
 	const char *target; /* "sm_80" */
 } CgGpu;
 
+/* What cg_gpu_plan may fuse, at bf16/fp16 only:
+ *   CG_FUSE_ATTENTION  attention's GEMM, softmax and GEMM as one
+ *                      CG_ATTENTION step (tensor cores, inline PTX: not
+ *                      for gpu_emu.c)
+ *   CG_FUSE_GELU       a GEMM and the gelu(C + bias) after it as one
+ *                      cuBLASLt call with its bias + GELU epilogue, which
+ *                      computes GELU's tanh form (a gelu_tanh is fused
+ *                      without it) */
+enum { CG_FUSE_ATTENTION = 1, CG_FUSE_GELU = 2 };
+
 /* gpu_plan.c: types, epilogues, conversions, slots, parameter layout;
- * with fuse_attention (bf16/fp16 only), attention's GEMM, softmax and GEMM
- * as one CG_ATTENTION step (tensor cores, inline PTX: not for gpu_emu.c). */
-bool cg_gpu_plan(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool fuse_attention);
+ * fuse: CG_FUSE_* flags. */
+bool cg_gpu_plan(CgGpu *g, const CgProgram *prog, CgPrecision prec, unsigned fuse);
 /* Bytes of one element of a device storage type. */
 int cg_gpu_elem_size(IrDType t);
 /* RT_GPU_* of a float storage type. */
@@ -95,7 +106,7 @@ int cg_gpu_gemm_type(IrDType t);
  * diagnostic) when GPU code cannot be made on this machine (LLVM without
  * NVPTX, or libdevice needed and not found): the library is then CPU-only
  * and `why` says why. */
-bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool fuse_attention,
+bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, unsigned fuse,
                   bool *unavailable, char *why, size_t whylen);
 
 /* kernels_gpu.c: the kernel of step gs (named `name`) into an NVPTX

@@ -206,6 +206,93 @@ static CgStep *fuse_attention(const CgGpu *g, const CgProgram *p, int s, IrDType
 	return at;
 }
 
+/* The model-graph node a step computes. */
+static const char *node_of(const CgStep *st)
+{
+	return st->members ? st->members : st->node ? st->node : st->name;
+}
+
+/* Whether a workspace buffer other than `self` and `gone` that shares o's
+ * slot is live at step s (so o cannot be written there then). */
+static bool slot_busy(const CgGpu *g, const CgBuf *o, const CgBuf *gone, int s)
+{
+	if (o->kind != CG_BUF_TEMP)
+		return false;
+	const PtrVec *v = &g->slot_bufs[o->index];
+	for (int k = 0; k < v->len; k++) {
+		const CgBuf *x = v->items[k];
+		if (x != o && x != gone && x->def <= s && x->last >= s)
+			return true;
+	}
+	return false;
+}
+
+/* GEMM s and the MAP after it as one cuBLASLt call with its bias + GELU
+ * epilogue, or NULL: the MAP computes gelu(C + bias) (erf, or its tanh
+ * form) of the GEMM's output C, which nothing else reads, with a bias
+ * along C's columns, into a compact m x n matrix; all three of one 16-bit
+ * type. The epilogue computes GELU's tanh form (rt.h RT_EPI_GELU_BIAS),
+ * within 4.8e-4 of the erf form everywhere: only where `erf` allows it
+ * for an erf GELU. Returns a copy of the GEMM writing the MAP's output;
+ * the bias's view in *bias. */
+static CgStep *fuse_gelu(const CgGpu *g, const CgProgram *p, int s, bool erf,
+                         CgView *bias)
+{
+	if (s + 1 >= p->steps.len)
+		return NULL;
+	const CgStep *gm = p->steps.items[s], *m = p->steps.items[s + 1];
+	if (gm->kind != CG_GEMM || m->kind != CG_MAP || gm->ngroup > 1 || gm->nbatch != 0 ||
+	    gm->alpha != 1.0 || gm->beta != 0.0 || m->expr.nleaf != 2 ||
+	    m->expr.nconst != 0 || m->ndim != 2)
+		return NULL;
+	const IrNode *r = m->expr.root;
+	if (!(r->op == OP_GELU_TANH || (r->op == OP_GELU && erf)) || r->nin != 1 ||
+	    r->in[0]->op != OP_ADD || r->in[0]->nin != 2)
+		return NULL;
+	int cv = -1, bv = -1;
+	for (int i = 0; i < 2; i++) {
+		const IrNode *x = r->in[0]->in[i];
+		int v = x == m->expr.leaf[0]   ? m->expr.leaf_view[0]
+		        : x == m->expr.leaf[1] ? m->expr.leaf_view[1]
+		                               : -1;
+		if (v < 0)
+			return NULL;
+		if (m->views[v].buf == gm->views[0].buf)
+			cv = v;
+		else
+			bv = v;
+	}
+	if (cv < 0 || bv < 0)
+		return NULL;
+	const CgBuf *cb = p->bufs.items[gm->views[0].buf];
+	const CgView *c = &m->views[cv], *b = &m->views[bv], *o = &m->views[0];
+	if (cb->kind != CG_BUF_TEMP || cb->last != s + 1 || b->buf < 0 ||
+	    ((const CgBuf *)p->bufs.items[b->buf])->kind != CG_BUF_PARAM)
+		return NULL;
+	/* C read as the GEMM wrote it, the bias along its columns, O compact */
+	if (!ir_dim_eq(m->dim[0], gm->m) || !ir_dim_eq(m->dim[1], gm->n) ||
+	    !ir_dim_eq(gm->ldc, gm->n) || !cg_poly_eq(&c->off, &gm->views[0].off) ||
+	    !ir_dim_eq(c->stride[0], gm->n) || !cg_dim_is(c->stride[1], 1) ||
+	    !cg_dim_is(b->stride[0], 0) || !cg_dim_is(b->stride[1], 1) ||
+	    !ir_dim_eq(o->stride[0], gm->n) || !cg_dim_is(o->stride[1], 1))
+		return NULL;
+	IrDType t = g->btype[cb->id];
+	if ((t != IR_BF16 && t != IR_F16) || g->btype[o->buf] != t || g->btype[b->buf] != t)
+		return NULL;
+	/* the GEMM now writes O a step early: nothing else may hold its memory */
+	if (slot_busy(g, p->bufs.items[o->buf], cb, s))
+		return NULL;
+	CgStep *st = ARENA_NEW(p->arena, CgStep);
+	*st = *gm;
+	st->views = ARENA_ARRAY(p->arena, CgView, gm->nview);
+	memcpy(st->views, gm->views, sizeof *gm->views * (size_t)gm->nview);
+	st->views[0].buf = o->buf;
+	st->views[0].off = o->off;
+	st->members = arena_printf(p->arena, "%s+%s", node_of(gm), node_of(m));
+	*bias = *b;
+	return st;
+}
+
 /* The buffers step gs reads or writes, into out; returns how many. A
  * fused attention step keeps the softmax's view of the scores (its
  * prologue's leaf) but never reads it: the scores are in registers. */
@@ -252,7 +339,7 @@ static void drop_unused(CgGpu *g)
 	}
 }
 
-bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, bool fuse)
+bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 {
 	Arena *a = p->arena;
 	int nb = p->bufs.len, ns = p->steps.len, np = p->params.len;
@@ -360,7 +447,9 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, bool fuse)
 		const CgStep *st = p->steps.items[s];
 		if (skip[s])
 			continue;
-		CgStep *at = fuse && low != IR_F32 ? fuse_attention(g, p, s, low) : NULL;
+		CgStep *at = (fuse & CG_FUSE_ATTENTION) && low != IR_F32
+		                     ? fuse_attention(g, p, s, low)
+		                     : NULL;
 		if (at) {
 			CgGpuStep *gs = &g->steps[g->nsteps++];
 			gs->st = at;
@@ -394,6 +483,11 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, bool fuse)
 			}
 			continue;
 		}
+		CgView gelu_bias;
+		const CgStep *gelu = cand[s] ? NULL
+		                             : fuse_gelu(g, p, s, fuse & CG_FUSE_GELU, &gelu_bias);
+		if (gelu)
+			st = gelu;
 		int abuf = -1, bbuf = -1;
 		if (low != IR_F32) {
 			if (g->btype[st->views[1].buf] != low)
@@ -419,6 +513,11 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, bool fuse)
 		gs->bias = cand[s];
 		for (int k = 0; cand[s] && k < (st->ngroup > 1 ? st->ngroup : 1); k++)
 			gs->bias_view[k] = *bias[s * CG_MAX_GROUP + k];
+		if (gelu) {
+			gs->bias = gs->gelu = true;
+			gs->bias_view[0] = gelu_bias;
+			s++; /* the MAP is the epilogue */
+		}
 	}
 	for (int s = 0; s < g->nsteps; s++)
 		if (g->steps[s].st->kind != CG_GEMM &&

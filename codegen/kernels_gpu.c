@@ -1129,11 +1129,38 @@ static void emit_ptrs(CgLlvm *L)
 	util_end(f);
 }
 
+/* slapo_util_gelu_<t>(c, m, n, ldc): c[i * ldc + j] = gelu_tanh(c[...]) in
+ * place, the runtime's fallback after a GEMM when cuBLASLt has no GELU
+ * epilogue for it (the same tanh form as the epilogue's). */
+static void emit_gelu(CgLlvm *L, const char *name, IrDType t)
+{
+	LLVMTypeRef pt[4] = {L->t_i8p, L->t_i64, L->t_i64, L->t_i64};
+	CgFn fs, *f = &fs;
+	LLVMValueRef fn = util_fn(L, f, name, pt, 4);
+	LLVMValueRef c = LLVMGetParam(fn, 0), m = LLVMGetParam(fn, 1),
+	             n = LLVMGetParam(fn, 2), ldc = LLVMGetParam(fn, 3);
+	LLVMValueRef gstride, e0 = global_id(f, &gstride);
+	CgGkLoop lp;
+	LLVMValueRef e = cg_gk_loop_begin(f, &lp, e0, LLVMBuildMul(B, m, n, ""));
+	LLVMValueRef i = LLVMBuildUDiv(B, e, n, "");
+	LLVMValueRef j = LLVMBuildSub(B, e, LLVMBuildMul(B, i, n, ""), "");
+	LLVMValueRef p = elem_ptr(f, t, c, LLVMBuildAdd(B, LLVMBuildMul(B, i, ldc, ""), j, ""));
+	CgVal x = widen(f, t, LLVMBuildLoad2(B, elem_type(L, t), p, ""), 1);
+	CgVal y = {cg_math_gelu_tanh(f, x.v, 1), IR_F32};
+	LLVMBuildStore(B, narrow(f, t, y, 1), p);
+	cg_gk_loop_end(f, &lp, e, gstride);
+	util_end(f);
+}
+
 /* slapo_util_bias_<t>(c, bias, m, n, ldc): c[i * ldc + j] = bias[j], the
- * runtime's fallback when cuBLASLt has no bias epilogue for a GEMM. */
+ * runtime's fallback when cuBLASLt has no bias epilogue for a GEMM; and
+ * slapo_util_gelu_<t> (emit_gelu). */
 void cg_gpu_emit_utils(CgLlvm *L)
 {
 	emit_ptrs(L);
+	emit_gelu(L, "slapo_util_gelu_f32", IR_F32);
+	emit_gelu(L, "slapo_util_gelu_bf16", IR_BF16);
+	emit_gelu(L, "slapo_util_gelu_f16", IR_F16);
 	static const struct {
 		const char *name;
 		IrDType t;

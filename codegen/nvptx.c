@@ -273,14 +273,14 @@ static int add_kernel(CgLlvm *L, const CgGpu *g, Kernels *ks, const CgGpuStep *g
 	return ks->n++;
 }
 
-bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, bool fuse_attention,
+bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, unsigned fuse,
                   bool *unavailable, char *why, size_t whylen)
 {
 	Arena *a = prog->arena;
 	CgLlvm L;
 	*unavailable = false;
 	why[0] = '\0';
-	if (!cg_gpu_plan(g, prog, prec, fuse_attention))
+	if (!cg_gpu_plan(g, prog, prec, fuse))
 		return false;
 	if (!nvptx_init(&L, prog->diag, why, whylen)) {
 		cg_llvm_dispose(&L);

@@ -30,20 +30,6 @@
 
 /* ---- bias epilogues ------------------------------------------------------------------- */
 
-static bool poly_eq(const CgPoly *a, const CgPoly *b)
-{
-	if (a->n != b->n)
-		return false;
-	for (int i = 0; i < a->n; i++) {
-		bool found = false;
-		for (int j = 0; j < b->n && !found; j++)
-			found = ir_dim_eq(a->t[i], b->t[j]);
-		if (!found)
-			return false;
-	}
-	return true;
-}
-
 /* A "bias" MAP writing C's columns [col, col + n) from a parameter read
  * as [.., n : 0, .., 1]: its bias view, else NULL. */
 static const CgView *bias_map(const CgProgram *p, const CgStep *m, const CgView *C,
@@ -65,7 +51,7 @@ static const CgView *bias_map(const CgProgram *p, const CgStep *m, const CgView 
 	CgPoly want = C->off;
 	bool ok = true;
 	cg_poly_add(&want, col, &ok);
-	return ok && poly_eq(&o->off, &want) ? b : NULL;
+	return ok && cg_poly_eq(&o->off, &want) ? b : NULL;
 }
 
 bool cg_find_bias(const CgProgram *p, int s, const CgView **bias, int *steps)

@@ -23,6 +23,20 @@ IrDim cg_dim_mul(IrDim a, IrDim b)
 	return ir_dim_mul(a, b);
 }
 
+bool cg_poly_eq(const CgPoly *a, const CgPoly *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (int i = 0; i < a->n; i++) {
+		bool found = false;
+		for (int j = 0; j < b->n && !found; j++)
+			found = ir_dim_eq(a->t[i], b->t[j]);
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 void cg_poly_add(CgPoly *p, IrDim t, bool *ok)
 {
 	if (t.coef == 0)

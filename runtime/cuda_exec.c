@@ -33,7 +33,9 @@
  * eagerly; SLAPO_GEMM_SPLIT_ROWS=N splits misaligned GEMMs (gemm_split)
  * from N rows a class (default 512; tests take 1); SLAPO_ATT_SMALL_GRID=N
  * launches attention's 64-query kernel below N blocks of 128 queries
- * (default: the library's ATT_SMALL_GRID; 0: never); SLAPO_CUDA_SYNC=1
+ * (default: the library's ATT_SMALL_GRID; 0: never); SLAPO_GEMM_NO_LT=1
+ * runs every GEMM on cuBLAS, as where cuBLASLt has no algorithm (bias and
+ * GELU epilogues by our kernels); SLAPO_CUDA_SYNC=1
  * synchronises after every eager launch and GEMM, naming the kernel that
  * failed; SLAPO_CUDA_TEST_FAULT=1 makes the
  * first kernel launch of each session write to an invalid address (the
@@ -280,6 +282,7 @@ struct RtGpuSession {
 	int *max_threads;      /* [n_kernels] most threads a block of it can have
 	                     * (registers permitting), a multiple of 32 */
 	CUfunction bias_fn[3]; /* slapo_util_bias_{f32,bf16,f16} */
+	CUfunction gelu_fn[3]; /* slapo_util_gelu_{f32,bf16,f16} */
 	CUfunction ptrs_fn;    /* slapo_util_ptrs */
 	cublasHandle_t blas;
 	cublasLtHandle_t lt;
@@ -298,6 +301,7 @@ struct RtGpuSession {
 	uint64_t tick;
 	int use_graphs, sync_each, fault_armed, capturing;
 	int64_t split_rows;     /* gemm_split's least rows a class */
+	int no_lt;              /* every GEMM on cuBLAS (the fallback path) */
 	int64_t att_small_grid; /* SLAPO_ATT_SMALL_GRID, or -1 */
 	CUevent *ev;  /* [n_ev] profiling: one per step mark, made when needed */
 	int32_t n_ev;
@@ -424,10 +428,16 @@ static SlapoStatus load_module(RtGpuSession *gs)
 	}
 	static const char *const bias[3] = {"slapo_util_bias_f32", "slapo_util_bias_bf16",
 	                                    "slapo_util_bias_f16"};
-	for (int i = 0; i < 3; i++)
+	static const char *const gelu[3] = {"slapo_util_gelu_f32", "slapo_util_gelu_bf16",
+	                                    "slapo_util_gelu_f16"};
+	for (int i = 0; i < 3; i++) {
 		if (cu->cuModuleGetFunction(&gs->bias_fn[i], gs->mod, bias[i]) !=
 		    CUDA_SUCCESS)
 			gs->bias_fn[i] = NULL;
+		if (cu->cuModuleGetFunction(&gs->gelu_fn[i], gs->mod, gelu[i]) !=
+		    CUDA_SUCCESS)
+			gs->gelu_fn[i] = NULL;
+	}
 	if (cu->cuModuleGetFunction(&gs->ptrs_fn, gs->mod, "slapo_util_ptrs") !=
 	    CUDA_SUCCESS)
 		gs->ptrs_fn = NULL;
@@ -456,6 +466,7 @@ SlapoStatus rt_gpu_session_create(SlapoWeights *w, void *stream, RtGpuSession **
 	gs->sync_each = env_flag("SLAPO_CUDA_SYNC", 0);
 	gs->fault_armed = env_flag("SLAPO_CUDA_TEST_FAULT", 0);
 	gs->split_rows = env_int("SLAPO_GEMM_SPLIT_ROWS", 512);
+	gs->no_lt = env_flag("SLAPO_GEMM_NO_LT", 0);
 	gs->att_small_grid = env_int("SLAPO_ATT_SMALL_GRID", -1);
 	gs->param_ptrs = rt_calloc((size_t)d->n_params + 1, sizeof *gs->param_ptrs);
 	gs->in_ptrs = rt_calloc((size_t)d->n_inputs + 1, sizeof *gs->in_ptrs);
@@ -638,8 +649,9 @@ static int gemm_lt(RtExec *ex, RtGpuSession *gs, const RtGemm *q, int64_t lda,
 	    cu->cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb,
 	                                       sizeof opb))
 		goto out;
-	if (q->epilogue == RT_EPI_BIAS) {
-		uint32_t epi = CUBLASLT_EPILOGUE_BIAS;
+	if (q->epilogue == RT_EPI_BIAS || q->epilogue == RT_EPI_GELU_BIAS) {
+		uint32_t epi = q->epilogue == RT_EPI_BIAS ? CUBLASLT_EPILOGUE_BIAS
+		                                          : CUBLASLT_EPILOGUE_GELU_BIAS;
 		int32_t bt = cuda_type(q->c_type);
 		if (cu->cublasLtMatmulDescSetAttribute(
 		            desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) ||
@@ -881,6 +893,37 @@ static int gemm_split(RtExec *ex, RtGpuSession *gs, const RtGemm *q, int64_t lda
 	return 1;
 }
 
+/* A utility kernel over each batch's m x n matrix C (row stride ldc):
+ * slapo_util_bias_* (c, bias, m, n, ldc) when bias is given, else
+ * slapo_util_gelu_* (c, m, n, ldc). 0 after a failure. */
+static int util_rows(RtExec *ex, RtGpuSession *gs, CUfunction f, const char *name,
+                     const RtGemm *q, int64_t ldc, const void *bias)
+{
+	if (!f) {
+		rt_fail(ex, SLAPO_INTERNAL, NULL, "no %s kernel for this GEMM", name);
+		return 0;
+	}
+	for (int64_t i = 0; i < q->batch; i++) {
+		uint64_t c = (uint64_t)(uintptr_t)q->c +
+		             (uint64_t)(i * q->stride_c * type_size(q->c_type));
+		uint64_t args[5] = {c, (uint64_t)(uintptr_t)bias, (uint64_t)q->m,
+		                    (uint64_t)q->n, (uint64_t)ldc};
+		void *params[6] = {&args[0], &args[1], &args[2], &args[3], &args[4], NULL};
+		if (!bias) { /* (c, m, n, ldc) */
+			for (int k = 1; k < 4; k++)
+				params[k] = &args[k + 1];
+			params[4] = NULL;
+		}
+		int64_t blocks = (q->m * q->n + 255) / 256;
+		CUresult r = gs->cu->cuLaunchKernel(f, (unsigned)(blocks < 65535 ? blocks : 65535),
+		                                    1, 1, 256, 1, 1, 0, gs->stream, params,
+		                                    NULL);
+		if (!check_enqueue(ex, gs, r, "kernel", name))
+			return 0;
+	}
+	return 1;
+}
+
 static void gemm_one(RtExec *ex, const RtGemm *q)
 {
 	RtGpuSession *gs = session_of(ex);
@@ -901,7 +944,7 @@ static void gemm_one(RtExec *ex, const RtGemm *q)
 	                              q->b_type == RT_GPU_F32
 	                      ? CUBLAS_COMPUTE_32F_FAST_TF32
 	                      : CUBLAS_COMPUTE_32F;
-	if (q->k > 0) {
+	if (q->k > 0 && !gs->no_lt) {
 		int r = gemm_lt(ex, gs, q, lda, ldb, ldc, compute);
 		if (r != 0) {
 			if (r > 0)
@@ -909,29 +952,13 @@ static void gemm_one(RtExec *ex, const RtGemm *q)
 			return;
 		}
 	}
-	/* cuBLAS: bias pre-filled into C by our kernel, then beta = 1 */
+	/* cuBLAS: bias pre-filled into C by our kernel, then beta = 1 (and
+	 * GELU by our kernel after it) */
 	float alpha = (float)q->alpha, beta = (float)q->beta;
-	if (q->epilogue == RT_EPI_BIAS) {
-		CUfunction f = gs->bias_fn[q->c_type];
-		if (!f) {
-			rt_fail(ex, SLAPO_INTERNAL, NULL, "no bias kernel for this GEMM");
+	if (q->epilogue != RT_EPI_NONE) {
+		if (!util_rows(ex, gs, gs->bias_fn[q->c_type], "slapo_util_bias", q, ldc,
+		               q->bias))
 			return;
-		}
-		for (int64_t i = 0; i < q->batch; i++) {
-			uint64_t args[5] = {(uint64_t)(uintptr_t)q->c +
-			                            (uint64_t)(i * q->stride_c *
-			                                       type_size(q->c_type)),
-			                    (uint64_t)(uintptr_t)q->bias, (uint64_t)q->m,
-			                    (uint64_t)q->n, (uint64_t)ldc};
-			void *params[6] = {&args[0], &args[1], &args[2],
-			                   &args[3], &args[4], NULL};
-			int64_t blocks = (q->m * q->n + 255) / 256;
-			CUresult r = cu->cuLaunchKernel(
-			        f, (unsigned)(blocks < 65535 ? blocks : 65535), 1, 1, 256,
-			        1, 1, 0, gs->stream, params, NULL);
-			if (!check_enqueue(ex, gs, r, "kernel", "slapo_util_bias"))
-				return;
-		}
 		beta = 1;
 	}
 	cublasStatus_t b = cu->cublasGemmStridedBatchedEx(
@@ -949,7 +976,10 @@ static void gemm_one(RtExec *ex, const RtGemm *q)
 		        (long long)q->batch, cu->cublasGetStatusName(b));
 		return;
 	}
-	check_enqueue(ex, gs, CUDA_SUCCESS, "GEMM", "");
+	if (!check_enqueue(ex, gs, CUDA_SUCCESS, "GEMM", ""))
+		return;
+	if (q->epilogue == RT_EPI_GELU_BIAS)
+		util_rows(ex, gs, gs->gelu_fn[q->c_type], "slapo_util_gelu", q, ldc, NULL);
 }
 
 /* ---- running ------------------------------------------------------------ */

@@ -398,8 +398,11 @@ int32_t rt_failed(const RtExec *ex);
 
 /* Element types of GEMM operands on the GPU. */
 enum { RT_GPU_F32 = 0, RT_GPU_BF16 = 1, RT_GPU_F16 = 2 };
-/* What a GEMM adds to its product (cuBLASLt epilogues). */
-enum { RT_EPI_NONE = 0, RT_EPI_BIAS = 1 };
+/* What a GEMM does to its product as it stores it (cuBLASLt epilogues):
+ * adds the bias; or adds the bias and applies GELU in its tanh form,
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as cuBLASLt's
+ * GELU epilogue and the fallback kernel slapo_util_gelu_* compute it. */
+enum { RT_EPI_NONE = 0, RT_EPI_BIAS = 1, RT_EPI_GELU_BIAS = 2 };
 
 /* One row-major, strided-batched matrix product on the session's stream:
  * for i < batch, C_i = alpha op(A_i) op(B_i) + beta C_i (+ bias[col]),

@@ -75,6 +75,10 @@ static void usage(FILE *out)
 	      "                      softmax one (batch, head) at a time, the scores in a\n"
 	      "                      thread's cache) or unfused (batched GEMMs, a softmax\n"
 	      "                      kernel, batched GEMMs)\n"
+	      "  --gpu-gelu=HOW      epilogue (default: with bf16/fp16, a GEMM and the\n"
+	      "                      gelu(x + bias) after it as one cuBLASLt call, GELU in\n"
+	      "                      its tanh form, within 4.8e-4 of erf) or exact (erf\n"
+	      "                      GELU in a kernel of its own)\n"
 	      "  --ptx=FILE          also write the GPU code's PTX to FILE\n"
 	      "  --dump-after=lower  print the kernel graph and its memory plan\n"
 	      "  --explain           say what each primitive matched and did (with its line),\n"
@@ -138,6 +142,7 @@ typedef struct Options {
 	const char *gpu_emu;  /* --gpu-emu=FILE (tests) */
 	bool unfused_attention; /* --gpu-attention=unfused */
 	bool cpu_unfused_attention; /* --cpu-attention=unfused */
+	bool exact_gelu;            /* --gpu-gelu=exact */
 } Options;
 
 /* -o / --dump-after=lower: lower and compile the model the script built. */
@@ -155,7 +160,8 @@ static int compile_model(Eval *ev, const Options *o)
 	                .dump_lower = o->dump_lower ? stdout : NULL, .gpu = o->gpu,
 	                .ptx_out = o->ptx, .emu_out = o->gpu_emu,
 	                .unfused_attention = o->unfused_attention,
-	                .cpu_unfused_attention = o->cpu_unfused_attention};
+	                .cpu_unfused_attention = o->cpu_unfused_attention,
+	                .exact_gelu = o->exact_gelu};
 	CgPrecision prec = CG_PREC_FP32;
 	/* the command line wins over build(sch, precision=...) */
 	const char *want = o->precision ? o->precision : ev->build_precision;
@@ -307,6 +313,12 @@ int main(int argc, char **argv)
 				o.unfused_attention = strcmp(h, "unfused") == 0;
 			else
 				o.cpu_unfused_attention = strcmp(h, "unfused") == 0;
+		} else if (strncmp(a, "--gpu-gelu=", 11) == 0) {
+			if (strcmp(a + 11, "epilogue") && strcmp(a + 11, "exact")) {
+				fprintf(stderr, "slapoc: error: --gpu-gelu expects epilogue or exact\n");
+				return 2;
+			}
+			o.exact_gelu = strcmp(a + 11, "exact") == 0;
 		} else if (strncmp(a, "--gpu-emu=", 10) == 0) {
 			o.gpu_emu = a + 10;
 		} else if (strcmp(a, "--dump-after=lower") == 0) {

@@ -31,4 +31,21 @@ for p in fp32 bf16; do
 		fi
 	done
 done
+# bf16: each GEMM before a bias + GeLU takes it as its cuBLASLt epilogue
+# (one step, named for both), and where cuBLASLt has no algorithm for that
+# epilogue the fallback (cuBLAS, then our bias and GeLU kernels) computes
+# the same
+gelus=$(grep -c FusedBiasGeLU "$src")
+for no in none 36; do
+	if FAKE_LT_NO_EPILOGUE=$no SLAPO_EMU_KERNELS="$dir/bert.bf16.emu.so" "$run" \
+		"$dir/bert.bf16.so" --device cuda:0 --weights "$dir/w.st" --inputs "$dir/in.st" \
+		--compare "$dir/ref.st" --norm-tol 2e-2 --profile >"$dir/out" 2>&1 &&
+		{ [ "$gelus" = 0 ] || grep -q '^linear[_0-9]*+FusedBiasGeLU' "$dir/out"; }; then
+		echo "ok   bf16 GeLU epilogue (no algorithm for: $no): $(grep compare "$dir/out")"
+	else
+		echo "FAIL bf16 GeLU epilogue (no algorithm for: $no)"
+		sed 's/^/    /' "$dir/out"
+		fails=$((fails + 1))
+	fi
+done
 exit $((fails > 0))

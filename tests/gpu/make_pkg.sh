@@ -116,9 +116,12 @@ if [ "${SLAPO_PKG_NO_BENCH:-0}" != 1 ]; then
 	for p in bf16 tf32 fp32; do
 		"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision="$p" -o "$out/bench/bert-large.$p.so"
 	done
-	# the same without the fused attention kernel, for comparison
+	# the same without the fused attention kernel, and with the erf GELU
+	# in a kernel of its own, for comparison
 	"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision=bf16 \
 		--gpu-attention=unfused -o "$out/bench/bert-large.bf16-unfused.so"
+	"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision=bf16 \
+		--gpu-gelu=exact -o "$out/bench/bert-large.bf16-exact-gelu.so"
 fi
 strip --strip-unneeded "$out"/ops/*/*.so "$out"/bert/*.so "$out"/zoo/*/*.so "$out"/zoo16/*/*.so "$out"/bench/*.so 2>/dev/null || true
 du -sh "$out" >&2

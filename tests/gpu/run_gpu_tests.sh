@@ -10,7 +10,9 @@
 #      bf16 (normwise 1e-2); outputs poisoned first; host and device
 #      tensors; each shape run eagerly, captured into a CUDA graph, replayed
 #   2. tiny BERT against the interpreter (fp32: rtol/atol 1e-4; bf16:
-#      normwise 2e-2), with device and host tensors
+#      normwise 2e-2), with device and host tensors; bf16 also with every
+#      GEMM on cuBLAS (SLAPO_GEMM_NO_LT=1: the bias and GELU epilogues by
+#      our kernels)
 #   2b. the fused attention kernel (bert_attn.slapo, head size 32, at bf16
 #      and fp16; fp32 unfused) against the interpreter, normwise 2e-2, at
 #      sequence lengths 1, 7, 64, 70 and 150 with padded rows, with each of
@@ -76,6 +78,11 @@ for k in 0 1 2 3; do
 	check "tiny BERT bf16 shape $k" "$bin/slapo-run" "$pkg/bert/tiny.bf16.so" --device cuda:0 \
 		--weights "$pkg/bert/tiny.w.$k.st" --inputs "$pkg/bert/tiny.in.$k.st" \
 		--compare "$pkg/bert/tiny.ref.$k.st" --norm-tol 2e-2 --bench 2 -q
+	# cuBLAS without cuBLASLt's epilogues: bias and GELU by our kernels
+	SLAPO_GEMM_NO_LT=1 check "tiny BERT bf16 shape $k, cuBLAS" "$bin/slapo-run" \
+		"$pkg/bert/tiny.bf16.so" --device cuda:0 --weights "$pkg/bert/tiny.w.$k.st" \
+		--inputs "$pkg/bert/tiny.in.$k.st" --compare "$pkg/bert/tiny.ref.$k.st" \
+		--norm-tol 2e-2 --bench 2 -q
 done
 
 # 2b. the fused attention kernel (bf16, fp16; fp32 runs unfused) in a small
