@@ -331,10 +331,11 @@ static void emit_launch(Fwd *w, const CgGpuStep *gs)
 		bx = i64c(L, 256);
 		/* a MAP thread takes two 16-byte vectors of output (four f32 or
 		 * eight 16-bit elements each, kernels_gpu.c), one after the other:
-		 * its setup is paid once for both */
-		int per = st->kind != CG_MAP ? 1
-		          : cg_gpu_elem_size(w->g->btype[st->views[0].buf]) == 2 ? 16
-		                                                                 : 8;
+		 * its setup is paid once for both; a GATHER thread one */
+		int es = cg_gpu_elem_size(w->g->btype[st->views[0].buf]);
+		int per = st->kind == CG_MAP      ? (es == 2 ? 16 : 8)
+		          : st->kind == CG_GATHER ? (es == 2 ? 8 : 4)
+		                                  : 1;
 		gx = imin(w, cdiv(w, n, 256 * per), i64c(L, 1 << 20));
 	}
 	LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "launch");

@@ -966,22 +966,27 @@ static void emit_reduce(CgFn *f, CgGkOps *o)
 
 /* ---- GATHER ------------------------------------------------------------------------------------ */
 
-static void emit_gather(CgFn *f, CgGkOps *o)
+typedef struct GatherCtx {
+	LLVMValueRef n, d; /* rows gathered, row length */
+} GatherCtx;
+
+/* Each thread copies `lanes` elements of a row at a time (one vector
+ * access where gather_vec allows it), checking the row's index first. */
+static void gather_body(CgFn *f, CgGkOps *o, void *ctx, int lanes)
 {
 	const CgStep *st = o->st;
 	CgLlvm *L = f->L;
-	const CgView *tv = &st->views[2];
+	GatherCtx *c = ctx;
 	LLVMValueRef rows = cg_dim(f, st->rows);
-	LLVMValueRef d = cg_dim(f, tv->dim[1]);
-	LLVMValueRef n = cg_gk_i64c(f, 1);
-	for (int i = 0; i < st->ndim; i++)
-		n = LLVMBuildMul(B, n, cg_dim(f, st->dim[i]), "");
-	LLVMValueRef total = LLVMBuildMul(B, n, d, "");
+	LLVMValueRef dv = lanes > 1 ? LLVMBuildUDiv(B, c->d, cg_gk_i64c(f, lanes), "") : c->d;
+	LLVMValueRef total = LLVMBuildMul(B, c->n, dv, "");
 	LLVMValueRef gstride, e0 = global_id(f, &gstride);
 	CgGkLoop lp;
 	LLVMValueRef e = cg_gk_loop_begin(f, &lp, e0, total);
-	LLVMValueRef r = LLVMBuildUDiv(B, e, d, "");
-	LLVMValueRef j = LLVMBuildSub(B, e, LLVMBuildMul(B, r, d, ""), "");
+	LLVMValueRef r = LLVMBuildUDiv(B, e, dv, "");
+	LLVMValueRef j = LLVMBuildSub(B, e, LLVMBuildMul(B, r, dv, ""), "");
+	if (lanes > 1)
+		j = LLVMBuildMul(B, j, cg_gk_i64c(f, lanes), "");
 	cg_gk_row_offsets(f, o, st->dim, st->ndim, r, 1, 2);
 	CgVal id = gload(f, o->sty[1], o->ptr[1], o->off[1], NULL, 0, 1);
 	id = cg_convert(f, id, IR_I64, 1);
@@ -1000,13 +1005,45 @@ static void emit_gather(CgFn *f, CgGkOps *o)
 	LLVMSetVolatile(s, 1);
 	LLVMBuildBr(B, next);
 	LLVMPositionBuilderAtEnd(B, ok);
-	o->off[0] = LLVMBuildMul(B, r, d, "");
+	o->off[0] = LLVMBuildMul(B, r, c->d, "");
 	o->off[2] = LLVMBuildMul(B, id.v, o->stride[2][0], "");
-	CgVal v = load_view(f, o, 2, j, 1);
-	store_view(f, o, 0, j, v, 1);
+	CgVal v = load_view(f, o, 2, j, lanes);
+	store_view(f, o, 0, j, v, lanes);
 	LLVMBuildBr(B, next);
 	LLVMPositionBuilderAtEnd(B, next);
 	cg_gk_loop_end(f, &lp, e, gstride);
+}
+
+/* Whether rows can move `lanes` elements a vector: contiguous output and
+ * table rows, the row length, the table's row stride and both addresses
+ * multiples of a vector. NULL: never. */
+static LLVMValueRef gather_vec(CgFn *f, CgGkOps *o, LLVMValueRef d, int lanes)
+{
+	CgLlvm *L = f->L;
+	if (o->cls[0] != 1 || o->cls[2] != 1)
+		return NULL;
+	LLVMValueRef bits = LLVMBuildOr(B, LLVMBuildURem(B, d, cg_gk_i64c(f, lanes), ""),
+	                                LLVMBuildURem(B, o->stride[2][0],
+	                                              cg_gk_i64c(f, lanes), ""),
+	                                "");
+	for (int k = 0; k <= 2; k += 2) {
+		LLVMValueRef a = LLVMBuildPtrToInt(B, o->ptr[k], L->t_i64, "");
+		bits = LLVMBuildOr(
+		        B, bits,
+		        LLVMBuildURem(B, a, cg_gk_i64c(f, lanes * cg_gpu_elem_size(o->sty[k])), ""),
+		        "");
+	}
+	return LLVMBuildICmp(B, LLVMIntEQ, bits, cg_gk_i64c(f, 0), "");
+}
+
+static void emit_gather(CgFn *f, CgGkOps *o)
+{
+	const CgStep *st = o->st;
+	GatherCtx c = {cg_gk_i64c(f, 1), cg_dim(f, st->views[2].dim[1])};
+	for (int i = 0; i < st->ndim; i++)
+		c.n = LLVMBuildMul(B, c.n, cg_dim(f, st->dim[i]), "");
+	int lanes = vec_lanes(o);
+	by_lanes(f, o, gather_vec(f, o, c.d, lanes), lanes, gather_body, &c);
 }
 
 /* ---- entry points -------------------------------------------------------------------------------- */
