@@ -233,6 +233,88 @@ BUILTIN(b_softmax)
 	return trace_op(ev, OP_SOFTMAX, &x, 1, &at, sp, NULL);
 }
 
+/* scaled_dot_product_attention(query, key, value, attn_mask=None,
+ * scale=None): softmax(query @ key^T * scale + attn_mask, dim=-1) @ value
+ * over the last two dims (PyTorch's function, without dropout or causal
+ * masking): scale defaults to 1 / sqrt(E), E the head size (query's last
+ * dim); attn_mask is additive and broadcasts to the scores. The scale,
+ * mask and softmax are one fused kernel node (AttentionSoftmax_N), so
+ * that the code generators run the two products and the softmax as one
+ * attention step (docs/codegen.md). */
+BUILTIN(b_sdpa)
+{
+	static const char *const names[] = {"query", "key", "value", "attn_mask", "scale"};
+	const char *fname = "scaled_dot_product_attention";
+	for (int i = 0; i < nkw; i++) {
+		bool known = false;
+		for (int k = 0; k < 5 && !known; k++)
+			known = strcmp(kwn[i], names[k]) == 0;
+		if (!known)
+			eval_error(ev, sp, "%s() got an unexpected keyword argument '%s'", fname, kwn[i]);
+	}
+	if (nargs > 5)
+		eval_error(ev, sp, "%s() takes at most 5 arguments, got %d", fname, nargs);
+	Value *a[5];
+	for (int k = 0; k < 5; k++)
+		a[k] = ARG(fname, k, names[k], k < 3);
+	for (int k = 0; k < 3; k++)
+		if (a[k]->k != V_TENSOR || a[k]->node->shape.ndim < 2)
+			eval_error(ev, sp, "%s(): %s must be a tensor of at least 2 dims, got %s",
+			           fname, names[k],
+			           a[k]->k == V_TENSOR ? "a tensor of fewer" : val_type_name(a[k]));
+	/* queries and keys of one head size, as many values as keys */
+	const IrShape *qs = &a[0]->node->shape, *ks = &a[1]->node->shape,
+	              *vs = &a[2]->node->shape;
+	static const char *const what[2] = {"the head size (last dim) of query and key",
+	                                    "the number of keys (dim -2) of key and value"};
+	IrDim x[2][2] = {{qs->d[qs->ndim - 1], ks->d[ks->ndim - 1]},
+	                 {ks->d[ks->ndim - 2], vs->d[vs->ndim - 2]}};
+	for (int c = 0; c < 2; c++) {
+		if (ir_dim_eq(x[c][0], x[c][1]))
+			continue;
+		StrBuf b = {0};
+		ir_dim_print(&b, ev->ir, x[c][0]);
+		sb_puts(&b, " and ");
+		ir_dim_print(&b, ev->ir, x[c][1]);
+		const char *dims = arena_strdup(ev->arena, b.data);
+		sb_free(&b);
+		eval_error(ev, sp, "%s(): %s differ: %s", fname, what[c], dims);
+	}
+	double scale;
+	if (a[4] && a[4]->k != V_NONE) {
+		scale = val_as_float(ev, a[4], "scale", sp);
+	} else {
+		IrDim e = qs->d[qs->ndim - 1];
+		for (int i = 0; i < IR_MAX_SYMS; i++)
+			if (e.pow[i])
+				eval_error(ev, sp, "%s(): the head size (query's last dim) must be a "
+				           "number for the default scale; give scale=", fname);
+		scale = 1.0 / sqrt((double)e.coef);
+	}
+	IrAttrs ta = {0};
+	ta.iattr[0] = -1;
+	ta.iattr[1] = -2;
+	ta.niattr = 2;
+	Value *mm[2] = {a[0], trace_op(ev, OP_TRANSPOSE, &a[1], 1, &ta, sp, NULL)};
+	Value *s = trace_op(ev, OP_MATMUL, mm, 2, NULL, sp, NULL);
+	Value *f[3];
+	int n = 0;
+	f[n++] = builtins_binop(ev, OPR_MUL, s, val_float(ev, scale), sp);
+	if (a[3] && a[3]->k != V_NONE) {
+		f[n] = builtins_binop(ev, OPR_ADD, f[n - 1], a[3], sp);
+		n++;
+	}
+	IrAttrs sa = {0};
+	sa.iattr[0] = -1;
+	sa.niattr = 1;
+	f[n] = trace_op(ev, OP_SOFTMAX, &f[n - 1], 1, &sa, sp, NULL);
+	mm[0] = f[n++];
+	mm[1] = a[2];
+	Value *out = trace_op(ev, OP_MATMUL, mm, 2, NULL, sp, NULL);
+	trace_fuse(ev, f, n, "AttentionSoftmax", sp); /* once used: the region's output */
+	return out;
+}
+
 BUILTIN(b_layer_norm)
 {
 	Value *in[3] = {ARG("layer_norm", 0, "input", true), ARG("layer_norm", 1, "weight", true),
@@ -544,6 +626,7 @@ static const Method functions[] = {
 	{"linear", b_linear}, {"matmul", b_matmul}, {"embedding", b_embedding},
 	{"where", b_where}, {"maximum", b_maximum}, {"minimum", b_minimum},
 	{"softmax", b_softmax}, {"layer_norm", b_layer_norm}, {"dropout", b_dropout},
+	{"scaled_dot_product_attention", b_sdpa},
 	{"masked_fill", b_masked_fill}, {"arange", b_arange}, {"cat", b_cat},
 	{"sum", b_sum}, {"mean", b_mean},
 	{NULL, NULL},

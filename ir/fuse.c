@@ -41,6 +41,20 @@ const char *ir_common_module(IrCtx *c, IrNode *const *nodes, int nnodes)
 	return m ? arena_strndup(c->arena, m, len) : NULL;
 }
 
+int ir_next_kernel_index(const IrGraph *g, const char *name)
+{
+	int next = 0;
+	size_t len = strlen(name);
+	for (IrNode *n = g->first; n; n = n->next)
+		if ((n->op == OP_FUSED || n->op == OP_CALL) && n->sattr &&
+		    strncmp(n->sattr, name, len) == 0 && n->sattr[len] == '_') {
+			int i = atoi(n->sattr + len + 1);
+			if (i >= next)
+				next = i + 1;
+		}
+	return next;
+}
+
 IrNode *ir_fuse(IrGraph *g, IrNode **nodes, int nnodes, IrOp op, const char *name,
                 Span sp)
 {

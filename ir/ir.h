@@ -316,6 +316,9 @@ int ir_match(IrCtx *c, const IrGraph *g, const IrGraph *pattern, IrMatch **out);
  * than one output. Returns the new node. */
 IrNode *ir_fuse(IrGraph *g, IrNode **nodes, int nnodes, IrOp op,
                 const char *name, Span sp);
+/* The first i such that no fused or call node of g is named NAME_j for
+ * any j >= i: the number the next one of that name takes. */
+int ir_next_kernel_index(const IrGraph *g, const char *name);
 /* The deepest module path (IrNode.module) all of nodes' modules lie
  * under, whole segments only: "a.b.c" and "a.b.d" give "a.b"; NULL if
  * one is unknown. */
@@ -565,6 +568,10 @@ IrGraph *trace_model(Eval *ev, Module *root, Span sp);
 Value *trace_op(Eval *ev, IrOp op, Value **in, int nin, const IrAttrs *at, Span sp,
                 const char *hint);
 IrNode *trace_tensor(Eval *ev, Value *v, Span sp, const char *what);
+/* The tensors v[0..n) of the current trace (a connected region, v[n - 1]
+ * its one output, already used) as one fused kernel node NAME_i, which
+ * takes v[n - 1]'s uses; in a pattern, v[n - 1] as it is. */
+Value *trace_fuse(Eval *ev, Value **v, int n, const char *name, Span sp);
 /* The node of parameter `name` of m in the current trace (made once). */
 Value *trace_param(Eval *ev, Module *m, const char *name, Span sp);
 /* x[:, none, 0, 1:3]: slices, selects and unsqueezes. */

@@ -405,21 +405,6 @@ static int subgraph_lists(Eval *ev, Value *v, const char *prim, Module *m, IrNod
 }
 
 /* Next free NAME_i among the fused kernels of g. */
-static int next_kernel_index(Eval *ev, IrGraph *g, const char *name)
-{
-	int next = 0;
-	size_t len = strlen(name);
-	for (IrNode *n = g->first; n; n = n->next)
-		if ((n->op == OP_FUSED || n->op == OP_CALL) && n->sattr &&
-		    strncmp(n->sattr, name, len) == 0 && n->sattr[len] == '_') {
-			int i = atoi(n->sattr + len + 1);
-			if (i >= next)
-				next = i + 1;
-		}
-	(void)ev;
-	return next;
-}
-
 PRIM(p_fuse)
 {
 	static const char *kws[] = {"compiler", "name", "subgraph", NULL};
@@ -451,7 +436,7 @@ PRIM(p_fuse)
 		if (lens[i] < 2)
 			eval_error(ev, sp, "fuse: subgraph %d has %d node%s; vertical fusion needs at least two",
 			           i, lens[i], lens[i] == 1 ? "" : "s");
-		const char *kname = arena_printf(ev->arena, "%s_%d", name, next_kernel_index(ev, g, name));
+		const char *kname = arena_printf(ev->arena, "%s_%d", name, ir_next_kernel_index(g, name));
 		const char *names = node_names(ev, lists[i], lens[i]);
 		if (!ir_fuse(g, lists[i], lens[i], OP_FUSED, kname, sp))
 			diag_bail(ev->diag);
@@ -586,7 +571,7 @@ PRIM(p_replace)
 		           "(horizontal replacement is not supported yet)", n);
 	Value *nm = ARG("replace", -1, "name", false);
 	const char *base = nm && nm->k == V_STR ? nm->s : nw->cls;
-	const char *child = arena_printf(ev->arena, "%s_%d", base, next_kernel_index(ev, g, base));
+	const char *child = arena_printf(ev->arena, "%s_%d", base, ir_next_kernel_index(g, base));
 	/* the region's external inputs, in order of first use */
 	IrNode *out = ir_fuse(g, lists[0], lens[0], OP_CALL, child, sp);
 	if (!out)

@@ -46,6 +46,26 @@ IrNode *trace_tensor(Eval *ev, Value *v, Span sp, const char *what)
 	eval_error(ev, sp, "%s must be a tensor, got %s", what, val_type_name(v));
 }
 
+Value *trace_fuse(Eval *ev, Value **v, int n, const char *name, Span sp)
+{
+	Trace *t = cur_trace(ev, sp);
+	if (t->pattern)
+		return v[n - 1];
+	IrNode *nodes[8];
+	if (n > 8)
+		eval_error(ev, sp, "internal error: fusing %d nodes at once", n);
+	for (int i = 0; i < n; i++)
+		nodes[i] = v[i]->node;
+	const char *kname =
+	        arena_printf(ev->arena, "%s_%d", name, ir_next_kernel_index(t->g, name));
+	IrNode *f = ir_fuse(t->g, nodes, n, OP_FUSED, kname, sp);
+	if (!f)
+		diag_bail(ev->diag);
+	if (!f->module)
+		f->module = t->module;
+	return tensor_value(ev, f);
+}
+
 /* A node appended without shape inference (pattern graphs). */
 IrNode *trace_raw_node(Eval *ev, IrOp op, IrNode **in, int nin, const IrAttrs *at, Span sp,
                        const char *hint)

@@ -80,6 +80,12 @@ for p in fp32 bf16 fp16; do
 	"$slapoc" "$attn" --gpu=on --precision="$p" -o "$out/bert/attn.$p.so"
 done
 "$slapoc" "$attn" --gpu=on --precision=fp16 --gpu-attention=unfused -o "$out/bert/attn.fp16-unfused.so"
+# the same model with attention swapped in by replace() (checked against
+# the same references)
+for p in bf16 fp16; do
+	"$slapoc" "$src/tests/gpu/bert_attn_flash.slapo" --gpu=on --precision="$p" \
+		-o "$out/bert/attn.$p-flash.so"
+done
 fixtures attn "$attn" 11 "1 1" "2 7" "3 64" "2 70" "2 150"
 
 say "bert-base (CPU reference)"
@@ -122,6 +128,8 @@ if [ "${SLAPO_PKG_NO_BENCH:-0}" != 1 ]; then
 		--gpu-attention=unfused -o "$out/bench/bert-large.bf16-unfused.so"
 	"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision=bf16 \
 		--gpu-gelu=exact -o "$out/bench/bert-large.bf16-exact-gelu.so"
+	"$slapoc" "$src/examples/bert-large-flash.slapo" --gpu=on --precision=bf16 \
+		-o "$out/bench/bert-large-flash.bf16.so"
 fi
 strip --strip-unneeded "$out"/ops/*/*.so "$out"/bert/*.so "$out"/zoo/*/*.so "$out"/zoo16/*/*.so "$out"/bench/*.so 2>/dev/null || true
 du -sh "$out" >&2

@@ -14,7 +14,8 @@
 #      GEMM on cuBLAS (SLAPO_GEMM_NO_LT=1: the bias and GELU epilogues by
 #      our kernels)
 #   2b. the fused attention kernel (bert_attn.slapo, head size 32, at bf16
-#      and fp16; fp32 unfused) against the interpreter, normwise 2e-2, at
+#      and fp16; fp32 unfused; and bert_attn_flash.slapo, the attention
+#      swapped in by replace()) against the interpreter, normwise 2e-2, at
 #      sequence lengths 1, 7, 64, 70 and 150 with padded rows, with each of
 #      the kernel's two forms (128-query blocks, SLAPO_ATT_SMALL_GRID=0, and
 #      64-query ones, the choice for grids this small); its LM head
@@ -95,7 +96,7 @@ for k in 0 1 2 3 4; do
 		--compare "$pkg/bert/attn.ref.$k.st")
 	check "attention BERT fp32 shape $k" "$bin/slapo-run" "$pkg/bert/attn.fp32.so" \
 		--device cuda:0 "${w[@]}" --rtol 1e-4 --atol 1e-4 -q
-	for p in bf16 fp16 fp16-unfused; do
+	for p in bf16 fp16 fp16-unfused bf16-flash fp16-flash; do
 		check "attention BERT $p shape $k" "$bin/slapo-run" "$pkg/bert/attn.$p.so" \
 			--device cuda:0 "${w[@]}" --norm-tol 2e-2 --bench 2 -q
 	done
@@ -104,6 +105,14 @@ for k in 0 1 2 3 4; do
 			"$bin/slapo-run" "$pkg/bert/attn.$p.so" --device cuda:0 "${w[@]}" \
 			--norm-tol 2e-2 --bench 2 -q
 	done
+done
+# the swapped-in attention runs as the fused kernel: one step for both
+# products and the softmax in the profile
+for p in bf16 fp16; do
+	check "attention BERT $p-flash: one attention step" bash -c \
+		'"$1" "$2" --device cuda:0 --random-weights 1 --batch 2 --seq 70 --profile |
+		grep -E "^matmul_?[0-9]*\+AttentionSoftmax_0\+matmul_[0-9]+ "' _ \
+		"$bin/slapo-run" "$pkg/bert/attn.$p-flash.so"
 done
 
 unset SLAPO_GEMM_SPLIT_ROWS

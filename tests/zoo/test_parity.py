@@ -43,7 +43,7 @@ RTOL = 1e-4
 # and prints sch.mod (compared with repr.txt when the fixture has one)
 CASES = [
     ("BertModel", ["bert-model.slapo"]),
-    ("BertForMaskedLM", ["bert-unscheduled.slapo", "bert.slapo"]),
+    ("BertForMaskedLM", ["bert-unscheduled.slapo", "bert.slapo", "bert-flash.slapo"]),
     ("BertForMaskedLM-legacy-names", ["bert-unscheduled.slapo"]),
     ("BertForMaskedLM-extra-tensors", ["bert-unscheduled.slapo"]),
     ("BertForMaskedLM-f16", ["bert-unscheduled.slapo"]),
