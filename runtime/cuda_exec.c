@@ -904,16 +904,19 @@ static int util_rows(RtExec *ex, RtGpuSession *gs, CUfunction f, const char *nam
 		return 0;
 	}
 	for (int64_t i = 0; i < q->batch; i++) {
-		uint64_t c = (uint64_t)(uintptr_t)q->c +
-		             (uint64_t)(i * q->stride_c * type_size(q->c_type));
-		uint64_t args[5] = {c, (uint64_t)(uintptr_t)bias, (uint64_t)q->m,
-		                    (uint64_t)q->n, (uint64_t)ldc};
-		void *params[6] = {&args[0], &args[1], &args[2], &args[3], &args[4], NULL};
-		if (!bias) { /* (c, m, n, ldc) */
-			for (int k = 1; k < 4; k++)
-				params[k] = &args[k + 1];
-			params[4] = NULL;
-		}
+		uint64_t args[5];
+		void *params[6];
+		int n = 0;
+		args[n++] = (uint64_t)(uintptr_t)q->c +
+		            (uint64_t)(i * q->stride_c * type_size(q->c_type));
+		if (bias)
+			args[n++] = (uint64_t)(uintptr_t)bias;
+		args[n++] = (uint64_t)q->m;
+		args[n++] = (uint64_t)q->n;
+		args[n++] = (uint64_t)ldc;
+		for (int k = 0; k < n; k++)
+			params[k] = &args[k];
+		params[n] = NULL;
 		int64_t blocks = (q->m * q->n + 255) / 256;
 		CUresult r = gs->cu->cuLaunchKernel(f, (unsigned)(blocks < 65535 ? blocks : 65535),
 		                                    1, 1, 256, 1, 1, 0, gs->stream, params,
