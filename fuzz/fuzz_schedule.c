@@ -220,10 +220,13 @@ static const char *const regexes[] = {"dense$", "(query|key|value)$", "fc[12]$",
 #define N_REGEXES (int)(sizeof regexes / sizeof regexes[0])
 
 /* Classes with an equivalent module: class, constructor of the other one
- * (%s: the constructor argument). */
+ * (%s: the constructor argument). BERT's self attention cycles through
+ * three: the model's, the Alt, and the zoo's FlashSelfAttention (its
+ * scaled_dot_product_attention traces a fused kernel node of its own). */
 static const char *const alts[][2] = {
         {"BertSelfAttention", "BertSelfAttentionAlt(%s)"},
-        {"BertSelfAttentionAlt", "BertSelfAttention(%s)"},
+        {"BertSelfAttentionAlt", "FlashSelfAttention(%s)"},
+        {"FlashSelfAttention", "BertSelfAttention(%s)"},
         {"BertSelfOutput", "BertSelfOutputAlt(%s)"},
         {"BertSelfOutputAlt", "BertSelfOutput(%s)"},
         {"BertOutput", "BertOutputAlt(%s)"},
