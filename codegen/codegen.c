@@ -58,8 +58,9 @@ bool cg_compile(const CgModel *m, const CgOptions *o)
 		bool unavailable = false;
 		char why[512];
 		/* the host stand-in of the kernels cannot run tensor-core PTX */
-		unsigned fuse = (!o->emu_out && !o->unfused_attention ? CG_FUSE_ATTENTION : 0) |
-		                (o->exact_gelu ? 0 : CG_FUSE_GELU);
+		unsigned fuse =
+		        (!o->emu_out && !o->unfused_attention ? CG_FUSE_ATTENTION : 0) |
+		        (o->exact_gelu ? 0 : CG_FUSE_GELU);
 		have_gpu = cg_gpu_build(&gpu, &p, (CgPrecision)o->precision, fuse,
 		                        &unavailable, why, sizeof why);
 		if (!have_gpu && !unavailable)

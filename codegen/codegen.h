@@ -44,8 +44,8 @@ typedef struct CgOptions {
 	const char *ptx_out;  /* also write the PTX here (or NULL) */
 	bool unfused_attention; /* GPU: keep attention's GEMM, softmax, GEMM apart */
 	bool cpu_unfused_attention; /* CPU: likewise (no rt_attention) */
-	bool exact_gelu;      /* GPU: no GEMM epilogue for an erf GELU (its
-	                       * tanh form) */
+	bool exact_gelu;            /* GPU: no GEMM epilogue for an erf GELU
+	                             * (its tanh form) */
 	const char *emu_out;  /* also the kernels for the host, for testing
 	                       * without a GPU (gpu_emu.c), or NULL */
 } CgOptions;

@@ -432,7 +432,10 @@ static void gemm_call(Fwd *w, const CgGpuStep *gs, LLVMValueRef n, LLVMValueRef 
 	gset(w, 12, i64c(L, cg_gpu_gemm_type(g->btype[abuf])));
 	gset(w, 13, i64c(L, cg_gpu_gemm_type(g->btype[bbuf])));
 	gset(w, 14, i64c(L, cg_gpu_gemm_type(g->btype[cbuf])));
-	gset(w, 15, i64c(L, !bias ? RT_EPI_NONE : gs->gelu ? RT_EPI_GELU_BIAS : RT_EPI_BIAS));
+	gset(w, 15,
+	     i64c(L, !bias      ? RT_EPI_NONE
+	             : gs->gelu ? RT_EPI_GELU_BIAS
+	                        : RT_EPI_BIAS));
 	LLVMTypeRef dt = LLVMDoubleTypeInContext(L->ctx);
 	gset(w, 16, LLVMConstReal(dt, st->alpha));
 	gset(w, 17, LLVMConstReal(dt, bias ? 0.0 : st->beta));

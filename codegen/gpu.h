@@ -91,7 +91,10 @@ typedef struct CgGpu {
  *                      cuBLASLt call with its bias + GELU epilogue, which
  *                      computes GELU's tanh form (a gelu_tanh is fused
  *                      without it) */
-enum { CG_FUSE_ATTENTION = 1, CG_FUSE_GELU = 2 };
+enum {
+	CG_FUSE_ATTENTION = 1,
+	CG_FUSE_GELU = 2
+};
 
 /* gpu_plan.c: types, epilogues, conversions, slots, parameter layout;
  * fuse: CG_FUSE_* flags. */

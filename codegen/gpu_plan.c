@@ -241,9 +241,9 @@ static CgStep *fuse_gelu(const CgGpu *g, const CgProgram *p, int s, bool erf,
 	if (s + 1 >= p->steps.len)
 		return NULL;
 	const CgStep *gm = p->steps.items[s], *m = p->steps.items[s + 1];
-	if (gm->kind != CG_GEMM || m->kind != CG_MAP || gm->ngroup > 1 || gm->nbatch != 0 ||
-	    gm->alpha != 1.0 || gm->beta != 0.0 || m->expr.nleaf != 2 ||
-	    m->expr.nconst != 0 || m->ndim != 2)
+	if (gm->kind != CG_GEMM || m->kind != CG_MAP || gm->ngroup > 1 ||
+	    gm->nbatch != 0 || gm->alpha != 1.0 || gm->beta != 0.0 ||
+	    m->expr.nleaf != 2 || m->expr.nconst != 0 || m->ndim != 2)
 		return NULL;
 	const IrNode *r = m->expr.root;
 	if (!(r->op == OP_GELU_TANH || (r->op == OP_GELU && erf)) || r->nin != 1 ||
@@ -277,7 +277,8 @@ static CgStep *fuse_gelu(const CgGpu *g, const CgProgram *p, int s, bool erf,
 	    !ir_dim_eq(o->stride[0], gm->n) || !cg_dim_is(o->stride[1], 1))
 		return NULL;
 	IrDType t = g->btype[cb->id];
-	if ((t != IR_BF16 && t != IR_F16) || g->btype[o->buf] != t || g->btype[b->buf] != t)
+	if ((t != IR_BF16 && t != IR_F16) || g->btype[o->buf] != t ||
+	    g->btype[b->buf] != t)
 		return NULL;
 	/* the GEMM now writes O a step early: nothing else may hold its memory */
 	if (slot_busy(g, p->bufs.items[o->buf], cb, s))
@@ -484,8 +485,9 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 			continue;
 		}
 		CgView gelu_bias;
-		const CgStep *gelu = cand[s] ? NULL
-		                             : fuse_gelu(g, p, s, fuse & CG_FUSE_GELU, &gelu_bias);
+		const CgStep *gelu =
+		        cand[s] ? NULL
+		                : fuse_gelu(g, p, s, fuse & CG_FUSE_GELU, &gelu_bias);
 		if (gelu)
 			st = gelu;
 		int abuf = -1, bbuf = -1;

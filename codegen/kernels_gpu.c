@@ -978,7 +978,8 @@ static void gather_body(CgFn *f, CgGkOps *o, void *ctx, int lanes)
 	CgLlvm *L = f->L;
 	GatherCtx *c = ctx;
 	LLVMValueRef rows = cg_dim(f, st->rows);
-	LLVMValueRef dv = lanes > 1 ? LLVMBuildUDiv(B, c->d, cg_gk_i64c(f, lanes), "") : c->d;
+	LLVMValueRef dv =
+	        lanes > 1 ? LLVMBuildUDiv(B, c->d, cg_gk_i64c(f, lanes), "") : c->d;
 	LLVMValueRef total = LLVMBuildMul(B, c->n, dv, "");
 	LLVMValueRef gstride, e0 = global_id(f, &gstride);
 	CgGkLoop lp;
@@ -1022,15 +1023,16 @@ static LLVMValueRef gather_vec(CgFn *f, CgGkOps *o, LLVMValueRef d, int lanes)
 	CgLlvm *L = f->L;
 	if (o->cls[0] != 1 || o->cls[2] != 1)
 		return NULL;
-	LLVMValueRef bits = LLVMBuildOr(B, LLVMBuildURem(B, d, cg_gk_i64c(f, lanes), ""),
-	                                LLVMBuildURem(B, o->stride[2][0],
-	                                              cg_gk_i64c(f, lanes), ""),
-	                                "");
+	LLVMValueRef bits = LLVMBuildOr(
+	        B, LLVMBuildURem(B, d, cg_gk_i64c(f, lanes), ""),
+	        LLVMBuildURem(B, o->stride[2][0], cg_gk_i64c(f, lanes), ""), "");
 	for (int k = 0; k <= 2; k += 2) {
 		LLVMValueRef a = LLVMBuildPtrToInt(B, o->ptr[k], L->t_i64, "");
 		bits = LLVMBuildOr(
 		        B, bits,
-		        LLVMBuildURem(B, a, cg_gk_i64c(f, lanes * cg_gpu_elem_size(o->sty[k])), ""),
+		        LLVMBuildURem(B, a,
+		                      cg_gk_i64c(f, lanes * cg_gpu_elem_size(o->sty[k])),
+		                      ""),
 		        "");
 	}
 	return LLVMBuildICmp(B, LLVMIntEQ, bits, cg_gk_i64c(f, 0), "");
@@ -1181,7 +1183,8 @@ static void emit_gelu(CgLlvm *L, const char *name, IrDType t)
 	LLVMValueRef e = cg_gk_loop_begin(f, &lp, e0, LLVMBuildMul(B, m, n, ""));
 	LLVMValueRef i = LLVMBuildUDiv(B, e, n, "");
 	LLVMValueRef j = LLVMBuildSub(B, e, LLVMBuildMul(B, i, n, ""), "");
-	LLVMValueRef p = elem_ptr(f, t, c, LLVMBuildAdd(B, LLVMBuildMul(B, i, ldc, ""), j, ""));
+	LLVMValueRef p =
+	        elem_ptr(f, t, c, LLVMBuildAdd(B, LLVMBuildMul(B, i, ldc, ""), j, ""));
 	CgVal x = widen(f, t, LLVMBuildLoad2(B, elem_type(L, t), p, ""), 1);
 	CgVal y = {cg_math_gelu_tanh(f, x.v, 1), IR_F32};
 	LLVMBuildStore(B, narrow(f, t, y, 1), p);

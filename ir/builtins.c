@@ -243,30 +243,36 @@ BUILTIN(b_softmax)
  * attention step (docs/codegen.md). */
 BUILTIN(b_sdpa)
 {
-	static const char *const names[] = {"query", "key", "value", "attn_mask", "scale"};
+	static const char *const names[] = {"query", "key", "value", "attn_mask",
+	                                    "scale"};
 	const char *fname = "scaled_dot_product_attention";
 	for (int i = 0; i < nkw; i++) {
 		bool known = false;
 		for (int k = 0; k < 5 && !known; k++)
 			known = strcmp(kwn[i], names[k]) == 0;
 		if (!known)
-			eval_error(ev, sp, "%s() got an unexpected keyword argument '%s'", fname, kwn[i]);
+			eval_error(ev, sp, "%s() got an unexpected keyword argument '%s'",
+			           fname, kwn[i]);
 	}
 	if (nargs > 5)
-		eval_error(ev, sp, "%s() takes at most 5 arguments, got %d", fname, nargs);
+		eval_error(ev, sp, "%s() takes at most 5 arguments, got %d", fname,
+		           nargs);
 	Value *a[5];
 	for (int k = 0; k < 5; k++)
 		a[k] = ARG(fname, k, names[k], k < 3);
 	for (int k = 0; k < 3; k++)
 		if (a[k]->k != V_TENSOR || a[k]->node->shape.ndim < 2)
-			eval_error(ev, sp, "%s(): %s must be a tensor of at least 2 dims, got %s",
+			eval_error(ev, sp,
+			           "%s(): %s must be a tensor of at least 2 dims, got %s",
 			           fname, names[k],
-			           a[k]->k == V_TENSOR ? "a tensor of fewer" : val_type_name(a[k]));
+			           a[k]->k == V_TENSOR ? "a tensor of fewer"
+			                               : val_type_name(a[k]));
 	/* queries and keys of one head size, as many values as keys */
 	const IrShape *qs = &a[0]->node->shape, *ks = &a[1]->node->shape,
 	              *vs = &a[2]->node->shape;
-	static const char *const what[2] = {"the head size (last dim) of query and key",
-	                                    "the number of keys (dim -2) of key and value"};
+	static const char *const what[2] = {
+	        "the head size (last dim) of query and key",
+	        "the number of keys (dim -2) of key and value"};
 	IrDim x[2][2] = {{qs->d[qs->ndim - 1], ks->d[ks->ndim - 1]},
 	                 {ks->d[ks->ndim - 2], vs->d[vs->ndim - 2]}};
 	for (int c = 0; c < 2; c++) {
@@ -287,8 +293,11 @@ BUILTIN(b_sdpa)
 		IrDim e = qs->d[qs->ndim - 1];
 		for (int i = 0; i < IR_MAX_SYMS; i++)
 			if (e.pow[i])
-				eval_error(ev, sp, "%s(): the head size (query's last dim) must be a "
-				           "number for the default scale; give scale=", fname);
+				eval_error(
+				        ev, sp,
+				        "%s(): the head size (query's last dim) must be a "
+				        "number for the default scale; give scale=",
+				        fname);
 		scale = 1.0 / sqrt((double)e.coef);
 	}
 	IrAttrs ta = {0};

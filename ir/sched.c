@@ -436,7 +436,8 @@ PRIM(p_fuse)
 		if (lens[i] < 2)
 			eval_error(ev, sp, "fuse: subgraph %d has %d node%s; vertical fusion needs at least two",
 			           i, lens[i], lens[i] == 1 ? "" : "s");
-		const char *kname = arena_printf(ev->arena, "%s_%d", name, ir_next_kernel_index(g, name));
+		const char *kname = arena_printf(ev->arena, "%s_%d", name,
+		                                 ir_next_kernel_index(g, name));
 		const char *names = node_names(ev, lists[i], lens[i]);
 		if (!ir_fuse(g, lists[i], lens[i], OP_FUSED, kname, sp))
 			diag_bail(ev->diag);
@@ -571,7 +572,8 @@ PRIM(p_replace)
 		           "(horizontal replacement is not supported yet)", n);
 	Value *nm = ARG("replace", -1, "name", false);
 	const char *base = nm && nm->k == V_STR ? nm->s : nw->cls;
-	const char *child = arena_printf(ev->arena, "%s_%d", base, ir_next_kernel_index(g, base));
+	const char *child =
+	        arena_printf(ev->arena, "%s_%d", base, ir_next_kernel_index(g, base));
 	/* the region's external inputs, in order of first use */
 	IrNode *out = ir_fuse(g, lists[0], lens[0], OP_CALL, child, sp);
 	if (!out)

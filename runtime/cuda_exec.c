@@ -918,9 +918,9 @@ static int util_rows(RtExec *ex, RtGpuSession *gs, CUfunction f, const char *nam
 			params[k] = &args[k];
 		params[n] = NULL;
 		int64_t blocks = (q->m * q->n + 255) / 256;
-		CUresult r = gs->cu->cuLaunchKernel(f, (unsigned)(blocks < 65535 ? blocks : 65535),
-		                                    1, 1, 256, 1, 1, 0, gs->stream, params,
-		                                    NULL);
+		CUresult r = gs->cu->cuLaunchKernel(
+		        f, (unsigned)(blocks < 65535 ? blocks : 65535), 1, 1, 256, 1, 1,
+		        0, gs->stream, params, NULL);
 		if (!check_enqueue(ex, gs, r, "kernel", name))
 			return 0;
 	}
@@ -982,7 +982,8 @@ static void gemm_one(RtExec *ex, const RtGemm *q)
 	if (!check_enqueue(ex, gs, CUDA_SUCCESS, "GEMM", ""))
 		return;
 	if (q->epilogue == RT_EPI_GELU_BIAS)
-		util_rows(ex, gs, gs->gelu_fn[q->c_type], "slapo_util_gelu", q, ldc, NULL);
+		util_rows(ex, gs, gs->gelu_fn[q->c_type], "slapo_util_gelu", q, ldc,
+		          NULL);
 }
 
 /* ---- running ------------------------------------------------------------ */

@@ -402,7 +402,11 @@ enum { RT_GPU_F32 = 0, RT_GPU_BF16 = 1, RT_GPU_F16 = 2 };
  * adds the bias; or adds the bias and applies GELU in its tanh form,
  * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as cuBLASLt's
  * GELU epilogue and the fallback kernel slapo_util_gelu_* compute it. */
-enum { RT_EPI_NONE = 0, RT_EPI_BIAS = 1, RT_EPI_GELU_BIAS = 2 };
+enum {
+	RT_EPI_NONE = 0,
+	RT_EPI_BIAS = 1,
+	RT_EPI_GELU_BIAS = 2
+};
 
 /* One row-major, strided-batched matrix product on the session's stream:
  * for i < batch, C_i = alpha op(A_i) op(B_i) + beta C_i (+ bias[col]),

@@ -156,9 +156,12 @@ static int compile_model(Eval *ev, const Options *o)
 	Span none = {0};
 	if (!cg_model_from_eval(ev, root, none, &m))
 		return 1;
-	CgOptions co = {.output = o->output, .cpu = o->cpu,
-	                .dump_lower = o->dump_lower ? stdout : NULL, .gpu = o->gpu,
-	                .ptx_out = o->ptx, .emu_out = o->gpu_emu,
+	CgOptions co = {.output = o->output,
+	                .cpu = o->cpu,
+	                .dump_lower = o->dump_lower ? stdout : NULL,
+	                .gpu = o->gpu,
+	                .ptx_out = o->ptx,
+	                .emu_out = o->gpu_emu,
 	                .unfused_attention = o->unfused_attention,
 	                .cpu_unfused_attention = o->cpu_unfused_attention,
 	                .exact_gelu = o->exact_gelu};
@@ -315,7 +318,8 @@ int main(int argc, char **argv)
 				o.cpu_unfused_attention = strcmp(h, "unfused") == 0;
 		} else if (strncmp(a, "--gpu-gelu=", 11) == 0) {
 			if (strcmp(a + 11, "epilogue") && strcmp(a + 11, "exact")) {
-				fprintf(stderr, "slapoc: error: --gpu-gelu expects epilogue or exact\n");
+				fprintf(stderr,
+				        "slapoc: error: --gpu-gelu expects epilogue or exact\n");
 				return 2;
 			}
 			o.exact_gelu = strcmp(a + 11, "exact") == 0;
