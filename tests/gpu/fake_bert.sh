@@ -48,4 +48,29 @@ for no in none 36; do
 		fails=$((fails + 1))
 	fi
 done
+# --gpu-gelu=exact keeps the GeLU a kernel of its own (its own profile
+# row), with the same result; a bad value is refused
+if [ "$gelus" != 0 ]; then
+	if "$slapoc" "$src" --gpu=on --precision=bf16 --gpu-attention=unfused --gpu-gelu=exact \
+		-o "$dir/exact.so" --gpu-emu="$dir/exact.emu.so" >"$dir/out" 2>&1 &&
+		SLAPO_EMU_KERNELS="$dir/exact.emu.so" "$run" "$dir/exact.so" --device cuda:0 \
+			--weights "$dir/w.st" --inputs "$dir/in.st" --compare "$dir/ref.st" \
+			--norm-tol 2e-2 --profile >"$dir/out" 2>&1 &&
+		grep -q '^FusedBiasGeLU_0 ' "$dir/out" && ! grep -q '+FusedBiasGeLU' "$dir/out"; then
+		echo "ok   bf16 --gpu-gelu=exact: $(grep compare "$dir/out")"
+	else
+		echo "FAIL bf16 --gpu-gelu=exact"
+		sed 's/^/    /' "$dir/out"
+		fails=$((fails + 1))
+	fi
+	"$slapoc" "$src" --gpu-gelu=fast -o "$dir/x.so" >"$dir/out" 2>&1
+	rc=$?
+	want="slapoc: error: --gpu-gelu expects epilogue or exact"
+	if [ $rc = 2 ] && [ "$(cat "$dir/out")" = "$want" ]; then
+		echo "ok   --gpu-gelu=fast refused"
+	else
+		echo "FAIL --gpu-gelu=fast: exit $rc, printed: $(cat "$dir/out")"
+		fails=$((fails + 1))
+	fi
+fi
 exit $((fails > 0))
