@@ -233,46 +233,30 @@ BUILTIN(b_softmax)
 	return trace_op(ev, OP_SOFTMAX, &x, 1, &at, sp, NULL);
 }
 
-/* scaled_dot_product_attention(query, key, value, attn_mask=None,
- * scale=None): softmax(query @ key^T * scale + attn_mask, dim=-1) @ value
- * over the last two dims (PyTorch's function, without dropout or causal
- * masking): scale defaults to 1 / sqrt(E), E the head size (query's last
- * dim); attn_mask is additive and broadcasts to the scores. The scale,
- * mask and softmax are one fused kernel node (AttentionSoftmax_N), so
- * that the code generators run the two products and the softmax as one
- * attention step (docs/codegen.md). */
-BUILTIN(b_sdpa)
+/* scaled_dot_product_attention's operands: rank, the dims that must agree,
+ * the mask's type; the scale (1 / sqrt(head size) unless given). In a
+ * pattern nothing has a shape: only a given scale. */
+static double sdpa_check(Eval *ev, Value **a, bool pattern, Span sp)
 {
-	static const char *const names[] = {"query", "key", "value", "attn_mask",
-	                                    "scale"};
+	static const char *const names[] = {"query", "key", "value"};
 	const char *fname = "scaled_dot_product_attention";
-	for (int i = 0; i < nkw; i++) {
-		bool known = false;
-		for (int k = 0; k < 5 && !known; k++)
-			known = strcmp(kwn[i], names[k]) == 0;
-		if (!known)
-			eval_error(ev, sp, "%s() got an unexpected keyword argument '%s'",
-			           fname, kwn[i]);
+	bool scaled = a[4] && a[4]->k != V_NONE;
+	if (pattern) {
+		if (!scaled)
+			eval_error(ev, sp, "%s() in a pattern needs scale= (no head size to take it from)",
+			           fname);
+		return val_as_float(ev, a[4], "scale", sp);
 	}
-	if (nargs > 5)
-		eval_error(ev, sp, "%s() takes at most 5 arguments, got %d", fname,
-		           nargs);
-	Value *a[5];
-	for (int k = 0; k < 5; k++)
-		a[k] = ARG(fname, k, names[k], k < 3);
 	for (int k = 0; k < 3; k++)
 		if (a[k]->k != V_TENSOR || a[k]->node->shape.ndim < 2)
-			eval_error(ev, sp,
-			           "%s(): %s must be a tensor of at least 2 dims, got %s",
+			eval_error(ev, sp, "%s(): %s must be a tensor of at least 2 dims, got %s",
 			           fname, names[k],
-			           a[k]->k == V_TENSOR ? "a tensor of fewer"
-			                               : val_type_name(a[k]));
+			           a[k]->k == V_TENSOR ? "a tensor of fewer" : val_type_name(a[k]));
 	/* queries and keys of one head size, as many values as keys */
 	const IrShape *qs = &a[0]->node->shape, *ks = &a[1]->node->shape,
 	              *vs = &a[2]->node->shape;
-	static const char *const what[2] = {
-	        "the head size (last dim) of query and key",
-	        "the number of keys (dim -2) of key and value"};
+	static const char *const what[2] = {"the head size (last dim) of query and key",
+	                                    "the number of keys (dim -2) of key and value"};
 	IrDim x[2][2] = {{qs->d[qs->ndim - 1], ks->d[ks->ndim - 1]},
 	                 {ks->d[ks->ndim - 2], vs->d[vs->ndim - 2]}};
 	for (int c = 0; c < 2; c++) {
@@ -286,20 +270,53 @@ BUILTIN(b_sdpa)
 		sb_free(&b);
 		eval_error(ev, sp, "%s(): %s differ: %s", fname, what[c], dims);
 	}
-	double scale;
-	if (a[4] && a[4]->k != V_NONE) {
-		scale = val_as_float(ev, a[4], "scale", sp);
-	} else {
-		IrDim e = qs->d[qs->ndim - 1];
-		for (int i = 0; i < IR_MAX_SYMS; i++)
-			if (e.pow[i])
-				eval_error(
-				        ev, sp,
-				        "%s(): the head size (query's last dim) must be a "
-				        "number for the default scale; give scale=",
-				        fname);
-		scale = 1.0 / sqrt((double)e.coef);
+	Value *m = a[3];
+	if (m && m->k == V_TENSOR && m->node->dtype != IR_BOOL &&
+	    !ir_dtype_is_float(m->node->dtype))
+		eval_error(ev, sp,
+		           "%s(): attn_mask must be a float tensor (added to the scores) or a "
+		           "bool one (true: attend), got %s",
+		           fname, ir_dtype_name(m->node->dtype));
+	if (scaled)
+		return val_as_float(ev, a[4], "scale", sp);
+	IrDim e = qs->d[qs->ndim - 1];
+	for (int i = 0; i < IR_MAX_SYMS; i++)
+		if (e.pow[i])
+			eval_error(ev, sp,
+			           "%s(): the head size (query's last dim) must be a number for "
+			           "the default scale; give scale=",
+			           fname);
+	return 1.0 / sqrt((double)e.coef);
+}
+
+/* scaled_dot_product_attention(query, key, value, attn_mask=None,
+ * scale=None): softmax(query @ key^T * scale (+ mask), dim=-1) @ value
+ * over the last two dims (PyTorch's function, without dropout or causal
+ * flag): scale defaults to 1 / sqrt(E), E the head size (query's last
+ * dim); a float attn_mask is added to the scores, a bool one keeps the
+ * scores where it is true (-inf elsewhere), broadcast either way. The
+ * scale, mask and softmax are one fused kernel node (AttentionSoftmax_N),
+ * so that the code generators run the two products and the softmax as one
+ * attention step (docs/codegen.md). */
+BUILTIN(b_sdpa)
+{
+	static const char *const names[] = {"query", "key", "value", "attn_mask", "scale"};
+	const char *fname = "scaled_dot_product_attention";
+	for (int i = 0; i < nkw; i++) {
+		bool known = false;
+		for (int k = 0; k < 5 && !known; k++)
+			known = strcmp(kwn[i], names[k]) == 0;
+		if (!known)
+			eval_error(ev, sp, "%s() got an unexpected keyword argument '%s'", fname,
+			           kwn[i]);
 	}
+	if (nargs > 5)
+		eval_error(ev, sp, "%s() takes at most 5 arguments, got %d", fname, nargs);
+	Value *a[5];
+	for (int k = 0; k < 5; k++)
+		a[k] = ARG(fname, k, names[k], k < 3);
+	bool pattern = ev->trace && ev->trace->pattern;
+	double scale = sdpa_check(ev, a, pattern, sp);
 	IrAttrs ta = {0};
 	ta.iattr[0] = -1;
 	ta.iattr[1] = -2;
@@ -309,8 +326,13 @@ BUILTIN(b_sdpa)
 	Value *f[3];
 	int n = 0;
 	f[n++] = builtins_binop(ev, OPR_MUL, s, val_float(ev, scale), sp);
-	if (a[3] && a[3]->k != V_NONE) {
-		f[n] = builtins_binop(ev, OPR_ADD, f[n - 1], a[3], sp);
+	Value *m = a[3];
+	if (m && m->k == V_TENSOR && m->node->dtype == IR_BOOL) {
+		Value *w[3] = {m, f[n - 1], val_float(ev, -INFINITY)};
+		f[n] = trace_op(ev, OP_WHERE, w, 3, NULL, sp, NULL);
+		n++;
+	} else if (m && m->k != V_NONE) {
+		f[n] = builtins_binop(ev, OPR_ADD, f[n - 1], m, sp);
 		n++;
 	}
 	IrAttrs sa = {0};
