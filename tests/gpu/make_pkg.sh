@@ -80,6 +80,13 @@ for p in fp32 bf16 fp16; do
 	"$slapoc" "$attn" --gpu=on --precision="$p" -o "$out/bert/attn.$p.so"
 done
 "$slapoc" "$attn" --gpu=on --precision=fp16 --gpu-attention=unfused -o "$out/bert/attn.fp16-unfused.so"
+# a bool attention mask through the fused kernel, against the library's
+# own CPU path
+for p in bf16 fp16; do
+	"$slapoc" "$src/tests/gpu/sdpa_bool.slapo" --gpu=on --precision="$p" -o "$out/bert/sdpa_bool.$p.so"
+done
+OPENBLAS_NUM_THREADS=1 "$run" "$out/bert/sdpa_bool.bf16.so" --random-weights 1 \
+	--batch 2 --seq 70 --seed 3 --outputs "$out/bert/sdpa_bool.ref.st" -q >/dev/null
 # the same model with attention swapped in by replace() (checked against
 # the same references)
 for p in bf16 fp16; do

@@ -15,7 +15,8 @@
 #      our kernels)
 #   2b. the fused attention kernel (bert_attn.slapo, head size 32, at bf16
 #      and fp16; fp32 unfused; and bert_attn_flash.slapo, the attention
-#      swapped in by replace()) against the interpreter, normwise 2e-2, at
+#      swapped in by replace(); sdpa_bool.slapo, a bool mask, against the
+#      CPU path) against the interpreter, normwise 2e-2, at
 #      sequence lengths 1, 7, 64, 70 and 150 with padded rows, with each of
 #      the kernel's two forms (128-query blocks, SLAPO_ATT_SMALL_GRID=0, and
 #      64-query ones, the choice for grids this small); its LM head
@@ -105,6 +106,17 @@ for k in 0 1 2 3 4; do
 			"$bin/slapo-run" "$pkg/bert/attn.$p.so" --device cuda:0 "${w[@]}" \
 			--norm-tol 2e-2 --bench 2 -q
 	done
+done
+# a bool attention mask (true: attend) in the fused kernel, against the
+# library's CPU path
+for p in bf16 fp16; do
+	check "bool-mask attention $p" "$bin/slapo-run" "$pkg/bert/sdpa_bool.$p.so" \
+		--device cuda:0 --random-weights 1 --batch 2 --seq 70 --seed 3 \
+		--compare "$pkg/bert/sdpa_bool.ref.st" --norm-tol 2e-2 -q
+	check "bool-mask attention $p: one attention step" bash -c \
+		'"$1" "$2" --device cuda:0 --random-weights 1 --batch 2 --seq 70 --profile |
+		grep -E "^matmul_?[0-9]*\+AttentionSoftmax_0\+matmul_[0-9]+ "' _ \
+		"$bin/slapo-run" "$pkg/bert/sdpa_bool.$p.so"
 done
 # the swapped-in attention runs as the fused kernel: one step for both
 # products and the softmax in the profile
