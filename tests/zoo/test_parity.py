@@ -50,7 +50,7 @@ CASES = [
     ("BertForMaskedLM-bf16", ["bert-unscheduled.slapo"]),
     ("BertLMHeadModel", ["bert-lm-head.slapo"]),
     ("RobertaModel", ["roberta-model.slapo"]),
-    ("RobertaForMaskedLM", ["roberta-unscheduled.slapo", "roberta.slapo"]),
+    ("RobertaForMaskedLM", ["roberta-unscheduled.slapo", "roberta.slapo", "roberta-flash.slapo"]),
     ("GPT2Model", ["gpt2-model.slapo"]),
     ("GPT2LMHeadModel", ["gpt2-unscheduled.slapo", "gpt2.slapo", "gpt2-flash.slapo"]),
     ("OPTModel", ["opt-model.slapo"]),
