@@ -57,7 +57,7 @@ CASES = [
     ("OPTForCausalLM", ["opt-unscheduled.slapo", "opt.slapo", "opt-flash.slapo"]),
     ("OPTForCausalLM-post-ln", ["opt-post-ln.slapo"]),
     ("AlbertModel", ["albert-model.slapo"]),
-    ("AlbertForMaskedLM", ["albert-unscheduled.slapo", "albert.slapo"]),
+    ("AlbertForMaskedLM", ["albert-unscheduled.slapo", "albert.slapo", "albert-flash.slapo"]),
     ("AlbertForMaskedLM-groups", ["albert-groups.slapo"]),
 ]
 
