@@ -493,6 +493,8 @@ bool cg_find_bias(const CgProgram *p, int s, const CgView **bias, int *steps);
  * same batches. The result is a new CG_ATTENTION step (see CgStep; mt 1)
  * for the device's own checks. */
 CgStep *cg_find_attention(const CgProgram *p, int s);
+/* The model-graph node a step computes (or helps to): its name. */
+const char *cg_step_node(const CgStep *st);
 
 /* A private constant RtStepDesc[n] for steps (as i8*; NULL when n is 0),
  * named `name`; NULL after an error. */

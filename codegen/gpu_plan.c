@@ -206,12 +206,6 @@ static CgStep *fuse_attention(const CgGpu *g, const CgProgram *p, int s, IrDType
 	return at;
 }
 
-/* The model-graph node a step computes. */
-static const char *node_of(const CgStep *st)
-{
-	return st->members ? st->members : st->node ? st->node : st->name;
-}
-
 /* Whether a workspace buffer other than `self` and `gone` that shares o's
  * slot is live at step s (so o cannot be written there then). */
 static bool slot_busy(const CgGpu *g, const CgBuf *o, const CgBuf *gone, int s)
@@ -289,7 +283,7 @@ static CgStep *fuse_gelu(const CgGpu *g, const CgProgram *p, int s, bool erf,
 	memcpy(st->views, gm->views, sizeof *gm->views * (size_t)gm->nview);
 	st->views[0].buf = o->buf;
 	st->views[0].off = o->off;
-	st->members = arena_printf(p->arena, "%s+%s", node_of(gm), node_of(m));
+	st->members = arena_printf(p->arena, "%s+%s", cg_step_node(gm), cg_step_node(m));
 	*bias = *b;
 	return st;
 }

@@ -83,7 +83,7 @@ bool cg_find_bias(const CgProgram *p, int s, const CgView **bias, int *steps)
 /* ---- attention -------------------------------------------------------------------------- */
 
 /* The model-graph node a step computes (or helps to). */
-static const char *node_name(const CgStep *st)
+const char *cg_step_node(const CgStep *st)
 {
 	return st->node ? st->node : st->name ? st->name : "step";
 }
@@ -144,8 +144,8 @@ CgStep *cg_find_attention(const CgProgram *p, int s)
 	at->what = "attention";
 	at->name = g2->name;
 	/* the step table names the three: "matmul+FusedScaleMaskSoftmax_0+matmul_1" */
-	at->members = arena_printf(p->arena, "%s+%s+%s", node_name(g1), node_name(sm),
-	                           node_name(g2));
+	at->members = arena_printf(p->arena, "%s+%s+%s", cg_step_node(g1), cg_step_node(sm),
+	                           cg_step_node(g2));
 	at->nview = sm->nview + 3;
 	at->views = ARENA_ARRAY(p->arena, CgView, at->nview);
 	at->views[0] = g2->views[0];
@@ -208,7 +208,7 @@ static bool used(const char **names, int n, const char *s)
 /* What a step's table name starts from: its members, else its node. */
 static const char *base_of(const CgStep *st)
 {
-	return st->members ? st->members : node_name(st);
+	return st->members ? st->members : cg_step_node(st);
 }
 
 /* The unique name of each step (see the top of the file): a node's one

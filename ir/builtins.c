@@ -300,16 +300,9 @@ static double sdpa_check(Eval *ev, Value **a, bool pattern, Span sp)
  * attention step (docs/codegen.md). */
 BUILTIN(b_sdpa)
 {
-	static const char *const names[] = {"query", "key", "value", "attn_mask", "scale"};
+	static const char *const names[] = {"query", "key", "value", "attn_mask", "scale", NULL};
 	const char *fname = "scaled_dot_product_attention";
-	for (int i = 0; i < nkw; i++) {
-		bool known = false;
-		for (int k = 0; k < 5 && !known; k++)
-			known = strcmp(kwn[i], names[k]) == 0;
-		if (!known)
-			eval_error(ev, sp, "%s() got an unexpected keyword argument '%s'", fname,
-			           kwn[i]);
-	}
+	arg_check_kwargs(ev, fname, names, kwn, nkw, sp);
 	if (nargs > 5)
 		eval_error(ev, sp, "%s() takes at most 5 arguments, got %d", fname, nargs);
 	Value *a[5];

@@ -71,6 +71,19 @@ Value *arg_get(Eval *ev, const char *fname, int pos, const char *kw, Value **arg
 	return v;
 }
 
+void arg_check_kwargs(Eval *ev, const char *fname, const char *const *allowed,
+                      const char **kwn, int nkw, Span sp)
+{
+	for (int i = 0; i < nkw; i++) {
+		bool ok = false;
+		for (int j = 0; allowed && allowed[j]; j++)
+			ok |= strcmp(allowed[j], kwn[i]) == 0;
+		if (!ok)
+			eval_error(ev, sp, "%s() got an unexpected keyword argument '%s'", fname,
+			           kwn[i]);
+	}
+}
+
 int64_t val_as_int(Eval *ev, Value *v, const char *what, Span sp)
 {
 	if (v->k == V_INT)

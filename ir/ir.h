@@ -543,6 +543,10 @@ SUP_NORETURN void eval_error(Eval *ev, Span sp, const char *fmt, ...) SUP_PRINTF
 Value *arg_get(Eval *ev, const char *fname, int pos, const char *kw, Value **args,
                int nargs, const char **kwnames, Value **kwargs, int nkw, Span sp,
                bool required);
+/* Fails ("NAME() got an unexpected keyword argument 'K'") unless every
+ * keyword is in allowed (NULL-terminated; NULL: none allowed). */
+void arg_check_kwargs(Eval *ev, const char *fname, const char *const *allowed,
+                      const char **kwn, int nkw, Span sp);
 int64_t val_as_int(Eval *ev, Value *v, const char *what, Span sp);
 double val_as_float(Eval *ev, Value *v, const char *what, Span sp);
 IrDim val_as_dim(Eval *ev, Value *v, const char *what, Span sp);

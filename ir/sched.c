@@ -40,18 +40,6 @@ static const char *path_or_root(Eval *ev, const Module *m)
 	return p[0] ? p : "(root)";
 }
 
-static void check_kwargs(Eval *ev, const char *prim, const char **allowed, const char **kwn,
-                         int nkw, Span sp)
-{
-	for (int i = 0; i < nkw; i++) {
-		bool ok = false;
-		for (int j = 0; allowed && allowed[j]; j++)
-			ok |= strcmp(allowed[j], kwn[i]) == 0;
-		if (!ok)
-			eval_error(ev, sp, "%s() got an unexpected keyword argument '%s'", prim, kwn[i]);
-	}
-}
-
 /* The first ancestor whose traced graph already holds m's ops. */
 static Module *traced_ancestor(Module *m)
 {
@@ -162,7 +150,7 @@ Value *sched_index(Eval *ev, Module *m, Value *key, Span sp)
 PRIM(p_decompose)
 {
 	Module *m = self->mod;
-	check_kwargs(ev, "decompose", NULL, kwn, nkw, sp);
+	arg_check_kwargs(ev, "decompose", NULL, kwn, nkw, sp);
 	if (nargs)
 		eval_error(ev, sp, "decompose() takes no arguments");
 	if (m->builtin == BM_LINEAR_SEP_BIAS)
@@ -186,7 +174,7 @@ PRIM(p_trace)
 {
 	static const char *kws[] = {"flatten", "leaves", "recursive", NULL};
 	Module *m = self->mod;
-	check_kwargs(ev, "trace", kws, kwn, nkw, sp);
+	arg_check_kwargs(ev, "trace", kws, kwn, nkw, sp);
 	if (nargs)
 		eval_error(ev, sp, "trace() takes keyword arguments only (flatten=, leaves=)");
 	Value *fl = ARG("trace", -1, "flatten", false);
@@ -301,7 +289,7 @@ static Value *noderef(Eval *ev, IrGraph *g, IrNode *n)
 PRIM(p_find)
 {
 	Module *m = self->mod;
-	check_kwargs(ev, "find", NULL, kwn, nkw, sp);
+	arg_check_kwargs(ev, "find", NULL, kwn, nkw, sp);
 	Value *what = ARG("find", 0, "pattern", true);
 	if (what->k == V_STR) {
 		regex_t re;
@@ -409,7 +397,7 @@ PRIM(p_fuse)
 {
 	static const char *kws[] = {"compiler", "name", "subgraph", NULL};
 	Module *m = self->mod;
-	check_kwargs(ev, "fuse", kws, kwn, nkw, sp);
+	arg_check_kwargs(ev, "fuse", kws, kwn, nkw, sp);
 	IrGraph *g = need_own_graph(ev, m, "fuse", sp);
 	Value *subs = ARG("fuse", 0, "subgraph", true);
 	Value *comp = ARG("fuse", 1, "compiler", false);
@@ -553,7 +541,7 @@ PRIM(p_replace)
 {
 	static const char *kws[] = {"name", NULL};
 	Module *m = self->mod;
-	check_kwargs(ev, "replace", kws, kwn, nkw, sp);
+	arg_check_kwargs(ev, "replace", kws, kwn, nkw, sp);
 	Module *nw = new_module_arg(ev, ARG("replace", 0, "new_mod", true), sp);
 	Value *subs = ARG("replace", 1, "subgraphs", false);
 	if (!subs) {
@@ -607,7 +595,7 @@ PRIM(p_replace)
 
 PRIM(p_checkpoint)
 {
-	check_kwargs(ev, "checkpoint", NULL, kwn, nkw, sp);
+	arg_check_kwargs(ev, "checkpoint", NULL, kwn, nkw, sp);
 	if (nargs)
 		eval_error(ev, sp, "checkpoint() of a subgraph is not supported yet; call it on a module");
 	if (!self->mod->parent)
@@ -622,7 +610,7 @@ PRIM(p_checkpoint)
 PRIM(p_annotate)
 {
 	Module *m = self->mod;
-	check_kwargs(ev, "annotate", NULL, kwn, nkw, sp);
+	arg_check_kwargs(ev, "annotate", NULL, kwn, nkw, sp);
 	Value *p = ARG("annotate", 0, "param_name", true);
 	Value *k = ARG("annotate", 1, "key", true);
 	Value *v = ARG("annotate", 2, "value", true);

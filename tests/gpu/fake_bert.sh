@@ -11,6 +11,16 @@ dir=$(mktemp -d) || exit 99
 trap 'rm -rf "$dir"' EXIT
 export SLAPO_LIBCUDA=$fake SLAPO_LIBCUBLAS=$fake SLAPO_LIBCUBLASLT=$fake
 fails=0
+# report NAME STATUS: ok (with the comparison line) or FAIL (with the output)
+report() {
+	if [ "$2" = 0 ]; then
+		echo "ok   $1: $(grep compare "$dir/out")"
+	else
+		echo "FAIL $1"
+		sed 's/^/    /' "$dir/out"
+		fails=$((fails + 1))
+	fi
+}
 for p in fp32 bf16; do
 	"$slapoc" "$src" --gpu=on --precision=$p --gpu-attention=unfused -o "$dir/bert.$p.so" --gpu-emu="$dir/bert.$p.emu.so" || exit 1
 done
@@ -20,15 +30,10 @@ for p in fp32 bf16; do
 	tol=(--rtol 1e-4 --atol 1e-4)
 	[ $p = bf16 ] && tol=(--norm-tol 2e-2)
 	for io in device host; do
-		if SLAPO_EMU_KERNELS="$dir/bert.$p.emu.so" "$run" "$dir/bert.$p.so" --device cuda:0 \
+		SLAPO_EMU_KERNELS="$dir/bert.$p.emu.so" "$run" "$dir/bert.$p.so" --device cuda:0 \
 			--io $io --weights "$dir/w.st" --inputs "$dir/in.st" --compare "$dir/ref.st" \
-			"${tol[@]}" --bench 2 -q >"$dir/out" 2>&1; then
-			echo "ok   $p $io: $(grep compare "$dir/out")"
-		else
-			echo "FAIL $p $io"
-			sed 's/^/    /' "$dir/out"
-			fails=$((fails + 1))
-		fi
+			"${tol[@]}" --bench 2 -q >"$dir/out" 2>&1
+		report "$p $io" $?
 	done
 done
 # bf16: each GEMM before a bias + GeLU takes it as its cuBLASLt epilogue
@@ -37,32 +42,22 @@ done
 # the same
 gelus=$(grep -c FusedBiasGeLU "$src")
 for no in none 36; do
-	if FAKE_LT_NO_EPILOGUE=$no SLAPO_EMU_KERNELS="$dir/bert.bf16.emu.so" "$run" \
+	FAKE_LT_NO_EPILOGUE=$no SLAPO_EMU_KERNELS="$dir/bert.bf16.emu.so" "$run" \
 		"$dir/bert.bf16.so" --device cuda:0 --weights "$dir/w.st" --inputs "$dir/in.st" \
 		--compare "$dir/ref.st" --norm-tol 2e-2 --profile >"$dir/out" 2>&1 &&
-		{ [ "$gelus" = 0 ] || grep -q '^linear[_0-9]*+FusedBiasGeLU' "$dir/out"; }; then
-		echo "ok   bf16 GeLU epilogue (no algorithm for: $no): $(grep compare "$dir/out")"
-	else
-		echo "FAIL bf16 GeLU epilogue (no algorithm for: $no)"
-		sed 's/^/    /' "$dir/out"
-		fails=$((fails + 1))
-	fi
+		{ [ "$gelus" = 0 ] || grep -q '^linear[_0-9]*+FusedBiasGeLU' "$dir/out"; }
+	report "bf16 GeLU epilogue (no algorithm for: $no)" $?
 done
 # --gpu-gelu=exact keeps the GeLU a kernel of its own (its own profile
 # row), with the same result; a bad value is refused
 if [ "$gelus" != 0 ]; then
-	if "$slapoc" "$src" --gpu=on --precision=bf16 --gpu-attention=unfused --gpu-gelu=exact \
+	"$slapoc" "$src" --gpu=on --precision=bf16 --gpu-attention=unfused --gpu-gelu=exact \
 		-o "$dir/exact.so" --gpu-emu="$dir/exact.emu.so" >"$dir/out" 2>&1 &&
 		SLAPO_EMU_KERNELS="$dir/exact.emu.so" "$run" "$dir/exact.so" --device cuda:0 \
 			--weights "$dir/w.st" --inputs "$dir/in.st" --compare "$dir/ref.st" \
 			--norm-tol 2e-2 --profile >"$dir/out" 2>&1 &&
-		grep -q '^FusedBiasGeLU_0 ' "$dir/out" && ! grep -q '+FusedBiasGeLU' "$dir/out"; then
-		echo "ok   bf16 --gpu-gelu=exact: $(grep compare "$dir/out")"
-	else
-		echo "FAIL bf16 --gpu-gelu=exact"
-		sed 's/^/    /' "$dir/out"
-		fails=$((fails + 1))
-	fi
+		grep -q '^FusedBiasGeLU_0 ' "$dir/out" && ! grep -q '+FusedBiasGeLU' "$dir/out"
+	report "bf16 --gpu-gelu=exact" $?
 	"$slapoc" "$src" --gpu-gelu=fast -o "$dir/x.so" >"$dir/out" 2>&1
 	rc=$?
 	want="slapoc: error: --gpu-gelu expects epilogue or exact"

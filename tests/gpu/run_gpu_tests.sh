@@ -63,6 +63,15 @@ check() { # check NAME COMMAND...: run; on failure count it and show the output
 	fi
 }
 
+# one_step NAME LIB: LIB's scaled_dot_product_attention runs as the fused
+# kernel, one profile row for both products and the softmax
+one_step() {
+	check "$1: one attention step" bash -c \
+		'"$1" "$2" --device cuda:0 --random-weights 1 --batch 2 --seq 70 --profile |
+		grep -E "^matmul_?[0-9]*\+AttentionSoftmax_0\+matmul_[0-9]+ "' _ \
+		"$bin/slapo-run" "$2"
+}
+
 # 1. op cases
 check "ops fp32" "$bin/run_cases" "$pkg/ops/fp32" --device cuda:0
 check "ops tf32" "$bin/run_cases" "$pkg/ops/tf32" --device cuda:0 --norm-tol 2e-3
@@ -113,18 +122,12 @@ for p in bf16 fp16; do
 	check "bool-mask attention $p" "$bin/slapo-run" "$pkg/bert/sdpa_bool.$p.so" \
 		--device cuda:0 --random-weights 1 --batch 2 --seq 70 --seed 3 \
 		--compare "$pkg/bert/sdpa_bool.ref.st" --norm-tol 2e-2 -q
-	check "bool-mask attention $p: one attention step" bash -c \
-		'"$1" "$2" --device cuda:0 --random-weights 1 --batch 2 --seq 70 --profile |
-		grep -E "^matmul_?[0-9]*\+AttentionSoftmax_0\+matmul_[0-9]+ "' _ \
-		"$bin/slapo-run" "$pkg/bert/sdpa_bool.$p.so"
+	one_step "bool-mask attention $p" "$pkg/bert/sdpa_bool.$p.so"
 done
 # the swapped-in attention runs as the fused kernel: one step for both
 # products and the softmax in the profile
 for p in bf16 fp16; do
-	check "attention BERT $p-flash: one attention step" bash -c \
-		'"$1" "$2" --device cuda:0 --random-weights 1 --batch 2 --seq 70 --profile |
-		grep -E "^matmul_?[0-9]*\+AttentionSoftmax_0\+matmul_[0-9]+ "' _ \
-		"$bin/slapo-run" "$pkg/bert/attn.$p-flash.so"
+	one_step "attention BERT $p-flash" "$pkg/bert/attn.$p-flash.so"
 done
 
 unset SLAPO_GEMM_SPLIT_ROWS
