@@ -48,19 +48,26 @@ bool cg_compile(const CgModel *m, const CgOptions *o)
 		fputs(b.data ? b.data : "", o->dump_lower);
 		sb_free(&b);
 	}
+	/* the host stand-in of the kernels cannot run tensor-core PTX */
+	unsigned fuse = (!o->emu_out && !o->unfused_attention ? CG_FUSE_ATTENTION : 0) |
+	                (o->exact_gelu ? 0 : CG_FUSE_GELU);
+	CgGpu gpu;
+	if (o->dump_gpu) {
+		if (!cg_gpu_plan(&gpu, &p, (CgPrecision)o->precision, fuse))
+			return false;
+		StrBuf b = {0};
+		cg_gpu_print(&b, &gpu);
+		fputs(b.data ? b.data : "", o->dump_gpu);
+		sb_free(&b);
+	}
 	if (!o->output)
 		return true;
 
 	/* the CUDA code first: its PTX goes into the host module */
-	CgGpu gpu;
 	bool have_gpu = false;
 	if (o->gpu != CG_GPU_OFF) {
 		bool unavailable = false;
 		char why[512];
-		/* the host stand-in of the kernels cannot run tensor-core PTX */
-		unsigned fuse =
-		        (!o->emu_out && !o->unfused_attention ? CG_FUSE_ATTENTION : 0) |
-		        (o->exact_gelu ? 0 : CG_FUSE_GELU);
 		have_gpu = cg_gpu_build(&gpu, &p, (CgPrecision)o->precision, fuse,
 		                        &unavailable, why, sizeof why);
 		if (!have_gpu && !unavailable)

@@ -38,6 +38,7 @@ typedef struct CgOptions {
 	                       * beside the running executable */
 	const char *cc;       /* linker driver; NULL: $CC, else "cc" */
 	FILE *dump_lower;     /* print the kernel graph here (or NULL) */
+	FILE *dump_gpu;       /* print the GPU steps and memory plan here */
 	bool no_opt;          /* skip the O3 pipeline (debugging) */
 	int gpu;              /* CG_GPU_*: CUDA code too (gpu.h) */
 	int precision;        /* CgPrecision of the GPU code (gpu.h) */
@@ -71,8 +72,8 @@ typedef struct CgModel {
 	int nones;
 } CgModel;
 
-/* Lower, emit and (for CG_EMIT_SO) link. With only o->dump_lower set
- * and no output, stops after printing the kernel graph. */
+/* Lower, emit and (for CG_EMIT_SO) link. With only o->dump_lower or
+ * o->dump_gpu set and no output, stops after printing. */
 bool cg_compile(const CgModel *m, const CgOptions *o);
 
 /* ---- model.c: the model from the evaluator ----------------------------------- */
@@ -229,6 +230,22 @@ typedef struct CgTensor {
 } CgTensor;
 
 /* The lowered program. */
+/* The workspace plan (plan.c): temps in regions, one after another. A
+ * region holds buffers whose byte sizes differ only in the coefficient
+ * (c * M, M = B^i * S^j the same for all), at offsets a * M + b rounded
+ * up to the alignment at run time, placed so that buffers live at the
+ * same time never overlap, whatever B and S. */
+typedef struct CgPlan {
+	int nregions;
+	IrDim *size;          /* [nregions] bytes of each: size + size_slack */
+	int64_t *size_slack;
+	PtrVec *bufs;         /* [nregions] the CgBuf* in each */
+	int *region;          /* [buffers] a temp's region; -1: not a temp, or unused */
+	IrDim *off;           /* [buffers] its offset in the region: a * M ... */
+	int64_t *slack;       /* [buffers] ... + b bytes */
+	const int *def, *last; /* [buffers] the lifetimes planned for */
+} CgPlan;
+
 typedef struct CgProgram {
 	IrCtx *ir;
 	Arena *arena;
@@ -245,8 +262,8 @@ typedef struct CgProgram {
 	int sym_index[IR_MAX_SYMS];
 	int64_t sym_max[IR_MAX_SYMS]; /* by descriptor symbol; -1 = none */
 	/* plan.c */
-	int nslots;
-	PtrVec *slot_bufs;    /* [nslots]: CgBuf* sharing each slot */
+	CgPlan plan;          /* the workspace (as printed; driver.c makes
+	                       * its own for fused attention) */
 	int max_views;        /* most views of one kernel step */
 } CgProgram;
 
@@ -278,12 +295,16 @@ void cg_poly_print(StrBuf *b, const IrCtx *c, const CgPoly *p);
 
 /* Liveness of temps and their slots (sizes evaluated at run time). */
 void cg_plan(CgProgram *prog);
-/* The slot assignment of cg_plan for other lifetimes: temp buffer i
- * (by id) lives from step def[i] to last[i] (def < 0: unused); fills
- * slot_of[i] (-1: not a temp or unused) and slot_bufs (room for one
- * slot per buffer); returns the number of slots. */
-int cg_plan_slots(const CgProgram *p, const int *def, const int *last, int *slot_of,
-                  PtrVec *slot_bufs);
+/* Place the nb buffers (bufs[i]->id == i) in the workspace: temp i takes
+ * bytes[i] from step def[i] to last[i] (def < 0: unused). */
+void cg_plan_make(Arena *a, CgBuf *const *bufs, const IrDim *bytes, int nb, const int *def,
+                  const int *last, int align, CgPlan *pl);
+/* The regions of pl with their buffers (types[id], or the buffer's dtype
+ * when NULL), offsets and lifetimes (steps written as `step`N). */
+void cg_plan_print(StrBuf *b, const IrCtx *c, const CgPlan *pl, const IrDType *types,
+                   char step);
+/* The bytes of each of the program's buffers on the CPU, by id. */
+IrDim *cg_plan_bytes(const CgProgram *p);
 /* The kernel graph with the memory plan, for --dump-after=lower. */
 void cg_print(StrBuf *b, const CgProgram *prog);
 /* Storage bytes per element of a dtype (bool 1, i32 4, i64/f64 8 -> f32 4). */
@@ -362,6 +383,15 @@ void cg_fn_begin(CgFn *f, CgLlvm *L, const CgProgram *prog, LLVMValueRef fn);
 void cg_fn_end(CgFn *f);
 /* An IrDim as an i64, computed once in the entry block. */
 LLVMValueRef cg_dim(CgFn *f, IrDim d);
+/* plan.c: an internal `name`(sym, offs) -> bytes writing each region's
+ * offset into offs (all of pl's regions, each rounded up to align);
+ * -1 when the total would overflow. */
+LLVMValueRef cg_emit_plan(CgLlvm *L, const CgProgram *p, const CgPlan *pl, int align,
+                          const char *name);
+/* The address of buffer id in workspace ws, offs as filled by the plan
+ * function (NULL for a buffer not planned). */
+LLVMValueRef cg_plan_addr(CgFn *f, LLVMValueRef ws, LLVMValueRef offs, const CgPlan *pl,
+                          int align, int id);
 LLVMValueRef cg_poly(CgFn *f, const CgPoly *p);
 /* An i64 stack variable in the entry block. */
 LLVMValueRef cg_var(CgFn *f, const char *name);
@@ -496,6 +526,10 @@ CgStep *cg_find_attention(const CgProgram *p, int s);
 /* The model-graph node a step computes (or helps to): its name. */
 const char *cg_step_node(const CgStep *st);
 
+/* The name of each step in profiles (unique; see steps.c). */
+const char **cg_step_names(Arena *a, const CgStep *const *steps, int n);
+/* "map", "gemm", ... */
+const char *cg_kind_name(CgKind k);
 /* A private constant RtStepDesc[n] for steps (as i8*; NULL when n is 0),
  * named `name`; NULL after an error. */
 LLVMValueRef cg_emit_step_table(CgLlvm *L, Arena *a, const CgStep *const *steps, int n,

@@ -183,64 +183,14 @@ static LLVMValueRef tensor_list(CgLlvm *L, const Types *T, const CgProgram *p,
 
 /* ---- plan and workspace_size ---------------------------------------------------------- */
 
-/* The CPU's workspace slots: the program's plan (cg_plan), except that
- * buffers of steps run as one (attention) live through all of them. */
-typedef struct CpuPlan {
-	int nslots;
-	PtrVec *slot_bufs;
-	int *slot_of; /* by buffer id: its slot, -1 if none */
-} CpuPlan;
-
-static LLVMValueRef emit_plan(CgLlvm *L, const CgProgram *p, const CpuPlan *pl)
-{
-	LLVMTypeRef args[2] = {L->t_i64p, L->t_i64p};
-	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_plan", LLVMFunctionType(L->t_i64, args, 2, 0));
-	LLVMSetLinkage(fn, LLVMInternalLinkage);
-	CgFn f;
-	cg_fn_begin(&f, L, p, fn);
-	f.sym = LLVMGetParam(fn, 0);
-	LLVMValueRef offs = LLVMGetParam(fn, 1);
-	LLVMTypeRef dt = LLVMDoubleTypeInContext(L->ctx);
-	LLVMValueRef total = i64c(L, 0), totd = LLVMConstReal(dt, 0);
-	for (int s = 0; s < pl->nslots; s++) {
-		const PtrVec *v = &pl->slot_bufs[s];
-		LLVMValueRef mx = i64c(L, 0), mxd = LLVMConstReal(dt, 0);
-		for (int k = 0; k < v->len; k++) {
-			const CgBuf *b = v->items[k];
-			IrDim bytes = ir_dim_mul(b->numel, ir_dim_const(cg_elem_size(b->dtype)));
-			LLVMValueRef x = cg_dim(&f, bytes);
-			/* the same product in double, to see overflow */
-			LLVMValueRef xd = LLVMConstReal(dt, (double)bytes.coef);
-			for (int q = 0; q < IR_MAX_SYMS; q++)
-				for (int e = 0; e < bytes.pow[q]; e++)
-					xd = LLVMBuildFMul(B, xd,
-					                   LLVMBuildSIToFP(B, cg_dim(&f, ir_dim_sym(q)), dt, ""),
-					                   "");
-			mx = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntUGT, x, mx, ""), x, mx, "");
-			mxd = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, xd, mxd, ""), xd, mxd, "");
-		}
-		LLVMValueRef idx = i64c(L, s);
-		LLVMBuildStore(B, total, LLVMBuildInBoundsGEP2(B, L->t_i64, offs, &idx, 1, ""));
-		LLVMValueRef al = LLVMBuildAnd(B, LLVMBuildAdd(B, mx, i64c(L, RT_ALIGN - 1), ""),
-		                               i64c(L, -(int64_t)RT_ALIGN), "");
-		total = LLVMBuildAdd(B, total, al, "");
-		totd = LLVMBuildFAdd(B, totd, LLVMBuildFAdd(B, mxd, LLVMConstReal(dt, RT_ALIGN), ""),
-		                     "");
-	}
-	LLVMValueRef over = LLVMBuildFCmp(B, LLVMRealUGT, totd, LLVMConstReal(dt, 4.0e18), "");
-	LLVMBuildRet(B, LLVMBuildSelect(B, over, i64c(L, -1), total, ""));
-	cg_fn_end(&f);
-	return fn;
-}
-
-static LLVMValueRef emit_workspace_size(CgLlvm *L, const CpuPlan *pl, LLVMValueRef plan)
+static LLVMValueRef emit_workspace_size(CgLlvm *L, const CgPlan *pl, LLVMValueRef plan)
 {
 	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_workspace_size",
 	                                  LLVMFunctionType(L->t_i64, &L->t_i64p, 1, 0));
 	LLVMSetLinkage(fn, LLVMInternalLinkage);
 	LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(L->ctx, fn, "entry");
 	LLVMPositionBuilderAtEnd(B, bb);
-	LLVMValueRef offs = LLVMBuildArrayAlloca(B, L->t_i64, i64c(L, pl->nslots + 1), "offs");
+	LLVMValueRef offs = LLVMBuildArrayAlloca(B, L->t_i64, i64c(L, pl->nregions + 1), "offs");
 	LLVMValueRef args[2] = {LLVMGetParam(fn, 0), offs};
 	LLVMBuildRet(B, cg_llvm_call(L, plan, args, 2));
 	return fn;
@@ -352,7 +302,9 @@ static CpuSteps cpu_steps(const CgProgram *p, bool fuse_attention)
 	return c;
 }
 
-static CpuPlan cpu_plan(const CgProgram *p, const CpuSteps *cs)
+/* The CPU's workspace: the program's plan (cg_plan), except that
+ * buffers of steps run as one (attention) live through all of them. */
+static CgPlan cpu_plan(const CgProgram *p, const CpuSteps *cs)
 {
 	int nb = p->bufs.len;
 	int *def = ARENA_ARRAY(p->arena, int, nb + 1), *last = ARENA_ARRAY(p->arena, int, nb + 1);
@@ -382,10 +334,9 @@ static CpuPlan cpu_plan(const CgProgram *p, const CpuSteps *cs)
 		for (int i = s; i < s + 2; i++) /* scores and probs: rt_attention's scratch */
 			def[((const CgStep *)p->steps.items[i])->views[0].buf] = -1;
 	}
-	CpuPlan pl;
-	pl.slot_of = ARENA_ARRAY(p->arena, int, nb + 1);
-	pl.slot_bufs = ARENA_ARRAY(p->arena, PtrVec, nb + 1);
-	pl.nslots = cg_plan_slots(p, def, last, pl.slot_of, pl.slot_bufs);
+	CgPlan pl;
+	cg_plan_make(p->arena, (CgBuf *const *)p->bufs.items, cg_plan_bytes(p), nb, def, last,
+	             RT_ALIGN, &pl);
 	return pl;
 }
 
@@ -663,7 +614,7 @@ static void emit_attention(Fwd *w, int s)
 }
 
 static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const CpuSteps *cs,
-                                 const CpuPlan *pl, const Types *T, LLVMValueRef plan)
+                                 const CgPlan *pl, const Types *T, LLVMValueRef plan)
 {
 	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_forward",
 	                                  LLVMFunctionType(L->t_i32, &L->t_i8p, 1, 0));
@@ -699,11 +650,11 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const CpuSteps *
 	LLVMValueRef outs = LLVMBuildBitCast(B, field(&w, 3, L->t_i8p), ppt, "");
 	LLVMValueRef prm = LLVMBuildBitCast(B, field(&w, 4, L->t_i8p), ppt, "");
 	LLVMValueRef ws = field(&w, 5, L->t_i8p);
-	LLVMValueRef offs = LLVMBuildArrayAlloca(B, L->t_i64, i64c(L, pl->nslots + 1), "offs");
+	LLVMValueRef offs = LLVMBuildArrayAlloca(B, L->t_i64, i64c(L, pl->nregions + 1), "offs");
 	w.ctx = LLVMBuildArrayAlloca(B, L->t_i8p, i64c(L, p->max_views + 2), "ctx");
 	w.att = LLVMBuildAlloca(B, T->att, "att");
 	LLVMPositionBuilderAtEnd(B, w.f.body);
-	if (pl->nslots) {
+	if (pl->nregions) {
 		LLVMValueRef args[2] = {w.f.sym, offs};
 		cg_llvm_call(L, plan, args, 2);
 	}
@@ -714,16 +665,7 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const CpuSteps *
 		case CG_BUF_INPUT: w.base[i] = ptr_at(&w, ins, b->index); break;
 		case CG_BUF_OUTPUT: w.base[i] = ptr_at(&w, outs, b->index); break;
 		case CG_BUF_PARAM: w.base[i] = ptr_at(&w, prm, b->index); break;
-		case CG_BUF_TEMP:
-			if (pl->slot_of[i] < 0) {
-				w.base[i] = LLVMConstNull(L->t_i8p);
-			} else {
-				LLVMValueRef idx = i64c(L, pl->slot_of[i]);
-				LLVMValueRef o = LLVMBuildLoad2(
-				        B, L->t_i64, LLVMBuildInBoundsGEP2(B, L->t_i64, offs, &idx, 1, ""), "");
-				w.base[i] = LLVMBuildInBoundsGEP2(B, L->t_i8, ws, &o, 1, "");
-			}
-			break;
+		case CG_BUF_TEMP: w.base[i] = cg_plan_addr(&w.f, ws, offs, pl, RT_ALIGN, i); break;
 		}
 	}
 	LLVMValueRef z = i64c(L, 0), o1 = i64c(L, 1);
@@ -760,7 +702,7 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p, bool fuse_attention)
 	if (!make_types(L, &T))
 		return false;
 	CpuSteps cs = cpu_steps(p, fuse_attention);
-	CpuPlan pl = cpu_plan(p, &cs);
+	CgPlan pl = cpu_plan(p, &cs);
 	for (int e = 0; e < cs.n; e++) {
 		const CgStep *at = cs.st[e], *sm = p->steps.items[cs.first[e] + 1];
 		if (at->kind == CG_ATTENTION &&
@@ -770,7 +712,7 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p, bool fuse_attention)
 			return false;
 		}
 	}
-	LLVMValueRef plan = emit_plan(L, p, &pl);
+	LLVMValueRef plan = cg_emit_plan(L, p, &pl, RT_ALIGN, "slapo_plan");
 	LLVMValueRef wsz = emit_workspace_size(L, &pl, plan);
 	LLVMValueRef fwd = emit_forward(L, p, &cs, &pl, &T, plan);
 	const CgModel *m = p->model;

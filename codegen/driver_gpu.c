@@ -114,64 +114,6 @@ static LLVMValueRef const_array(CgLlvm *L, LLVMTypeRef et, LLVMValueRef *v, int 
 
 /* ---- plan ------------------------------------------------------------------------------- */
 
-enum {
-	DEV_ALIGN = 256
-};
-
-static LLVMValueRef emit_plan(CgLlvm *L, const CgGpu *g)
-{
-	const CgProgram *p = g->prog;
-	LLVMTypeRef args[2] = {L->t_i64p, L->t_i64p};
-	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_gpu_plan",
-	                                  LLVMFunctionType(L->t_i64, args, 2, 0));
-	LLVMSetLinkage(fn, LLVMInternalLinkage);
-	CgFn f;
-	cg_fn_begin(&f, L, p, fn);
-	f.sym = LLVMGetParam(fn, 0);
-	LLVMValueRef offs = LLVMGetParam(fn, 1);
-	LLVMTypeRef dt = LLVMDoubleTypeInContext(L->ctx);
-	LLVMValueRef total = i64c(L, 0), totd = LLVMConstReal(dt, 0);
-	for (int s = 0; s < g->nslots; s++) {
-		const PtrVec *v = &g->slot_bufs[s];
-		LLVMValueRef mx = i64c(L, 0), mxd = LLVMConstReal(dt, 0);
-		for (int k = 0; k < v->len; k++) {
-			const CgBuf *b = v->items[k];
-			IrDim bytes = ir_dim_mul(b->numel, ir_dim_const(cg_gpu_elem_size(
-			                                           g->btype[b->id])));
-			LLVMValueRef x = cg_dim(&f, bytes);
-			LLVMValueRef xd = LLVMConstReal(dt, (double)bytes.coef);
-			for (int q = 0; q < IR_MAX_SYMS; q++)
-				for (int e = 0; e < bytes.pow[q]; e++)
-					xd = LLVMBuildFMul(
-					        B, xd,
-					        LLVMBuildSIToFP(B,
-					                        cg_dim(&f, ir_dim_sym(q)),
-					                        dt, ""),
-					        "");
-			mx = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntUGT, x, mx, ""),
-			                     x, mx, "");
-			mxd = LLVMBuildSelect(B,
-			                      LLVMBuildFCmp(B, LLVMRealOGT, xd, mxd, ""),
-			                      xd, mxd, "");
-		}
-		LLVMValueRef idx = i64c(L, s);
-		LLVMBuildStore(B, total,
-		               LLVMBuildInBoundsGEP2(B, L->t_i64, offs, &idx, 1, ""));
-		LLVMValueRef al =
-		        LLVMBuildAnd(B, LLVMBuildAdd(B, mx, i64c(L, DEV_ALIGN - 1), ""),
-		                     i64c(L, -(int64_t)DEV_ALIGN), "");
-		total = LLVMBuildAdd(B, total, al, "");
-		totd = LLVMBuildFAdd(
-		        B, totd, LLVMBuildFAdd(B, mxd, LLVMConstReal(dt, DEV_ALIGN), ""),
-		        "");
-	}
-	LLVMValueRef over =
-	        LLVMBuildFCmp(B, LLVMRealUGT, totd, LLVMConstReal(dt, 4.0e18), "");
-	LLVMBuildRet(B, LLVMBuildSelect(B, over, i64c(L, -1), total, ""));
-	cg_fn_end(&f);
-	return fn;
-}
-
 static LLVMValueRef emit_workspace_size(CgLlvm *L, const CgGpu *g, LLVMValueRef plan)
 {
 	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_gpu_workspace_size",
@@ -180,7 +122,7 @@ static LLVMValueRef emit_workspace_size(CgLlvm *L, const CgGpu *g, LLVMValueRef 
 	LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(L->ctx, fn, "entry");
 	LLVMPositionBuilderAtEnd(B, bb);
 	LLVMValueRef offs =
-	        LLVMBuildArrayAlloca(B, L->t_i64, i64c(L, g->nslots + 1), "offs");
+	        LLVMBuildArrayAlloca(B, L->t_i64, i64c(L, g->plan.nregions + 1), "offs");
 	LLVMValueRef args[2] = {LLVMGetParam(fn, 0), offs};
 	LLVMBuildRet(B, cg_llvm_call(L, plan, args, 2));
 	return fn;
@@ -554,12 +496,12 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgGpu *g, const GTypes *T,
 	LLVMValueRef prm = LLVMBuildBitCast(L->b, field(&w, 4, L->t_i8p), ppt, "");
 	LLVMValueRef ws = field(&w, 5, L->t_i8p);
 	LLVMValueRef offs =
-	        LLVMBuildArrayAlloca(L->b, L->t_i64, i64c(L, g->nslots + 1), "offs");
+	        LLVMBuildArrayAlloca(L->b, L->t_i64, i64c(L, g->plan.nregions + 1), "offs");
 	int maxargs = g->max_views + p->nsyms + 2;
 	w.args = LLVMBuildArrayAlloca(L->b, L->t_i64, i64c(L, maxargs + 1), "args");
 	w.gemm = LLVMBuildAlloca(L->b, T->gemm, "gemm");
 	LLVMPositionBuilderAtEnd(L->b, w.f.body);
-	if (g->nslots) {
+	if (g->plan.nregions) {
 		LLVMValueRef args[2] = {w.f.sym, offs};
 		cg_llvm_call(L, plan, args, 2);
 	}
@@ -578,18 +520,7 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgGpu *g, const GTypes *T,
 			w.base[i] = ptr_at(&w, prm, b->index);
 			break;
 		case CG_BUF_TEMP:
-			if (b->index < 0) {
-				w.base[i] = LLVMConstNull(L->t_i8p);
-			} else {
-				LLVMValueRef idx = i64c(L, b->index);
-				LLVMValueRef o = LLVMBuildLoad2(
-				        L->b, L->t_i64,
-				        LLVMBuildInBoundsGEP2(L->b, L->t_i64, offs, &idx,
-				                              1, ""),
-				        "");
-				w.base[i] = LLVMBuildInBoundsGEP2(L->b, L->t_i8, ws, &o,
-				                                  1, "");
-			}
+			w.base[i] = cg_plan_addr(&w.f, ws, offs, &g->plan, CG_GPU_ALIGN, i);
 			break;
 		}
 	}
@@ -653,7 +584,7 @@ bool cg_gpu_emit_host(CgLlvm *L, const CgGpu *g)
 	GTypes T;
 	if (!make_types(L, &T))
 		return false;
-	LLVMValueRef plan = emit_plan(L, g);
+	LLVMValueRef plan = cg_emit_plan(L, g->prog, &g->plan, CG_GPU_ALIGN, "slapo_gpu_plan");
 	LLVMValueRef wsz = emit_workspace_size(L, g, plan);
 	LLVMValueRef fwd = emit_forward(L, g, &T, plan);
 	int np = p->params.len;

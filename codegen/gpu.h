@@ -54,6 +54,10 @@ typedef struct CgGpuStep {
 	CgView bias_view[CG_MAX_GROUP]; /* per member (ngroup, or 1) */
 } CgGpuStep;
 
+enum {
+	CG_GPU_ALIGN = 256 /* of every workspace buffer on the device */
+};
+
 typedef struct CgGpu {
 	const CgProgram *prog;
 	CgPrecision prec;
@@ -61,8 +65,7 @@ typedef struct CgGpu {
 	int nbufs;
 	CgBuf **bufs;
 	IrDType *btype; /* [nbufs] storage type on the device */
-	int nslots;
-	PtrVec *slot_bufs; /* [nslots] CgBuf* sharing each workspace slot */
+	CgPlan plan;    /* the device workspace, by the GPU steps' lifetimes */
 	/* steps */
 	int nsteps;
 	CgGpuStep *steps;
@@ -99,6 +102,8 @@ enum {
 /* gpu_plan.c: types, epilogues, conversions, slots, parameter layout;
  * fuse: CG_FUSE_* flags. */
 bool cg_gpu_plan(CgGpu *g, const CgProgram *prog, CgPrecision prec, unsigned fuse);
+/* The GPU steps and memory plan, for --dump-after=gpu. */
+void cg_gpu_print(StrBuf *b, const CgGpu *g);
 /* Bytes of one element of a device storage type. */
 int cg_gpu_elem_size(IrDType t);
 /* RT_GPU_* of a float storage type. */

@@ -102,13 +102,12 @@ static int convert_step(CgGpu *g, int src, IrDType t, const CgStep *gemm, const 
 	const CgBuf *sb = g->bufs[src];
 	CgBuf *nb = ARENA_NEW(a, CgBuf);
 	nb->kind = CG_BUF_TEMP;
-	nb->index = g->nslots;
+	nb->index = -1; /* its place: g->plan */
 	nb->dtype = IR_F32;
 	nb->numel = sb->numel;
 	nb->name = arena_printf(a, "%s_%s", sb->name ? sb->name : "buf",
 	                        t == IR_BF16 ? "bf16" : "f16");
 	int id = add_buf(g, nb, t);
-	ptrvec_push(a, &g->slot_bufs[g->nslots++], nb);
 	CgStep *st = ARENA_NEW(a, CgStep);
 	st->kind = CG_MAP;
 	st->id = -1;
@@ -206,21 +205,6 @@ static CgStep *fuse_attention(const CgGpu *g, const CgProgram *p, int s, IrDType
 	return at;
 }
 
-/* Whether a workspace buffer other than `self` and `gone` that shares o's
- * slot is live at step s (so o cannot be written there then). */
-static bool slot_busy(const CgGpu *g, const CgBuf *o, const CgBuf *gone, int s)
-{
-	if (o->kind != CG_BUF_TEMP)
-		return false;
-	const PtrVec *v = &g->slot_bufs[o->index];
-	for (int k = 0; k < v->len; k++) {
-		const CgBuf *x = v->items[k];
-		if (x != o && x != gone && x->def <= s && x->last >= s)
-			return true;
-	}
-	return false;
-}
-
 /* GEMM s and the MAP after it as one cuBLASLt call with its bias + GELU
  * epilogue, or NULL: the MAP computes gelu(C + bias) (erf, or its tanh
  * form) of the GEMM's output C, which nothing else reads, with a bias
@@ -274,9 +258,6 @@ static CgStep *fuse_gelu(const CgGpu *g, const CgProgram *p, int s, bool erf,
 	if ((t != IR_BF16 && t != IR_F16) || g->btype[o->buf] != t ||
 	    g->btype[b->buf] != t)
 		return NULL;
-	/* the GEMM now writes O a step early: nothing else may hold its memory */
-	if (slot_busy(g, p->bufs.items[o->buf], cb, s))
-		return NULL;
 	CgStep *st = ARENA_NEW(p->arena, CgStep);
 	*st = *gm;
 	st->views = ARENA_ARRAY(p->arena, CgView, gm->nview);
@@ -311,27 +292,29 @@ enum {
 	STEP_BUFS = CG_MAX_VIEWS + 2 * CG_MAX_GROUP + 2
 };
 
-/* Leaves out of the workspace the temps no GPU step touches (attention's
- * scores and probabilities once fused): each slot keeps only the buffers
- * that are used, so a slot of unused ones takes no memory. */
-static void drop_unused(CgGpu *g)
+/* The workspace slots of the GPU program: the lifetimes of its own steps
+ * (a GEMM writing its GELU's output, attention's scores and probabilities
+ * never in memory once fused, conversion temps) and its storage sizes;
+ * temps no GPU step touches take no memory. */
+static void plan_slots(CgGpu *g)
 {
 	Arena *a = g->prog->arena;
-	bool *used = ARENA_ARRAY(a, bool, g->nbufs + 1);
+	int *def = ARENA_ARRAY(a, int, g->nbufs + 1), *last = ARENA_ARRAY(a, int, g->nbufs + 1);
+	IrDim *bytes = ARENA_ARRAY(a, IrDim, g->nbufs + 1);
+	for (int i = 0; i < g->nbufs; i++) {
+		def[i] = last[i] = -1;
+		bytes[i] = ir_dim_mul(g->bufs[i]->numel,
+		                      ir_dim_const(cg_gpu_elem_size(g->btype[i])));
+	}
 	int bufs[STEP_BUFS];
 	for (int s = 0; s < g->nsteps; s++)
 		for (int n = step_bufs(&g->steps[s], bufs), k = 0; k < n; k++)
-			if (bufs[k] >= 0)
-				used[bufs[k]] = true;
-	for (int s = 0; s < g->nslots; s++) {
-		PtrVec kept = {0};
-		for (int k = 0; k < g->slot_bufs[s].len; k++) {
-			const CgBuf *b = g->slot_bufs[s].items[k];
-			if (used[b->id])
-				ptrvec_push(a, &kept, g->slot_bufs[s].items[k]);
-		}
-		g->slot_bufs[s] = kept; /* a new vector: the CPU plan keeps its own */
-	}
+			if (bufs[k] >= 0) {
+				if (def[bufs[k]] < 0)
+					def[bufs[k]] = s;
+				last[bufs[k]] = s;
+			}
+	cg_plan_make(a, g->bufs, bytes, g->nbufs, def, last, CG_GPU_ALIGN, &g->plan);
 }
 
 bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
@@ -347,14 +330,10 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 	g->target = "sm_80";
 	g->bufs = ARENA_ARRAY(a, CgBuf *, nb + 2 * ns + 1);
 	g->btype = ARENA_ARRAY(a, IrDType, nb + 2 * ns + 1);
-	g->slot_bufs = ARENA_ARRAY(a, PtrVec, p->nslots + 2 * ns + 1);
 	g->steps = ARENA_ARRAY(a, CgGpuStep, 3 * ns + 1);
 	g->ptype = ARENA_ARRAY(a, IrDType, np + 1);
 	g->poff = ARENA_ARRAY(a, uint64_t, np + 1);
 	g->objects = ARENA_ARRAY(a, const char *, ns + 1);
-	for (int s = 0; s < p->nslots; s++)
-		g->slot_bufs[s] = p->slot_bufs[s];
-	g->nslots = p->nslots;
 
 	/* epilogue candidates, and what each parameter is wanted as */
 	const CgView **bias =
@@ -519,6 +498,29 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 		if (g->steps[s].st->kind != CG_GEMM &&
 		    g->steps[s].st->nview > g->max_views)
 			g->max_views = g->steps[s].st->nview;
-	drop_unused(g);
+	plan_slots(g);
 	return true;
+}
+
+void cg_gpu_print(StrBuf *b, const CgGpu *g)
+{
+	const CgProgram *p = g->prog;
+	const IrCtx *c = p->ir;
+	const CgStep **steps = ARENA_ARRAY(p->arena, const CgStep *, g->nsteps + 1);
+	for (int s = 0; s < g->nsteps; s++)
+		steps[s] = g->steps[s].st;
+	const char **names = cg_step_names(p->arena, steps, g->nsteps);
+	sb_printf(b, "gpu %s {\n  steps: %d\n", cg_precision_name(g->prec), g->nsteps);
+	for (int s = 0; s < g->nsteps; s++) {
+		const CgGpuStep *gs = &g->steps[s];
+		sb_printf(b, "    s%d %s %s", s, cg_kind_name(gs->st->kind), names[s]);
+		if (gs->bias)
+			sb_printf(b, " (epilogue: bias%s)", gs->gelu ? ", gelu" : "");
+		if (gs->a_buf >= 0 || gs->b_buf >= 0)
+			sb_printf(b, " (converted:%s%s)", gs->a_buf >= 0 ? " a" : "",
+			          gs->b_buf >= 0 ? " b" : "");
+		sb_putc(b, '\n');
+	}
+	cg_plan_print(b, c, &g->plan, g->btype, 's');
+	sb_puts(b, "}\n");
 }

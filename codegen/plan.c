@@ -3,11 +3,14 @@
  * Every temp buffer lives from the step that first writes it to the last
  * step that reads it. Temps whose lifetimes do not overlap share a slot
  * of the workspace; slots are assigned here, at compile time, greedily in
- * step order (a free slot that already holds a buffer of the same size
- * first, then any free slot, then a new one). Sizes are symbolic, so a
- * slot's size is the largest of its buffers *evaluated at run time* for
- * the actual B and S (driver.c emits that computation), and its offset
- * the sum of the sizes before it, each rounded up to 64 bytes.
+ * step order. Sizes are symbolic (c * B^i * S^j), comparable only between
+ * buffers of the same monomial B^i * S^j; among the free slots a buffer
+ * takes the one known to be large enough with the smallest size, else
+ * one of its monomial with the largest size (which grows least), else
+ * any, else a new one. A slot's size is the largest of its buffers
+ * *evaluated at run time* for the actual B and S (driver.c emits that
+ * computation), and its offset the sum of the sizes before it, each
+ * rounded up to 64 bytes.
  *
  * cg_print writes the kernel graph with the plan for --dump-after=lower:
  * one line per step, then the slots. The text is stable (golden tests).
@@ -15,10 +18,16 @@
 #include <string.h>
 
 #include "codegen/codegen.h"
+#include "runtime/rt.h"
 
-static IrDim buf_bytes(const CgBuf *b)
+IrDim *cg_plan_bytes(const CgProgram *p)
 {
-	return ir_dim_mul(b->numel, ir_dim_const(cg_elem_size(b->dtype)));
+	IrDim *v = ARENA_ARRAY(p->arena, IrDim, p->bufs.len + 1);
+	for (int i = 0; i < p->bufs.len; i++) {
+		const CgBuf *b = p->bufs.items[i];
+		v[i] = ir_dim_mul(b->numel, ir_dim_const(cg_elem_size(b->dtype)));
+	}
+	return v;
 }
 
 /* A C identifier from a node name. */
@@ -32,49 +41,188 @@ static const char *ident(Arena *a, int id, const char *name)
 	return s;
 }
 
-int cg_plan_slots(const CgProgram *p, const int *def, const int *last, int *slot_of,
-                  PtrVec *slot_bufs)
+static bool same_monomial(IrDim a, IrDim b)
 {
-	int nb = p->bufs.len, nt = 0, nslots = 0;
-	/* slots, in order of first write */
-	int *order = ARENA_ARRAY(p->arena, int, nb + 1);
+	return memcmp(a.pow, b.pow, sizeof a.pow) == 0;
+}
+
+/* Where buffer i goes in its region, as a * M + b bytes (M the region's
+ * monomial): past every placed buffer j live at the same time whose
+ * footprint, [a_j * M + b_j, (a_j + c_j) * M + b_j + align), would meet
+ * its own for some M (first fit). Rounding a * M + b up to the alignment
+ * at run time stays inside the footprint. */
+static void first_fit(const int *ids, int n, int64_t *a, int64_t *b, const IrDim *bytes,
+                      const int *def, const int *last, int i, int64_t align)
+{
+	a[i] = b[i] = 0;
+	for (bool moved = true; moved;) {
+		moved = false;
+		for (int k = 0; k < n; k++) {
+			int j = ids[k];
+			if (last[j] < def[i] || def[j] > last[i])
+				continue; /* not live together */
+			bool before = a[i] + bytes[i].coef <= a[j] && b[i] + align <= b[j];
+			bool after = a[j] + bytes[j].coef <= a[i] && b[j] + align <= b[i];
+			if (!before && !after) {
+				a[i] = a[j] + bytes[j].coef > a[i] ? a[j] + bytes[j].coef : a[i];
+				b[i] = b[j] + align > b[i] ? b[j] + align : b[i];
+				moved = true;
+			}
+		}
+	}
+}
+
+void cg_plan_make(Arena *a, CgBuf *const *bufs, const IrDim *bytes, int nb, const int *def,
+                  const int *last, int align, CgPlan *pl)
+{
+	memset(pl, 0, sizeof *pl);
+	pl->region = ARENA_ARRAY(a, int, nb + 1);
+	pl->off = ARENA_ARRAY(a, IrDim, nb + 1);
+	pl->size = ARENA_ARRAY(a, IrDim, nb + 1);
+	pl->bufs = ARENA_ARRAY(a, PtrVec, nb + 1);
+	pl->def = def;
+	pl->last = last;
+	int *order = ARENA_ARRAY(a, int, nb + 1), nt = 0;
 	for (int i = 0; i < nb; i++) {
-		const CgBuf *b = p->bufs.items[i];
-		slot_of[i] = -1;
-		if (b->kind == CG_BUF_TEMP && def[i] >= 0)
+		pl->region[i] = -1;
+		if (bufs[i]->kind == CG_BUF_TEMP && def[i] >= 0)
 			order[nt++] = i;
 	}
-	for (int i = 1; i < nt; i++) /* insertion sort by def, stable */
-		for (int j = i; j > 0 && def[order[j - 1]] > def[order[j]]; j--) {
+	/* largest first (then by first use): big buffers take the low
+	 * offsets, small ones fill the gaps around them */
+	for (int i = 1; i < nt; i++)
+		for (int j = i; j > 0; j--) {
+			IrDim x = bytes[order[j - 1]], y = bytes[order[j]];
+			bool swap = x.coef < y.coef ||
+			            (x.coef == y.coef && def[order[j - 1]] > def[order[j]]);
+			if (!swap)
+				break;
 			int t = order[j - 1];
 			order[j - 1] = order[j];
 			order[j] = t;
 		}
-	int *busy = ARENA_ARRAY(p->arena, int, nt + 1); /* last step of each slot */
-	for (int i = 0; i < nt; i++) {
-		int id = order[i];
-		IrDim bytes = buf_bytes(p->bufs.items[id]);
-		int pick = -1;
-		for (int s = 0; s < nslots && pick < 0; s++) {
-			if (busy[s] >= def[id])
-				continue;
-			PtrVec *v = &slot_bufs[s];
-			for (int k = 0; k < v->len && pick < 0; k++)
-				if (ir_dim_eq(buf_bytes(v->items[k]), bytes))
-					pick = s;
+	int *ids = ARENA_ARRAY(a, int, nt + 1);
+	int64_t *at = ARENA_ARRAY(a, int64_t, nb + 1);
+	pl->slack = ARENA_ARRAY(a, int64_t, nb + 1);
+	pl->size_slack = ARENA_ARRAY(a, int64_t, nb + 1);
+	for (int k = 0; k < nt; k++) {
+		int i = order[k], r = 0;
+		while (r < pl->nregions && !same_monomial(pl->size[r], bytes[i]))
+			r++;
+		if (r == pl->nregions) {
+			pl->size[r] = bytes[i];
+			pl->size[r].coef = 0;
+			pl->nregions++;
 		}
-		for (int s = 0; s < nslots && pick < 0; s++)
-			if (busy[s] < def[id])
-				pick = s;
-		if (pick < 0) {
-			pick = nslots++;
-			slot_bufs[pick] = (PtrVec){0};
-		}
-		slot_of[id] = pick;
-		busy[pick] = last[id];
-		ptrvec_push(p->arena, &slot_bufs[pick], p->bufs.items[id]);
+		int n = 0; /* the region's buffers so far */
+		for (int q = 0; q < pl->bufs[r].len; q++)
+			ids[n++] = ((const CgBuf *)pl->bufs[r].items[q])->id;
+		first_fit(ids, n, at, pl->slack, bytes, def, last, i, align);
+		pl->region[i] = r;
+		pl->off[i] = bytes[i];
+		pl->off[i].coef = at[i];
+		if (at[i] + bytes[i].coef > pl->size[r].coef)
+			pl->size[r].coef = at[i] + bytes[i].coef;
+		if (pl->slack[i] + align > pl->size_slack[r])
+			pl->size_slack[r] = pl->slack[i] + align;
+		ptrvec_push(a, &pl->bufs[r], bufs[i]);
 	}
-	return nslots;
+}
+
+void cg_plan_print(StrBuf *b, const IrCtx *c, const CgPlan *pl, const IrDType *types,
+                   char step)
+{
+	sb_printf(b, "  memory: %d regions\n", pl->nregions);
+	for (int r = 0; r < pl->nregions; r++) {
+		const PtrVec *v = &pl->bufs[r];
+		sb_printf(b, "    region %d (", r);
+		ir_dim_print(b, c, pl->size[r]);
+		sb_printf(b, " + %lld bytes):", (long long)pl->size_slack[r]);
+		for (int k = 0; k < v->len; k++) {
+			const CgBuf *x = v->items[k];
+			sb_printf(b, "%s t%d %s[", k ? "," : "", x->id,
+			          ir_dtype_name(types ? types[x->id] : x->dtype));
+			ir_dim_print(b, c, x->numel);
+			sb_printf(b, "] @%lld+%lld %c%d..%c%d", (long long)pl->off[x->id].coef,
+			          (long long)pl->slack[x->id], step,
+			          pl->def[x->id], step, pl->last[x->id]);
+		}
+		sb_putc(b, '\n');
+	}
+}
+
+static LLVMValueRef i64(CgLlvm *L, int64_t v)
+{
+	return LLVMConstInt(L->t_i64, (unsigned long long)v, 1);
+}
+
+/* v rounded up to a multiple of align (a power of two) */
+static LLVMValueRef round_up_ir(CgLlvm *L, LLVMValueRef v, int64_t align)
+{
+	return LLVMBuildAnd(L->b, LLVMBuildAdd(L->b, v, i64(L, align - 1), ""), i64(L, -align), "");
+}
+
+/* The byte count d as a double, to see overflow. */
+static LLVMValueRef dim_f64(CgFn *f, IrDim d)
+{
+	LLVMBuilderRef B = f->L->b;
+	LLVMTypeRef dt = LLVMDoubleTypeInContext(f->L->ctx);
+	LLVMValueRef x = LLVMConstReal(dt, (double)d.coef);
+	for (int q = 0; q < IR_MAX_SYMS; q++)
+		for (int e = 0; e < d.pow[q]; e++)
+			x = LLVMBuildFMul(B, x, LLVMBuildSIToFP(B, cg_dim(f, ir_dim_sym(q)), dt, ""),
+			                  "");
+	return x;
+}
+
+LLVMValueRef cg_emit_plan(CgLlvm *L, const CgProgram *p, const CgPlan *pl, int align,
+                          const char *name)
+{
+	LLVMBuilderRef B = L->b;
+	LLVMTypeRef args[2] = {L->t_i64p, L->t_i64p};
+	LLVMValueRef fn = LLVMAddFunction(L->mod, name, LLVMFunctionType(L->t_i64, args, 2, 0));
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	CgFn f;
+	cg_fn_begin(&f, L, p, fn);
+	f.sym = LLVMGetParam(fn, 0);
+	LLVMValueRef offs = LLVMGetParam(fn, 1);
+	LLVMTypeRef dt = LLVMDoubleTypeInContext(L->ctx);
+	LLVMValueRef total = LLVMConstInt(L->t_i64, 0, 0), totd = LLVMConstReal(dt, 0);
+	for (int r = 0; r < pl->nregions; r++) {
+		LLVMValueRef idx = LLVMConstInt(L->t_i64, (unsigned long long)r, 0);
+		LLVMBuildStore(B, total, LLVMBuildInBoundsGEP2(B, L->t_i64, offs, &idx, 1, ""));
+		LLVMValueRef sz = round_up_ir(L, LLVMBuildAdd(B, cg_dim(&f, pl->size[r]),
+		                                              i64(L, pl->size_slack[r]), ""),
+		                              align);
+		total = LLVMBuildAdd(B, total, sz, "");
+		totd = LLVMBuildFAdd(
+		        B, totd,
+		        LLVMBuildFAdd(B, dim_f64(&f, pl->size[r]),
+		                      LLVMConstReal(dt, (double)(pl->size_slack[r] + align)), ""),
+		        "");
+	}
+	LLVMValueRef over = LLVMBuildFCmp(B, LLVMRealUGT, totd, LLVMConstReal(dt, 4.0e18), "");
+	LLVMBuildRet(B, LLVMBuildSelect(B, over, LLVMConstInt(L->t_i64, (unsigned long long)-1, 1),
+	                                total, ""));
+	cg_fn_end(&f);
+	return fn;
+}
+
+LLVMValueRef cg_plan_addr(CgFn *f, LLVMValueRef ws, LLVMValueRef offs, const CgPlan *pl,
+                          int align, int id)
+{
+	CgLlvm *L = f->L;
+	if (pl->region[id] < 0)
+		return LLVMConstNull(L->t_i8p);
+	LLVMValueRef idx = LLVMConstInt(L->t_i64, (unsigned long long)pl->region[id], 0);
+	LLVMValueRef o = LLVMBuildLoad2(
+	        L->b, L->t_i64, LLVMBuildInBoundsGEP2(L->b, L->t_i64, offs, &idx, 1, ""), "");
+	o = LLVMBuildAdd(L->b, o,
+	                 round_up_ir(L, LLVMBuildAdd(L->b, cg_dim(f, pl->off[id]),
+	                                             i64(L, pl->slack[id]), ""),
+	                             align),
+	                 "");
+	return LLVMBuildInBoundsGEP2(L->b, L->t_i8, ws, &o, 1, "");
 }
 
 void cg_plan(CgProgram *p)
@@ -101,18 +249,17 @@ void cg_plan(CgProgram *p)
 		}
 	}
 	int *def = ARENA_ARRAY(p->arena, int, nb + 1), *last = ARENA_ARRAY(p->arena, int, nb + 1);
-	int *slot_of = ARENA_ARRAY(p->arena, int, nb + 1);
 	for (int i = 0; i < nb; i++) {
 		const CgBuf *b = p->bufs.items[i];
 		def[i] = b->def;
 		last[i] = b->last;
 	}
-	p->slot_bufs = ARENA_ARRAY(p->arena, PtrVec, nb + 1);
-	p->nslots = cg_plan_slots(p, def, last, slot_of, p->slot_bufs);
+	cg_plan_make(p->arena, (CgBuf *const *)p->bufs.items, cg_plan_bytes(p), nb, def, last,
+	             RT_ALIGN, &p->plan);
 	for (int i = 0; i < nb; i++) {
 		CgBuf *b = p->bufs.items[i];
 		if (b->kind == CG_BUF_TEMP)
-			b->index = slot_of[i]; /* -1: never used */
+			b->index = p->plan.region[i]; /* -1: never used */
 	}
 }
 
@@ -299,17 +446,6 @@ void cg_print(StrBuf *b, const CgProgram *p)
 	sb_printf(b, "  steps: %d\n", p->steps.len);
 	for (int s = 0; s < p->steps.len; s++)
 		step_print(b, p, p->steps.items[s]);
-	sb_printf(b, "  memory: %d slots\n", p->nslots);
-	for (int s = 0; s < p->nslots; s++) {
-		const PtrVec *v = &p->slot_bufs[s];
-		sb_printf(b, "    slot %d:", s);
-		for (int k = 0; k < v->len; k++) {
-			const CgBuf *x = v->items[k];
-			sb_printf(b, "%s t%d %s[", k ? "," : "", x->id, ir_dtype_name(x->dtype));
-			ir_dim_print(b, c, x->numel);
-			sb_printf(b, "] k%d..k%d", x->def, x->last);
-		}
-		sb_putc(b, '\n');
-	}
+	cg_plan_print(b, c, &p->plan, NULL, 'k');
 	sb_puts(b, "}\n");
 }

@@ -176,7 +176,7 @@ CgStep *cg_find_attention(const CgProgram *p, int s)
 	return at;
 }
 
-static const char *kind_name(CgKind k)
+const char *cg_kind_name(CgKind k)
 {
 	switch (k) {
 	case CG_MAP:
@@ -215,7 +215,7 @@ static const char *base_of(const CgStep *st)
  * step, its GEMM, or the step computing the node itself takes the node's
  * name; other steps of it (a copy of an operand, a part of a fused body)
  * add what they do. */
-static const char **step_names(Arena *a, const CgStep *const *steps, int n)
+const char **cg_step_names(Arena *a, const CgStep *const *steps, int n)
 {
 	const char **names = ARENA_ARRAY(a, const char *, n + 1);
 	for (int i = 0; i < n; i++) {
@@ -258,7 +258,7 @@ LLVMValueRef cg_emit_step_table(CgLlvm *L, Arena *a, const CgStep *const *steps,
 	}
 	if (n == 0)
 		return LLVMConstNull(p);
-	const char **names = step_names(a, steps, n);
+	const char **names = cg_step_names(a, steps, n);
 	LLVMValueRef *e = ARENA_ARRAY(a, LLVMValueRef, n + 1);
 	for (int i = 0; i < n; i++) {
 		const CgStep *st = steps[i];
@@ -267,7 +267,7 @@ LLVMValueRef cg_emit_step_table(CgLlvm *L, Arena *a, const CgStep *const *steps,
 		                                         st->span.first_line)
 		                          : NULL;
 		LLVMValueRef f[4] = {
-		        cg_llvm_cstr(L, names[i]), cg_llvm_cstr(L, kind_name(st->kind)),
+		        cg_llvm_cstr(L, names[i]), cg_llvm_cstr(L, cg_kind_name(st->kind)),
 		        src ? cg_llvm_cstr(L, src) : LLVMConstNull(p),
 		        st->module ? cg_llvm_cstr(L, st->module) : LLVMConstNull(p)};
 		e[i] = LLVMConstNamedStruct(t, f, 4);

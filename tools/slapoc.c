@@ -9,6 +9,7 @@
  *   slapoc FILE -o model.so        compile the model given to build() into a
  *                                  model library (codegen/)
  *   slapoc --dump-after=lower FILE print the kernel graph and memory plan
+ *   slapoc --dump-after=gpu FILE   print the GPU program and its memory plan
  *
  * Exit status: 0 on success, 1 on errors in the input, 2 on bad usage.
  */
@@ -81,6 +82,8 @@ static void usage(FILE *out)
 	      "                      GELU in a kernel of its own)\n"
 	      "  --ptx=FILE          also write the GPU code's PTX to FILE\n"
 	      "  --dump-after=lower  print the kernel graph and its memory plan\n"
+	      "  --dump-after=gpu    print the GPU program (at --precision) and its memory\n"
+	      "                      plan\n"
 	      "  --explain           say what each primitive matched and did (with its line),\n"
 	      "                      then list the final graph's kernels and library calls\n"
 	      "                      with their FLOPs, bytes and the .slapo line that made\n"
@@ -136,6 +139,7 @@ typedef struct Options {
 	const char *emit;     /* --emit: so, obj, asm, llvm */
 	const char *cpu;      /* --cpu */
 	bool dump_lower;      /* --dump-after=lower */
+	bool dump_gpu;        /* --dump-after=gpu */
 	const char *precision; /* --precision: of the GPU code */
 	int gpu;              /* --gpu=auto|on|off (CG_GPU_*) */
 	const char *ptx;      /* --ptx=FILE */
@@ -159,6 +163,7 @@ static int compile_model(Eval *ev, const Options *o)
 	CgOptions co = {.output = o->output,
 	                .cpu = o->cpu,
 	                .dump_lower = o->dump_lower ? stdout : NULL,
+	                .dump_gpu = o->dump_gpu ? stdout : NULL,
 	                .gpu = o->gpu,
 	                .ptx_out = o->ptx,
 	                .emu_out = o->gpu_emu,
@@ -233,7 +238,7 @@ static int run(const Options *o, Arena *arena)
 		return diag.nerrors ? 1 : emit_dot(ev, snap, pass, o->output, o->emit[0] == 's');
 	if (o->interp)
 		return interp_files(ev, o->weights, o->inputs, o->outputs);
-	if (!diag.nerrors && (o->output || o->dump_lower))
+	if (!diag.nerrors && (o->output || o->dump_lower || o->dump_gpu))
 		return compile_model(ev, o);
 	return diag.nerrors ? 1 : 0;
 }
@@ -327,6 +332,8 @@ int main(int argc, char **argv)
 			o.gpu_emu = a + 10;
 		} else if (strcmp(a, "--dump-after=lower") == 0) {
 			o.dump_lower = true;
+		} else if (strcmp(a, "--dump-after=gpu") == 0) {
+			o.dump_gpu = true;
 		} else if (strcmp(a, "-I") == 0 && i + 1 < argc) {
 			ptrvec_push(&arena, &o.incdirs, argv[++i]);
 		} else if (a[0] == '-' && a[1]) {
