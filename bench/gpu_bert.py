@@ -12,8 +12,9 @@ The weights are BertLMHeadModel's random init (torch.manual_seed(0)), saved
 as model.safetensors and loaded by both. Inputs are random token ids (seeded)
 with a full attention mask. PyTorch runs in bf16 under inference_mode with
 its default attention (SDPA); our library is compiled with
-`slapoc examples/bert-large.slapo --precision=bf16` (bf16 weights and
-activations, f32 accumulation and statistics, f32 logits). With
+`slapoc examples/bert-large.slapo --precision=bf16 --output-dtype=bf16`
+(bf16 weights, activations and logits as PyTorch's, f32 accumulation and
+statistics). With
 --precision tf32, PyTorch runs in fp32 with TF32 matrix products allowed
 (torch.backends.cuda.matmul.allow_tf32, cudnn.allow_tf32) and our library is
 the --precision=tf32 one (fp32 storage, GEMMs on the tensor cores in TF32). Times are medians
@@ -79,36 +80,38 @@ def normwise(x, ref):
     return float(torch.linalg.vector_norm(x - ref) / torch.linalg.vector_norm(ref))
 
 
-def memory(args, weights, ids, mask, tt, eager, model):
-    """Peak device memory (MiB) of one forward: PyTorch eager's (its weights
-    plus the allocator's peak above what was allocated before the forward:
-    the fp32 reference model also lives on the device here), and what our
-    library takes on the device (CUDA free memory before loading and after
-    one forward, in this process)."""
-    import gc
+def memory(args, work, b, s, eager, model):
+    """Device memory of one forward (MiB). eager_alloc_mib: PyTorch's own
+    figure in this process (its weights plus the allocator's peak above what
+    was allocated before the forward, its cuBLAS workspace freed first so the
+    forward allocates it again). eager_mib and ours_mib: what each adds to a
+    process of its own (bench/gpu_memory.py: free device memory before
+    loading and after three forwards), measured the same way for both."""
     import torch
-    sys.path.insert(0, args.python_pkg)
-    import slapo
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     with torch.inference_mode():
         torch.cuda.synchronize()
+        torch._C._cuda_clearCublasWorkspaces()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
         out = eager()
         torch.cuda.synchronize()
-        eager_mib = (params + torch.cuda.max_memory_allocated() - before) / 2**20
+        r = {"eager_alloc_mib": (params + torch.cuda.max_memory_allocated() - before) / 2**20}
         del out
-    gc.collect()
-    torch.cuda.empty_cache()
-    torch.cuda.synchronize()
-    free0 = torch.cuda.mem_get_info()[0]
-    m = slapo.load(args.model, weights=weights, device="cuda:0")
-    out = m(ids, attention_mask=mask, token_type_ids=tt)
-    torch.cuda.synchronize()
-    ours_mib = (free0 - torch.cuda.mem_get_info()[0]) / 2**20
-    del out, m
-    gc.collect()
-    return {"eager_mib": eager_mib, "ours_mib": ours_mib}
+    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpu_memory.py")
+    for side in ("eager", "ours"):
+        cmd = [sys.executable, tool, side, "--weights", work, "--batch", str(b),
+               "--seq", str(s), "--dtype", "bf16" if args.precision == "bf16" else "fp32",
+               "--model", args.model, "--python-pkg", args.python_pkg]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            print(p.stdout, p.stderr, file=sys.stderr)
+            raise SystemExit("gpu_memory.py failed")
+        got = json.loads(p.stdout.strip().splitlines()[-1])
+        r[side + "_mib"] = got["process_mib"]
+        r[side + "_torch_reserved_mib"] = got["torch_reserved_mib"]
+    return r
 
 
 def run_ours(args, model_so, weights, inputs, out_file):
@@ -145,10 +148,9 @@ def main():
     ap.add_argument("--ours-shapes", default=None,
                     help="shapes to run slapoc on (default: all)")
     ap.add_argument("--memory", action="store_true",
-                    help="also compare peak device memory at each shape: PyTorch eager's "
-                         "torch.cuda.max_memory_allocated against the device memory our "
-                         "library takes in this process (python/slapo, the CUDA free "
-                         "memory before and after loading and one forward)")
+                    help="also compare device memory at each shape: what eager and our "
+                         "library each add to a process of its own (bench/gpu_memory.py), "
+                         "and PyTorch's allocator figure for eager in this process")
     args = ap.parse_args()
     args.python_pkg = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python")
     if args.pkg:
@@ -253,9 +255,11 @@ def main():
             print(f"b{b} s{s}: slapoc {r['ours_ms']:.3f} ms (err {r['ours_err']:.2e}); "
                   f"roofline {r['roofline_ms']:.3f} ms", flush=True)
         if args.memory:
-            r.update(memory(args, weights, ids_c, mask_c, tt_c, eager, model))
-            print(f"b{b} s{s}: peak device memory: eager {r['eager_mib']:.0f} MiB, "
-                  f"slapoc {r['ours_mib']:.0f} MiB", flush=True)
+            r.update(memory(args, work, b, s, eager, model))
+            print(f"b{b} s{s}: device memory of a process of its own: eager "
+                  f"{r['eager_mib']:.0f} MiB, slapoc {r['ours_mib']:.0f} MiB "
+                  f"(ratio {r['ours_mib'] / r['eager_mib']:.2f}); eager's allocator figure "
+                  f"in this process {r['eager_alloc_mib']:.0f} MiB", flush=True)
         del ref
         rows.append(r)
 

@@ -42,6 +42,16 @@ bool cg_compile(const CgModel *m, const CgOptions *o)
 	p.diag = d;
 	if (!cg_lower(&p, m))
 		return false;
+	p.out_dtype = (IrDType)o->output_dtype;
+	IrDType low = o->precision == CG_PREC_BF16   ? IR_BF16
+	              : o->precision == CG_PREC_FP16 ? IR_F16
+	                                             : IR_F32;
+	if (p.out_dtype != IR_F32 && p.out_dtype != low) {
+		diag_plain(d, DIAG_ERROR,
+		           "outputs in %s need the GPU code in that precision (--precision=%s)",
+		           ir_dtype_name(p.out_dtype), p.out_dtype == IR_BF16 ? "bf16" : "fp16");
+		return false;
+	}
 	if (o->dump_lower) {
 		StrBuf b = {0};
 		cg_print(&b, &p);

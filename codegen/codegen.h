@@ -47,6 +47,9 @@ typedef struct CgOptions {
 	bool cpu_unfused_attention; /* CPU: likewise (no rt_attention) */
 	bool exact_gelu;            /* GPU: no GEMM epilogue for an erf GELU
 	                             * (its tanh form) */
+	int output_dtype;     /* IrDType of float outputs: IR_F32 (0, the
+	                       * default) or precision's 16-bit type; the CPU
+	                       * code writes f32 and the runtime converts */
 	const char *emu_out;  /* also the kernels for the host, for testing
 	                       * without a GPU (gpu_emu.c), or NULL */
 } CgOptions;
@@ -261,6 +264,8 @@ typedef struct CgProgram {
 	int sym_ir[IR_MAX_SYMS];      /* descriptor symbol -> IR symbol */
 	int sym_index[IR_MAX_SYMS];
 	int64_t sym_max[IR_MAX_SYMS]; /* by descriptor symbol; -1 = none */
+	IrDType out_dtype;    /* the declared type of float outputs: IR_F32, or
+	                       * the GPU code's 16-bit type (CgOptions) */
 	/* plan.c */
 	CgPlan plan;          /* the workspace (as printed; driver.c makes
 	                       * its own for fused attention) */

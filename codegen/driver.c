@@ -137,6 +137,8 @@ static LLVMValueRef dl_type(CgLlvm *L, const Types *T, IrDType t)
 	case IR_I64: code = kDLInt; bits = 64; break;
 	case IR_I32: code = kDLInt; bits = 32; break;
 	case IR_BOOL: code = kDLBool; bits = 8; break;
+	case IR_BF16: code = kDLBfloat; bits = 16; break;
+	case IR_F16: bits = 16; break;
 	default: break;
 	}
 	LLVMValueRef f[3] = {LLVMConstInt(L->t_i8, (unsigned)code, 0),
@@ -146,7 +148,7 @@ static LLVMValueRef dl_type(CgLlvm *L, const Types *T, IrDType t)
 }
 
 static LLVMValueRef tensor_desc(CgLlvm *L, const Types *T, const CgProgram *p,
-                                const CgTensor *t, bool param)
+                                const CgTensor *t, bool param, IrDType dtype)
 {
 	LLVMValueRef dims[IR_MAX_DIMS];
 	for (int i = 0; i < t->shape.ndim; i++) {
@@ -162,7 +164,7 @@ static LLVMValueRef tensor_desc(CgLlvm *L, const Types *T, const CgProgram *p,
 		dims[i] = i64c(L, v);
 	}
 	LLVMValueRef f[8] = {cg_llvm_cstr(L, t->name),
-	                     dl_type(L, T, t->dtype),
+	                     dl_type(L, T, dtype),
 	                     i32c(L, t->shape.ndim),
 	                     cg_llvm_const_array(L, L->t_i64, dims, t->shape.ndim, ".dims"),
 	                     i64c(L, t->value_max),
@@ -172,12 +174,16 @@ static LLVMValueRef tensor_desc(CgLlvm *L, const Types *T, const CgProgram *p,
 	return LLVMConstNamedStruct(T->tensor, f, 8);
 }
 
+/* out: the list of outputs (float ones declared as p->out_dtype) */
 static LLVMValueRef tensor_list(CgLlvm *L, const Types *T, const CgProgram *p,
-                                const PtrVec *v, bool param, const char *name)
+                                const PtrVec *v, bool param, bool out, const char *name)
 {
 	LLVMValueRef *e = ARENA_ARRAY(p->arena, LLVMValueRef, v->len + 1);
-	for (int i = 0; i < v->len; i++)
-		e[i] = tensor_desc(L, T, p, v->items[i], param);
+	for (int i = 0; i < v->len; i++) {
+		const CgTensor *t = v->items[i];
+		IrDType dt = out && ir_dtype_is_float(t->dtype) ? p->out_dtype : t->dtype;
+		e[i] = tensor_desc(L, T, p, t, param, dt);
+	}
 	return cg_llvm_const_array(L, T->tensor, e, v->len, name);
 }
 
@@ -751,11 +757,11 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p, bool fuse_attention)
 	        i32c(L, p->nsyms),
 	        cg_llvm_const_array(L, T.sym, syms, p->nsyms, ".syms"),
 	        i32c(L, p->inputs.len),
-	        tensor_list(L, &T, p, &p->inputs, false, ".inputs"),
+	        tensor_list(L, &T, p, &p->inputs, false, false, ".inputs"),
 	        i32c(L, p->outputs.len),
-	        tensor_list(L, &T, p, &p->outputs, false, ".outputs"),
+	        tensor_list(L, &T, p, &p->outputs, false, true, ".outputs"),
 	        i32c(L, p->params.len),
-	        tensor_list(L, &T, p, &p->params, true, ".params"),
+	        tensor_list(L, &T, p, &p->params, true, false, ".params"),
 	        i32c(L, nties),
 	        cg_llvm_const_array(L, T.tie, ties, nties, ".ties"),
 	        i32c(L, m->nignore),

@@ -4,8 +4,9 @@
  * layout of the device parameter block.
  *
  * Storage types by precision (fp32/tf32: everything as on the CPU):
- *   bf16 / fp16  float temps and parameters in the low type; inputs and
- *                outputs keep the model's declared types; a parameter
+ *   bf16 / fp16  float temps and parameters in the low type; inputs keep
+ *                the model's declared types, float outputs are f32 or,
+ *                with --output-dtype, the low type too; a parameter
  *                that only ever serves as the bias of a GEMM writing an f32
  *                output stays f32 (the epilogue wants the bias in the
  *                output's type)
@@ -76,6 +77,14 @@ int cg_gpu_elem_size(IrDType t)
 int cg_gpu_gemm_type(IrDType t)
 {
 	return t == IR_BF16 ? RT_GPU_BF16 : t == IR_F16 ? RT_GPU_F16 : RT_GPU_F32;
+}
+
+/* Whether buffer b (not a parameter) is stored in the low type: f32
+ * temps, and f32 outputs declared in it (CgProgram.out_dtype). */
+static bool stored_low(const CgProgram *p, const CgBuf *b, IrDType low)
+{
+	return low != IR_F32 && b->dtype == IR_F32 &&
+	       (b->kind == CG_BUF_TEMP || (b->kind == CG_BUF_OUTPUT && p->out_dtype == low));
 }
 
 /* The owner of param index i (itself or its tie target). */
@@ -359,9 +368,8 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 		                    &bias_steps[s * CG_MAX_GROUP]);
 		if (!cand[s])
 			continue;
-		const CgBuf *cb = p->bufs.items[st->views[0].buf];
-		int w = cb->kind == CG_BUF_TEMP && cb->dtype == IR_F32 ? WANT_LOW
-		                                                       : WANT_F32;
+		int w = stored_low(p, p->bufs.items[st->views[0].buf], low) ? WANT_LOW
+		                                                            : WANT_F32;
 		for (int k = 0; k < (st->ngroup > 1 ? st->ngroup : 1); k++) {
 			const CgBuf *bb = p->bufs.items[bias[s * CG_MAX_GROUP + k]->buf];
 			want[owner_of(p, bb->index)] |= w;
@@ -397,7 +405,7 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 		IrDType t = b->dtype;
 		if (b->kind == CG_BUF_PARAM)
 			t = g->ptype[b->index];
-		else if (b->kind == CG_BUF_TEMP && t == IR_F32)
+		else if (stored_low(p, b, low))
 			t = low;
 		g->bufs[i] = b;
 		g->btype[i] = t;

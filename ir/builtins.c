@@ -114,8 +114,15 @@ BUILTIN(b_build)
 			eval_error(ev, sp, "build(): precision must be \"fp32\", \"tf32\", \"bf16\" or \"fp16\"");
 		ev->build_precision = p->s;
 	}
+	Value *o = ARG("build", 2, "output_dtype", false);
+	if (o && o->k != V_NONE) {
+		if (o->k != V_STR || (strcmp(o->s, "f32") && strcmp(o->s, "bf16") && strcmp(o->s, "f16")))
+			eval_error(ev, sp, "build(): output_dtype must be \"f32\", \"bf16\" or \"f16\"");
+		ev->build_output_dtype = o->s;
+	}
 	for (int i = 0; i < nkw; i++)
-		if (strcmp(kwn[i], "sch") != 0 && strcmp(kwn[i], "precision") != 0)
+		if (strcmp(kwn[i], "sch") != 0 && strcmp(kwn[i], "precision") != 0 &&
+		    strcmp(kwn[i], "output_dtype") != 0)
 			eval_error(ev, sp, "build() got an unexpected keyword argument '%s'", kwn[i]);
 	ptrvec_push(ev->arena, &ev->builds, s->mod);
 	return val_none(ev);

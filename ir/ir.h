@@ -514,6 +514,7 @@ struct Eval {
 	PtrVec schedules;      /* roots passed to create_schedule */
 	PtrVec builds;         /* Module* roots passed to build() */
 	const char *build_precision; /* build(sch, precision="bf16"), or NULL */
+	const char *build_output_dtype; /* build(sch, output_dtype="bf16"), or NULL */
 	PtrVec ties;           /* pairs of const char*: param, tied_to */
 	/* --verify support: called after each primitive */
 	void (*after_primitive)(Eval *ev, const char *prim, Span sp, void *user);

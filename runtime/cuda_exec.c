@@ -1042,6 +1042,9 @@ static SlapoStatus size_memory(RtGpuSession *gs, const DLTensor *const *inputs,
 	uint64_t ws_off = at;
 	at = align_up(at + ws, DEV_ALIGN);
 	if (at > gs->mem_size) {
+		/* exactly what this run needs the first time; when it grows,
+		 * some room for the next larger shapes */
+		uint64_t want = gs->mem_size ? align_up(at + at / 8, 1u << 20) : align_up(at, 1u << 20);
 		drop_graphs(gs);
 		if (gs->mem) {
 			gs->cu->cuStreamSynchronize(gs->stream);
@@ -1049,7 +1052,6 @@ static SlapoStatus size_memory(RtGpuSession *gs, const DLTensor *const *inputs,
 			gs->mem = 0;
 			gs->mem_size = 0;
 		}
-		uint64_t want = align_up(at + at / 8, 1u << 20); /* some room to grow */
 		if ((r = gs->cu->cuMemAlloc(&gs->mem, want)) == CUDA_SUCCESS) {
 			gs->mem_size = want;
 		} else if ((r = gs->cu->cuMemAlloc(&gs->mem, at)) == CUDA_SUCCESS) {

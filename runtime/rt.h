@@ -506,6 +506,10 @@ char *rt_fmt(char *buf, size_t size, const char *fmt, ...) RT_PRINTF(3, 4);
 int rt_dtype_eq(DLDataType a, DLDataType b);
 /* f16, bf16, f32 or f64 (one lane). */
 int rt_dtype_is_float(DLDataType t);
+/* What the CPU code reads or writes for a tensor declared as t: f32 for a
+ * 16-bit float (an output declared in the GPU code's 16-bit type: the
+ * runtime converts), else t. */
+DLDataType rt_cpu_dtype(DLDataType t);
 /* Bytes per element, or 0 for sub-byte / vector / unknown types. */
 size_t rt_dtype_size(DLDataType t);
 /* "f32", "bf16", "i64", "bool", ... ("?" forms for odd types). */

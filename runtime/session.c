@@ -220,16 +220,18 @@ SlapoStatus rt_check_outputs(const SlapoModel *m, const int64_t *sym,
 	return SLAPO_OK;
 }
 
-/* Points *ptr at t's data, or at a compact aligned copy when t is strided
- * or misaligned (copy_in: fill the copy from t). */
-static SlapoStatus stage(Stage *sg, const DLTensor *t, const char *name, int copy_in,
-                         const void **ptr)
+/* Points *ptr at t's data, or at a compact aligned copy of type `code`
+ * (what the CPU code reads or writes) when t is strided or misaligned or
+ * of another type (copy_in: fill the copy from t). */
+static SlapoStatus stage(Stage *sg, const DLTensor *t, DLDataType code, const char *name,
+                         int copy_in, const void **ptr)
 {
-	size_t esz = rt_dtype_size(t->dtype);
+	size_t esz = rt_dtype_size(code);
 	void *p = rt_tensor_ptr(t);
 	int64_t n = rt_numel(t->ndim, t->shape);
 	size_t bytes;
-	if (n == 0 || (rt_tensor_compact(t) && (uintptr_t)p % esz == 0)) {
+	if (n == 0 || (rt_dtype_eq(code, t->dtype) && rt_tensor_compact(t) &&
+	               (uintptr_t)p % esz == 0)) {
 		*ptr = p;
 		return SLAPO_OK;
 	}
@@ -247,8 +249,7 @@ static SlapoStatus stage(Stage *sg, const DLTensor *t, const char *name, int cop
 		sg->cap = bytes;
 	}
 	if (copy_in)
-		rt_copy_nd(t->dtype, sg->buf, NULL, t->dtype, p, t->strides, t->ndim,
-		           t->shape);
+		rt_copy_nd(code, sg->buf, NULL, t->dtype, p, t->strides, t->ndim, t->shape);
 	*ptr = sg->buf;
 	return SLAPO_OK;
 }
@@ -301,8 +302,8 @@ static SlapoStatus prepare(SlapoSession *s, const DLTensor *const *inputs,
 	if ((st = check_outputs(s, outputs, n_outputs)) != SLAPO_OK)
 		return st;
 	for (i = 0; i < n_inputs; i++) {
-		if ((st = stage(&s->in_stage[i], inputs[i], d->inputs[i].name, 1,
-		                &s->in_ptrs[i])) != SLAPO_OK)
+		if ((st = stage(&s->in_stage[i], inputs[i], inputs[i]->dtype,
+		                d->inputs[i].name, 1, &s->in_ptrs[i])) != SLAPO_OK)
 			return st;
 		if ((st = check_values(&d->inputs[i], s->in_ptrs[i],
 		                       rt_numel(inputs[i]->ndim, inputs[i]->shape))) !=
@@ -310,8 +311,9 @@ static SlapoStatus prepare(SlapoSession *s, const DLTensor *const *inputs,
 			return st;
 	}
 	for (i = 0; i < n_outputs; i++)
-		if ((st = stage(&s->out_stage[i], outputs[i], d->outputs[i].name, 0,
-		                (const void **)&s->out_ptrs[i])) != SLAPO_OK)
+		if ((st = stage(&s->out_stage[i], outputs[i], rt_cpu_dtype(d->outputs[i].dtype),
+		                d->outputs[i].name, 0, (const void **)&s->out_ptrs[i])) !=
+		    SLAPO_OK)
 			return st;
 	ws = d->workspace_size(s->sym);
 	if (ws == UINT64_MAX || ws > SIZE_MAX)
@@ -367,8 +369,9 @@ static SlapoStatus run(SlapoSession *s, const DLTensor *const *inputs, int32_t n
 	for (j = 0; j < n_outputs; j++) { /* scatter staged outputs */
 		const DLTensor *t = outputs[j];
 		if (s->out_ptrs[j] != rt_tensor_ptr(t))
-			rt_copy_nd(t->dtype, rt_tensor_ptr(t), t->strides, t->dtype,
-			           s->out_ptrs[j], NULL, t->ndim, t->shape);
+			rt_copy_nd(t->dtype, rt_tensor_ptr(t), t->strides,
+			           rt_cpu_dtype(d->outputs[j].dtype), s->out_ptrs[j], NULL,
+			           t->ndim, t->shape);
 	}
 	if (ex.prof)
 		rt_prof_end_run(s->prof);

@@ -141,6 +141,11 @@ uint16_t rt_f32_to_bf16(float f)
 
 /* ---- element conversions --------------------------------------------- */
 
+DLDataType rt_cpu_dtype(DLDataType t)
+{
+	return rt_dtype_is_float(t) && t.bits == 16 ? RT_F32 : t;
+}
+
 int rt_dtype_is_float(DLDataType t)
 {
 	if (t.lanes != 1)

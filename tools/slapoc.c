@@ -80,6 +80,10 @@ static void usage(FILE *out)
 	      "                      gelu(x + bias) after it as one cuBLASLt call, GELU in\n"
 	      "                      its tanh form, within 4.8e-4 of erf) or exact (erf\n"
 	      "                      GELU in a kernel of its own)\n"
+	      "  --output-dtype=T    f32 (default) or the 16-bit type of --precision bf16 or\n"
+	      "                      fp16 (bf16, f16): the model's float outputs in that\n"
+	      "                      type, written so by the GPU code (the CPU code's are\n"
+	      "                      converted)\n"
 	      "  --ptx=FILE          also write the GPU code's PTX to FILE\n"
 	      "  --dump-after=lower  print the kernel graph and its memory plan\n"
 	      "  --dump-after=gpu    print the GPU program (at --precision) and its memory\n"
@@ -147,6 +151,7 @@ typedef struct Options {
 	bool unfused_attention; /* --gpu-attention=unfused */
 	bool cpu_unfused_attention; /* --cpu-attention=unfused */
 	bool exact_gelu;            /* --gpu-gelu=exact */
+	const char *output_dtype;   /* --output-dtype=f32|bf16|f16 */
 } Options;
 
 /* -o / --dump-after=lower: lower and compile the model the script built. */
@@ -179,6 +184,16 @@ static int compile_model(Eval *ev, const Options *o)
 		return 1;
 	}
 	co.precision = prec;
+	const char *od = o->output_dtype ? o->output_dtype : ev->build_output_dtype;
+	if (od) {
+		IrDType t = strcmp(od, "bf16") == 0 ? IR_BF16 : strcmp(od, "f16") == 0 ? IR_F16 : IR_F32;
+		if (t == IR_F32 && strcmp(od, "f32") != 0) {
+			diag_plain(ev->diag, DIAG_ERROR,
+			           "--output-dtype expects f32, bf16 or f16, not '%s'", od);
+			return 1;
+		}
+		co.output_dtype = t;
+	}
 	const char *e = o->emit ? o->emit : "so";
 	co.emit = strcmp(e, "obj") == 0 ? CG_EMIT_OBJ
 	          : strcmp(e, "asm") == 0 ? CG_EMIT_ASM
@@ -328,6 +343,10 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			o.exact_gelu = strcmp(a + 11, "exact") == 0;
+		} else if (strncmp(a, "--output-dtype=", 15) == 0) {
+			o.output_dtype = a + 15;
+		} else if (strcmp(a, "--output-dtype") == 0 && i + 1 < argc) {
+			o.output_dtype = argv[++i];
 		} else if (strncmp(a, "--gpu-emu=", 10) == 0) {
 			o.gpu_emu = a + 10;
 		} else if (strcmp(a, "--dump-after=lower") == 0) {

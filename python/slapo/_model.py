@@ -526,13 +526,15 @@ def _output_kind(output, values):
 
 
 def _allocate(kind, shape, dtype, fill):
-    """A new host tensor of that kind; fill 0/1, or None for uninitialised."""
+    """A new host tensor of that kind; fill 0/1, or None for uninitialised.
+    numpy has no bfloat16: such a tensor is an Array (numpy.asarray views
+    its two-byte elements, tolist() and DLPack consumers read them)."""
     if kind == "torch":
         import torch
 
         make = torch.empty if fill is None else torch.zeros if fill == 0 else torch.ones
         return make(shape, dtype=getattr(torch, dtype))
-    if kind == "numpy":
+    if kind == "numpy" and dtype != "bfloat16":
         import numpy
 
         make = numpy.empty if fill is None else numpy.zeros if fill == 0 else numpy.ones

@@ -3,7 +3,7 @@
 # a small BERT through the whole CUDA path on tests/gpu/fake_cuda.c (no GPU
 # needed), fp32 and bf16, against the reference interpreter: slapo-run with
 # device tensors and with host tensors, CUDA graphs captured and replayed
-# (--bench). Batch and sequence length default to 2 and 7. The fused
+# (--bench); bf16 logits (--output-dtype=bf16). Batch and sequence length default to 2 and 7. The fused
 # attention kernel is inline PTX, which the emulator does not run: unfused.
 set -uo pipefail
 slapoc=$1 run=$2 fix=$3 fake=$4 src=$5 batch=${6:-2} seq=${7:-7}
@@ -18,6 +18,20 @@ report() {
 	else
 		echo "FAIL $1"
 		sed 's/^/    /' "$dir/out"
+		fails=$((fails + 1))
+	fi
+}
+# refused NAME STATUS MESSAGE ARGS...: slapoc ARGS exits with STATUS,
+# printing exactly MESSAGE
+refused() {
+	local name=$1 want_rc=$2 want=$3
+	shift 3
+	"$slapoc" "$src" "$@" -o "$dir/x.so" >"$dir/out" 2>&1
+	local rc=$?
+	if [ $rc = "$want_rc" ] && [ "$(cat "$dir/out")" = "$want" ]; then
+		echo "ok   $name refused"
+	else
+		echo "FAIL $name: exit $rc, printed: $(cat "$dir/out")"
 		fails=$((fails + 1))
 	fi
 }
@@ -36,6 +50,22 @@ for p in fp32 bf16; do
 		report "$p $io" $?
 	done
 done
+# --output-dtype=bf16: the logits in bf16, written so by the GPU code
+# (device and host tensors) and converted from the CPU code's f32 (the
+# same library on the CPU); the output file holds BF16
+"$slapoc" "$src" --gpu=on --precision=bf16 --gpu-attention=unfused --output-dtype=bf16 \
+	-o "$dir/o16.so" --gpu-emu="$dir/o16.emu.so" || exit 1
+for dev in "cuda:0 --io device" "cuda:0 --io host" cpu; do
+	# shellcheck disable=SC2086
+	SLAPO_EMU_KERNELS="$dir/o16.emu.so" "$run" "$dir/o16.so" --device $dev \
+		--weights "$dir/w.st" --inputs "$dir/in.st" --compare "$dir/ref.st" \
+		--norm-tol 2e-2 --outputs "$dir/o16.st" --bench 2 -q >"$dir/out" 2>&1 &&
+		head -c 200 "$dir/o16.st" | grep -q '"logits":{"dtype":"BF16"'
+	report "bf16 outputs on $dev" $?
+done
+refused "--output-dtype=bf16 at fp32" 1 \
+	"slapoc: error: outputs in bf16 need the GPU code in that precision (--precision=bf16)" \
+	--precision=fp32 --output-dtype=bf16
 # bf16: each GEMM before a bias + GeLU takes it as its cuBLASLt epilogue
 # (one step, named for both), and where cuBLASLt has no algorithm for that
 # epilogue the fallback (cuBLAS, then our bias and GeLU kernels) computes
@@ -58,14 +88,7 @@ if [ "$gelus" != 0 ]; then
 			--norm-tol 2e-2 --profile >"$dir/out" 2>&1 &&
 		grep -q '^FusedBiasGeLU_0 ' "$dir/out" && ! grep -q '+FusedBiasGeLU' "$dir/out"
 	report "bf16 --gpu-gelu=exact" $?
-	"$slapoc" "$src" --gpu-gelu=fast -o "$dir/x.so" >"$dir/out" 2>&1
-	rc=$?
-	want="slapoc: error: --gpu-gelu expects epilogue or exact"
-	if [ $rc = 2 ] && [ "$(cat "$dir/out")" = "$want" ]; then
-		echo "ok   --gpu-gelu=fast refused"
-	else
-		echo "FAIL --gpu-gelu=fast: exit $rc, printed: $(cat "$dir/out")"
-		fails=$((fails + 1))
-	fi
+	refused "--gpu-gelu=fast" 2 "slapoc: error: --gpu-gelu expects epilogue or exact" \
+		--gpu-gelu=fast
 fi
 exit $((fails > 0))

@@ -14,9 +14,9 @@
 #   OUT/zoo/F/          each zoo fixture F of tests/zoo/fixtures (HF weights,
 #                       inputs and outputs) and its models compiled for CUDA
 #   OUT/zoo16/F/        the base models (F = *Model) at bf16 and fp16
-#   OUT/bench/          bert-large libraries for bench/gpu_bert.py (bf16, tf32,
-#                       fp32; bf16 also with --gpu-attention=unfused)
-#   OUT/run_gpu_tests.sh, OUT/gpu_bert.py
+#   OUT/bench/          bert-large libraries for bench/gpu_bert.py (bf16 with
+#                       bf16 logits, tf32, fp32; bf16 also with f32 logits)
+#   OUT/run_gpu_tests.sh, OUT/gpu_bert.py, OUT/gpu_memory.py
 # Environment: SLAPO_PKG_NO_BENCH=1 leaves bench/ out.
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -35,7 +35,7 @@ rm -rf "$out"
 mkdir -p "$out/bin" "$out/ops" "$out/bert" "$out/zoo" "$out/zoo16" "$out/bench"
 cp "$run" "$build/tests/gpu/run_cases" "$out/bin/"
 strip "$out/bin/"* 2>/dev/null || true
-cp "$src/tests/gpu/run_gpu_tests.sh" "$src/bench/gpu_bert.py" "$out/"
+cp "$src/tests/gpu/run_gpu_tests.sh" "$src/bench/gpu_bert.py" "$src/bench/gpu_memory.py" "$out/"
 cp -r "$src/python" "$out/python" # bench/gpu_bert.py --memory loads the library in-process
 
 for p in fp32 tf32 bf16 fp16; do
@@ -80,6 +80,8 @@ for p in fp32 bf16 fp16; do
 	"$slapoc" "$attn" --gpu=on --precision="$p" -o "$out/bert/attn.$p.so"
 done
 "$slapoc" "$attn" --gpu=on --precision=fp16 --gpu-attention=unfused -o "$out/bert/attn.fp16-unfused.so"
+"$slapoc" "$attn" --gpu=on --precision=bf16 --output-dtype=bf16 -o "$out/bert/attn.bf16-out16.so"
+"$slapoc" "$attn" --gpu=on --precision=fp16 --output-dtype=f16 -o "$out/bert/attn.fp16-out16.so"
 # a bool attention mask through the fused kernel, against the library's
 # own CPU path
 for p in bf16 fp16; do
@@ -126,17 +128,15 @@ for fixture, files in CASES: print(fixture, *files)' "$src/tests/zoo" |
 
 if [ "${SLAPO_PKG_NO_BENCH:-0}" != 1 ]; then
 	say "bert-large"
-	for p in bf16 tf32 fp32; do
+	# bf16 with bf16 logits (as PyTorch's bf16 model gives)
+	"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision=bf16 --output-dtype=bf16 \
+		-o "$out/bench/bert-large.bf16.so"
+	for p in tf32 fp32; do
 		"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision="$p" -o "$out/bench/bert-large.$p.so"
 	done
-	# the same without the fused attention kernel, and with the erf GELU
-	# in a kernel of its own, for comparison
+	# the same with f32 logits, for comparison
 	"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision=bf16 \
-		--gpu-attention=unfused -o "$out/bench/bert-large.bf16-unfused.so"
-	"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision=bf16 \
-		--gpu-gelu=exact -o "$out/bench/bert-large.bf16-exact-gelu.so"
-	"$slapoc" "$src/examples/bert-large-flash.slapo" --gpu=on --precision=bf16 \
-		-o "$out/bench/bert-large-flash.bf16.so"
+		-o "$out/bench/bert-large.bf16-f32out.so"
 fi
 strip --strip-unneeded "$out"/ops/*/*.so "$out"/bert/*.so "$out"/zoo/*/*.so "$out"/zoo16/*/*.so "$out"/bench/*.so 2>/dev/null || true
 du -sh "$out" >&2

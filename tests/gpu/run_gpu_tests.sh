@@ -99,14 +99,15 @@ done
 # 2b. the fused attention kernel (bf16, fp16; fp32 runs unfused) in a small
 #     BERT with head size 32, against the interpreter; its LM head's rows
 #     (1001 f32) are not 16-byte aligned, and SLAPO_GEMM_SPLIT_ROWS=1 makes
-#     the runtime split it by rows at every size (gemm_split)
+#     the runtime split it by rows at every size (gemm_split); -out16: the
+#     logits in the 16-bit type (--output-dtype), rows of 1001 bf16 / f16
 export SLAPO_GEMM_SPLIT_ROWS=1
 for k in 0 1 2 3 4; do
 	w=(--weights "$pkg/bert/attn.w.$k.st" --inputs "$pkg/bert/attn.in.$k.st"
 		--compare "$pkg/bert/attn.ref.$k.st")
 	check "attention BERT fp32 shape $k" "$bin/slapo-run" "$pkg/bert/attn.fp32.so" \
 		--device cuda:0 "${w[@]}" --rtol 1e-4 --atol 1e-4 -q
-	for p in bf16 fp16 fp16-unfused bf16-flash fp16-flash; do
+	for p in bf16 fp16 fp16-unfused bf16-flash fp16-flash bf16-out16 fp16-out16; do
 		check "attention BERT $p shape $k" "$bin/slapo-run" "$pkg/bert/attn.$p.so" \
 			--device cuda:0 "${w[@]}" --norm-tol 2e-2 --bench 2 -q
 	done

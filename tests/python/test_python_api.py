@@ -187,7 +187,22 @@ def test_compiled(tmp, cc):
         np.asarray(m.param("bert.embeddings.word_embeddings.weight")),
         read_st(weights)["bert.embeddings.word_embeddings.weight"]))
     test_profile(m, x, out, cc, src, tmp)
+    test_bf16_outputs(tmp, cc, src, weights, x, out)
     return m, {k: v for k, v in x.items()}
+
+
+def test_bf16_outputs(tmp, cc, src, weights, x, want):
+    """A library compiled with --output-dtype=bf16 declares and returns
+    bf16 logits (the CPU code's f32 rounded): numpy sees two-byte voids,
+    tolist() the values, within bf16 rounding of the f32 library's."""
+    so = os.path.join(tmp, "bert16.so")
+    run([cc, src, "--precision=bf16", "--output-dtype=bf16", "-o", so])
+    m = slapo.load(so, weights=weights)
+    check("bf16.spec", m.outputs[0].dtype == "bfloat16", m.outputs)
+    got = m(**x).logits
+    check("bf16.dtype", got.dtype == "bfloat16" and np.asarray(got).dtype == np.dtype("V2"),
+          got.dtype)
+    close("bf16.values", np.array(got.tolist(), dtype=np.float32), want, 2 ** -8)
 
 
 def test_profile(m, x, base, cc, src, tmp):
