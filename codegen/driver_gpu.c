@@ -39,13 +39,14 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	LLVMTypeRef ex[13] = {p,   L->t_i64p, p, p, p, p, i64,
 	                      i32, i32,       p, p, p, LLVMArrayType(p, 3)};
 	T->exec = LLVMStructTypeInContext(c, ex, 13, 0);
-	LLVMTypeRef gm[26];
+	LLVMTypeRef gm[27];
 	for (int i = 0; i < 16; i++)
 		gm[i] = i64;
 	gm[16] = gm[17] = dbl;
 	gm[18] = gm[19] = gm[20] = gm[21] = p;
 	gm[22] = gm[23] = gm[24] = gm[25] = i64;
-	T->gemm = LLVMStructTypeInContext(c, gm, 26, 0);
+	gm[26] = p;
+	T->gemm = LLVMStructTypeInContext(c, gm, 27, 0);
 	LLVMTypeRef ds[16] = {i32, i32, p, p, i32, i32, p, p, p, p, i64, p, p, i32, p, p};
 	T->desc = LLVMStructTypeInContext(c, ds, 16, 0);
 	LLVMTypeRef dl[3] = {L->t_i8, L->t_i8, LLVMInt16TypeInContext(c)};
@@ -76,7 +77,8 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	        offsetof(RtGemm, a),         offsetof(RtGemm, b),
 	        offsetof(RtGemm, c),         offsetof(RtGemm, bias),
 	        offsetof(RtGemm, batch2),    offsetof(RtGemm, stride2_a),
-	        offsetof(RtGemm, stride2_b), offsetof(RtGemm, stride2_c)};
+	        offsetof(RtGemm, stride2_b), offsetof(RtGemm, stride2_c),
+	        offsetof(RtGemm, r)};
 	static const size_t o_ds[] = {
 	        offsetof(RtGpuDesc, version),      offsetof(RtGpuDesc, precision),
 	        offsetof(RtGpuDesc, ptx),          offsetof(RtGpuDesc, target),
@@ -90,7 +92,7 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	                              offsetof(DLDataType, bits),
 	                              offsetof(DLDataType, lanes)};
 	return cg_llvm_check_layout(L, T->exec, o_ex, 13, sizeof(RtExec), "RtExec") &&
-	       cg_llvm_check_layout(L, T->gemm, o_gm, 26, sizeof(RtGemm), "RtGemm") &&
+	       cg_llvm_check_layout(L, T->gemm, o_gm, 27, sizeof(RtGemm), "RtGemm") &&
 	       cg_llvm_check_layout(L, T->desc, o_ds, 16, sizeof(RtGpuDesc), "RtGpuDesc") &&
 	       cg_llvm_check_layout(L, T->dl, o_dl, 3, sizeof(DLDataType), "DLDataType");
 }
@@ -314,7 +316,7 @@ static LLVMValueRef gep_bytes(Fwd *w, LLVMValueRef p, LLVMValueRef elems, int es
  * bias at bias (or NULL). The last batch dim is the call's batch, the one
  * before it its outer batch (batch2); any before those are loops here. */
 static void gemm_call(Fwd *w, const CgGpuStep *gs, LLVMValueRef n, LLVMValueRef b,
-                      LLVMValueRef c, LLVMValueRef bias)
+                      LLVMValueRef c, LLVMValueRef bias, LLVMValueRef res)
 {
 	CgLlvm *L = w->L;
 	CgFn *f = &w->f;
@@ -380,7 +382,7 @@ static void gemm_call(Fwd *w, const CgGpuStep *gs, LLVMValueRef n, LLVMValueRef 
 	                        : RT_EPI_BIAS));
 	LLVMTypeRef dt = LLVMDoubleTypeInContext(L->ctx);
 	gset(w, 16, LLVMConstReal(dt, st->alpha));
-	gset(w, 17, LLVMConstReal(dt, bias ? 0.0 : st->beta));
+	gset(w, 17, LLVMConstReal(dt, res ? 1.0 : bias ? 0.0 : st->beta));
 	gset(w, 18, gep_bytes(w, a, offa, ea));
 	gset(w, 19, gep_bytes(w, b, offb, eb));
 	gset(w, 20, gep_bytes(w, c, offc, ec));
@@ -397,6 +399,7 @@ static void gemm_call(Fwd *w, const CgGpuStep *gs, LLVMValueRef n, LLVMValueRef 
 		gset(w, 24, i64c(L, 0));
 		gset(w, 25, i64c(L, 0));
 	}
+	gset(w, 26, res ? gep_bytes(w, res, offc, ec) : LLVMConstNull(L->t_i8p));
 	LLVMValueRef args[2] = {w->ex, LLVMBuildBitCast(B, w->gemm, L->t_i8p, "")};
 	cg_llvm_call(L, w->rt_gemm, args, 2);
 	for (int i = nloop - 1; i >= 0; i--) {
@@ -416,8 +419,9 @@ static void emit_gemm(Fwd *w, const CgGpuStep *gs)
 	LLVMValueRef c = view_addr(w, &st->views[0], -1);
 	if (st->ngroup < 2) {
 		LLVMValueRef bias = gs->bias ? view_addr(w, &gs->bias_view[0], -1) : NULL;
+		LLVMValueRef res = gs->res ? view_addr(w, &gs->res_view, -1) : NULL;
 		gemm_call(w, gs, cg_dim(f, st->n), view_addr(w, &st->views[2], gs->b_buf),
-		          c, bias);
+		          c, bias, res);
 		return;
 	}
 	/* a group: one call when the weights (and biases) lie side by side */
@@ -452,13 +456,13 @@ static void emit_gemm(Fwd *w, const CgGpuStep *gs)
 	        LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_done");
 	LLVMBuildCondBr(B, adj, one, each);
 	LLVMPositionBuilderAtEnd(B, one);
-	gemm_call(w, gs, cg_dim(f, st->n), b0, c, bias0);
+	gemm_call(w, gs, cg_dim(f, st->n), b0, c, bias0, NULL);
 	LLVMBuildBr(B, done);
 	LLVMPositionBuilderAtEnd(B, each);
 	for (int i = 0; i < st->ngroup; i++)
 		gemm_call(w, gs, cg_dim(f, st->gn[i]), view_addr(w, &st->gb[i], -1),
 		          gep_bytes(w, c, cg_dim(f, st->gc[i]), ec),
-		          gs->bias ? view_addr(w, &gs->bias_view[i], -1) : NULL);
+		          gs->bias ? view_addr(w, &gs->bias_view[i], -1) : NULL, NULL);
 	LLVMBuildBr(B, done);
 	LLVMPositionBuilderAtEnd(B, done);
 }

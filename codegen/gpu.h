@@ -52,6 +52,10 @@ typedef struct CgGpuStep {
 	bool gelu;        /* GEMM: with the bias, GELU (tanh form) too: the
 	                   * MAP after it is its epilogue (RT_EPI_GELU_BIAS) */
 	CgView bias_view[CG_MAX_GROUP]; /* per member (ngroup, or 1) */
+	bool res;         /* GEMM: with the bias, a residual added as cuBLASLt's
+	                   * C input (res_view, laid out as C): the row kernel
+	                   * after it reads the sum alone */
+	CgView res_view;
 } CgGpuStep;
 
 enum {
@@ -86,17 +90,22 @@ typedef struct CgGpu {
 	const char *target; /* "sm_80" */
 } CgGpu;
 
-/* What cg_gpu_plan may fuse, at bf16/fp16 only:
- *   CG_FUSE_ATTENTION  attention's GEMM, softmax and GEMM as one
- *                      CG_ATTENTION step (tensor cores, inline PTX: not
- *                      for gpu_emu.c)
- *   CG_FUSE_GELU       a GEMM and the gelu(C + bias) after it as one
- *                      cuBLASLt call with its bias + GELU epilogue, which
- *                      computes GELU's tanh form (a gelu_tanh is fused
- *                      without it) */
+/* What cg_gpu_plan may fuse:
+ *   CG_FUSE_ATTENTION  (bf16/fp16) attention's GEMM, softmax and GEMM as
+ *                      one CG_ATTENTION step (tensor cores, inline PTX:
+ *                      not for gpu_emu.c)
+ *   CG_FUSE_GELU       (bf16/fp16) a GEMM and the gelu(C + bias) after it
+ *                      as one cuBLASLt call with its bias + GELU epilogue,
+ *                      which computes GELU's tanh form (a gelu_tanh is
+ *                      fused without it)
+ *   CG_FUSE_RESIDUAL   (any precision) a GEMM whose output only feeds a
+ *                      layer_norm of (C + bias) + R: the GEMM adds the bias
+ *                      (epilogue) and R (as its C input, beta 1), the
+ *                      layer_norm reads the sum alone */
 enum {
 	CG_FUSE_ATTENTION = 1,
-	CG_FUSE_GELU = 2
+	CG_FUSE_GELU = 2,
+	CG_FUSE_RESIDUAL = 4
 };
 
 /* gpu_plan.c: types, epilogues, conversions, slots, parameter layout;

@@ -278,6 +278,97 @@ static CgStep *fuse_gelu(const CgGpu *g, const CgProgram *p, int s, bool erf,
 	return st;
 }
 
+/* The view of step st's expression leaf x, or -1. */
+static int leaf_view(const CgStep *st, const IrNode *x)
+{
+	for (int i = 0; i < st->expr.nleaf; i++)
+		if (st->expr.leaf[i] == x)
+			return st->expr.leaf_view[i];
+	return -1;
+}
+
+/* The views of the leaves summed by x, a tree of two-operand adds (and
+ * dropouts, the identity at inference), after the n in v already; -1 when
+ * x has another op or more than 3 leaves. */
+static int add_terms(const CgStep *st, const IrNode *x, int *v, int n)
+{
+	if (x->op == OP_DROPOUT && x->nin == 1)
+		return add_terms(st, x->in[0], v, n);
+	if (x->op == OP_ADD && x->nin == 2) {
+		for (int i = 0; i < 2 && n >= 0; i++)
+			n = add_terms(st, x->in[i], v, n);
+		return n;
+	}
+	int k = leaf_view(st, x);
+	if (k < 0 || n < 0 || n >= 3)
+		return -1;
+	v[n] = k;
+	return n + 1;
+}
+
+/* GEMM s and the layer_norm after it as a GEMM with a bias epilogue and
+ * a residual, or NULL: the layer_norm's input is C + bias + R (any order),
+ * C the GEMM's output, which nothing else reads, the bias a parameter
+ * along C's columns, R another buffer laid out as C (compact m x n), all
+ * three of one type. Returns a copy of the GEMM (*bias and *res its
+ * views) and in *ln the layer_norm reading C alone. */
+static CgStep *fuse_residual(const CgGpu *g, const CgProgram *p, int s, CgView *bias,
+                             CgView *res, CgStep **ln)
+{
+	if (s + 1 >= p->steps.len)
+		return NULL;
+	const CgStep *gm = p->steps.items[s], *m = p->steps.items[s + 1];
+	int v[3], cv = -1, bv = -1, rv = -1;
+	if (gm->kind != CG_GEMM || m->kind != CG_LAYER_NORM || gm->ngroup > 1 ||
+	    gm->nbatch != 0 || gm->alpha != 1.0 || gm->beta != 0.0 || m->expr.nconst != 0 ||
+	    m->ndim != 2 || add_terms(m, m->expr.root, v, 0) != 3)
+		return NULL;
+	for (int i = 0; i < 3; i++) {
+		const CgView *x = &m->views[v[i]];
+		if (x->buf < 0)
+			return NULL;
+		const CgBuf *xb = p->bufs.items[x->buf];
+		if (x->buf == gm->views[0].buf && cv < 0)
+			cv = v[i];
+		else if (xb->kind == CG_BUF_PARAM && cg_dim_is(x->stride[0], 0) && bv < 0)
+			bv = v[i];
+		else if (x->buf != gm->views[0].buf && rv < 0)
+			rv = v[i];
+	}
+	if (cv < 0 || bv < 0 || rv < 0)
+		return NULL;
+	const CgBuf *cb = p->bufs.items[gm->views[0].buf];
+	const CgView *c = &m->views[cv], *b = &m->views[bv], *r = &m->views[rv];
+	if (cb->kind != CG_BUF_TEMP || cb->last != s + 1 || !ir_dim_eq(m->dim[0], gm->m) ||
+	    !ir_dim_eq(m->dim[1], gm->n) || !ir_dim_eq(gm->ldc, gm->n) ||
+	    !cg_poly_eq(&c->off, &gm->views[0].off) || !ir_dim_eq(c->stride[0], gm->n) ||
+	    !cg_dim_is(c->stride[1], 1) || !cg_dim_is(b->stride[1], 1) ||
+	    !ir_dim_eq(r->stride[0], gm->n) || !cg_dim_is(r->stride[1], 1))
+		return NULL;
+	IrDType t = g->btype[cb->id];
+	if (g->btype[b->buf] != t || g->btype[r->buf] != t)
+		return NULL;
+	CgStep *st = ARENA_NEW(p->arena, CgStep);
+	*st = *gm;
+	*bias = *b;
+	*res = *r;
+	CgStep *l = ARENA_NEW(p->arena, CgStep);
+	*l = *m;
+	l->nview = 4;
+	l->views = ARENA_ARRAY(p->arena, CgView, 4);
+	memcpy(l->views, m->views, 3 * sizeof *m->views);
+	l->views[3] = *c;
+	l->expr.nleaf = 1;
+	l->expr.leaf = ARENA_ARRAY(p->arena, IrNode *, 1);
+	l->expr.leaf_view = ARENA_ARRAY(p->arena, int, 1);
+	for (int i = 0; i < m->expr.nleaf; i++)
+		if (m->expr.leaf_view[i] == cv)
+			l->expr.root = l->expr.leaf[0] = m->expr.leaf[i];
+	l->expr.leaf_view[0] = 3;
+	*ln = l;
+	return st;
+}
+
 /* The buffers step gs reads or writes, into out; returns how many. A
  * fused attention step keeps the softmax's view of the scores (its
  * prologue's leaf) but never reads it: the scores are in registers. */
@@ -292,13 +383,15 @@ static int step_bufs(const CgGpuStep *gs, int *out)
 		out[n++] = st->gb[k].buf;
 	for (int k = 0; gs->bias && k < (st->ngroup > 1 ? st->ngroup : 1); k++)
 		out[n++] = gs->bias_view[k].buf;
+	if (gs->res)
+		out[n++] = gs->res_view.buf;
 	out[n++] = gs->a_buf;
 	out[n++] = gs->b_buf;
 	return n;
 }
 
 enum {
-	STEP_BUFS = CG_MAX_VIEWS + 2 * CG_MAX_GROUP + 2
+	STEP_BUFS = CG_MAX_VIEWS + 2 * CG_MAX_GROUP + 3
 };
 
 /* The workspace slots of the GPU program: the lifetimes of its own steps
@@ -465,12 +558,19 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 			}
 			continue;
 		}
-		CgView gelu_bias;
+		CgView gelu_bias, res_bias, res_view;
+		CgStep *res_ln = NULL;
 		const CgStep *gelu =
 		        cand[s] ? NULL
 		                : fuse_gelu(g, p, s, fuse & CG_FUSE_GELU, &gelu_bias);
+		const CgStep *resg =
+		        cand[s] || gelu || !(fuse & CG_FUSE_RESIDUAL)
+		                ? NULL
+		                : fuse_residual(g, p, s, &res_bias, &res_view, &res_ln);
 		if (gelu)
 			st = gelu;
+		else if (resg)
+			st = resg;
 		int abuf = -1, bbuf = -1;
 		if (low != IR_F32) {
 			if (g->btype[st->views[1].buf] != low)
@@ -501,6 +601,17 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 			gs->bias_view[0] = gelu_bias;
 			s++; /* the MAP is the epilogue */
 		}
+		if (resg) {
+			gs->bias = gs->res = true;
+			gs->bias_view[0] = res_bias;
+			gs->res_view = res_view;
+			CgGpuStep *ln = &g->steps[g->nsteps++];
+			memset(ln, 0, sizeof *ln);
+			ln->st = res_ln;
+			ln->kernel = -1;
+			ln->a_buf = ln->b_buf = ln->object = -1;
+			s++; /* the layer_norm, now of the GEMM's output alone */
+		}
 	}
 	for (int s = 0; s < g->nsteps; s++)
 		if (g->steps[s].st->kind != CG_GEMM &&
@@ -523,7 +634,8 @@ void cg_gpu_print(StrBuf *b, const CgGpu *g)
 		const CgGpuStep *gs = &g->steps[s];
 		sb_printf(b, "    s%d %s %s", s, cg_kind_name(gs->st->kind), names[s]);
 		if (gs->bias)
-			sb_printf(b, " (epilogue: bias%s)", gs->gelu ? ", gelu" : "");
+			sb_printf(b, " (epilogue: bias%s%s)", gs->gelu ? ", gelu" : "",
+			          gs->res ? ", residual" : "");
 		if (gs->a_buf >= 0 || gs->b_buf >= 0)
 			sb_printf(b, " (converted:%s%s)", gs->a_buf >= 0 ? " a" : "",
 			          gs->b_buf >= 0 ? " b" : "");

@@ -1192,9 +1192,10 @@ static void emit_gelu(CgLlvm *L, const char *name, IrDType t)
 	util_end(f);
 }
 
-/* slapo_util_bias_<t>(c, bias, m, n, ldc): c[i * ldc + j] = bias[j], the
- * runtime's fallback when cuBLASLt has no bias epilogue for a GEMM; and
- * slapo_util_gelu_<t> (emit_gelu). */
+/* slapo_util_bias_<t>(c, bias, r, m, n, ldc): c[i * ldc + j] = bias[j]
+ * (+ r[i * ldc + j] when r is not null), the runtime's fallback when
+ * cuBLASLt has no bias epilogue for a GEMM (which then adds its product
+ * with beta = 1); and slapo_util_gelu_<t> (emit_gelu). */
 void cg_gpu_emit_utils(CgLlvm *L)
 {
 	emit_ptrs(L);
@@ -1208,23 +1209,30 @@ void cg_gpu_emit_utils(CgLlvm *L)
 	          {"slapo_util_bias_bf16", IR_BF16},
 	          {"slapo_util_bias_f16", IR_F16}};
 	for (int k = 0; k < 3; k++) {
-		LLVMTypeRef pt[5] = {L->t_i8p, L->t_i8p, L->t_i64, L->t_i64, L->t_i64};
+		LLVMTypeRef pt[6] = {L->t_i8p, L->t_i8p, L->t_i8p, L->t_i64, L->t_i64, L->t_i64};
 		CgFn fs, *f = &fs;
-		LLVMValueRef fn = util_fn(L, f, u[k].name, pt, 5);
-		LLVMValueRef c = LLVMGetParam(fn, 0), bias = LLVMGetParam(fn, 1);
-		LLVMValueRef m = LLVMGetParam(fn, 2), n = LLVMGetParam(fn, 3),
-		             ldc = LLVMGetParam(fn, 4);
+		LLVMValueRef fn = util_fn(L, f, u[k].name, pt, 6);
+		LLVMValueRef c = LLVMGetParam(fn, 0), bias = LLVMGetParam(fn, 1),
+		             r = LLVMGetParam(fn, 2);
+		LLVMValueRef m = LLVMGetParam(fn, 3), n = LLVMGetParam(fn, 4),
+		             ldc = LLVMGetParam(fn, 5);
 		LLVMValueRef gstride, e0 = global_id(f, &gstride);
 		CgGkLoop lp;
 		LLVMValueRef e = cg_gk_loop_begin(f, &lp, e0, LLVMBuildMul(B, m, n, ""));
 		LLVMValueRef i = LLVMBuildUDiv(B, e, n, "");
 		LLVMValueRef j = LLVMBuildSub(B, e, LLVMBuildMul(B, i, n, ""), "");
 		LLVMTypeRef et = elem_type(L, u[k].t);
-		LLVMValueRef x = LLVMBuildLoad2(B, et, elem_ptr(f, u[k].t, bias, j), "");
-		LLVMBuildStore(
-		        B, x,
-		        elem_ptr(f, u[k].t, c,
-		                 LLVMBuildAdd(B, LLVMBuildMul(B, i, ldc, ""), j, "")));
+		LLVMValueRef ij = LLVMBuildAdd(B, LLVMBuildMul(B, i, ldc, ""), j, "");
+		CgVal x = widen(f, u[k].t,
+		                LLVMBuildLoad2(B, et, elem_ptr(f, u[k].t, bias, j), ""), 1);
+		/* r's element, or (r null) bias's again, not added */
+		LLVMValueRef none = LLVMBuildIsNull(B, r, "");
+		LLVMValueRef rp = LLVMBuildSelect(B, none, elem_ptr(f, u[k].t, bias, j),
+		                                  elem_ptr(f, u[k].t, r, ij), "");
+		CgVal y = widen(f, u[k].t, LLVMBuildLoad2(B, et, rp, ""), 1);
+		LLVMValueRef sum = LLVMBuildFAdd(B, x.v, y.v, "");
+		CgVal z = {LLVMBuildSelect(B, none, x.v, sum, ""), IR_F32};
+		LLVMBuildStore(B, narrow(f, u[k].t, z, 1), elem_ptr(f, u[k].t, c, ij));
 		cg_gk_loop_end(f, &lp, e, gstride);
 		util_end(f);
 	}

@@ -705,7 +705,9 @@ static int gemm_lt(RtExec *ex, RtGpuSession *gs, const RtGemm *q, int64_t lda,
 	}
 	uint32_t al_a = alignment(q->b, q->stride_b, type_size(q->b_type), q->batch);
 	uint32_t al_b = alignment(q->a, q->stride_a, type_size(q->a_type), q->batch);
-	uint32_t al_c = alignment(q->c, q->stride_c, type_size(q->c_type), q->batch);
+	const void *cin = q->r ? q->r : q->c; /* C's input; D is q->c */
+	uint32_t al_c = alignment(cin, q->stride_c, type_size(q->c_type), q->batch);
+	uint32_t al_d = alignment(q->c, q->stride_c, type_size(q->c_type), q->batch);
 	if (cu->cublasLtMatmulPreferenceSetAttribute(
 	            pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsz, sizeof wsz) ||
 	    cu->cublasLtMatmulPreferenceSetAttribute(
@@ -718,14 +720,14 @@ static int gemm_lt(RtExec *ex, RtGpuSession *gs, const RtGemm *q, int64_t lda,
 	            pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c,
 	            sizeof al_c) ||
 	    cu->cublasLtMatmulPreferenceSetAttribute(
-	            pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c))
+	            pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof al_d))
 		goto out;
 	if (cu->cublasLtMatmulAlgoGetHeuristic(gs->lt, desc, la, lb, lc, lc, pref, 1, &h,
 	                                       &n_found) != CUBLAS_STATUS_SUCCESS ||
 	    n_found < 1 || h.state != CUBLAS_STATUS_SUCCESS || h.workspaceSize > BLAS_WS)
 		goto out;
 	cublasStatus_t b = cu->cublasLtMatmul(
-	        gs->lt, desc, &alpha, q->b, la, q->a, lb, &beta, q->c, lc, q->c, lc,
+	        gs->lt, desc, &alpha, q->b, la, q->a, lb, &beta, cin, lc, q->c, lc,
 	        &h.algo, (void *)(uintptr_t)gs->blas_ws, BLAS_WS, gs->stream);
 	if (b != CUBLAS_STATUS_SUCCESS) {
 		gs->last_err = b;
@@ -834,6 +836,8 @@ void rt_gpu_gemm(RtExec *ex, const RtGemm *q)
 		o.a = (const char *)q->a + j * q->stride2_a * type_size(q->a_type);
 		o.b = (const char *)q->b + j * q->stride2_b * type_size(q->b_type);
 		o.c = (char *)q->c + j * q->stride2_c * type_size(q->c_type);
+		if (q->r)
+			o.r = (const char *)q->r + j * q->stride2_c * type_size(q->c_type);
 		gemm_one(ex, &o);
 	}
 }
@@ -867,6 +871,7 @@ static int gemm_split(RtExec *ex, RtGpuSession *gs, const RtGemm *q, int64_t lda
 		o.a = (const char *)q->a + i * lda * ea;
 		o.lda = g * lda;
 		o.ldc = g * ldc;
+		/* R is laid out as C: the same rows and columns of it */
 		int64_t c0[3] = {0, s, s + n8}, c1[3] = {s, s + n8, q->n};
 		for (int p = 0; p < 3 && !rt_failed(ex); p++) {
 			if (c1[p] <= c0[p])
@@ -875,6 +880,8 @@ static int gemm_split(RtExec *ex, RtGpuSession *gs, const RtGemm *q, int64_t lda
 			r.n = c1[p] - c0[p];
 			r.b = (const char *)q->b + c0[p] * ldb * eb;
 			r.c = (char *)q->c + (i * ldc + c0[p]) * es;
+			if (q->r)
+				r.r = (const char *)q->r + (i * ldc + c0[p]) * es;
 			r.bias = q->bias ? (const char *)q->bias + c0[p] * es : NULL;
 			if (p == 1 && r.bias && (uintptr_t)r.bias % 16 != 0) {
 				/* the epilogue wants its bias aligned too: a copy in the
@@ -894,8 +901,9 @@ static int gemm_split(RtExec *ex, RtGpuSession *gs, const RtGemm *q, int64_t lda
 }
 
 /* A utility kernel over each batch's m x n matrix C (row stride ldc):
- * slapo_util_bias_* (c, bias, m, n, ldc) when bias is given, else
- * slapo_util_gelu_* (c, m, n, ldc). 0 after a failure. */
+ * slapo_util_bias_* (c, bias, r, m, n, ldc) when bias is given (r: the
+ * GEMM's residual R at the same place, or 0), else slapo_util_gelu_* (c,
+ * m, n, ldc). 0 after a failure. */
 static int util_rows(RtExec *ex, RtGpuSession *gs, CUfunction f, const char *name,
                      const RtGemm *q, int64_t ldc, const void *bias)
 {
@@ -904,13 +912,15 @@ static int util_rows(RtExec *ex, RtGpuSession *gs, CUfunction f, const char *nam
 		return 0;
 	}
 	for (int64_t i = 0; i < q->batch; i++) {
-		uint64_t args[5];
-		void *params[6];
+		uint64_t args[6];
+		void *params[7];
 		int n = 0;
-		args[n++] = (uint64_t)(uintptr_t)q->c +
-		            (uint64_t)(i * q->stride_c * type_size(q->c_type));
-		if (bias)
+		uint64_t at = (uint64_t)(i * q->stride_c * type_size(q->c_type));
+		args[n++] = (uint64_t)(uintptr_t)q->c + at;
+		if (bias) {
 			args[n++] = (uint64_t)(uintptr_t)bias;
+			args[n++] = q->r ? (uint64_t)(uintptr_t)q->r + at : 0;
+		}
 		args[n++] = (uint64_t)q->m;
 		args[n++] = (uint64_t)q->n;
 		args[n++] = (uint64_t)ldc;
@@ -955,8 +965,8 @@ static void gemm_one(RtExec *ex, const RtGemm *q)
 			return;
 		}
 	}
-	/* cuBLAS: bias pre-filled into C by our kernel, then beta = 1 (and
-	 * GELU by our kernel after it) */
+	/* cuBLAS: bias (plus the residual R) pre-filled into C by our kernel,
+	 * then beta = 1 (and GELU by our kernel after it) */
 	float alpha = (float)q->alpha, beta = (float)q->beta;
 	if (q->epilogue != RT_EPI_NONE) {
 		if (!util_rows(ex, gs, gs->bias_fn[q->c_type], "slapo_util_bias", q, ldc,

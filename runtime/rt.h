@@ -409,8 +409,9 @@ enum {
 };
 
 /* One row-major, strided-batched matrix product on the session's stream:
- * for i < batch, C_i = alpha op(A_i) op(B_i) + beta C_i (+ bias[col]),
- * X_i = x + i * stride_x elements. Every field is 8 bytes, so generated
+ * for i < batch, C_i = alpha op(A_i) op(B_i) + beta R_i (+ bias[col]),
+ * X_i = x + i * stride_x elements, R = r (a residual laid out as C, with
+ * C's strides) when given, else C itself. Every field is 8 bytes, so generated
  * code fills it as an array; layout checked below. */
 typedef struct RtGemm {
 	int64_t ta, tb;      /* op(X) = X^T when nonzero (as rt_sgemm) */
@@ -428,12 +429,13 @@ typedef struct RtGemm {
 	 * for j < batch2 (attention's batch over heads and sequences, whose
 	 * strides do not collapse into one); 1 = none */
 	int64_t batch2, stride2_a, stride2_b, stride2_c;
+	const void *r; /* C's input when not C (beta then 1), or NULL */
 } RtGemm;
 
 #if defined(__LP64__) || defined(_LP64)
 _Static_assert(offsetof(RtGemm, alpha) == 128 && offsetof(RtGemm, a) == 144 &&
                        offsetof(RtGemm, bias) == 168 && offsetof(RtGemm, batch2) == 176 &&
-                       sizeof(RtGemm) == 208,
+                       offsetof(RtGemm, r) == 208 && sizeof(RtGemm) == 216,
                "RtGemm");
 #endif
 

@@ -65,8 +65,9 @@ static void usage(FILE *out)
 	      "                      machine, with all its features)\n"
 	      "  --gpu=WHEN          CUDA code in the library too: auto (default: when this\n"
 	      "                      LLVM has NVPTX; the library runs on CPU and GPU), on, off\n"
-	      "  --no-gpu            the same as --gpu=off\n"
-	      "  --precision=P       precision of the GPU code: fp32 (default), tf32 (GEMMs\n"
+	      "  --no-gpu            the same as --gpu=off\n",
+	      out);
+	fputs("  --precision=P       precision of the GPU code: fp32 (default), tf32 (GEMMs\n"
 	      "                      on tensor cores), bf16 or fp16 (weights and activations\n"
 	      "                      in 16 bits, f32 arithmetic); the CPU code stays fp32\n"
 	      "  --gpu-attention=HOW fused (default: with bf16/fp16, attention's two matrix\n"
@@ -80,6 +81,11 @@ static void usage(FILE *out)
 	      "                      gelu(x + bias) after it as one cuBLASLt call, GELU in\n"
 	      "                      its tanh form, within 4.8e-4 of erf) or exact (erf\n"
 	      "                      GELU in a kernel of its own)\n"
+	      "  --gpu-residual=HOW  epilogue (default: a matrix product whose output only\n"
+	      "                      feeds layer_norm(C + bias + residual) adds the bias and\n"
+	      "                      the residual itself, as cuBLASLt's bias epilogue and C\n"
+	      "                      input; the layer_norm reads the sum) or layernorm (the\n"
+	      "                      layer_norm kernel adds them)\n"
 	      "  --output-dtype=T    f32 (default) or the 16-bit type of --precision bf16 or\n"
 	      "                      fp16 (bf16, f16): the model's float outputs in that\n"
 	      "                      type, written so by the GPU code (the CPU code's are\n"
@@ -151,6 +157,7 @@ typedef struct Options {
 	bool unfused_attention; /* --gpu-attention=unfused */
 	bool cpu_unfused_attention; /* --cpu-attention=unfused */
 	bool exact_gelu;            /* --gpu-gelu=exact */
+	bool no_residual_epilogue;  /* --gpu-residual=layernorm */
 	const char *output_dtype;   /* --output-dtype=f32|bf16|f16 */
 } Options;
 
@@ -174,7 +181,8 @@ static int compile_model(Eval *ev, const Options *o)
 	                .emu_out = o->gpu_emu,
 	                .unfused_attention = o->unfused_attention,
 	                .cpu_unfused_attention = o->cpu_unfused_attention,
-	                .exact_gelu = o->exact_gelu};
+	                .exact_gelu = o->exact_gelu,
+	                .no_residual_epilogue = o->no_residual_epilogue};
 	CgPrecision prec = CG_PREC_FP32;
 	/* the command line wins over build(sch, precision=...) */
 	const char *want = o->precision ? o->precision : ev->build_precision;
@@ -258,6 +266,20 @@ static int run(const Options *o, Arena *arena)
 	return diag.nerrors ? 1 : 0;
 }
 
+/* --NAME=VALUE with VALUE first (the default) or second: sets *second;
+ * false (after saying so) for another value. */
+static bool two_way(const char *arg, const char *name, const char *first,
+                    const char *second_name, bool *second)
+{
+	const char *v = arg + 3 + strlen(name);
+	if (strcmp(v, first) && strcmp(v, second_name)) {
+		fprintf(stderr, "slapoc: error: --%s expects %s or %s\n", name, first, second_name);
+		return false;
+	}
+	*second = strcmp(v, second_name) == 0;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	Arena arena = {0};
@@ -324,25 +346,18 @@ int main(int argc, char **argv)
 			o.gpu = 1;
 		} else if (strncmp(a, "--ptx=", 6) == 0) {
 			o.ptx = a + 6;
-		} else if (strncmp(a, "--gpu-attention=", 16) == 0 ||
-		           strncmp(a, "--cpu-attention=", 16) == 0) {
-			const char *h = a + 16;
-			if (strcmp(h, "fused") && strcmp(h, "unfused")) {
-				fprintf(stderr, "slapoc: error: --%.13s expects fused or unfused\n",
-				        a + 2);
+		} else if (strncmp(a, "--gpu-attention=", 16) == 0) {
+			if (!two_way(a, "gpu-attention", "fused", "unfused", &o.unfused_attention))
 				return 2;
-			}
-			if (a[2] == 'g')
-				o.unfused_attention = strcmp(h, "unfused") == 0;
-			else
-				o.cpu_unfused_attention = strcmp(h, "unfused") == 0;
+		} else if (strncmp(a, "--cpu-attention=", 16) == 0) {
+			if (!two_way(a, "cpu-attention", "fused", "unfused", &o.cpu_unfused_attention))
+				return 2;
 		} else if (strncmp(a, "--gpu-gelu=", 11) == 0) {
-			if (strcmp(a + 11, "epilogue") && strcmp(a + 11, "exact")) {
-				fprintf(stderr,
-				        "slapoc: error: --gpu-gelu expects epilogue or exact\n");
+			if (!two_way(a, "gpu-gelu", "epilogue", "exact", &o.exact_gelu))
 				return 2;
-			}
-			o.exact_gelu = strcmp(a + 11, "exact") == 0;
+		} else if (strncmp(a, "--gpu-residual=", 15) == 0) {
+			if (!two_way(a, "gpu-residual", "epilogue", "layernorm", &o.no_residual_epilogue))
+				return 2;
 		} else if (strncmp(a, "--output-dtype=", 15) == 0) {
 			o.output_dtype = a + 15;
 		} else if (strcmp(a, "--output-dtype") == 0 && i + 1 < argc) {

@@ -15,7 +15,8 @@
 #                       inputs and outputs) and its models compiled for CUDA
 #   OUT/zoo16/F/        the base models (F = *Model) at bf16 and fp16
 #   OUT/bench/          bert-large libraries for bench/gpu_bert.py (bf16 with
-#                       bf16 logits, tf32, fp32; bf16 also with f32 logits)
+#                       bf16 logits, tf32, fp32; bf16 also with f32 logits
+#                       and with --gpu-residual=layernorm)
 #   OUT/run_gpu_tests.sh, OUT/gpu_bert.py, OUT/gpu_memory.py
 # Environment: SLAPO_PKG_NO_BENCH=1 leaves bench/ out.
 set -euo pipefail
@@ -134,9 +135,12 @@ if [ "${SLAPO_PKG_NO_BENCH:-0}" != 1 ]; then
 	for p in tf32 fp32; do
 		"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision="$p" -o "$out/bench/bert-large.$p.so"
 	done
-	# the same with f32 logits, for comparison
+	# the same with f32 logits, and with bias and residual added by the
+	# LayerNorm kernels, for comparison
 	"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision=bf16 \
 		-o "$out/bench/bert-large.bf16-f32out.so"
+	"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision=bf16 --output-dtype=bf16 \
+		--gpu-residual=layernorm -o "$out/bench/bert-large.bf16-ln.so"
 fi
 strip --strip-unneeded "$out"/ops/*/*.so "$out"/bert/*.so "$out"/zoo/*/*.so "$out"/zoo16/*/*.so "$out"/bench/*.so 2>/dev/null || true
 du -sh "$out" >&2

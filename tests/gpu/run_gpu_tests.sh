@@ -111,6 +111,10 @@ for k in 0 1 2 3 4; do
 		check "attention BERT $p shape $k" "$bin/slapo-run" "$pkg/bert/attn.$p.so" \
 			--device cuda:0 "${w[@]}" --norm-tol 2e-2 --bench 2 -q
 	done
+	# cuBLAS without cuBLASLt: the residual of the GEMMs before each
+	# LayerNorm added by our bias kernel
+	SLAPO_GEMM_NO_LT=1 check "attention BERT bf16 shape $k, cuBLAS" "$bin/slapo-run" \
+		"$pkg/bert/attn.bf16.so" --device cuda:0 "${w[@]}" --norm-tol 2e-2 -q
 	for p in bf16 fp16; do
 		SLAPO_ATT_SMALL_GRID=0 check "attention BERT $p shape $k, 128-query blocks" \
 			"$bin/slapo-run" "$pkg/bert/attn.$p.so" --device cuda:0 "${w[@]}" \
