@@ -61,7 +61,7 @@ bool cg_compile(const CgModel *m, const CgOptions *o)
 	/* the host stand-in of the kernels cannot run tensor-core PTX */
 	unsigned fuse = (!o->emu_out && !o->unfused_attention ? CG_FUSE_ATTENTION : 0) |
 	                (o->exact_gelu ? 0 : CG_FUSE_GELU) |
-	                (o->no_residual_epilogue ? 0 : CG_FUSE_RESIDUAL);
+	                (o->residual_epilogue ? CG_FUSE_RESIDUAL : 0);
 	CgGpu gpu;
 	if (o->dump_gpu) {
 		if (!cg_gpu_plan(&gpu, &p, (CgPrecision)o->precision, fuse))

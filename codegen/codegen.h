@@ -47,8 +47,8 @@ typedef struct CgOptions {
 	bool cpu_unfused_attention; /* CPU: likewise (no rt_attention) */
 	bool exact_gelu;            /* GPU: no GEMM epilogue for an erf GELU
 	                             * (its tanh form) */
-	bool no_residual_epilogue;  /* GPU: a layer_norm's bias and residual
-	                             * stay in it (not in the GEMM before) */
+	bool residual_epilogue;     /* GPU: a layer_norm's bias and residual
+	                             * added by the GEMM before it */
 	int output_dtype;     /* IrDType of float outputs: IR_F32 (0, the
 	                       * default) or precision's 16-bit type; the CPU
 	                       * code writes f32 and the runtime converts */

@@ -69,27 +69,36 @@ refused "--output-dtype=bf16 at fp32" 1 \
 # bf16: each GEMM before a bias + GeLU takes it as its cuBLASLt epilogue
 # (one step, named for both), and where cuBLASLt has no algorithm for that
 # epilogue the fallback (cuBLAS, then our bias and GeLU kernels) computes
-# the same; likewise the GEMMs before a bias + residual + LayerNorm, which
-# add both (bias epilogue, the residual as C: 4 refuses the bias epilogue,
-# so our bias kernel adds the residual too)
+# the same
 gelus=$(grep -c FusedBiasGeLU "$src")
-for no in none 36 4; do
+for no in none 36; do
 	FAKE_LT_NO_EPILOGUE=$no SLAPO_EMU_KERNELS="$dir/bert.bf16.emu.so" "$run" \
 		"$dir/bert.bf16.so" --device cuda:0 --weights "$dir/w.st" --inputs "$dir/in.st" \
 		--compare "$dir/ref.st" --norm-tol 2e-2 --profile >"$dir/out" 2>&1 &&
 		{ [ "$gelus" = 0 ] || grep -q '^linear[_0-9]*+FusedBiasGeLU' "$dir/out"; }
 	report "bf16 GeLU epilogue (no algorithm for: $no)" $?
 done
-# --gpu-residual=layernorm leaves bias and residual to the LayerNorm
-# kernel (no residual epilogue in the GPU program), with the same result
-"$slapoc" "$src" --gpu=on --precision=bf16 --gpu-attention=unfused --gpu-residual=layernorm \
-	-o "$dir/ln.so" --gpu-emu="$dir/ln.emu.so" >"$dir/out" 2>&1 &&
-	SLAPO_EMU_KERNELS="$dir/ln.emu.so" "$run" "$dir/ln.so" --device cuda:0 \
-		--weights "$dir/w.st" --inputs "$dir/in.st" --compare "$dir/ref.st" \
-		--norm-tol 2e-2 -q >"$dir/out" 2>&1 &&
-	! "$slapoc" "$src" --precision=bf16 --gpu-residual=layernorm --dump-after=gpu | grep -q residual
-report "bf16 --gpu-residual=layernorm" $?
-refused "--gpu-residual=gemm" 2 "slapoc: error: --gpu-residual expects epilogue or layernorm" \
+# --gpu-residual=epilogue: the GEMMs before a bias + residual + LayerNorm
+# add both (the bias epilogue, the residual as cuBLASLt's C input; where
+# cuBLASLt has no algorithm for the bias epilogue, 4, our bias kernel adds
+# the residual too), fp32 and bf16, with the same result; the default
+# leaves them to the LayerNorm
+if grep -q FusedBiasResidualLayerNorm "$src"; then
+	for p in fp32 bf16; do
+		"$slapoc" "$src" --gpu=on --precision=$p --gpu-attention=unfused \
+			--gpu-residual=epilogue -o "$dir/res.so" --gpu-emu="$dir/res.emu.so" || exit 1
+		for no in none 4; do
+			FAKE_LT_NO_EPILOGUE=$no SLAPO_EMU_KERNELS="$dir/res.emu.so" "$run" \
+				"$dir/res.so" --device cuda:0 --weights "$dir/w.st" --inputs "$dir/in.st" \
+				--compare "$dir/ref.st" --norm-tol 2e-2 -q >"$dir/out" 2>&1 &&
+				"$slapoc" "$src" --precision=$p --gpu-residual=epilogue --dump-after=gpu |
+				grep -q 'epilogue: bias, residual' &&
+				! "$slapoc" "$src" --precision=$p --dump-after=gpu | grep -q residual
+			report "$p --gpu-residual=epilogue (no algorithm for: $no)" $?
+		done
+	done
+fi
+refused "--gpu-residual=gemm" 2 "slapoc: error: --gpu-residual expects layernorm or epilogue" \
 	--gpu-residual=gemm
 # --gpu-gelu=exact keeps the GeLU a kernel of its own (its own profile
 # row), with the same result; a bad value is refused

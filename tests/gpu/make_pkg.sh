@@ -16,7 +16,7 @@
 #   OUT/zoo16/F/        the base models (F = *Model) at bf16 and fp16
 #   OUT/bench/          bert-large libraries for bench/gpu_bert.py (bf16 with
 #                       bf16 logits, tf32, fp32; bf16 also with f32 logits
-#                       and with --gpu-residual=layernorm)
+#                       and with --gpu-residual=epilogue)
 #   OUT/run_gpu_tests.sh, OUT/gpu_bert.py, OUT/gpu_memory.py
 # Environment: SLAPO_PKG_NO_BENCH=1 leaves bench/ out.
 set -euo pipefail
@@ -82,6 +82,7 @@ for p in fp32 bf16 fp16; do
 done
 "$slapoc" "$attn" --gpu=on --precision=fp16 --gpu-attention=unfused -o "$out/bert/attn.fp16-unfused.so"
 "$slapoc" "$attn" --gpu=on --precision=bf16 --output-dtype=bf16 -o "$out/bert/attn.bf16-out16.so"
+"$slapoc" "$attn" --gpu=on --precision=bf16 --gpu-residual=epilogue -o "$out/bert/attn.bf16-res.so"
 "$slapoc" "$attn" --gpu=on --precision=fp16 --output-dtype=f16 -o "$out/bert/attn.fp16-out16.so"
 # a bool attention mask through the fused kernel, against the library's
 # own CPU path
@@ -136,11 +137,11 @@ if [ "${SLAPO_PKG_NO_BENCH:-0}" != 1 ]; then
 		"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision="$p" -o "$out/bench/bert-large.$p.so"
 	done
 	# the same with f32 logits, and with bias and residual added by the
-	# LayerNorm kernels, for comparison
+	# GEMMs before the LayerNorms, for comparison
 	"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision=bf16 \
 		-o "$out/bench/bert-large.bf16-f32out.so"
 	"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision=bf16 --output-dtype=bf16 \
-		--gpu-residual=layernorm -o "$out/bench/bert-large.bf16-ln.so"
+		--gpu-residual=epilogue -o "$out/bench/bert-large.bf16-res.so"
 fi
 strip --strip-unneeded "$out"/ops/*/*.so "$out"/bert/*.so "$out"/zoo/*/*.so "$out"/zoo16/*/*.so "$out"/bench/*.so 2>/dev/null || true
 du -sh "$out" >&2

@@ -107,14 +107,14 @@ for k in 0 1 2 3 4; do
 		--compare "$pkg/bert/attn.ref.$k.st")
 	check "attention BERT fp32 shape $k" "$bin/slapo-run" "$pkg/bert/attn.fp32.so" \
 		--device cuda:0 "${w[@]}" --rtol 1e-4 --atol 1e-4 -q
-	for p in bf16 fp16 fp16-unfused bf16-flash fp16-flash bf16-out16 fp16-out16; do
+	for p in bf16 fp16 fp16-unfused bf16-flash fp16-flash bf16-out16 fp16-out16 bf16-res; do
 		check "attention BERT $p shape $k" "$bin/slapo-run" "$pkg/bert/attn.$p.so" \
 			--device cuda:0 "${w[@]}" --norm-tol 2e-2 --bench 2 -q
 	done
-	# cuBLAS without cuBLASLt: the residual of the GEMMs before each
-	# LayerNorm added by our bias kernel
-	SLAPO_GEMM_NO_LT=1 check "attention BERT bf16 shape $k, cuBLAS" "$bin/slapo-run" \
-		"$pkg/bert/attn.bf16.so" --device cuda:0 "${w[@]}" --norm-tol 2e-2 -q
+	# --gpu-residual=epilogue on cuBLAS without cuBLASLt: the residual of
+	# the GEMMs before each LayerNorm added by our bias kernel
+	SLAPO_GEMM_NO_LT=1 check "attention BERT bf16-res shape $k, cuBLAS" "$bin/slapo-run" \
+		"$pkg/bert/attn.bf16-res.so" --device cuda:0 "${w[@]}" --norm-tol 2e-2 -q
 	for p in bf16 fp16; do
 		SLAPO_ATT_SMALL_GRID=0 check "attention BERT $p shape $k, 128-query blocks" \
 			"$bin/slapo-run" "$pkg/bert/attn.$p.so" --device cuda:0 "${w[@]}" \
