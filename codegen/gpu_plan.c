@@ -214,30 +214,44 @@ static CgStep *fuse_attention(const CgGpu *g, const CgProgram *p, int s, IrDType
 	return at;
 }
 
+/* The view of step st's expression leaf x, or -1. */
+static int leaf_view(const CgStep *st, const IrNode *x)
+{
+	for (int i = 0; i < st->expr.nleaf; i++)
+		if (st->expr.leaf[i] == x)
+			return st->expr.leaf_view[i];
+	return -1;
+}
+
 /* GEMM s and the MAP after it as one cuBLASLt call with its bias + GELU
  * epilogue, or NULL: the MAP computes gelu(C + bias) (erf, or its tanh
  * form) of the GEMM's output C, which nothing else reads, with a bias
  * along C's columns, into a compact m x n matrix; all three of one 16-bit
- * type. The epilogue computes GELU's tanh form (rt.h RT_EPI_GELU_BIAS),
+ * type. With `folded` (the bias the GEMM already takes from its bias
+ * MAPs) the MAP is gelu(C), perhaps over the m * n elements flat. The epilogue computes GELU's tanh form (rt.h RT_EPI_GELU_BIAS),
  * within 4.8e-4 of the erf form everywhere: only where `erf` allows it
  * for an erf GELU. Returns a copy of the GEMM writing the MAP's output;
  * the bias's view in *bias. */
 static CgStep *fuse_gelu(const CgGpu *g, const CgProgram *p, int s, bool erf,
-                         CgView *bias)
+                         const CgView *folded, CgView *bias)
 {
 	if (s + 1 >= p->steps.len)
 		return NULL;
 	const CgStep *gm = p->steps.items[s], *m = p->steps.items[s + 1];
 	if (gm->kind != CG_GEMM || m->kind != CG_MAP || gm->ngroup > 1 ||
-	    gm->nbatch != 0 || gm->alpha != 1.0 || gm->beta != 0.0 ||
-	    m->expr.nleaf != 2 || m->expr.nconst != 0 || m->ndim != 2)
+	    gm->nbatch != 0 || gm->alpha != 1.0 || gm->beta != (folded ? 1.0 : 0.0) ||
+	    m->expr.nleaf != (folded ? 1 : 2) || m->expr.nconst != 0 ||
+	    (m->ndim != 2 && !(folded && m->ndim == 1)))
 		return NULL;
 	const IrNode *r = m->expr.root;
-	if (!(r->op == OP_GELU_TANH || (r->op == OP_GELU && erf)) || r->nin != 1 ||
-	    r->in[0]->op != OP_ADD || r->in[0]->nin != 2)
+	if (!(r->op == OP_GELU_TANH || (r->op == OP_GELU && erf)) || r->nin != 1)
 		return NULL;
 	int cv = -1, bv = -1;
-	for (int i = 0; i < 2; i++) {
+	if (folded) /* gelu(C), the bias already C's */
+		cv = leaf_view(m, r->in[0]);
+	else if (r->in[0]->op != OP_ADD || r->in[0]->nin != 2)
+		return NULL;
+	for (int i = 0; !folded && i < 2; i++) {
 		const IrNode *x = r->in[0]->in[i];
 		int v = x == m->expr.leaf[0]   ? m->expr.leaf_view[0]
 		        : x == m->expr.leaf[1] ? m->expr.leaf_view[1]
@@ -249,19 +263,23 @@ static CgStep *fuse_gelu(const CgGpu *g, const CgProgram *p, int s, bool erf,
 		else
 			bv = v;
 	}
-	if (cv < 0 || bv < 0)
+	if (cv < 0 || (bv < 0 && !folded) || m->views[cv].buf != gm->views[0].buf)
 		return NULL;
 	const CgBuf *cb = p->bufs.items[gm->views[0].buf];
-	const CgView *c = &m->views[cv], *b = &m->views[bv], *o = &m->views[0];
+	const CgView *c = &m->views[cv], *b = folded ? folded : &m->views[bv], *o = &m->views[0];
 	if (cb->kind != CG_BUF_TEMP || cb->last != s + 1 || b->buf < 0 ||
 	    ((const CgBuf *)p->bufs.items[b->buf])->kind != CG_BUF_PARAM)
 		return NULL;
-	/* C read as the GEMM wrote it, the bias along its columns, O compact */
-	if (!ir_dim_eq(m->dim[0], gm->m) || !ir_dim_eq(m->dim[1], gm->n) ||
-	    !ir_dim_eq(gm->ldc, gm->n) || !cg_poly_eq(&c->off, &gm->views[0].off) ||
-	    !ir_dim_eq(c->stride[0], gm->n) || !cg_dim_is(c->stride[1], 1) ||
+	/* C read as the GEMM wrote it, the bias along its columns, O compact
+	 * (a gelu(C) may run over the m * n elements as one dim) */
+	bool rows = m->ndim == 2;
+	if (!ir_dim_eq(gm->ldc, gm->n) || !cg_poly_eq(&c->off, &gm->views[0].off) ||
 	    !cg_dim_is(b->stride[0], 0) || !cg_dim_is(b->stride[1], 1) ||
-	    !ir_dim_eq(o->stride[0], gm->n) || !cg_dim_is(o->stride[1], 1))
+	    !cg_dim_is(c->stride[m->ndim - 1], 1) || !cg_dim_is(o->stride[m->ndim - 1], 1))
+		return NULL;
+	if (rows ? !ir_dim_eq(m->dim[0], gm->m) || !ir_dim_eq(m->dim[1], gm->n) ||
+	                   !ir_dim_eq(c->stride[0], gm->n) || !ir_dim_eq(o->stride[0], gm->n)
+	         : !ir_dim_eq(m->dim[0], ir_dim_mul(gm->m, gm->n)))
 		return NULL;
 	IrDType t = g->btype[cb->id];
 	if ((t != IR_BF16 && t != IR_F16) || g->btype[o->buf] != t ||
@@ -276,15 +294,6 @@ static CgStep *fuse_gelu(const CgGpu *g, const CgProgram *p, int s, bool erf,
 	st->members = arena_printf(p->arena, "%s+%s", cg_step_node(gm), cg_step_node(m));
 	*bias = *b;
 	return st;
-}
-
-/* The view of step st's expression leaf x, or -1. */
-static int leaf_view(const CgStep *st, const IrNode *x)
-{
-	for (int i = 0; i < st->expr.nleaf; i++)
-		if (st->expr.leaf[i] == x)
-			return st->expr.leaf_view[i];
-	return -1;
 }
 
 /* The views of the leaves summed by x, a tree of two-operand adds (and
@@ -560,9 +569,8 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 		}
 		CgView gelu_bias, res_bias, res_view;
 		CgStep *res_ln = NULL;
-		const CgStep *gelu =
-		        cand[s] ? NULL
-		                : fuse_gelu(g, p, s, fuse & CG_FUSE_GELU, &gelu_bias);
+		const CgStep *gelu = fuse_gelu(g, p, s, fuse & CG_FUSE_GELU,
+		                               cand[s] ? bias[s * CG_MAX_GROUP] : NULL, &gelu_bias);
 		const CgStep *resg =
 		        cand[s] || gelu || !(fuse & CG_FUSE_RESIDUAL)
 		                ? NULL

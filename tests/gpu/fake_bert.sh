@@ -67,15 +67,17 @@ refused "--output-dtype=bf16 at fp32" 1 \
 	"slapoc: error: outputs in bf16 need the GPU code in that precision (--precision=bf16)" \
 	--precision=fp32 --output-dtype=bf16
 # bf16: each GEMM before a bias + GeLU takes it as its cuBLASLt epilogue
-# (one step, named for both), and where cuBLASLt has no algorithm for that
-# epilogue the fallback (cuBLAS, then our bias and GeLU kernels) computes
-# the same
+# (one step, named for both; the LM head's transform too, whose bias the
+# GEMM already adds: linear_N+gelu), and where cuBLASLt has no algorithm
+# for that epilogue the fallback (cuBLAS, then our bias and GeLU kernels)
+# computes the same
 gelus=$(grep -c FusedBiasGeLU "$src")
 for no in none 36; do
 	FAKE_LT_NO_EPILOGUE=$no SLAPO_EMU_KERNELS="$dir/bert.bf16.emu.so" "$run" \
 		"$dir/bert.bf16.so" --device cuda:0 --weights "$dir/w.st" --inputs "$dir/in.st" \
 		--compare "$dir/ref.st" --norm-tol 2e-2 --profile >"$dir/out" 2>&1 &&
-		{ [ "$gelus" = 0 ] || grep -q '^linear[_0-9]*+FusedBiasGeLU' "$dir/out"; }
+		{ [ "$gelus" = 0 ] || grep -q '^linear[_0-9]*+FusedBiasGeLU' "$dir/out"; } &&
+		grep -q '^linear[_0-9]*+gelu ' "$dir/out"
 	report "bf16 GeLU epilogue (no algorithm for: $no)" $?
 done
 # --gpu-residual=epilogue: the GEMMs before a bias + residual + LayerNorm
