@@ -241,9 +241,11 @@ class Model:
                 are filled in.
         out     optional output tensors to write into (a sequence or dict)
         stream  the caller's CUDA stream, passed to GPU producers' __dlpack__
-                (the ABI takes no stream yet: CPU only in this version)
+                (the session runs on its own stream and has finished when
+                run returns)
         output  'auto' (torch tensors if an input is one, else numpy arrays,
-                else slapo.Array), 'numpy', 'torch' or 'array'
+                else slapo.Array), 'numpy', 'torch' or 'array'; torch
+                tensors are made on the model's device
         """
         if isinstance(inputs, dict):
             given = self._bind((), inputs)
@@ -328,7 +330,8 @@ class Model:
         (a symbol none gives means a malformed input: the library says which)."""
         values = self._symbol_values(tensors)
         shape = [values.get(k, 1) if k >= 0 else d for d, k in zip(spec.shape, spec.symbols)]
-        return _allocate(kind, shape, spec.dtype, 1 if spec.default == "ones" else 0)
+        return _allocate(kind, shape, spec.dtype, 1 if spec.default == "ones" else 0,
+                         dl.device_str(self.device))
 
     def _outputs(self, in_ptrs, out, kind, stream, borrowed):
         """Allocates (or takes from `out`) the outputs, borrows them (added
@@ -342,7 +345,8 @@ class Model:
                                                        j, shape))
             given = out[j] if out is not None and j < len(out) else None
             value = given if given is not None else _allocate(
-                kind, list(shape[:len(spec.shape)]), spec.dtype, None)
+                kind, list(shape[:len(spec.shape)]), spec.dtype, None,
+                dl.device_str(self.device))
             b = dl.borrow(value, stream, "output '%s'" % spec.name, spec.name)
             borrowed.append(b)
             if b.read_only:
@@ -525,15 +529,17 @@ def _output_kind(output, values):
     return "numpy"
 
 
-def _allocate(kind, shape, dtype, fill):
-    """A new host tensor of that kind; fill 0/1, or None for uninitialised.
-    numpy has no bfloat16: such a tensor is an Array (numpy.asarray views
-    its two-byte elements, tolist() and DLPack consumers read them)."""
+def _allocate(kind, shape, dtype, fill, device="cpu"):
+    """A new tensor of that kind; fill 0/1, or None for uninitialised. Torch
+    tensors go on `device` (the model's: a CUDA model's outputs stay on its
+    GPU, written there without a copy through the host), the others on the
+    host. numpy has no bfloat16: such a tensor is an Array (numpy.asarray
+    views its two-byte elements, tolist() and DLPack consumers read them)."""
     if kind == "torch":
         import torch
 
         make = torch.empty if fill is None else torch.zeros if fill == 0 else torch.ones
-        return make(shape, dtype=getattr(torch, dtype))
+        return make(shape, dtype=getattr(torch, dtype), device=device)
     if kind == "numpy" and dtype != "bfloat16":
         import numpy
 

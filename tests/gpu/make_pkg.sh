@@ -17,7 +17,7 @@
 #   OUT/bench/          bert-large libraries for bench/gpu_bert.py (bf16 with
 #                       bf16 logits, tf32, fp32; bf16 also with f32 logits
 #                       and with --gpu-residual=epilogue)
-#   OUT/run_gpu_tests.sh, OUT/gpu_bert.py, OUT/gpu_memory.py
+#   OUT/run_gpu_tests.sh, OUT/py_cuda.py, OUT/gpu_bert.py, OUT/gpu_memory.py
 # Environment: SLAPO_PKG_NO_BENCH=1 leaves bench/ out.
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -36,7 +36,8 @@ rm -rf "$out"
 mkdir -p "$out/bin" "$out/ops" "$out/bert" "$out/zoo" "$out/zoo16" "$out/bench"
 cp "$run" "$build/tests/gpu/run_cases" "$out/bin/"
 strip "$out/bin/"* 2>/dev/null || true
-cp "$src/tests/gpu/run_gpu_tests.sh" "$src/bench/gpu_bert.py" "$src/bench/gpu_memory.py" "$out/"
+cp "$src/tests/gpu/run_gpu_tests.sh" "$src/tests/gpu/py_cuda.py" "$src/bench/gpu_bert.py" \
+	"$src/bench/gpu_memory.py" "$out/"
 cp -r "$src/python" "$out/python" # bench/gpu_bert.py --memory loads the library in-process
 
 for p in fp32 tf32 bf16 fp16; do

@@ -137,6 +137,14 @@ done
 
 unset SLAPO_GEMM_SPLIT_ROWS
 
+# 2c. the Python package on the GPU (needs torch and safetensors there):
+#     torch CUDA tensors in, logits out on the same GPU; numpy in and out
+if python3 -c 'import torch, safetensors, numpy' 2>/dev/null; then
+	check "python package on cuda:0" python3 "$pkg/py_cuda.py" "$pkg"
+else
+	echo "skip python package on cuda:0: no torch/safetensors/numpy for python3"
+fi
+
 # 3. bert-base: GPU vs the CPU path of the same library
 base=(--device cuda:0 --random-weights 1 --batch 2 --seq 24 --seed 3
 	--compare "$pkg/bert/base.ref.st" --bench 3 -q)
