@@ -102,29 +102,39 @@ static int add_buf(CgGpu *g, CgBuf *b, IrDType t)
 	return g->nbufs++;
 }
 
-/* A MAP converting all of buffer `src` into a new temp of type t, for
- * operand `which` ("a", "b") of GEMM `gemm`. */
-static int convert_step(CgGpu *g, int src, IrDType t, const CgStep *gemm, const char *which)
+/* A new temp of n elements of device type t, named after buffer `like`. */
+static int new_temp(CgGpu *g, IrDim n, IrDType t, int like)
 {
-	const CgProgram *p = g->prog;
-	Arena *a = p->arena;
-	const CgBuf *sb = g->bufs[src];
+	Arena *a = g->prog->arena;
+	const CgBuf *lb = g->bufs[like];
 	CgBuf *nb = ARENA_NEW(a, CgBuf);
 	nb->kind = CG_BUF_TEMP;
 	nb->index = -1; /* its place: g->plan */
 	nb->dtype = IR_F32;
-	nb->numel = sb->numel;
-	nb->name = arena_printf(a, "%s_%s", sb->name ? sb->name : "buf",
-	                        t == IR_BF16 ? "bf16" : "f16");
-	int id = add_buf(g, nb, t);
+	nb->numel = n;
+	nb->name = arena_printf(a, "%s_%s", lb->name ? lb->name : "buf",
+	                        t == IR_BF16 ? "bf16" : t == IR_F16 ? "f16" : "f32");
+	return add_buf(g, nb, t);
+}
+
+/* A MAP converting all of buffer `src` into buffer dst, or (dst < 0) into
+ * a new temp of type t, for operand `which` ("a", "b", ...) of step
+ * `owner`; returns dst. */
+static int convert_step(CgGpu *g, int dst, int src, IrDType t, const CgStep *owner,
+                        const char *which)
+{
+	const CgProgram *p = g->prog;
+	Arena *a = p->arena;
+	const CgBuf *sb = g->bufs[src];
+	int id = dst >= 0 ? dst : new_temp(g, sb->numel, t, src);
 	CgStep *st = ARENA_NEW(a, CgStep);
 	st->kind = CG_MAP;
 	st->id = -1;
-	st->name = arena_printf(a, "%s.convert_%s", gemm->members ? gemm->members : gemm->name,
-	                        which);
+	st->name = arena_printf(a, "%s.convert_%s",
+	                        owner->members ? owner->members : owner->name, which);
 	st->what = "convert";
-	st->span = gemm->span;
-	st->module = gemm->module;
+	st->span = owner->span;
+	st->module = owner->module;
 	st->ndim = 1;
 	st->dim[0] = sb->numel;
 	st->nview = 2;
@@ -184,10 +194,11 @@ static bool dim_const(IrDim d, int64_t *v)
 }
 
 /* Steps s, s + 1, s + 2 as one attention kernel on the device, or NULL:
- * an attention of cg_find_attention with Q, K, V and O 16-bit, the head
- * size a multiple of 16 up to 128, Q and O in 32-bit element pairs, K
- * and V in 16-byte chunks. */
-static CgStep *fuse_attention(const CgGpu *g, const CgProgram *p, int s, IrDType low)
+ * an attention of cg_find_attention with Q, K, V and O of type t (16-bit
+ * for the kernel; f32 at tf32, which fuse_attention_f16 converts), the
+ * head size a multiple of 16 up to 128, Q and O in 32-bit element pairs, K
+ * and V in 16-byte chunks (counted in 16-bit elements). */
+static CgStep *fuse_attention(const CgGpu *g, const CgProgram *p, int s, IrDType t)
 {
 	CgStep *at = cg_find_attention(p, s);
 	if (!at)
@@ -195,8 +206,7 @@ static CgStep *fuse_attention(const CgGpu *g, const CgProgram *p, int s, IrDType
 	const CgStep *g1 = p->steps.items[s], *g2 = p->steps.items[s + 2];
 	int q = g1->views[1].buf, k = g1->views[2].buf, v = g2->views[2].buf,
 	    o = g2->views[0].buf;
-	if (g->btype[q] != low || g->btype[k] != low || g->btype[v] != low ||
-	    g->btype[o] != low)
+	if (g->btype[q] != t || g->btype[k] != t || g->btype[v] != t || g->btype[o] != t)
 		return NULL;
 	int64_t d = 0;
 	if (!dim_const(g1->k, &d) || d % 16 != 0 || d > 128)
@@ -214,6 +224,47 @@ static CgStep *fuse_attention(const CgGpu *g, const CgProgram *p, int s, IrDType
 	return at;
 }
 
+/* At tf32, steps s, s + 1, s + 2 as the f16 attention kernel (f16 keeps
+ * TF32's 10-bit mantissa; products accumulate and the softmax runs in f32
+ * as at 16 bits), or NULL: Q, K and V read from f16 copies of their f32
+ * buffers, O written into an f16 temp converted into its f32 buffer,
+ * which the attention must fill (no other data in it). The conversion
+ * MAPs go into g's steps before the attention, *back is the MAP after it. */
+static CgStep *fuse_attention_f16(CgGpu *g, const CgProgram *p, int s, CgStep **back)
+{
+	CgStep *at = fuse_attention(g, p, s, IR_F32);
+	if (!at)
+		return NULL;
+	const CgStep *g1 = p->steps.items[s], *g2 = p->steps.items[s + 2];
+	int o = g2->views[0].buf;
+	IrDim written = ir_dim_mul(g2->m, g2->n);
+	for (int i = 0; i < g2->nbatch; i++)
+		written = ir_dim_mul(written, g2->bdim[i]);
+	if (!ir_dim_eq(written, g->bufs[o]->numel) || !cg_poly_eq(&g2->views[0].off,
+	                                                          &(CgPoly){0}))
+		return NULL;
+	at->views = memcpy(ARENA_ARRAY(p->arena, CgView, at->nview), at->views,
+	                   sizeof *at->views * (size_t)at->nview);
+	static const char *const which[3] = {"q", "k", "v"};
+	int src[3] = {g1->views[1].buf, g1->views[2].buf, g2->views[2].buf}, copy[3];
+	for (int i = 0; i < 3; i++) {
+		copy[i] = -1;
+		for (int j = 0; j < i; j++)
+			if (src[j] == src[i])
+				copy[i] = copy[j];
+		if (copy[i] < 0)
+			copy[i] = convert_step(g, -1, src[i], IR_F16, at, which[i]);
+		at->views[1 + i].buf = copy[i];
+	}
+	int oc = new_temp(g, g->bufs[o]->numel, IR_F16, o);
+	at->views[0].buf = oc;
+	int n = g->nsteps;
+	convert_step(g, o, oc, IR_F32, at, "o");
+	*back = (CgStep *)g->steps[n].st;
+	g->nsteps = n; /* the caller adds it after the attention */
+	return at;
+}
+
 /* The view of step st's expression leaf x, or -1. */
 static int leaf_view(const CgStep *st, const IrNode *x)
 {
@@ -228,9 +279,10 @@ static int leaf_view(const CgStep *st, const IrNode *x)
  * form) of the GEMM's output C, which nothing else reads, with a bias
  * along C's columns, into a compact m x n matrix; all three of one 16-bit
  * type. With `folded` (the bias the GEMM already takes from its bias
- * MAPs) the MAP is gelu(C), perhaps over the m * n elements flat. The epilogue computes GELU's tanh form (rt.h RT_EPI_GELU_BIAS),
- * within 4.8e-4 of the erf form everywhere: only where `erf` allows it
- * for an erf GELU. Returns a copy of the GEMM writing the MAP's output;
+ * MAPs) the MAP is gelu(C), perhaps over the m * n elements flat. The
+ * epilogue computes GELU's tanh form (rt.h RT_EPI_GELU_BIAS), within
+ * 4.8e-4 of the erf form everywhere: only where `erf` allows it for an
+ * erf GELU. Returns a copy of the GEMM writing the MAP's output;
  * the bias's view in *bias. */
 static CgStep *fuse_gelu(const CgGpu *g, const CgProgram *p, int s, bool erf,
                          const CgView *folded, CgView *bias)
@@ -531,11 +583,14 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 		const CgStep *st = p->steps.items[s];
 		if (skip[s])
 			continue;
-		CgStep *at = (fuse & CG_FUSE_ATTENTION) && low != IR_F32
-		                     ? fuse_attention(g, p, s, low)
-		                     : NULL;
+		CgStep *back = NULL;
+		CgStep *at = !(fuse & CG_FUSE_ATTENTION) ? NULL
+		             : low != IR_F32           ? fuse_attention(g, p, s, low)
+		             : prec == CG_PREC_TF32    ? fuse_attention_f16(g, p, s, &back)
+		                                       : NULL;
 		if (at) {
 			CgGpuStep *gs = &g->steps[g->nsteps++];
+			memset(gs, 0, sizeof *gs);
 			gs->st = at;
 			CgStep *small = ARENA_NEW(a, CgStep);
 			*small = *at;
@@ -543,6 +598,13 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 			gs->small = small;
 			gs->kernel = -1;
 			gs->a_buf = gs->b_buf = gs->object = -1;
+			if (back) {
+				gs = &g->steps[g->nsteps++];
+				memset(gs, 0, sizeof *gs);
+				gs->st = back;
+				gs->kernel = -1;
+				gs->a_buf = gs->b_buf = gs->object = -1;
+			}
 			s += 2;
 			continue;
 		}
@@ -582,9 +644,9 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 		int abuf = -1, bbuf = -1;
 		if (low != IR_F32) {
 			if (g->btype[st->views[1].buf] != low)
-				abuf = convert_step(g, st->views[1].buf, low, st, "a");
+				abuf = convert_step(g, -1, st->views[1].buf, low, st, "a");
 			if (g->btype[st->views[2].buf] != low && st->ngroup < 2)
-				bbuf = convert_step(g, st->views[2].buf, low, st, "b");
+				bbuf = convert_step(g, -1, st->views[2].buf, low, st, "b");
 			for (int k = 0; st->ngroup > 1 && k < st->ngroup; k++)
 				if (g->btype[st->gb[k].buf] != low) {
 					diag_plain(

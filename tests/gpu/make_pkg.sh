@@ -78,7 +78,7 @@ fixtures tiny "$tiny" 7 "1 1" "2 7" "3 33" "2 64"
 
 say "attention BERT (the fused attention kernel)"
 attn=$src/tests/gpu/bert_attn.slapo
-for p in fp32 bf16 fp16; do
+for p in fp32 tf32 bf16 fp16; do
 	"$slapoc" "$attn" --gpu=on --precision="$p" -o "$out/bert/attn.$p.so"
 done
 "$slapoc" "$attn" --gpu=on --precision=fp16 --gpu-attention=unfused -o "$out/bert/attn.fp16-unfused.so"
@@ -137,6 +137,8 @@ if [ "${SLAPO_PKG_NO_BENCH:-0}" != 1 ]; then
 	for p in tf32 fp32; do
 		"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision="$p" -o "$out/bench/bert-large.$p.so"
 	done
+	"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision=tf32 --gpu-attention=unfused \
+		-o "$out/bench/bert-large.tf32-unfused.so"
 	# the same with f32 logits, and with bias and residual added by the
 	# GEMMs before the LayerNorms, for comparison
 	"$slapoc" "$src/examples/bert-large.slapo" --gpu=on --precision=bf16 \

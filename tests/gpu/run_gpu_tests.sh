@@ -107,6 +107,9 @@ for k in 0 1 2 3 4; do
 		--compare "$pkg/bert/attn.ref.$k.st")
 	check "attention BERT fp32 shape $k" "$bin/slapo-run" "$pkg/bert/attn.fp32.so" \
 		--device cuda:0 "${w[@]}" --rtol 1e-4 --atol 1e-4 -q
+	# tf32: attention as the f16 kernel (f16 copies of Q, K, V)
+	check "attention BERT tf32 shape $k" "$bin/slapo-run" "$pkg/bert/attn.tf32.so" \
+		--device cuda:0 "${w[@]}" --norm-tol 5e-3 --bench 2 -q
 	for p in bf16 fp16 fp16-unfused bf16-flash fp16-flash bf16-out16 fp16-out16 bf16-res; do
 		check "attention BERT $p shape $k" "$bin/slapo-run" "$pkg/bert/attn.$p.so" \
 			--device cuda:0 "${w[@]}" --norm-tol 2e-2 --bench 2 -q
@@ -134,6 +137,10 @@ done
 for p in bf16 fp16; do
 	one_step "attention BERT $p-flash" "$pkg/bert/attn.$p-flash.so"
 done
+# at tf32 too (the f16 kernel between conversions of Q, K, V and O)
+check "attention BERT tf32: one attention step" bash -c \
+	'"$1" "$2" --device cuda:0 --random-weights 1 --batch 2 --seq 70 --profile |
+	grep -E "^matmul\+FusedScaleMaskSoftmax_0\+matmul_1 "' _ "$bin/slapo-run" "$pkg/bert/attn.tf32.so"
 
 unset SLAPO_GEMM_SPLIT_ROWS
 
