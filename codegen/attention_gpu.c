@@ -1,6 +1,6 @@
 /* attention_gpu.c - the fused attention kernel of the GPU program: a
  * CG_ATTENTION step (attention's GEMM, softmax and GEMM, joined by
- * gpu_plan.c at bf16/fp16) as one NVPTX kernel on the tensor cores, through
+ * gpu_fuse.c at bf16/fp16, and at tf32 on f16 copies) as one NVPTX kernel on the tensor cores, through
  * inline PTX (mma.sync, ldmatrix, cp.async; so not for gpu_emu.c).
  *
  * cg_gpu_emit_kernel (kernels_gpu.c) sets the kernel up (parameters, the
@@ -34,7 +34,7 @@
  * (ldmatrix.trans fragments) by mma.sync. Scores and probabilities never touch memory. Keys past S
  * score -inf (their V rows clamped to S - 1, weight 0); queries past S
  * compute on clamped rows and store nothing. f32 statistics and
- * accumulators; Q, K, V, O bf16 or f16 (gpu_plan.c checks). */
+ * accumulators; Q, K, V, O bf16 or f16 (gpu_fuse.c checks). */
 
 enum {
 	ATT_KEYS = 64,

@@ -144,7 +144,7 @@ typedef enum {
 	CG_REDUCE,     /* rows: sum / mean / max of a view along the last dim */
 	CG_GATHER,     /* embedding rows by index, with range checks */
 	CG_GEMM,       /* rt_sgemm / rt_sgemm_batched */
-	CG_ATTENTION,  /* GPU only (gpu_plan.c): GEMM, SOFTMAX, GEMM as one kernel */
+	CG_ATTENTION,  /* GPU only (gpu_fuse.c): GEMM, SOFTMAX, GEMM as one kernel */
 } CgKind;
 
 /* An elementwise expression evaluated per element of a kernel's index

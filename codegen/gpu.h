@@ -5,6 +5,8 @@
  *   gpu_plan.c     storage types on the device (precision), GEMM bias
  *                  epilogues, operand conversions, the device memory plan
  *                  and the parameter block layout
+ *   gpu_fuse.c     the fusions it applies: attention as one kernel, GELU
+ *                  (and opt-in residual) GEMM epilogues
  *   kernels_gpu.c  one NVPTX kernel per MAP / SOFTMAX / LAYER_NORM / REDUCE /
  *                  GATHER step (threads over elements, one block per row)
  *   attention_gpu.c
@@ -111,6 +113,30 @@ enum {
 /* gpu_plan.c: types, epilogues, conversions, slots, parameter layout;
  * fuse: CG_FUSE_* flags. */
 bool cg_gpu_plan(CgGpu *g, const CgProgram *prog, CgPrecision prec, unsigned fuse);
+/* gpu_plan.c, for gpu_fuse.c: a new temp of n elements of device type t
+ * (named after buffer `like`), and a MAP converting all of buffer src
+ * into buffer dst (dst < 0: a new temp of type t), added to g's steps, for
+ * operand `which` of step `owner`; both return the buffer id. */
+int cg_gpu_temp(CgGpu *g, IrDim n, IrDType t, int like);
+int cg_gpu_convert(CgGpu *g, int dst, int src, IrDType t, const CgStep *owner,
+                   const char *which);
+
+/* gpu_fuse.c: steps s, s + 1, s + 2 (attention) or s, s + 1 as one GPU
+ * step, or NULL (see each function's comment there):
+ *   fuse_attention      the attention kernel, Q, K, V, O of type t (16-bit)
+ *   fuse_attention_f16  at tf32: the f16 kernel between conversions (their
+ *                       MAPs added to g's steps; *back the one after it)
+ *   fuse_gelu           a GEMM with its GELU (and bias) as the epilogue;
+ *                       folded: the bias the GEMM already adds
+ *   fuse_residual       a GEMM adding the LayerNorm's bias and residual
+ *                       (*ln: the LayerNorm of the sum alone) */
+CgStep *cg_gpu_fuse_attention(const CgGpu *g, const CgProgram *p, int s, IrDType t);
+CgStep *cg_gpu_fuse_attention_f16(CgGpu *g, const CgProgram *p, int s, CgStep **back);
+CgStep *cg_gpu_fuse_gelu(const CgGpu *g, const CgProgram *p, int s, bool erf,
+                         const CgView *folded, CgView *bias);
+CgStep *cg_gpu_fuse_residual(const CgGpu *g, const CgProgram *p, int s, CgView *bias,
+                             CgView *res, CgStep **ln);
+
 /* The GPU steps and memory plan, for --dump-after=gpu. */
 void cg_gpu_print(StrBuf *b, const CgGpu *g);
 /* Bytes of one element of a device storage type. */
