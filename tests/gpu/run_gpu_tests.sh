@@ -72,11 +72,17 @@ one_step() {
 		"$bin/slapo-run" "$2"
 }
 
-# 1. op cases
-check "ops fp32" "$bin/run_cases" "$pkg/ops/fp32" --device cuda:0
-check "ops tf32" "$bin/run_cases" "$pkg/ops/tf32" --device cuda:0 --norm-tol 2e-3
-check "ops bf16" "$bin/run_cases" "$pkg/ops/bf16" --device cuda:0 --norm-tol 1e-2
-check "ops fp16" "$bin/run_cases" "$pkg/ops/fp16" --device cuda:0 --norm-tol 2e-3
+# 1. op cases (a precision whose cases a package left out, to travel
+#    lighter, is named as skipped)
+for p in fp32 tf32 bf16 fp16; do
+	tol=()
+	case $p in tf32 | fp16) tol=(--norm-tol 2e-3) ;; bf16) tol=(--norm-tol 1e-2) ;; esac
+	if [ -f "$pkg/ops/$p/manifest" ]; then
+		check "ops $p" "$bin/run_cases" "$pkg/ops/$p" --device cuda:0 "${tol[@]}"
+	else
+		echo "skip ops $p: not in this package"
+	fi
+done
 
 # 2. tiny BERT vs the interpreter
 for k in 0 1 2 3; do
@@ -185,8 +191,13 @@ for dir in "$pkg"/zoo16/*/; do
 done
 
 # 5. poisoning (last: it leaves this process's context unusable; own process)
-check "sticky error poisons the session" "$bin/run_cases" "$pkg/ops/fp32" --device cuda:0 \
-	--fault fused_layer_norm
+ops=$(dirname "$(ls "$pkg"/ops/*/manifest 2>/dev/null | head -n 1)")
+if [ -f "$ops/fused_layer_norm.so" ]; then
+	check "sticky error poisons the session" "$bin/run_cases" "$ops" --device cuda:0 \
+		--fault fused_layer_norm
+else
+	echo "skip sticky error: no op cases in this package"
+fi
 
 echo "GPU suite: $fails failure(s)"
 exit $((fails > 0))
