@@ -114,10 +114,13 @@ enum {
  * fuse: CG_FUSE_* flags. */
 bool cg_gpu_plan(CgGpu *g, const CgProgram *prog, CgPrecision prec, unsigned fuse);
 /* gpu_plan.c, for gpu_fuse.c: a new temp of n elements of device type t
- * (named after buffer `like`), and a MAP converting all of buffer src
- * into buffer dst (dst < 0: a new temp of type t), added to g's steps, for
- * operand `which` of step `owner`; both return the buffer id. */
+ * (named after buffer `like`); a MAP converting all of buffer src into
+ * buffer dst, for operand `which` of step `owner`; and that MAP added to
+ * g's steps (dst < 0: into a new temp of type t). The first and last
+ * return the buffer id. */
 int cg_gpu_temp(CgGpu *g, IrDim n, IrDType t, int like);
+CgStep *cg_gpu_convert_map(CgGpu *g, int dst, int src, const CgStep *owner,
+                           const char *which);
 int cg_gpu_convert(CgGpu *g, int dst, int src, IrDType t, const CgStep *owner,
                    const char *which);
 

@@ -98,10 +98,7 @@ CgStep *cg_gpu_fuse_attention_f16(CgGpu *g, const CgProgram *p, int s, CgStep **
 	}
 	int oc = cg_gpu_temp(g, g->bufs[o]->numel, IR_F16, o);
 	at->views[0].buf = oc;
-	int n = g->nsteps;
-	cg_gpu_convert(g, o, oc, IR_F32, at, "o");
-	*back = (CgStep *)g->steps[n].st;
-	g->nsteps = n; /* the caller adds it after the attention */
+	*back = cg_gpu_convert_map(g, o, oc, at, "o");
 	return at;
 }
 

@@ -117,16 +117,25 @@ int cg_gpu_temp(CgGpu *g, IrDim n, IrDType t, int like)
 	return add_buf(g, nb, t);
 }
 
-/* A MAP converting all of buffer `src` into buffer dst, or (dst < 0) into
- * a new temp of type t, for operand `which` ("a", "b", ...) of step
- * `owner`; returns dst. */
-int cg_gpu_convert(CgGpu *g, int dst, int src, IrDType t, const CgStep *owner,
-                   const char *which)
+/* The next GPU step: st, its kernel to be made, no converted operands. */
+static CgGpuStep *push_step(CgGpu *g, const CgStep *st)
+{
+	CgGpuStep *gs = &g->steps[g->nsteps++];
+	memset(gs, 0, sizeof *gs);
+	gs->st = st;
+	gs->kernel = -1;
+	gs->a_buf = gs->b_buf = gs->object = -1;
+	return gs;
+}
+
+/* A MAP converting all of buffer src into buffer dst, for operand `which`
+ * ("a", "b", "q", ...) of step `owner`. */
+CgStep *cg_gpu_convert_map(CgGpu *g, int dst, int src, const CgStep *owner,
+                           const char *which)
 {
 	const CgProgram *p = g->prog;
 	Arena *a = p->arena;
 	const CgBuf *sb = g->bufs[src];
-	int id = dst >= 0 ? dst : cg_gpu_temp(g, sb->numel, t, src);
 	CgStep *st = ARENA_NEW(a, CgStep);
 	st->kind = CG_MAP;
 	st->id = -1;
@@ -140,7 +149,7 @@ int cg_gpu_convert(CgGpu *g, int dst, int src, IrDType t, const CgStep *owner,
 	st->nview = 2;
 	st->views = ARENA_ARRAY(a, CgView, 2);
 	for (int k = 0; k < 2; k++) {
-		st->views[k].buf = k ? src : id;
+		st->views[k].buf = k ? src : dst;
 		st->views[k].ndim = 1;
 		st->views[k].dim[0] = sb->numel;
 		st->views[k].stride[0] = ir_dim_const(1);
@@ -156,11 +165,16 @@ int cg_gpu_convert(CgGpu *g, int dst, int src, IrDType t, const CgStep *owner,
 	st->expr.leaf_view = ARENA_ARRAY(a, int, 1);
 	st->expr.leaf_view[0] = 1;
 	st->type = IR_F32;
-	CgGpuStep *gs = &g->steps[g->nsteps++];
-	memset(gs, 0, sizeof *gs);
-	gs->st = st;
-	gs->kernel = -1;
-	gs->a_buf = gs->b_buf = -1;
+	return st;
+}
+
+/* That MAP as the next step, into dst or (dst < 0) a new temp of type t;
+ * returns the buffer it writes. */
+int cg_gpu_convert(CgGpu *g, int dst, int src, IrDType t, const CgStep *owner,
+                   const char *which)
+{
+	int id = dst >= 0 ? dst : cg_gpu_temp(g, g->bufs[src]->numel, t, src);
+	push_step(g, cg_gpu_convert_map(g, id, src, owner, which));
 	return id;
 }
 
@@ -328,31 +342,17 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 		             : prec == CG_PREC_TF32    ? cg_gpu_fuse_attention_f16(g, p, s, &back)
 		                                       : NULL;
 		if (at) {
-			CgGpuStep *gs = &g->steps[g->nsteps++];
-			memset(gs, 0, sizeof *gs);
-			gs->st = at;
 			CgStep *small = ARENA_NEW(a, CgStep);
 			*small = *at;
 			small->mt = 1;
-			gs->small = small;
-			gs->kernel = -1;
-			gs->a_buf = gs->b_buf = gs->object = -1;
-			if (back) {
-				gs = &g->steps[g->nsteps++];
-				memset(gs, 0, sizeof *gs);
-				gs->st = back;
-				gs->kernel = -1;
-				gs->a_buf = gs->b_buf = gs->object = -1;
-			}
+			push_step(g, at)->small = small;
+			if (back)
+				push_step(g, back);
 			s += 2;
 			continue;
 		}
 		if (st->kind != CG_GEMM) {
-			CgGpuStep *gs = &g->steps[g->nsteps++];
-			gs->st = st;
-			gs->kernel = -1;
-			gs->a_buf = gs->b_buf = -1;
-			gs->object = -1;
+			CgGpuStep *gs = push_step(g, st);
 			if (st->kind == CG_GATHER) {
 				int o = -1;
 				for (int k = 0; k < g->nobjects && o < 0; k++)
@@ -396,10 +396,7 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 					return false;
 				}
 		}
-		CgGpuStep *gs = &g->steps[g->nsteps++];
-		gs->st = st;
-		gs->kernel = -1;
-		gs->object = -1;
+		CgGpuStep *gs = push_step(g, st);
 		gs->a_buf = abuf;
 		gs->b_buf = bbuf;
 		gs->bias = cand[s];
@@ -414,11 +411,7 @@ bool cg_gpu_plan(CgGpu *g, const CgProgram *p, CgPrecision prec, unsigned fuse)
 			gs->bias = gs->res = true;
 			gs->bias_view[0] = res_bias;
 			gs->res_view = res_view;
-			CgGpuStep *ln = &g->steps[g->nsteps++];
-			memset(ln, 0, sizeof *ln);
-			ln->st = res_ln;
-			ln->kernel = -1;
-			ln->a_buf = ln->b_buf = ln->object = -1;
+			push_step(g, res_ln);
 			s++; /* the layer_norm, now of the GEMM's output alone */
 		}
 	}

@@ -21,6 +21,7 @@
 #endif
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -266,18 +267,37 @@ static int run(const Options *o, Arena *arena)
 	return diag.nerrors ? 1 : 0;
 }
 
-/* --NAME=VALUE with VALUE first (the default) or second: sets *second;
- * false (after saying so) for another value. */
-static bool two_way(const char *arg, const char *name, const char *first,
-                    const char *second_name, bool *second)
+/* The two-valued options --NAME=FIRST|SECOND (FIRST the default): the
+ * Options flag set when SECOND is given. */
+static const struct {
+	const char *name, *first, *second;
+	size_t flag; /* offsetof(Options, ...) */
+} two_way_opts[] = {
+        {"gpu-attention", "fused", "unfused", offsetof(Options, unfused_attention)},
+        {"cpu-attention", "fused", "unfused", offsetof(Options, cpu_unfused_attention)},
+        {"gpu-gelu", "epilogue", "exact", offsetof(Options, exact_gelu)},
+        {"gpu-residual", "layernorm", "epilogue", offsetof(Options, residual_epilogue)},
+};
+
+/* arg as one of two_way_opts: 1 taken, 0 not such an option, -1 a bad
+ * value (said so). */
+static int two_way(const char *arg, Options *o)
 {
-	const char *v = arg + 3 + strlen(name);
-	if (strcmp(v, first) && strcmp(v, second_name)) {
-		fprintf(stderr, "slapoc: error: --%s expects %s or %s\n", name, first, second_name);
-		return false;
+	for (size_t k = 0; k < sizeof two_way_opts / sizeof *two_way_opts; k++) {
+		const char *name = two_way_opts[k].name, *first = two_way_opts[k].first,
+		           *second = two_way_opts[k].second;
+		size_t n = strlen(name);
+		if (strncmp(arg, "--", 2) != 0 || strncmp(arg + 2, name, n) != 0 || arg[2 + n] != '=')
+			continue;
+		const char *v = arg + 3 + n;
+		if (strcmp(v, first) && strcmp(v, second)) {
+			fprintf(stderr, "slapoc: error: --%s expects %s or %s\n", name, first, second);
+			return -1;
+		}
+		*(bool *)((char *)o + two_way_opts[k].flag) = strcmp(v, second) == 0;
+		return 1;
 	}
-	*second = strcmp(v, second_name) == 0;
-	return true;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -286,6 +306,7 @@ int main(int argc, char **argv)
 	Options o = {.verify_batch = 2, .verify_seq = 8, .verify_tol = 1e-9};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
+		int taken;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			return 0;
@@ -346,17 +367,8 @@ int main(int argc, char **argv)
 			o.gpu = 1;
 		} else if (strncmp(a, "--ptx=", 6) == 0) {
 			o.ptx = a + 6;
-		} else if (strncmp(a, "--gpu-attention=", 16) == 0) {
-			if (!two_way(a, "gpu-attention", "fused", "unfused", &o.unfused_attention))
-				return 2;
-		} else if (strncmp(a, "--cpu-attention=", 16) == 0) {
-			if (!two_way(a, "cpu-attention", "fused", "unfused", &o.cpu_unfused_attention))
-				return 2;
-		} else if (strncmp(a, "--gpu-gelu=", 11) == 0) {
-			if (!two_way(a, "gpu-gelu", "epilogue", "exact", &o.exact_gelu))
-				return 2;
-		} else if (strncmp(a, "--gpu-residual=", 15) == 0) {
-			if (!two_way(a, "gpu-residual", "layernorm", "epilogue", &o.residual_epilogue))
+		} else if ((taken = two_way(a, &o)) != 0) {
+			if (taken < 0)
 				return 2;
 		} else if (strncmp(a, "--output-dtype=", 15) == 0) {
 			o.output_dtype = a + 15;
