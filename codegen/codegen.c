@@ -31,6 +31,20 @@ static char *temp_object(Diag *d)
 	return path;
 }
 
+/* text into path + suffix; false after a diagnostic */
+static bool write_text(Diag *d, const char *path, const char *suffix, const char *text)
+{
+	char name[4096];
+	snprintf(name, sizeof name, "%s%s", path, suffix);
+	FILE *f = fopen(name, "w");
+	bool ok = f && fputs(text, f) >= 0;
+	if (f && fclose(f) != 0)
+		ok = false;
+	if (!ok)
+		diag_plain(d, DIAG_ERROR, "cannot write %s", name);
+	return ok;
+}
+
 bool cg_compile(const CgModel *m, const CgOptions *o)
 {
 	IrCtx *ir = m->graph->ctx;
@@ -85,13 +99,10 @@ bool cg_compile(const CgModel *m, const CgOptions *o)
 			return false;
 		if (have_gpu && o->emu_out && !cg_gpu_build_emu(&gpu, d, o->emu_out, o->cc))
 			return false;
-		if (have_gpu && o->ptx_out) {
-			FILE *f = fopen(o->ptx_out, "w");
-			if (!f || fputs(gpu.ptx, f) < 0 || fclose(f) != 0) {
-				diag_plain(d, DIAG_ERROR, "cannot write %s", o->ptx_out);
-				return false;
-			}
-		}
+		if (have_gpu && o->ptx_out &&
+		    (!write_text(d, o->ptx_out, "", gpu.ptx) ||
+		     (gpu.ptx_h && !write_text(d, o->ptx_out, ".sm90a", gpu.ptx_h))))
+			return false;
 		if (!have_gpu) {
 			diag_plain(d, o->gpu == CG_GPU_ON ? DIAG_ERROR : DIAG_WARNING,
 			           "no GPU code in %s: %s", o->output ? o->output : "the library", why);

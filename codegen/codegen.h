@@ -332,6 +332,8 @@ typedef struct CgLlvm {
 	int vw;                        /* f32 lanes of a vector register */
 	bool has_fma;                  /* fused multiply-add in hardware */
 	bool nvptx;                    /* an NVPTX module: PTX instructions allowed */
+	bool sm90a;                    /* ... of Hopper's own instructions (wgmma):
+	                                * its PTX is made ISA 8.0, sm_90a */
 	bool math16;                   /* GPU code whose values are stored in 16
 	                                * bits (bf16/fp16): GELU needs ~1e-6
 	                                * relative accuracy, not f32's (kernels_math.c) */

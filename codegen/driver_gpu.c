@@ -13,7 +13,8 @@
  *                                biases, lie side by side); each step
  *                                marked with rt_prof_step when ex->prof is
  *                                set (profiles)
- *   slapo_gpu_desc               the RtGpuDesc constant: PTX text, kernel
+ *   slapo_gpu_desc               the RtGpuDesc constant: PTX text (and the
+ *                                sm_90a module's), kernel
  *                                names, gather objects, parameter types and
  *                                offsets in the device block, the step table
  *                                (steps.c)
@@ -36,8 +37,8 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	LLVMContextRef c = L->ctx;
 	LLVMTypeRef p = L->t_i8p, i64 = L->t_i64, i32 = L->t_i32;
 	LLVMTypeRef dbl = LLVMDoubleTypeInContext(c);
-	LLVMTypeRef ex[13] = {p,   L->t_i64p, p, p, p, p, i64,
-	                      i32, i32,       p, p, p, LLVMArrayType(p, 3)};
+	LLVMTypeRef ex[13] = {p, L->t_i64p,          p, p, p, p, i64, i32, i32, p, p,
+	                      p, LLVMArrayType(p, 3)};
 	T->exec = LLVMStructTypeInContext(c, ex, 13, 0);
 	LLVMTypeRef gm[27];
 	for (int i = 0; i < 16; i++)
@@ -47,8 +48,9 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	gm[22] = gm[23] = gm[24] = gm[25] = i64;
 	gm[26] = p;
 	T->gemm = LLVMStructTypeInContext(c, gm, 27, 0);
-	LLVMTypeRef ds[16] = {i32, i32, p, p, i32, i32, p, p, p, p, i64, p, p, i32, p, p};
-	T->desc = LLVMStructTypeInContext(c, ds, 16, 0);
+	LLVMTypeRef ds[19] = {i32, i32, p, p,   i32, i32, p, p,   p,  p,
+	                      i64, p,   p, i32, p,   p,   p, i32, i32};
+	T->desc = LLVMStructTypeInContext(c, ds, 19, 0);
 	LLVMTypeRef dl[3] = {L->t_i8, L->t_i8, LLVMInt16TypeInContext(c)};
 	T->dl = LLVMStructTypeInContext(c, dl, 3, 0);
 	static const size_t o_ex[] = {offsetof(RtExec, desc),
@@ -87,13 +89,16 @@ static bool make_types(CgLlvm *L, GTypes *T)
 	        offsetof(RtGpuDesc, param_dtypes), offsetof(RtGpuDesc, param_offsets),
 	        offsetof(RtGpuDesc, params_size),  offsetof(RtGpuDesc, workspace_size),
 	        offsetof(RtGpuDesc, forward),      offsetof(RtGpuDesc, n_steps),
-	        offsetof(RtGpuDesc, steps),        offsetof(RtGpuDesc, step_costs)};
+	        offsetof(RtGpuDesc, steps),        offsetof(RtGpuDesc, step_costs),
+	        offsetof(RtGpuDesc, ptx_sm90a),    offsetof(RtGpuDesc, n_kernels_sm90a),
+	        offsetof(RtGpuDesc, reserved1)};
 	static const size_t o_dl[] = {offsetof(DLDataType, code),
 	                              offsetof(DLDataType, bits),
 	                              offsetof(DLDataType, lanes)};
 	return cg_llvm_check_layout(L, T->exec, o_ex, 13, sizeof(RtExec), "RtExec") &&
 	       cg_llvm_check_layout(L, T->gemm, o_gm, 27, sizeof(RtGemm), "RtGemm") &&
-	       cg_llvm_check_layout(L, T->desc, o_ds, 16, sizeof(RtGpuDesc), "RtGpuDesc") &&
+	       cg_llvm_check_layout(L, T->desc, o_ds, 19, sizeof(RtGpuDesc),
+	                            "RtGpuDesc") &&
 	       cg_llvm_check_layout(L, T->dl, o_dl, 3, sizeof(DLDataType), "DLDataType");
 }
 
@@ -138,7 +143,7 @@ typedef struct Fwd {
 	const CgGpu *g;
 	const GTypes *T;
 	LLVMValueRef ex, *base, args, gemm, errword;
-	LLVMValueRef launch, rt_gemm, rt_prof_step, small_grid;
+	LLVMValueRef launch, rt_gemm, rt_prof_step, small_grid, has_kernel;
 } Fwd;
 
 static LLVMValueRef field(Fwd *w, int i, LLVMTypeRef t)
@@ -243,10 +248,20 @@ static void emit_launch(Fwd *w, const CgGpuStep *gs)
 		gx = cdiv(w, seq, ATT_QUERIES);
 		/* few blocks: the kernel of 64-query blocks, twice as many */
 		LLVMValueRef sa[2] = {w->ex, i64c(L, ATT_SMALL_GRID)};
-		LLVMValueRef small = LLVMBuildICmp(B, LLVMIntSLT, LLVMBuildMul(B, gx, gy, ""),
-		                                   cg_llvm_call(L, w->small_grid, sa, 2), "");
+		LLVMValueRef small =
+		        LLVMBuildICmp(B, LLVMIntSLT, LLVMBuildMul(B, gx, gy, ""),
+		                      cg_llvm_call(L, w->small_grid, sa, 2), "");
 		kernel = LLVMBuildSelect(B, small, i32c(L, gs->kernel_small), kernel, "");
 		gx = LLVMBuildSelect(B, small, cdiv(w, seq, 64), gx, "");
+		/* on Hopper, the wgmma kernel (64-query blocks) when loaded */
+		if (gs->kernel_h >= 0) {
+			LLVMValueRef ha[2] = {w->ex, i32c(L, gs->kernel_h)};
+			LLVMValueRef h = LLVMBuildICmp(
+			        B, LLVMIntNE, cg_llvm_call(L, w->has_kernel, ha, 2),
+			        i32c(L, 0), "");
+			kernel = LLVMBuildSelect(B, h, i32c(L, gs->kernel_h), kernel, "");
+			gx = LLVMBuildSelect(B, h, cdiv(w, seq, 64), gx, "");
+		}
 		gy = imin(w, gy, i64c(L, 65535));
 		bx = i64c(L, 128);
 	} else if (st->kind == CG_SOFTMAX || st->kind == CG_LAYER_NORM) {
@@ -486,6 +501,9 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgGpu *g, const GTypes *T,
 	LLVMTypeRef sg[2] = {L->t_i8p, L->t_i64};
 	w.small_grid = cg_llvm_decl(L, "rt_gpu_att_small_grid",
 	                            LLVMFunctionType(L->t_i64, sg, 2, 0));
+	LLVMTypeRef hk[2] = {L->t_i8p, L->t_i32};
+	w.has_kernel = cg_llvm_decl(L, "rt_gpu_has_kernel",
+	                            LLVMFunctionType(L->t_i32, hk, 2, 0));
 	LLVMValueRef ew = cg_llvm_decl(L, "rt_gpu_error_word",
 	                               LLVMFunctionType(L->t_i8p, &L->t_i8p, 1, 0));
 	LLVMTypeRef ps[2] = {L->t_i8p, L->t_i32};
@@ -499,8 +517,8 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgGpu *g, const GTypes *T,
 	LLVMValueRef outs = LLVMBuildBitCast(L->b, field(&w, 3, L->t_i8p), ppt, "");
 	LLVMValueRef prm = LLVMBuildBitCast(L->b, field(&w, 4, L->t_i8p), ppt, "");
 	LLVMValueRef ws = field(&w, 5, L->t_i8p);
-	LLVMValueRef offs =
-	        LLVMBuildArrayAlloca(L->b, L->t_i64, i64c(L, g->plan.nregions + 1), "offs");
+	LLVMValueRef offs = LLVMBuildArrayAlloca(L->b, L->t_i64,
+	                                         i64c(L, g->plan.nregions + 1), "offs");
 	int maxargs = g->max_views + p->nsyms + 2;
 	w.args = LLVMBuildArrayAlloca(L->b, L->t_i64, i64c(L, maxargs + 1), "args");
 	w.gemm = LLVMBuildAlloca(L->b, T->gemm, "gemm");
@@ -524,7 +542,8 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgGpu *g, const GTypes *T,
 			w.base[i] = ptr_at(&w, prm, b->index);
 			break;
 		case CG_BUF_TEMP:
-			w.base[i] = cg_plan_addr(&w.f, ws, offs, &g->plan, CG_GPU_ALIGN, i);
+			w.base[i] =
+			        cg_plan_addr(&w.f, ws, offs, &g->plan, CG_GPU_ALIGN, i);
 			break;
 		}
 	}
@@ -588,7 +607,8 @@ bool cg_gpu_emit_host(CgLlvm *L, const CgGpu *g)
 	GTypes T;
 	if (!make_types(L, &T))
 		return false;
-	LLVMValueRef plan = cg_emit_plan(L, g->prog, &g->plan, CG_GPU_ALIGN, "slapo_gpu_plan");
+	LLVMValueRef plan =
+	        cg_emit_plan(L, g->prog, &g->plan, CG_GPU_ALIGN, "slapo_gpu_plan");
 	LLVMValueRef wsz = emit_workspace_size(L, g, plan);
 	LLVMValueRef fwd = emit_forward(L, g, &T, plan);
 	int np = p->params.len;
@@ -611,7 +631,7 @@ bool cg_gpu_emit_host(CgLlvm *L, const CgGpu *g)
 	        cg_emit_step_table(L, p->arena, steps, g->nsteps, ".gpu_steps");
 	if (!step_table)
 		return false;
-	LLVMValueRef f[16] = {
+	LLVMValueRef f[19] = {
 	        i32c(L, RT_GPU_VERSION),
 	        i32c(L, g->prec),
 	        cg_llvm_cstr(L, g->ptx ? g->ptx : ""),
@@ -629,8 +649,11 @@ bool cg_gpu_emit_host(CgLlvm *L, const CgGpu *g)
 	        step_table,
 	        cg_emit_step_costs(L, p, steps, g->nsteps, gpu_elem_size, g,
 	                           "slapo_gpu_step_costs"),
+	        cg_llvm_cstr(L, g->ptx_h ? g->ptx_h : ""),
+	        i32c(L, g->nkernels_h),
+	        i32c(L, 0),
 	};
-	LLVMValueRef init = LLVMConstNamedStruct(T.desc, f, 16);
+	LLVMValueRef init = LLVMConstNamedStruct(T.desc, f, 19);
 	LLVMValueRef gd = LLVMAddGlobal(L->mod, T.desc, "slapo_gpu_desc");
 	LLVMSetInitializer(gd, init);
 	LLVMSetGlobalConstant(gd, 1);

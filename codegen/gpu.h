@@ -12,9 +12,11 @@
  *   attention_gpu.c
  *                  the fused ATTENTION kernel (tensor cores, inline PTX),
  *                  on kernels_gpu.c's kernel builder (the cg_gk_ section)
+ *   wgmma.c        Hopper's warpgroup products for its Hopper form (cg_wg_)
  *   nvptx.c        the NVPTX LLVM context (nvptx64-nvidia-cuda, sm_80, PTX
  *                  7.0), libdevice for the math LLVM cannot lower, O3,
- *                  identical kernels merged, the PTX text
+ *                  identical kernels merged, the PTX text; the sm_90a
+ *                  module (PTX 8.0) of Hopper's kernels
  *   driver_gpu.c   host code in the model library: slapo_gpu_forward (kernel
  *                  launches and GEMMs through the runtime's rt_gpu_*
  *                  services), its workspace size, and slapo_gpu_desc
@@ -47,6 +49,8 @@ typedef struct CgGpuStep {
 	                   * (ATT_SMALL_GRID) */
 	const CgStep *small; /* ATTENTION: st with one m16 tile a warp (64
 	                      * queries a block); NULL for other steps */
+	int kernel_h;     /* ATTENTION: `small` on Hopper's wgmma (the sm_90a
+	                   * module), or -1 */
 	int object;       /* GATHER: index in CgGpu.objects */
 	int a_buf, b_buf; /* GEMM: A / B read from these buffers (converted
 	                        * copies, same offsets), or -1 */
@@ -86,9 +90,11 @@ typedef struct CgGpu {
 	IrDType *ptype;
 	uint64_t *poff;
 	uint64_t params_size;
-	/* the module */
+	/* the module; the sm_90a module, the last nkernels_h kernels */
 	char *ptx;
 	size_t ptx_len;
+	int nkernels_h;
+	char *ptx_h;
 	const char *target; /* "sm_80" */
 } CgGpu;
 
@@ -171,6 +177,10 @@ enum { ROW_MAX_REGS = 64 };
  * shared memory feeds two matrix products); two blocks per SM fit 255
  * registers. */
 enum { ATT_QUERIES = 128, ATT_MAX_REGS = 255 };
+/* Hopper's form (sm_90a module): 64 queries a block, one warpgroup; 128
+ * registers (no spills) let four blocks share an SM, measured faster on
+ * an H200 than 168 or 232 */
+enum { ATT_H_MAX_REGS = 128 };
 /* Fewer blocks than this (of ATT_QUERIES queries) and the launch takes the
  * kernel of 64-query blocks: twice the blocks, each half as long. */
 enum { ATT_SMALL_GRID = 256 };
@@ -232,6 +242,28 @@ LLVMValueRef cg_gk_combine(CgFn *f, int op, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_gk_shfl_xor(CgFn *f, LLVMValueRef v, int d);
 /* The block's barrier (bar.sync 0). */
 void cg_gk_barrier(CgFn *f);
+
+/* wgmma.c: Hopper's warpgroup products (sm_90a module only; prefix cg_wg_).
+ *   cg_wg_through  text as an asm statement the n values (f32 or i32) pass
+ *                  through: ordered after what it orders
+ *   cg_wg_desc     descriptor of the 128-byte-swizzled tile at shared
+ *                  address p (rows of 128 bytes, 1024-byte aligned; each
+ *                  16-byte chunk c of row r at chunk c ^ r % 8), start
+ *                  moved by off bytes (a multiple of 16)
+ *   cg_wg_issue    starts d = A B (+ d when acc), 64 x 64, over `steps`
+ *                  k16 steps: A K-major at atile (32 bytes a step) or the
+ *                  registers A[step] when atile is NULL; B at btile
+ *                  (step_bytes a step), MN-major when trans; bf16, or f16
+ *                  with f16. One commit group; d is not to be read before
+ *                  cg_wg_wait
+ *   cg_wg_wait     waits until at most `pending` groups are in flight; d
+ *                  (of a group then done) through the wait */
+void cg_wg_through(CgFn *f, const char *text, LLVMValueRef *v, int n);
+LLVMValueRef cg_wg_desc(CgFn *f, LLVMValueRef p, int off);
+void cg_wg_issue(CgFn *f, bool f16, LLVMValueRef d[32], bool acc, LLVMValueRef A[][4],
+                 LLVMValueRef atile, int steps, LLVMValueRef btile, int step_bytes,
+                 bool trans);
+void cg_wg_wait(CgFn *f, LLVMValueRef d[32], int pending);
 
 /* attention_gpu.c: the body of a CG_ATTENTION step's kernel (128 threads),
  * o set up by cg_gpu_emit_kernel; bf16 or f16 operands. */

@@ -245,7 +245,8 @@ typedef struct Kernels {
 } Kernels;
 
 /* Emits step gs's kernel, or finds an identical one: its index, -1 when
- * the step computes an op that cannot be emitted. */
+ * the step computes an op that cannot be emitted. Kernels are named
+ * "k<i>_..." ("h<i>_..." in the sm_90a module). */
 static int add_kernel(CgLlvm *L, const CgGpu *g, Kernels *ks, const CgGpuStep *gs)
 {
 	Arena *a = g->prog->arena;
@@ -261,16 +262,101 @@ static int add_kernel(CgLlvm *L, const CgGpu *g, Kernels *ks, const CgGpuStep *g
 			return k;
 		}
 	const char *name = kernel_name(a, ks->n, gs->st);
+	if (L->sm90a)
+		name = arena_printf(a, "h%s", name + 1);
 	LLVMSetValueName2(fn, name, strlen(name));
 	cg_gpu_mark_kernel(L, fn);
 	if (gs->st->kind == CG_SOFTMAX || gs->st->kind == CG_LAYER_NORM)
 		cg_gpu_limit_regs(L, fn, ROW_MAX_REGS);
 	if (gs->st->kind == CG_ATTENTION)
-		cg_gpu_limit_regs(L, fn, ATT_MAX_REGS);
+		cg_gpu_limit_regs(L, fn, L->sm90a ? ATT_H_MAX_REGS : ATT_MAX_REGS);
 	ks->canon[ks->n] = c;
 	ks->hash[ks->n] = h;
 	ks->names[ks->n] = name;
 	return ks->n++;
+}
+
+/* The module's PTX text (arena), or NULL after a diagnostic. LLVM 14
+ * writes PTX ISA 7.0 for sm_80; the sm_90a module's inline PTX (wgmma)
+ * needs ISA 8.0 and target sm_90a, which its header is changed to say. */
+static char *emit_ptx(CgLlvm *L, Arena *a, Diag *diag)
+{
+	LLVMMemoryBufferRef mb = NULL;
+	char *err = NULL;
+	if (LLVMTargetMachineEmitToMemoryBuffer(L->tm, L->mod, LLVMAssemblyFile, &err,
+	                                        &mb)) {
+		diag_plain(diag, DIAG_ERROR, "LLVM cannot emit PTX: %s", err ? err : "?");
+		LLVMDisposeMessage(err);
+		return NULL;
+	}
+	size_t n = LLVMGetBufferSize(mb);
+	char *ptx = arena_alloc(a, n + 1);
+	memcpy(ptx, LLVMGetBufferStart(mb), n);
+	ptx[n] = '\0';
+	LLVMDisposeMemoryBuffer(mb);
+	if (!L->sm90a)
+		return ptx;
+	char *v = strstr(ptx, "\n.version "), *t = strstr(ptx, "\n.target sm_80");
+	if (!v || !t || t < v) {
+		diag_plain(diag, DIAG_ERROR,
+		           "unexpected PTX header from LLVM (sm_90a module)");
+		return NULL;
+	}
+	const char *ve = strchr(v + 1, '\n'), *te = strchr(t + 1, '\n');
+	return arena_printf(a, "%.*s\n.version 8.0%.*s\n.target sm_90a%s", (int)(v - ptx),
+	                    ptx, (int)(t - ve), ve, te);
+}
+
+/* Steps with a Hopper form: the fused attention at head size 64 (one
+ * 128-byte row of K or V a key: the 128-byte swizzle of wgmma's shared
+ * operands, attention_gpu.c). */
+static bool wants_sm90a(const CgGpuStep *gs)
+{
+	return gs->st->kind == CG_ATTENTION && gs->small && cg_dim_is(gs->st->k, 64);
+}
+
+/* The sm_90a module: step kernels of Hopper's own (index base + i in
+ * kernel_names). Optional: false (after a diagnostic) only when LLVM
+ * fails. */
+static bool build_sm90a(CgGpu *g, Kernels *ks, int base, bool math16, char *why,
+                        size_t whylen)
+{
+	Arena *a = g->prog->arena;
+	int want = 0;
+	for (int s = 0; s < g->nsteps; s++)
+		want += wants_sm90a(&g->steps[s]);
+	if (!want)
+		return true;
+	CgLlvm L;
+	if (!nvptx_init(&L, g->prog->diag, why, whylen)) {
+		cg_llvm_dispose(&L);
+		return true;
+	}
+	L.math16 = math16;
+	L.sm90a = true;
+	Kernels kh = {.names = ks->names + base,
+	              .canon = ARENA_ARRAY(a, char *, want + 1),
+	              .hash = ARENA_ARRAY(a, uint64_t, want + 1)};
+	bool ok = true;
+	for (int s = 0; ok && s < g->nsteps; s++) {
+		CgGpuStep *gs = &g->steps[s];
+		if (!wants_sm90a(gs))
+			continue;
+		CgGpuStep v = *gs;
+		v.st = gs->small;
+		int k = add_kernel(&L, g, &kh, &v);
+		ok = k >= 0;
+		gs->kernel_h = base + k;
+	}
+	g->nkernels = base + kh.n;
+	g->nkernels_h = kh.n;
+	if (ok) {
+		internalize(&L, g);
+		ok = cg_llvm_optimize(&L, false) &&
+		     (g->ptx_h = emit_ptx(&L, a, g->prog->diag));
+	}
+	cg_llvm_dispose(&L);
+	return ok;
 }
 
 bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, unsigned fuse,
@@ -288,14 +374,14 @@ bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, unsigned fu
 		return false;
 	}
 	L.math16 = prec == CG_PREC_BF16 || prec == CG_PREC_FP16;
-	Kernels ks = {.names = ARENA_ARRAY(a, const char *, 2 * g->nsteps + 1),
+	Kernels ks = {.names = ARENA_ARRAY(a, const char *, 3 * g->nsteps + 1),
 	              .canon = ARENA_ARRAY(a, char *, 2 * g->nsteps + 1),
 	              .hash = ARENA_ARRAY(a, uint64_t, 2 * g->nsteps + 1)};
 	g->kernel_names = ks.names;
 	bool ok = true;
 	for (int s = 0; ok && s < g->nsteps; s++) {
 		CgGpuStep *gs = &g->steps[s];
-		gs->kernel = gs->kernel_small = -1;
+		gs->kernel = gs->kernel_small = gs->kernel_h = -1;
 		if (gs->st->kind == CG_GEMM)
 			continue;
 		ok = (gs->kernel = add_kernel(&L, g, &ks, gs)) >= 0;
@@ -323,26 +409,12 @@ bool cg_gpu_build(CgGpu *g, const CgProgram *prog, CgPrecision prec, unsigned fu
 	}
 	if (ok) {
 		internalize(&L, g);
-		ok = cg_llvm_optimize(&L, false);
+		ok = cg_llvm_optimize(&L, false) &&
+		     (g->ptx = emit_ptx(&L, a, prog->diag));
 	}
-	if (ok) {
-		LLVMMemoryBufferRef mb = NULL;
-		char *err = NULL;
-		if (LLVMTargetMachineEmitToMemoryBuffer(L.tm, L.mod, LLVMAssemblyFile,
-		                                        &err, &mb)) {
-			diag_plain(prog->diag, DIAG_ERROR, "LLVM cannot emit PTX: %s",
-			           err ? err : "?");
-			LLVMDisposeMessage(err);
-			ok = false;
-		} else {
-			size_t n = LLVMGetBufferSize(mb);
-			g->ptx = arena_alloc(a, n + 1);
-			memcpy(g->ptx, LLVMGetBufferStart(mb), n);
-			g->ptx[n] = '\0';
-			g->ptx_len = strlen(g->ptx);
-			LLVMDisposeMemoryBuffer(mb);
-		}
-	}
+	if (ok)
+		g->ptx_len = strlen(g->ptx);
+	bool math16 = L.math16;
 	cg_llvm_dispose(&L);
-	return ok;
+	return ok && build_sm90a(g, &ks, g->nkernels, math16, why, whylen);
 }

@@ -35,7 +35,9 @@
  * launches attention's 64-query kernel below N blocks of 128 queries
  * (default: the library's ATT_SMALL_GRID; 0: never); SLAPO_GEMM_NO_LT=1
  * runs every GEMM on cuBLAS, as where cuBLASLt has no algorithm (bias and
- * GELU epilogues by our kernels); SLAPO_CUDA_SYNC=1
+ * GELU epilogues by our kernels); SLAPO_CUDA_SM90A=0 leaves the
+ * library's sm_90a module (Hopper's attention kernel) unloaded, =1
+ * requires it (an error where it cannot load); SLAPO_CUDA_SYNC=1
  * synchronises after every eager launch and GEMM, naming the kernel that
  * failed; SLAPO_CUDA_TEST_FAULT=1 makes the
  * first kernel launch of each session write to an invalid address (the
@@ -278,7 +280,8 @@ struct RtGpuSession {
 	CUstream stream;
 	int own_stream;
 	CUmodule mod;
-	CUfunction *fn;        /* [n_kernels] */
+	CUmodule mod90;        /* the sm_90a module, or NULL */
+	CUfunction *fn;        /* [n_kernels]; NULL: an sm_90a kernel not loaded */
 	int *max_threads;      /* [n_kernels] most threads a block of it can have
 	                     * (registers permitting), a multiple of 32 */
 	CUfunction bias_fn[3]; /* slapo_util_bias_{f32,bf16,f16} */
@@ -303,7 +306,8 @@ struct RtGpuSession {
 	int64_t split_rows;     /* gemm_split's least rows a class */
 	int no_lt;              /* every GEMM on cuBLAS (the fallback path) */
 	int64_t att_small_grid; /* SLAPO_ATT_SMALL_GRID, or -1 */
-	CUevent *ev;  /* [n_ev] profiling: one per step mark, made when needed */
+	int64_t sm90a;          /* SLAPO_CUDA_SM90A: 0 never, 1 required, -1 auto */
+	CUevent *ev; /* [n_ev] profiling: one per step mark, made when needed */
 	int32_t n_ev;
 	int poisoned; /* a sticky error happened: every run fails */
 	CUresult lost_err;
@@ -365,6 +369,8 @@ void rt_gpu_session_free(RtGpuSession *gs)
 			cu->cublasDestroy(gs->blas);
 		if (gs->mod)
 			cu->cuModuleUnload(gs->mod);
+		if (gs->mod90)
+			cu->cuModuleUnload(gs->mod90);
 		if (gs->mem)
 			cu->cuMemFree(gs->mem);
 		if (gs->own_stream && gs->stream)
@@ -385,40 +391,39 @@ void rt_gpu_session_free(RtGpuSession *gs)
 	rt_free(gs);
 }
 
-static SlapoStatus load_module(RtGpuSession *gs)
+/* JIT-compiles one PTX module; on failure the error names it and the log. */
+static SlapoStatus jit(RtGpuSession *gs, CUmodule *mod, const char *ptx, const char *what)
 {
 	const RtCuda *cu = gs->cu;
-	const RtGpuDesc *g = gs->g;
-	static char log[8192];
 	char errlog[8192];
 	int opts[2] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
 	void *vals[2] = {errlog, (void *)(uintptr_t)sizeof errlog};
 	CUresult r;
-	(void)log;
 	errlog[0] = '\0';
-	if ((r = cu->cuModuleLoadDataEx(&gs->mod, g->ptx, 2, opts, vals)) !=
-	    CUDA_SUCCESS) {
-		char t[300];
-		gs->mod = NULL;
-		errlog[sizeof errlog - 1] = '\0';
-		for (char *p = errlog; *p; p++)
-			if (*p == '\n')
-				*p = ' ';
-		return rt_error_device(
-		        rt_cu_error_sticky(r) ? SLAPO_DEVICE_LOST : SLAPO_DEVICE, r, "",
-		        "loading the model's PTX (%s) on %s: %s; JIT log: %.600s",
-		        g->target, gs->gw->name, rt_cu_error_text(cu, r, t, sizeof t),
-		        errlog);
-	}
-	gs->fn = rt_calloc((size_t)g->n_kernels + 1, sizeof *gs->fn);
-	gs->max_threads = rt_calloc((size_t)g->n_kernels + 1, sizeof *gs->max_threads);
-	if (!gs->fn || !gs->max_threads)
-		return rt_error(SLAPO_OUT_OF_MEMORY, "", "out of memory");
-	for (int32_t i = 0; i < g->n_kernels; i++) {
+	if ((r = cu->cuModuleLoadDataEx(mod, ptx, 2, opts, vals)) == CUDA_SUCCESS)
+		return SLAPO_OK;
+	char t[300];
+	*mod = NULL;
+	errlog[sizeof errlog - 1] = '\0';
+	for (char *p = errlog; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	return rt_error_device(
+	        rt_cu_error_sticky(r) ? SLAPO_DEVICE_LOST : SLAPO_DEVICE, r, "",
+	        "loading the model's PTX (%s) on %s: %s; JIT log: %.600s", what,
+	        gs->gw->name, rt_cu_error_text(cu, r, t, sizeof t), errlog);
+}
+
+/* Kernels [lo, hi) of kernel_names from mod. */
+static SlapoStatus find_kernels(RtGpuSession *gs, CUmodule mod, int32_t lo, int32_t hi)
+{
+	const RtCuda *cu = gs->cu;
+	CUresult r;
+	for (int32_t i = lo; i < hi; i++) {
 		int mt = 1024;
-		if ((r = cu->cuModuleGetFunction(&gs->fn[i], gs->mod,
-		                                 g->kernel_names[i])) != CUDA_SUCCESS)
-			return cu_fail(cu, r, g->kernel_names[i],
+		if ((r = cu->cuModuleGetFunction(&gs->fn[i], mod,
+		                                 gs->g->kernel_names[i])) != CUDA_SUCCESS)
+			return cu_fail(cu, r, gs->g->kernel_names[i],
 			               "finding a kernel in the PTX");
 		if (cu->cuFuncGetAttribute(&mt, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK,
 		                           gs->fn[i]) != CUDA_SUCCESS ||
@@ -426,6 +431,48 @@ static SlapoStatus load_module(RtGpuSession *gs)
 			mt = 1024;
 		gs->max_threads[i] = mt / 32 * 32;
 	}
+	return SLAPO_OK;
+}
+
+/* The sm_90a module, on a GPU of compute capability 9.0 (unless
+ * SLAPO_CUDA_SM90A=0). Where it cannot load, its kernels stay NULL and
+ * forward() launches the portable ones, unless SLAPO_CUDA_SM90A=1 asks
+ * for it: then that is an error. */
+static SlapoStatus load_sm90a(RtGpuSession *gs)
+{
+	const RtGpuDesc *g = gs->g;
+	int32_t n90 = g->version >= 3 ? g->n_kernels_sm90a : 0;
+	if (n90 == 0 || gs->sm90a == 0)
+		return SLAPO_OK;
+	SlapoStatus st;
+	if (gs->gw->cc_major != 9 || gs->gw->cc_minor != 0)
+		st = rt_error(SLAPO_DEVICE, "",
+		              "SLAPO_CUDA_SM90A=1, but %s has compute capability %d.%d, "
+		              "not 9.0",
+		              gs->gw->name, gs->gw->cc_major, gs->gw->cc_minor);
+	else if ((st = jit(gs, &gs->mod90, g->ptx_sm90a, "sm_90a")) == SLAPO_OK &&
+	         (st = find_kernels(gs, gs->mod90, g->n_kernels - n90, g->n_kernels)) !=
+	                 SLAPO_OK)
+		for (int32_t i = g->n_kernels - n90; i < g->n_kernels; i++)
+			gs->fn[i] = NULL;
+	return gs->sm90a == 1 ? st : SLAPO_OK;
+}
+
+static SlapoStatus load_module(RtGpuSession *gs)
+{
+	const RtCuda *cu = gs->cu;
+	const RtGpuDesc *g = gs->g;
+	SlapoStatus st;
+	if ((st = jit(gs, &gs->mod, g->ptx, g->target)) != SLAPO_OK)
+		return st;
+	gs->fn = rt_calloc((size_t)g->n_kernels + 1, sizeof *gs->fn);
+	gs->max_threads = rt_calloc((size_t)g->n_kernels + 1, sizeof *gs->max_threads);
+	if (!gs->fn || !gs->max_threads)
+		return rt_error(SLAPO_OUT_OF_MEMORY, "", "out of memory");
+	int32_t n90 = g->version >= 3 ? g->n_kernels_sm90a : 0;
+	if ((st = find_kernels(gs, gs->mod, 0, g->n_kernels - n90)) != SLAPO_OK ||
+	    (st = load_sm90a(gs)) != SLAPO_OK)
+		return st;
 	static const char *const bias[3] = {"slapo_util_bias_f32", "slapo_util_bias_bf16",
 	                                    "slapo_util_bias_f16"};
 	static const char *const gelu[3] = {"slapo_util_gelu_f32", "slapo_util_gelu_bf16",
@@ -468,6 +515,7 @@ SlapoStatus rt_gpu_session_create(SlapoWeights *w, void *stream, RtGpuSession **
 	gs->split_rows = env_int("SLAPO_GEMM_SPLIT_ROWS", 512);
 	gs->no_lt = env_flag("SLAPO_GEMM_NO_LT", 0);
 	gs->att_small_grid = env_int("SLAPO_ATT_SMALL_GRID", -1);
+	gs->sm90a = env_int("SLAPO_CUDA_SM90A", -1);
 	gs->param_ptrs = rt_calloc((size_t)d->n_params + 1, sizeof *gs->param_ptrs);
 	gs->in_ptrs = rt_calloc((size_t)d->n_inputs + 1, sizeof *gs->in_ptrs);
 	gs->out_ptrs = rt_calloc((size_t)d->n_outputs + 1, sizeof *gs->out_ptrs);
@@ -544,6 +592,12 @@ int64_t rt_gpu_att_small_grid(RtExec *ex, int64_t dflt)
 	return v >= 0 ? v : dflt;
 }
 
+int32_t rt_gpu_has_kernel(RtExec *ex, int32_t kernel)
+{
+	RtGpuSession *gs = session_of(ex);
+	return kernel >= 0 && kernel < gs->g->n_kernels && gs->fn[kernel] != NULL;
+}
+
 /* After an enqueue: its error, and with SLAPO_CUDA_SYNC the kernel's. */
 static int check_enqueue(RtExec *ex, RtGpuSession *gs, CUresult r, const char *what,
                          const char *name)
@@ -568,8 +622,9 @@ void rt_gpu_launch(RtExec *ex, int32_t kernel, int64_t gx, int64_t gy, int64_t b
 	uint64_t bad[MAX_ARGS];
 	if (rt_failed(ex))
 		return;
-	if (kernel < 0 || kernel >= gs->g->n_kernels || nargs > MAX_ARGS || nargs < 0 ||
-	    gx < 1 || gx > INT32_MAX || gy < 1 || gy > 65535 || bx < 1 || bx > 1024) {
+	if (kernel < 0 || kernel >= gs->g->n_kernels || !gs->fn[kernel] ||
+	    nargs > MAX_ARGS || nargs < 0 || gx < 1 || gx > INT32_MAX || gy < 1 ||
+	    gy > 65535 || bx < 1 || bx > 1024) {
 		rt_fail(ex, SLAPO_INTERNAL, NULL,
 		        "bad launch of kernel %d: grid %lld x %lld, %lld threads, %d args",
 		        (int)kernel, (long long)gx, (long long)gy, (long long)bx,
@@ -837,7 +892,8 @@ void rt_gpu_gemm(RtExec *ex, const RtGemm *q)
 		o.b = (const char *)q->b + j * q->stride2_b * type_size(q->b_type);
 		o.c = (char *)q->c + j * q->stride2_c * type_size(q->c_type);
 		if (q->r)
-			o.r = (const char *)q->r + j * q->stride2_c * type_size(q->c_type);
+			o.r = (const char *)q->r +
+			      j * q->stride2_c * type_size(q->c_type);
 		gemm_one(ex, &o);
 	}
 }
@@ -852,14 +908,15 @@ void rt_gpu_gemm(RtExec *ex, const RtGemm *q)
 static int gemm_split(RtExec *ex, RtGpuSession *gs, const RtGemm *q, int64_t lda,
                       int64_t ldb, int64_t ldc)
 {
-	int64_t es = type_size(q->c_type), ea = type_size(q->a_type), eb = type_size(q->b_type);
+	int64_t es = type_size(q->c_type), ea = type_size(q->a_type),
+	        eb = type_size(q->b_type);
 	int64_t pitch = ldc * es, g = 1;
 	while (g < 16 && (pitch * g) % 16 != 0)
 		g *= 2;
 	/* op(A) = A^T would need every g-th column of A */
 	if (q->batch != 1 || !q->tb || q->ta || g == 1 || q->n < 8 * g || q->k == 0 ||
-	    q->m < gs->split_rows * g || q->n * es > PTRS_BYTES ||
-	    g * lda > INT32_MAX || g * ldc > INT32_MAX || (uintptr_t)q->c % (uintptr_t)es != 0)
+	    q->m < gs->split_rows * g || q->n * es > PTRS_BYTES || g * lda > INT32_MAX ||
+	    g * ldc > INT32_MAX || (uintptr_t)q->c % (uintptr_t)es != 0)
 		return 0;
 	for (int64_t i = 0; i < g && i < q->m && !rt_failed(ex); i++) {
 		uintptr_t at = (uintptr_t)q->c + (uintptr_t)(i * pitch);
@@ -887,9 +944,10 @@ static int gemm_split(RtExec *ex, RtGpuSession *gs, const RtGemm *q, int64_t lda
 				/* the epilogue wants its bias aligned too: a copy in the
 				 * pointer-array space (free here; stream order) */
 				if (!check_enqueue(ex, gs,
-				                   gs->cu->cuMemcpyDtoDAsync(gs->ptrs,
-				                                             (CUdeviceptr)(uintptr_t)r.bias,
-				                                             (size_t)(n8 * es), gs->stream),
+				                   gs->cu->cuMemcpyDtoDAsync(
+				                           gs->ptrs,
+				                           (CUdeviceptr)(uintptr_t)r.bias,
+				                           (size_t)(n8 * es), gs->stream),
 				                   "cuMemcpyDtoDAsync", "GEMM bias"))
 					return 1;
 				r.bias = (const void *)(uintptr_t)gs->ptrs;
@@ -1054,7 +1112,8 @@ static SlapoStatus size_memory(RtGpuSession *gs, const DLTensor *const *inputs,
 	if (at > gs->mem_size) {
 		/* exactly what this run needs the first time; when it grows,
 		 * some room for the next larger shapes */
-		uint64_t want = gs->mem_size ? align_up(at + at / 8, 1u << 20) : align_up(at, 1u << 20);
+		uint64_t want = gs->mem_size ? align_up(at + at / 8, 1u << 20)
+		                             : align_up(at, 1u << 20);
 		drop_graphs(gs);
 		if (gs->mem) {
 			gs->cu->cuStreamSynchronize(gs->stream);
@@ -1329,8 +1388,8 @@ static SlapoStatus prof_times(RtGpuSession *gs, RtProf *p)
 			continue;
 		if (first < 0)
 			first = i;
-		else if ((r = gs->cu->cuEventElapsedTime(&ms, gs->ev[first], gs->ev[i])) !=
-		         CUDA_SUCCESS)
+		else if ((r = gs->cu->cuEventElapsedTime(&ms, gs->ev[first],
+		                                         gs->ev[i])) != CUDA_SUCCESS)
 			return run_fail(gs, r, "cuEventElapsedTime (profiling)");
 		p->mark[i] = p->run_ns + (int64_t)((double)ms * 1e6);
 	}

@@ -90,6 +90,10 @@ static SlapoStatus check_desc(const RtModelDesc *d)
 		    (d->n_params && (!g->param_dtypes || !g->param_offsets)) ||
 		    g->precision > RT_PREC_FP16)
 			return bad_desc(NULL, "bad GPU part");
+		if (g->version >= 3 &&
+		    (g->n_kernels_sm90a < 0 || g->n_kernels_sm90a > g->n_kernels ||
+		     (g->n_kernels_sm90a && !g->ptx_sm90a)))
+			return bad_desc(NULL, "bad sm_90a module in the GPU part");
 	}
 	for (i = 0; i < 2; i++) {
 		RtStepTable t;

@@ -201,10 +201,19 @@ struct RtGpuDesc {
 	int32_t n_steps;
 	const RtStepDesc *steps; /* [n_steps] */
 	RtStepCostFn step_costs;
+	/* version 3: kernels for Hopper (compute capability 9.0) alone, in a
+	 * module of their own (PTX ISA 8.0, target sm_90a: wgmma): the last
+	 * n_kernels_sm90a of kernel_names, found in ptx_sm90a ("" if none).
+	 * The runtime loads it on such a GPU only; forward() asks
+	 * rt_gpu_has_kernel before launching one. */
+	const char *ptx_sm90a;
+	int32_t n_kernels_sm90a;
+	int32_t reserved1;
 };
 
-/* Version 2 appended the step table; version 1 is still read. */
-#define RT_GPU_VERSION     2u
+/* Version 2 appended the step table, version 3 the sm_90a module;
+ * versions 1 and 2 are still read. */
+#define RT_GPU_VERSION     3u
 #define RT_GPU_VERSION_MIN 1u
 
 /* Defined by the generated code (hidden); used only by api.c. */
@@ -272,7 +281,10 @@ _Static_assert(offsetof(RtGpuDesc, ptx) == 8 && offsetof(RtGpuDesc, n_kernels) =
                        offsetof(RtGpuDesc, forward) == 80 &&
                        offsetof(RtGpuDesc, n_steps) == 88 &&
                        offsetof(RtGpuDesc, steps) == 96 &&
-                       offsetof(RtGpuDesc, step_costs) == 104 && sizeof(RtGpuDesc) == 112,
+                       offsetof(RtGpuDesc, step_costs) == 104 &&
+                       offsetof(RtGpuDesc, ptx_sm90a) == 112 &&
+                       offsetof(RtGpuDesc, n_kernels_sm90a) == 120 &&
+                       sizeof(RtGpuDesc) == 128,
                "RtGpuDesc");
 _Static_assert(offsetof(RtModelDesc, name) == 8 && offsetof(RtModelDesc, n_syms) == 24 &&
                        offsetof(RtModelDesc, syms) == 32 &&
@@ -454,6 +466,10 @@ void *rt_gpu_error_word(RtExec *ex);
  * forward launches the 64-query one: dflt, or SLAPO_ATT_SMALL_GRID (0: never,
  * a test of the 128-query kernel at small sizes). */
 int64_t rt_gpu_att_small_grid(RtExec *ex, int64_t dflt);
+/* 1 if kernel `kernel` can be launched: always for the main module's;
+ * for the sm_90a module's, when the GPU is Hopper and the module loaded
+ * (SLAPO_CUDA_SM90A=0 keeps it unloaded). */
+int32_t rt_gpu_has_kernel(RtExec *ex, int32_t kernel);
 
 /* ======================================================================
  * 4. Internals: errors, logging, allocation (err.c)

@@ -8,7 +8,7 @@
 #   OUT/ops/P/          every op case at precision P (fp32, tf32, bf16):
 #                       model libraries, inputs, interpreter references
 #   OUT/bert/           tiny BERT (interpreter references at 4 shapes), the
-#                       attention BERT of bert_attn.slapo (head size 32, 5
+#                       attention BERT of bert_attn.slapo (head size 64, 5
 #                       shapes) and bert-base (CPU-path references) at each
 #                       precision
 #   OUT/zoo/F/          each zoo fixture F of tests/zoo/fixtures (HF weights,

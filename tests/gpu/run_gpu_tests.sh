@@ -13,13 +13,14 @@
 #      normwise 2e-2), with device and host tensors; bf16 also with every
 #      GEMM on cuBLAS (SLAPO_GEMM_NO_LT=1: the bias and GELU epilogues by
 #      our kernels)
-#   2b. the fused attention kernel (bert_attn.slapo, head size 32, at bf16
+#   2b. the fused attention kernel (bert_attn.slapo, head size 64, at bf16
 #      and fp16; fp32 unfused; and bert_attn_flash.slapo, the attention
-#      swapped in by replace(); sdpa_bool.slapo, a bool mask, against the
-#      CPU path) against the interpreter, normwise 2e-2, at
-#      sequence lengths 1, 7, 64, 70 and 150 with padded rows, with each of
-#      the kernel's two forms (128-query blocks, SLAPO_ATT_SMALL_GRID=0, and
-#      64-query ones, the choice for grids this small); its LM head
+#      swapped in by replace(); sdpa_bool.slapo, head size 32 and a bool
+#      mask, against the CPU path) against the interpreter, normwise 2e-2,
+#      at sequence lengths 1, 7, 64, 70 and 150 with padded rows, with each
+#      of the kernel's forms (on Hopper wgmma, required there by
+#      SLAPO_CUDA_SM90A=1; and mma.sync with 128-query blocks,
+#      SLAPO_ATT_SMALL_GRID=0, and 64-query ones); its LM head
 #      (1001 columns) split into classes of rows (SLAPO_GEMM_SPLIT_ROWS=1)
 #   3. bert-base on the GPU against the library's own CPU path (fp32
 #      rtol 1e-3 atol 2e-3; tf32 normwise 5e-3; bf16 normwise 2e-2)
@@ -103,11 +104,15 @@ for k in 0 1 2 3; do
 done
 
 # 2b. the fused attention kernel (bf16, fp16; fp32 runs unfused) in a small
-#     BERT with head size 32, against the interpreter; its LM head's rows
+#     BERT with head size 64, against the interpreter; its LM head's rows
 #     (1001 f32) are not 16-byte aligned, and SLAPO_GEMM_SPLIT_ROWS=1 makes
 #     the runtime split it by rows at every size (gemm_split); -out16: the
 #     logits in the 16-bit type (--output-dtype), rows of 1001 bf16 / f16
 export SLAPO_GEMM_SPLIT_ROWS=1
+# on Hopper (compute capability 9.0) the library's sm_90a module must load:
+# the checks below then run its wgmma attention kernel
+cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1)
+[ "$cc" = "9.0" ] && export SLAPO_CUDA_SM90A=1
 for k in 0 1 2 3 4; do
 	w=(--weights "$pkg/bert/attn.w.$k.st" --inputs "$pkg/bert/attn.in.$k.st"
 		--compare "$pkg/bert/attn.ref.$k.st")
@@ -125,7 +130,12 @@ for k in 0 1 2 3 4; do
 	SLAPO_GEMM_NO_LT=1 check "attention BERT bf16-res shape $k, cuBLAS" "$bin/slapo-run" \
 		"$pkg/bert/attn.bf16-res.so" --device cuda:0 "${w[@]}" --norm-tol 2e-2 -q
 	for p in bf16 fp16; do
-		SLAPO_ATT_SMALL_GRID=0 check "attention BERT $p shape $k, 128-query blocks" \
+		SLAPO_CUDA_SM90A=0 SLAPO_ATT_SMALL_GRID=0 check \
+			"attention BERT $p shape $k, mma.sync 128-query blocks" \
+			"$bin/slapo-run" "$pkg/bert/attn.$p.so" --device cuda:0 "${w[@]}" \
+			--norm-tol 2e-2 --bench 2 -q
+		[ "$cc" = "9.0" ] && SLAPO_CUDA_SM90A=0 check \
+			"attention BERT $p shape $k, mma.sync 64-query blocks" \
 			"$bin/slapo-run" "$pkg/bert/attn.$p.so" --device cuda:0 "${w[@]}" \
 			--norm-tol 2e-2 --bench 2 -q
 	done

@@ -1,0 +1,53 @@
+#!/bin/bash
+# sm90a_ptx.sh - the sm_90a module (Hopper's wgmma attention kernel) is
+# made where it should be and nowhere else: bert_attn.slapo (head size 64)
+# at bf16, fp16 and tf32 gets one, with PTX ISA 8.0 for sm_90a, the kernel
+# (eight wgmma: four k-steps of scores, four of P V) and its proxy fence,
+# while its main module stays sm_80 without wgmma; head size 32
+# (sdpa_bool.slapo) and fp32 (attention unfused) get none. Where ptxas is
+# installed (CUDA_HOME, /usr/local/cuda), the module must assemble for
+# sm_90a without spilling under its register cap.
+#
+# usage: sm90a_ptx.sh SLAPOC SRCDIR
+set -uo pipefail
+slapoc=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL $*"; fails=$((fails + 1)); }
+ptxas=${CUDA_HOME:-/usr/local/cuda}/bin/ptxas
+[ -x "$ptxas" ] || ptxas=$(command -v ptxas || true)
+
+for p in bf16 fp16 tf32; do
+	out=$tmp/attn.$p.ptx
+	"$slapoc" "$src/tests/gpu/bert_attn.slapo" --gpu=on --precision=$p -o "$tmp/a.so" \
+		--ptx="$out" || { fail "$p: slapoc"; continue; }
+	h=$out.sm90a
+	if [ ! -f "$h" ]; then
+		fail "$p: no sm_90a module"
+		continue
+	fi
+	grep -qx '.version 8.0' "$h" || fail "$p: sm_90a module not PTX ISA 8.0"
+	grep -qx '.target sm_90a' "$h" || fail "$p: sm_90a module not for sm_90a"
+	n=$(grep -c 'wgmma.mma_async.sync.aligned.m64n64k16' "$h")
+	[ "$n" = 8 ] || fail "$p: $n wgmma in the sm_90a module, not 8"
+	grep -q 'fence.proxy.async.shared::cta' "$h" || fail "$p: no proxy fence"
+	grep -q '^.visible .entry h0_attention(' "$h" || fail "$p: no h0_attention entry"
+	grep -qx '.target sm_80' "$out" || fail "$p: main module not sm_80"
+	! grep -q wgmma "$out" || fail "$p: wgmma in the main module"
+	if [ -n "$ptxas" ]; then
+		log=$("$ptxas" -arch=sm_90a -v "$h" -o "$tmp/h.cubin" 2>&1) ||
+			fail "$p: ptxas rejects the sm_90a module: $log"
+		grep -q ' 0 bytes spill stores' <<<"$log" || fail "$p: the wgmma kernel spills: $log"
+	fi
+	echo "ok   $p: sm_90a module${ptxas:+ (assembled by ptxas)}"
+done
+"$slapoc" "$src/tests/gpu/sdpa_bool.slapo" --gpu=on --precision=bf16 -o "$tmp/b.so" \
+	--ptx="$tmp/b.ptx" || fail "sdpa_bool: slapoc"
+[ ! -e "$tmp/b.ptx.sm90a" ] || fail "head size 32 made an sm_90a module"
+"$slapoc" "$src/tests/gpu/bert_attn.slapo" --gpu=on --precision=fp32 -o "$tmp/c.so" \
+	--ptx="$tmp/c.ptx" || fail "fp32: slapoc"
+[ ! -e "$tmp/c.ptx.sm90a" ] || fail "fp32 made an sm_90a module"
+echo "sm90a_ptx: $fails failure(s)"
+[ $fails = 0 ]
