@@ -17,7 +17,10 @@
  * so two libraries can be told apart in one process. Variant 1 marks its
  * nine steps for profiles (rt_prof_step, a version 3 descriptor with a
  * step table); variant 2 is a version 2 descriptor, as libraries made
- * before profiles were, which the runtime still loads.
+ * before profiles were, which the runtime still loads. Variant 3 is
+ * variant 1 with a GPU part (never run: its kernels are not real) whose
+ * last FAKE_SM90A kernel names belong to an sm_90a module, for the
+ * runtime's check of that count when a model is opened.
  */
 #include <math.h>
 #include <string.h>
@@ -28,7 +31,7 @@
 #define FAKE_VARIANT 1
 #endif
 
-#if FAKE_VARIANT == 1
+#if FAKE_VARIANT != 2
 #define NAME "FakeMLP"
 #define V    50
 #define H    16
@@ -195,7 +198,7 @@ static void add_bias_v(void *p, int64_t begin, int64_t end)
 			logits[r * V + j] += b[j];
 }
 
-#if FAKE_VARIANT == 1
+#if FAKE_VARIANT != 2
 /* as slapoc's steps.c makes them */
 static const RtStepDesc steps[] = {
         {"embed_ln", "map", "fake.slapo:3", "emb"},
@@ -269,13 +272,42 @@ static SlapoStatus forward(RtExec *ex)
 	return SLAPO_OK;
 }
 
+#if FAKE_VARIANT == 3
+static const char *const kernel_names[] = {"k0_fake", "h1_fake"};
+static const DLDataType param_dtypes[11] = {
+        {kDLFloat, 32, 1}, {kDLFloat, 32, 1}, {kDLFloat, 32, 1}, {kDLFloat, 32, 1},
+        {kDLFloat, 32, 1}, {kDLFloat, 32, 1}, {kDLFloat, 32, 1}, {kDLFloat, 32, 1},
+        {kDLFloat, 32, 1}, {kDLFloat, 32, 1}, {kDLFloat, 32, 1}};
+static const uint64_t param_offsets[11] = {0};
+static const RtGpuDesc gpu_desc = {
+        .version = RT_GPU_VERSION,
+        .precision = RT_PREC_FP32,
+        .ptx = "",
+        .target = "sm_80",
+        .n_kernels = 2,
+        .kernel_names = kernel_names,
+        .param_dtypes = param_dtypes,
+        .param_offsets = param_offsets,
+        .params_size = 256,
+        .workspace_size = workspace_size,
+        .forward = forward,
+        .ptx_sm90a = "",
+        .n_kernels_sm90a = FAKE_SM90A,
+};
+#define DEVICES (SLAPO_DEVICE_BIT_CPU | SLAPO_DEVICE_BIT_CUDA)
+#define GPU     (&gpu_desc)
+#else
+#define DEVICES SLAPO_DEVICE_BIT_CPU
+#define GPU     NULL /* no GPU code */
+#endif
+
 const RtModelDesc slapo_model_desc = {
-#if FAKE_VARIANT == 1
+#if FAKE_VARIANT != 2
         RT_DESC_VERSION,
 #else
         2, /* as before profiles: no step table (the fields read as 0) */
 #endif
-        SLAPO_DEVICE_BIT_CPU,
+        DEVICES,
         NAME,
         "0.1.0-fake",
         2,
@@ -293,8 +325,8 @@ const RtModelDesc slapo_model_desc = {
         "fake",
         workspace_size,
         forward,
-        NULL, /* no GPU code */
-#if FAKE_VARIANT == 1
+        GPU,
+#if FAKE_VARIANT != 2
         N_STEPS,
         steps,
         step_costs,
