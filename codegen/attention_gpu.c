@@ -277,40 +277,6 @@ static LLVMValueRef att_exp2(CgFn *f, LLVMValueRef x, LLVMValueRef nb)
 	return cg_ptx(f, "ex2.approx.ftz.f32 $0, $1;", "=f,f", f->L->t_f32, &t, 1, 1);
 }
 
-/* Scores of keys past the sequence become -inf, only in a tile that
- * reaches past it (the others skip this by one branch). */
-static void att_mask_tail(CgFn *f, int mt, LLVMValueRef s[ATT_NT][ATT_MT][4],
-                          LLVMValueRef j0, LLVMValueRef t2, LLVMValueRef seq)
-{
-	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
-	LLVMValueRef end = LLVMBuildAdd(B, j0, cg_gk_i64c(f, ATT_KEYS), "");
-	LLVMBasicBlockRef after =
-	        cg_gk_if_begin(f, LLVMBuildICmp(B, LLVMIntSGT, end, seq, ""));
-	LLVMValueRef m[ATT_NT][ATT_MT][4];
-	for (int nt = 0; nt < ATT_NT; nt++)
-		for (int e = 0; e < 4; e++) {
-			LLVMValueRef col = LLVMBuildAdd(
-			        B, j0,
-			        LLVMBuildAdd(B, t2, cg_gk_i64c(f, nt * 8 + (e & 1)), ""),
-			        "");
-			LLVMValueRef in = LLVMBuildICmp(B, LLVMIntSLT, col, seq, "");
-			for (int t = 0; t < mt; t++)
-				m[nt][t][e] = LLVMBuildSelect(B, in, s[nt][t][e],
-				                              fconst(f, -INFINITY), "");
-		}
-	LLVMBasicBlockRef then = LLVMGetInsertBlock(B);
-	cg_gk_if_end(f, after);
-	for (int nt = 0; nt < ATT_NT; nt++)
-		for (int t = 0; t < mt; t++)
-			for (int e = 0; e < 4; e++) {
-				LLVMValueRef phi = LLVMBuildPhi(B, f->L->t_f32, "");
-				LLVMValueRef v[2] = {s[nt][t][e], m[nt][t][e]};
-				LLVMBasicBlockRef bb[2] = {pre, then};
-				LLVMAddIncoming(phi, v, bb, 2);
-				s[nt][t][e] = phi;
-			}
-}
-
 /* What the key loop of a batch works with (cg_gk_emit_attention). */
 typedef struct AttRun {
 	Att a;
@@ -338,11 +304,13 @@ static LLVMValueRef att_at_c(AttRun *r, int64_t elems)
 	return att_at(r, cg_gk_i64c(r->a.f, elems));
 }
 
-/* The prologue expression on each score of the key tile at j0; -inf past
- * the last key. The thread's two rows share (batch, head): an operand
- * whose offset does not move with the query (the mask) is loaded once
- * for both. */
-static void att_prologue(AttRun *r, LLVMValueRef j0, LLVMValueRef s[ATT_NT][ATT_MT][4])
+/* The prologue expression on each score of the key tile at j0, its
+ * operands read at the score's column (clamped to the last key when
+ * clamp). The thread's two rows share (batch, head): an operand whose
+ * offset does not move with the query (the mask) is loaded once for
+ * both. */
+static void att_prologue(AttRun *r, LLVMValueRef j0, LLVMValueRef s[ATT_NT][ATT_MT][4],
+                         bool clamp)
 {
 	CgFn *f = r->a.f;
 	CgGkOps *o = r->o;
@@ -362,7 +330,7 @@ static void att_prologue(AttRun *r, LLVMValueRef j0, LLVMValueRef s[ATT_NT][ATT_
 					int e = 2 * h + c;
 					for (int k = 4; k < st->nview; k++)
 						o->off[k] = r->roff[t][h][k];
-					o->x.j = imin64(f, col, r->last);
+					o->x.j = clamp ? imin64(f, col, r->last) : col;
 					o->x.lanes = 1;
 					o->x.nmemo = 1 + nkeep;
 					o->x.memo_n[0] = sleaf;
@@ -396,7 +364,55 @@ static void att_prologue(AttRun *r, LLVMValueRef j0, LLVMValueRef s[ATT_NT][ATT_
 					}
 				}
 		}
-	att_mask_tail(f, r->mt, s, j0, r->t2, r->seq);
+}
+
+/* The prologue on the scores of the key tile at j0 (s becomes its
+ * values): in a tile inside the sequence at the columns themselves (the
+ * operands' addresses a constant apart), in the tile that reaches past it
+ * at columns clamped to the last key, and -inf past it. */
+static void att_scores(AttRun *r, LLVMValueRef j0, LLVMValueRef s[ATT_NT][ATT_MT][4])
+{
+	CgFn *f = r->a.f;
+	CgLlvm *L = f->L;
+	int mt = r->mt;
+	LLVMValueRef end = LLVMBuildAdd(B, j0, cg_gk_i64c(f, ATT_KEYS), "");
+	LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "tail");
+	LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "full");
+	LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "scored");
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSGT, end, r->seq, ""), tail, full);
+	LLVMValueRef st[ATT_NT][ATT_MT][4], sf[ATT_NT][ATT_MT][4];
+	memcpy(st, s, sizeof st);
+	memcpy(sf, s, sizeof sf);
+	LLVMPositionBuilderAtEnd(B, tail);
+	att_prologue(r, j0, st, true);
+	for (int nt = 0; nt < ATT_NT; nt++)
+		for (int e = 0; e < 4; e++) {
+			LLVMValueRef col = LLVMBuildAdd(
+			        B, j0,
+			        LLVMBuildAdd(B, r->t2, cg_gk_i64c(f, nt * 8 + (e & 1)),
+			                     ""),
+			        "");
+			LLVMValueRef in = LLVMBuildICmp(B, LLVMIntSLT, col, r->seq, "");
+			for (int t = 0; t < mt; t++)
+				st[nt][t][e] = LLVMBuildSelect(B, in, st[nt][t][e],
+				                               fconst(f, -INFINITY), "");
+		}
+	LLVMBasicBlockRef tail_end = LLVMGetInsertBlock(B);
+	LLVMBuildBr(B, join);
+	LLVMPositionBuilderAtEnd(B, full);
+	att_prologue(r, j0, sf, false);
+	LLVMBasicBlockRef full_end = LLVMGetInsertBlock(B);
+	LLVMBuildBr(B, join);
+	LLVMPositionBuilderAtEnd(B, join);
+	for (int nt = 0; nt < ATT_NT; nt++)
+		for (int t = 0; t < mt; t++)
+			for (int e = 0; e < 4; e++) {
+				LLVMValueRef phi = LLVMBuildPhi(B, L->t_f32, "");
+				LLVMValueRef v[2] = {st[nt][t][e], sf[nt][t][e]};
+				LLVMBasicBlockRef bb[2] = {tail_end, full_end};
+				LLVMAddIncoming(phi, v, bb, 2);
+				s[nt][t][e] = phi;
+			}
 }
 
 /* Online softmax per row over the tile's scores, exp(x - m) as
@@ -486,7 +502,7 @@ static void att_tile_mma(AttRun *r, LLVMValueRef j0, LLVMValueRef tk, LLVMValueR
 			         s[nt + 1]);
 		}
 	}
-	att_prologue(r, j0, s);
+	att_scores(r, j0, s);
 	att_softmax(r, s);
 	LLVMValueRef acc[ATT_MAXD8][ATT_MT][4];
 	for (int dn = 0; dn < r->nd8; dn++)
@@ -535,7 +551,7 @@ static void att_tile_wg(AttRun *r, LLVMValueRef j0, LLVMValueRef smq, LLVMValueR
 	cg_wg_wait(a->f, d32, 0);
 	for (int i = 0; i < 32; i++)
 		s[i / 4][0][i % 4] = d32[i];
-	att_prologue(r, j0, s);
+	att_scores(r, j0, s);
 	att_softmax(r, s);
 	for (int kk = 0; kk < ATT_KEYS / 16; kk++)
 		att_p_frags(r, s, kk, 0, pf[kk]);

@@ -6,7 +6,9 @@
 # while its main module stays sm_80 without wgmma; head size 32
 # (sdpa_bool.slapo) and fp32 (attention unfused) get none. Where ptxas is
 # installed (CUDA_HOME, /usr/local/cuda), the module must assemble for
-# sm_90a without spilling under its register cap.
+# sm_90a, spilling at most 32 bytes under its register cap (12 today: the
+# cap of 128 that lets four blocks share an SM was measured faster than
+# room for everything at three).
 #
 # usage: sm90a_ptx.sh SLAPOC SRCDIR
 set -uo pipefail
@@ -39,7 +41,9 @@ for p in bf16 fp16 tf32; do
 	if [ -n "$ptxas" ]; then
 		log=$("$ptxas" -arch=sm_90a -v "$h" -o "$tmp/h.cubin" 2>&1) ||
 			fail "$p: ptxas rejects the sm_90a module: $log"
-		grep -q ' 0 bytes spill stores' <<<"$log" || fail "$p: the wgmma kernel spills: $log"
+		spill=$(sed -n 's/.* \([0-9]*\) bytes spill stores.*/\1/p' <<<"$log" | head -n 1)
+		[ -n "$spill" ] && [ "$spill" -le 32 ] ||
+			fail "$p: the wgmma kernel spills ${spill:-?} bytes (at most 32): $log"
 	fi
 	echo "ok   $p: sm_90a module${ptxas:+ (assembled by ptxas)}"
 done
