@@ -437,7 +437,8 @@ static SlapoStatus find_kernels(RtGpuSession *gs, CUmodule mod, int32_t lo, int3
 /* The sm_90a module, on a GPU of compute capability 9.0 (unless
  * SLAPO_CUDA_SM90A=0). Where it cannot load, its kernels stay NULL and
  * forward() launches the portable ones, unless SLAPO_CUDA_SM90A=1 asks
- * for it: then that is an error. */
+ * for it, or the failure left the context unusable: then that is the
+ * session's error. */
 static SlapoStatus load_sm90a(RtGpuSession *gs)
 {
 	const RtGpuDesc *g = gs->g;
@@ -455,7 +456,10 @@ static SlapoStatus load_sm90a(RtGpuSession *gs)
 	                 SLAPO_OK)
 		for (int32_t i = g->n_kernels - n90; i < g->n_kernels; i++)
 			gs->fn[i] = NULL;
-	return gs->sm90a == 1 ? st : SLAPO_OK;
+	if (st == SLAPO_OK || gs->sm90a == 1 || st == SLAPO_DEVICE_LOST)
+		return st;
+	rt_clear_error(); /* the portable kernels run instead: not an error */
+	return SLAPO_OK;
 }
 
 static SlapoStatus load_module(RtGpuSession *gs)
