@@ -456,9 +456,22 @@ static SlapoStatus load_sm90a(RtGpuSession *gs)
 	                 SLAPO_OK)
 		for (int32_t i = g->n_kernels - n90; i < g->n_kernels; i++)
 			gs->fn[i] = NULL;
+	SlapoWeights *w = gs->w;
+	if (st == SLAPO_OK && w->log)
+		rt_log(w->log, w->log_user_data, SLAPO_LOG_INFO,
+		       "loaded the sm_90a module of %s on cuda:%d (%s): %d Hopper kernels",
+		       gs->d->name, (int)gs->gw->ordinal, gs->gw->name, (int)n90);
 	if (st == SLAPO_OK || gs->sm90a == 1 || st == SLAPO_DEVICE_LOST)
 		return st;
-	rt_clear_error(); /* the portable kernels run instead: not an error */
+	if (w->log)
+		rt_log(w->log, w->log_user_data, SLAPO_LOG_WARN,
+		       "the sm_90a module of %s did not load on cuda:%d (%s), the portable "
+		       "kernels run instead: %s%s%s",
+		       gs->d->name, (int)gs->gw->ordinal, gs->gw->name,
+		       rt_last_error()->object_name,
+		       *rt_last_error()->object_name ? ": " : "",
+		       rt_last_error()->message);
+	rt_clear_error(); /* not an error of the session */
 	return SLAPO_OK;
 }
 

@@ -278,7 +278,9 @@ static const DLDataType param_dtypes[11] = {
         {kDLFloat, 32, 1}, {kDLFloat, 32, 1}, {kDLFloat, 32, 1}, {kDLFloat, 32, 1},
         {kDLFloat, 32, 1}, {kDLFloat, 32, 1}, {kDLFloat, 32, 1}, {kDLFloat, 32, 1},
         {kDLFloat, 32, 1}, {kDLFloat, 32, 1}, {kDLFloat, 32, 1}};
-static const uint64_t param_offsets[11] = {0};
+/* a 4 KiB slot each, aliases at their target's */
+static const uint64_t param_offsets[11] = {0,     4096,  8192,  12288, 16384, 20480,
+                                           24576, 28672, 32768, 0,     32768};
 static const RtGpuDesc gpu_desc = {
         .version = RT_GPU_VERSION,
         .precision = RT_PREC_FP32,
@@ -288,7 +290,7 @@ static const RtGpuDesc gpu_desc = {
         .kernel_names = kernel_names,
         .param_dtypes = param_dtypes,
         .param_offsets = param_offsets,
-        .params_size = 256,
+        .params_size = 9 * 4096,
         .workspace_size = workspace_size,
         .forward = forward,
         .ptx_sm90a = "",
