@@ -24,19 +24,20 @@
  * Flash attention: a block of 4 warps takes ATT_QUERIES (128) queries of
  * one batch (32 per warp: ATT_MT = 2 m16n8k16 row tiles, so that each K
  * and V fragment read from shared memory feeds two matrix products) and
- * walks the keys 64 at a time. K and
- * V tiles come into shared memory by cp.async, double-buffered (the next
- * tile loads while this one is used). Per key tile: scores by mma.sync from
- * Q fragments (kept in registers) and K fragments (ldmatrix); the
- * softmax's prologue expression (scale, mask, ...) evaluated on each score
- * as the SOFTMAX kernel would (operands that do not move with the query
- * loaded once for a thread's two rows);
- * the online softmax (running max and sum per row, the accumulator
- * rescaled when the max grows); P rounded to 16 bits and multiplied with V
- * (ldmatrix.trans fragments) by mma.sync. Scores and probabilities never touch memory. Keys past S
- * score -inf (their V rows clamped to S - 1, weight 0); queries past S
- * compute on clamped rows and store nothing. f32 statistics and
- * accumulators; Q, K, V, O bf16 or f16 (gpu_fuse.c checks).
+ * walks the keys 64 at a time. K and V tiles come into shared memory by
+ * cp.async, double-buffered (the next tile loads while this one is used).
+ * Per key tile: scores by mma.sync from Q fragments (kept in registers)
+ * and K fragments (ldmatrix); the softmax's prologue expression (scale,
+ * mask, ...) evaluated on each score as the SOFTMAX kernel would
+ * (operands that do not move with the query loaded once for a thread's
+ * two rows; columns clamped only in the tile that reaches past S); the
+ * online softmax (running max and sum per row, the accumulator rescaled
+ * when the max grows); P rounded to 16 bits and multiplied with V
+ * (ldmatrix.trans fragments) by mma.sync. Scores and probabilities never
+ * touch memory. Keys past S score -inf (their V rows clamped to S - 1,
+ * weight 0); queries past S compute on clamped rows and store nothing.
+ * f32 statistics and accumulators; Q, K, V, O bf16 or f16 (gpu_fuse.c
+ * checks).
  *
  * Hopper's form (CgLlvm.sm90a; head size 64, 64 queries a block): Q too
  * comes into shared memory, the tiles swizzled for wgmma, and each tile's
