@@ -406,7 +406,7 @@ SlapoStatus rt_fail(RtExec *ex, SlapoStatus code, const char *object, const char
 /* Nonzero once rt_fail was called in this run: long loops may stop. */
 int32_t rt_failed(const RtExec *ex);
 
-/* ---- 3b. Services for generated GPU code (cuda_exec.c) ---------------- */
+/* ---- 3b. Services for generated GPU code (cuda_exec.c, cuda_gemm.c) ---- */
 
 /* Element types of GEMM operands on the GPU. */
 enum { RT_GPU_F32 = 0, RT_GPU_BF16 = 1, RT_GPU_F16 = 2 };
