@@ -379,14 +379,18 @@ static SlapoStatus load_sm90a(RtGpuSession *gs)
 	if (n90 == 0 || gs->sm90a == 0)
 		return SLAPO_OK;
 	SlapoStatus st;
-	if (gs->gw->cc_major != 9 || gs->gw->cc_minor != 0)
-		st = rt_error(SLAPO_DEVICE, "",
-		              "SLAPO_CUDA_SM90A=1, but %s has compute capability %d.%d, "
-		              "not 9.0",
-		              gs->gw->name, gs->gw->cc_major, gs->gw->cc_minor);
-	else if ((st = jit(gs, &gs->mod90, g->ptx_sm90a, "sm_90a")) == SLAPO_OK &&
-	         (st = find_kernels(gs, gs->mod90, g->n_kernels - n90, g->n_kernels)) !=
-	                 SLAPO_OK)
+	if (gs->gw->cc_major != 9 || gs->gw->cc_minor != 0) /* not Hopper */
+		return gs->sm90a != 1
+		               ? SLAPO_OK
+		               : rt_error(
+		                         SLAPO_DEVICE, "",
+		                         "SLAPO_CUDA_SM90A=1, but %s has compute capability "
+		                         "%d.%d, not 9.0",
+		                         gs->gw->name, gs->gw->cc_major,
+		                         gs->gw->cc_minor);
+	if ((st = jit(gs, &gs->mod90, g->ptx_sm90a, "sm_90a")) == SLAPO_OK &&
+	    (st = find_kernels(gs, gs->mod90, g->n_kernels - n90, g->n_kernels)) !=
+	            SLAPO_OK)
 		for (int32_t i = g->n_kernels - n90; i < g->n_kernels; i++)
 			gs->fn[i] = NULL;
 	SlapoWeights *w = gs->w;

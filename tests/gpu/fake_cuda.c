@@ -342,7 +342,9 @@ API CUresult cuDeviceGetName(char *s, int n, int d)
 API CUresult cuDeviceGetAttribute(int *v, int a, int d)
 {
 	(void)d;
-	*v = a == 75 ? 9 : a == 76 ? 0 : a == 16 ? 4 : 0;
+	/* compute capability 9.0 (FAKE_CC_MAJOR=N: N.0), 4 SMs */
+	const char *cc = getenv("FAKE_CC_MAJOR");
+	*v = a == 75 ? (cc ? atoi(cc) : 9) : a == 76 ? 0 : a == 16 ? 4 : 0;
 	return OK;
 }
 API CUresult cuDevicePrimaryCtxRetain(void **c, int d) { (void)d; *c = (void *)&E; return OK; }

@@ -11,7 +11,9 @@
  * session on OK.so: loads the module (and says so in the log), runs
  * without it when it cannot load (a warning; no error left behind),
  * fails when SLAPO_CUDA_SM90A=1 requires it, and leaves it alone when
- * SLAPO_CUDA_SM90A=0.
+ * SLAPO_CUDA_SM90A=0; on an sm_80 GPU (FAKE_CC_MAJOR=8) it is left
+ * alone silently, and requiring it is an error naming the GPU's
+ * compute capability.
  */
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -101,6 +103,15 @@ int main(int argc, char **argv)
 		CHECK_ST(ok, session(ok, argv[3], "0"), SLAPO_OK);
 		check_log(loaded, 0);
 		check_log(left, 0);
+		/* an sm_80 GPU: the portable kernels, without a word; required,
+		 * the error names the device's compute capability */
+		setenv("FAKE_CC_MAJOR", "8", 1);
+		CHECK_ST(ok, session(ok, argv[3], ""), SLAPO_OK);
+		check_log("sm_90a", 0);
+		CHECK_ST(ok, session(ok, argv[3], "1"), SLAPO_DEVICE);
+		CHECK(strstr(errmsg, "SLAPO_CUDA_SM90A=1, but fake CUDA device") != NULL);
+		CHECK(strstr(errmsg, "has compute capability 8.0, not 9.0") != NULL);
+		unsetenv("FAKE_CC_MAJOR");
 	}
 	dlclose(h_ok);
 	dlclose(h_bad);
