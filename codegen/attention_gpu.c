@@ -28,16 +28,17 @@
  * cp.async, double-buffered (the next tile loads while this one is used).
  * Per key tile: scores by mma.sync from Q fragments (kept in registers)
  * and K fragments (ldmatrix); the softmax's prologue expression (scale,
- * mask, ...) evaluated on each score as the SOFTMAX kernel would
- * (operands that do not move with the query loaded once for a thread's
- * two rows; columns clamped only in the tile that reaches past S); the
- * online softmax (running max and sum per row, the accumulator rescaled
- * when the max grows); P rounded to 16 bits and multiplied with V
- * (ldmatrix.trans fragments) by mma.sync. Scores and probabilities never
- * touch memory. Keys past S score -inf (their V rows clamped to S - 1,
- * weight 0); queries past S compute on clamped rows and store nothing.
- * f32 statistics and accumulators; Q, K, V, O bf16 or f16 (gpu_fuse.c
- * checks).
+ * mask, ...) evaluated on each score as the SOFTMAX kernel would, but
+ * for a product then an add as one FMA (CgEval.contract; operands that
+ * do not move with the query loaded once for a thread's two rows; columns
+ * clamped only in the tile that reaches past S); the online softmax
+ * (running max and sum per row, its 16 values a row reduced as trees, the
+ * accumulator rescaled when the max grows); P rounded to 16 bits and
+ * multiplied with V (ldmatrix.trans fragments) by mma.sync. Scores and
+ * probabilities never touch memory. Keys past S score -inf (their V rows
+ * clamped to S - 1, weight 0); queries past S compute on clamped rows and
+ * store nothing. f32 statistics and accumulators; Q, K, V, O bf16 or f16
+ * (gpu_fuse.c checks).
  *
  * Hopper's form (CgLlvm.sm90a; head size 64, 64 queries a block): Q too
  * comes into shared memory, the tiles swizzled for wgmma, and each tile's
@@ -333,6 +334,7 @@ static void att_prologue(AttRun *r, LLVMValueRef j0, LLVMValueRef s[ATT_NT][ATT_
 						o->off[k] = r->roff[t][h][k];
 					o->x.j = clamp ? imin64(f, col, r->last) : col;
 					o->x.lanes = 1;
+					o->x.contract = true; /* s * scale + mask */
 					o->x.nmemo = 1 + nkeep;
 					o->x.memo_n[0] = sleaf;
 					o->x.memo_v[0] = (CgVal){s[nt][t][e], IR_F32};
@@ -346,6 +348,7 @@ static void att_prologue(AttRun *r, LLVMValueRef j0, LLVMValueRef s[ATT_NT][ATT_
 					                cg_gk_eval(f, o, st->expr.root),
 					                IR_F32, 1)
 					                .v;
+					o->x.contract = false;
 					/* after the first row: keep the shared operands' loads */
 					for (int i = 0;
 					     t == 0 && h == 0 && i < st->expr.nleaf;
@@ -416,6 +419,17 @@ static void att_scores(AttRun *r, LLVMValueRef j0, LLVMValueRef s[ATT_NT][ATT_MT
 			}
 }
 
+/* op over v[0 .. n) as a balanced tree (n a power of two): the values are
+ * independent, so each level's steps issue together instead of one chain
+ * of 2 ATT_NT; v is overwritten */
+static LLVMValueRef tree(CgFn *f, int op, LLVMValueRef *v, int n)
+{
+	for (; n > 1; n /= 2)
+		for (int i = 0; i < n / 2; i++)
+			v[i] = cg_gk_combine(f, op, v[i], v[i + n / 2]);
+	return v[0];
+}
+
 /* Online softmax per row over the tile's scores, exp(x - m) as
  * 2^(x log2 e - m log2 e) on the multi-function unit (P is rounded to 16
  * bits after): s becomes P, the running max and sum move on, the
@@ -426,10 +440,11 @@ static void att_softmax(AttRun *r, LLVMValueRef s[ATT_NT][ATT_MT][4])
 	CgLlvm *L = f->L;
 	for (int t = 0; t < r->mt; t++)
 		for (int h = 0; h < 2; h++) {
-			LLVMValueRef mx = fconst(f, -INFINITY);
+			LLVMValueRef row[2 * ATT_NT];
 			for (int nt = 0; nt < ATT_NT; nt++)
-				for (int e = 2 * h; e < 2 * h + 2; e++)
-					mx = cg_gk_combine(f, 1, mx, s[nt][t][e]);
+				for (int e = 0; e < 2; e++)
+					row[2 * nt + e] = s[nt][t][2 * h + e];
+			LLVMValueRef mx = tree(f, 1, row, 2 * ATT_NT);
 			LLVMValueRef mold = cg_gk_ld(f, L->t_f32, r->vm[t][h]);
 			LLVMValueRef mnew =
 			        cg_gk_combine(f, 1, mold, quad_reduce(f, 1, mx));
@@ -439,12 +454,12 @@ static void att_softmax(AttRun *r, LLVMValueRef s[ATT_NT][ATT_MT][4])
 			        LLVMBuildSelect(B, inf, fconst(f, 0.0), mnew, "");
 			LLVMValueRef nb = LLVMBuildFMul(B, bse, fconst(f, -M_LOG2E), "");
 			LLVMValueRef corr = att_exp2(f, mold, nb);
-			LLVMValueRef sum = fconst(f, 0.0);
 			for (int nt = 0; nt < ATT_NT; nt++)
-				for (int e = 2 * h; e < 2 * h + 2; e++) {
-					s[nt][t][e] = att_exp2(f, s[nt][t][e], nb);
-					sum = LLVMBuildFAdd(B, sum, s[nt][t][e], "");
+				for (int e = 0; e < 2; e++) {
+					LLVMValueRef *p = &s[nt][t][2 * h + e];
+					*p = row[2 * nt + e] = att_exp2(f, *p, nb);
 				}
+			LLVMValueRef sum = tree(f, 0, row, 2 * ATT_NT);
 			LLVMBuildStore(B,
 			               cg_fma(f, cg_gk_ld(f, L->t_f32, r->vl[t][h]), corr,
 			                      sum, 1),

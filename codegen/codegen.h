@@ -485,7 +485,8 @@ typedef struct CgEval {
 	int nmemo;
 	const IrNode *memo_n[128];
 	CgVal memo_v[128];
-	bool bad; /* an op without an elementwise emitter */
+	bool bad;      /* an op without an elementwise emitter */
+	bool contract; /* a * b + c as one fused multiply-add (cg_eval) */
 	/* leaf n, of view `view`, at j */
 	CgVal (*leaf)(CgFn *f, struct CgEval *x, int view, const IrNode *n);
 } CgEval;

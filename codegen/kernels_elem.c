@@ -496,6 +496,60 @@ CgVal cg_eval_index(CgFn *f, LLVMValueRef i, int cls, LLVMValueRef step, IrDType
 	return cg_convert(f, (CgVal){LLVMBuildAdd(B, splat(f, i, lanes), d, ""), IR_I64}, t, lanes);
 }
 
+static bool is_memo(const CgEval *x, const IrNode *n)
+{
+	for (int i = 0; i < x->nmemo; i++)
+		if (x->memo_n[i] == n)
+			return true;
+	return false;
+}
+
+/* The constant value of n, if it is one. */
+static bool const_of(const CgExpr *e, const IrNode *n, double *v)
+{
+	for (int i = 0; i < e->nconst; i++)
+		if (e->cnode[i] == n) {
+			*v = e->cval[i]->fattr;
+			return true;
+		}
+	if (n->op != OP_CONST)
+		return false;
+	*v = n->fattr;
+	return true;
+}
+
+/* n = m + c or c + m, m a product a * b or a quotient a / 2^k (whose
+ * reciprocal is exact), all in f32 and m not computed yet: a * b + c as
+ * one fused multiply-add in *r (one rounding fewer than the two ops). */
+static bool eval_fma(CgFn *f, CgEval *x, const IrNode *n, CgVal *r)
+{
+	if (n->op != OP_ADD || cg_compute_type(n->dtype) != IR_F32)
+		return false;
+	const CgExpr *e = x->expr;
+	for (int i = 0; i < 2; i++) {
+		const IrNode *m = n->in[i];
+		double v = 0;
+		int ex;
+		bool ok = (m->op == OP_MUL ||
+		           (m->op == OP_DIV && const_of(e, m->in[1], &v) && v != 0 &&
+		            fabs(frexp(v, &ex)) == 0.5)) &&
+		          cg_compute_type(m->dtype) == IR_F32 && !is_memo(x, m);
+		for (int k = 0; k < e->nleaf && ok; k++)
+			ok = e->leaf[k] != m;
+		if (!ok)
+			continue;
+		int lanes = x->lanes;
+		LLVMValueRef a = cg_convert(f, cg_eval(f, x, m->in[0]), IR_F32, lanes).v;
+		LLVMValueRef b = m->op == OP_DIV
+		                         ? cg_constf(f, 1.0 / v, lanes)
+		                         : cg_convert(f, cg_eval(f, x, m->in[1]), IR_F32, lanes).v;
+		LLVMValueRef c = cg_convert(f, cg_eval(f, x, n->in[1 - i]), IR_F32, lanes).v;
+		*r = (CgVal){cg_fma(f, a, b, c, lanes), IR_F32}; /* as binop's */
+		return true;
+	}
+	return false;
+}
+
 CgVal cg_eval(CgFn *f, CgEval *x, const IrNode *n)
 {
 	for (int i = 0; i < x->nmemo; i++)
@@ -516,6 +570,8 @@ CgVal cg_eval(CgFn *f, CgEval *x, const IrNode *n)
 		r = x->leaf(f, x, e->leaf_view[leaf], n);
 	} else if (n->op == OP_CONST) {
 		r = cg_const(f, n->dtype, n->fattr, x->lanes);
+	} else if (x->contract && eval_fma(f, x, n, &r)) {
+		/* r is a * b + c */
 	} else if (cg_cpu_ops[n->op].elem && n->nin <= 8) {
 		CgVal in[8];
 		for (int i = 0; i < n->nin; i++)

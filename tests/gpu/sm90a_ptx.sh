@@ -3,7 +3,8 @@
 # made where it should be and nowhere else: bert_attn.slapo (head size 64)
 # at bf16, fp16 and tf32 gets one, with PTX ISA 8.0 for sm_90a, the kernel
 # (eight wgmma: four k-steps of scores, four of P V) and its proxy fence,
-# while its main module stays sm_80 without wgmma; head size 32
+# the softmax prologue's scale and mask add contracted into one FMA a
+# score, while its main module stays sm_80 without wgmma; head size 32
 # (sdpa_bool.slapo) and fp32 (attention unfused) get none. Where ptxas is
 # installed (CUDA_HOME, /usr/local/cuda), the module must assemble for
 # sm_90a, spilling at most 32 bytes under its register cap (12 today: the
@@ -35,6 +36,11 @@ for p in bf16 fp16 tf32; do
 	n=$(grep -c 'wgmma.mma_async.sync.aligned.m64n64k16' "$h")
 	[ "$n" = 8 ] || fail "$p: $n wgmma in the sm_90a module, not 8"
 	grep -q 'fence.proxy.async.shared::cta' "$h" || fail "$p: no proxy fence"
+	# the prologue's scale (1/8) and mask add as one FMA a score: 32 a
+	# thread in each of the key loop's two paths (inside, past the end)
+	n=$(grep -c 'fma.rn.f32 .*, 0f3E000000, ' "$h")
+	[ "$n" = 64 ] || fail "$p: $n scale+mask FMAs in the sm_90a module, not 64"
+	! grep -q 'mul.rn.f32 .*, 0f3E000000;' "$h" || fail "$p: the scale as a multiply"
 	grep -q '^.visible .entry h0_attention(' "$h" || fail "$p: no h0_attention entry"
 	grep -qx '.target sm_80' "$out" || fail "$p: main module not sm_80"
 	! grep -q wgmma "$out" || fail "$p: wgmma in the main module"
