@@ -15,15 +15,19 @@
  *
  * The kernel keeps a 12 x 32 tile of C in 24 zmm accumulators; per k it
  * loads the panel's 32 floats and broadcasts 12 floats of A, read in
- * place (row stride lda). It runs over the whole K (in blocks of at most
- * KC_MAX), so C is written once, with the bias added as it is stored
- * (rt_sgemm_bias); while it works on panel p it prefetches
+ * place (row stride lda). It runs over K in blocks (at most KC_MAX; when A
+ * is one block of rows, as at batch 1, small enough that the block's
+ * columns of A, A_BLOCK_BYTES, stay in L2 while the thread's panels go
+ * by: BERT's FFN down projection, K = 3072, read A from L3 for every
+ * panel), C stored after each with the bias added the first time (as it
+ * is stored: no bias pass); while it works on panel p it prefetches
  * panel p + 1, which comes from memory (a model's weights are far larger
  * than the caches). Work is split into units of (block of MC rows,
  * panel), panels outer: a thread takes a contiguous run of panels and
  * every block of rows of each, so a panel comes from memory once. Every
- * output is summed over k in the same order whatever the thread count,
- * so results repeat bit for bit across thread counts.
+ * output is summed over k in the same order whatever the thread count
+ * (the blocks depend on the shape only), so results repeat bit for bit
+ * across thread counts.
  *
  * Used when the CPU has AVX-512F, A is not transposed and B lies in the
  * weights' storage; everything else goes to OpenBLAS (blas.c).
@@ -40,6 +44,8 @@
 #define MR 12        /* rows of the register tile */
 #define MC 192       /* rows of a work unit */
 #define KC_MAX 4096  /* longest run over k without storing C */
+#define KC_MIN 256   /* shortest */
+#define A_BLOCK_BYTES (512 << 10) /* of A's columns a k block keeps in the cache */
 
 /* One packed operand: op(B) of a GEMM shape, read from b. */
 typedef struct Pack {
@@ -291,15 +297,17 @@ static AVX512 void run_units(void *ctx, int64_t begin, int64_t end)
 {
 	const Job *j = ctx;
 	const Pack *p = j->p;
-	int64_t u;
-	for (u = begin; u < end; u++) {
-		int64_t mb = u % j->n_mb, q = u / j->n_mb;
-		int64_t r0 = mb * MC, r1 = r0 + MC < j->m ? r0 + MC : j->m;
-		int64_t c0 = q * NR, left = p->n - c0, k0;
-		__mmask16 m0 = mask16(left), m1 = mask16(left - 16);
-		const float *panel = p->panels + q * p->k * NR;
-		const float *next = q + 1 < j->np ? panel + p->k * NR : NULL;
-		for (k0 = 0; k0 < p->k; k0 += j->kc) {
+	int64_t u, k0;
+	/* k blocks outer: a block of A's columns stays in the cache while the
+	 * thread's panels go by */
+	for (k0 = 0; k0 < p->k; k0 += j->kc)
+		for (u = begin; u < end; u++) {
+			int64_t mb = u % j->n_mb, q = u / j->n_mb;
+			int64_t r0 = mb * MC, r1 = r0 + MC < j->m ? r0 + MC : j->m;
+			int64_t c0 = q * NR, left = p->n - c0;
+			__mmask16 m0 = mask16(left), m1 = mask16(left - 16);
+			const float *panel = p->panels + q * p->k * NR;
+			const float *next = q + 1 < j->np ? panel + p->k * NR : NULL;
 			int64_t kc = p->k - k0 < j->kc ? p->k - k0 : j->kc, r;
 			float beta = k0 == 0 ? j->beta : 1.0f;
 			const float *bias = k0 == 0 && j->bias ? j->bias + c0 : NULL;
@@ -312,7 +320,6 @@ static AVX512 void run_units(void *ctx, int64_t begin, int64_t end)
 				           j->alpha, bias, beta, pf);
 			}
 		}
-	}
 }
 
 int rt_gemm_packed(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n,
@@ -320,7 +327,10 @@ int rt_gemm_packed(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int6
                    int64_t ldb, const float *bias, float beta, float *c, int64_t ldc)
 {
 	const Pack *p;
-	int64_t blocks = (k + KC_MAX - 1) / KC_MAX;
+	/* one block of rows: K in blocks whose A columns fit half an L2 */
+	int64_t kmax = m <= MC ? A_BLOCK_BYTES / ((int64_t)sizeof(float) * m) / 16 * 16 : KC_MAX;
+	kmax = kmax < KC_MIN ? KC_MIN : kmax > KC_MAX ? KC_MAX : kmax;
+	int64_t blocks = (k + kmax - 1) / kmax;
 	pthread_once(&usable_once, check_usable);
 	if (!usable || !ex || !ex->packs || trans_a || m <= 0 || n <= 0 || k <= 0 ||
 	    (const char *)b < ex->packs->lo || (const char *)b >= ex->packs->hi)
@@ -329,7 +339,7 @@ int rt_gemm_packed(RtExec *ex, int32_t trans_a, int32_t trans_b, int64_t m, int6
 		return 1; /* out of memory: the run has failed */
 	Job j = {.p = p,
 	         .m = m,
-	         /* K in equal blocks of at most KC_MAX, a multiple of 16 */
+	         /* K in equal blocks of at most kmax, a multiple of 16 */
 	         .kc = blocks == 1 ? k : ((k + blocks - 1) / blocks + 15) / 16 * 16,
 	         .np = (n + NR - 1) / NR,
 	         .n_mb = (m + MC - 1) / MC,
