@@ -179,7 +179,8 @@ enum { ROW_MAX_REGS = 64 };
 enum { ATT_QUERIES = 128, ATT_MAX_REGS = 255 };
 /* Hopper's form (sm_90a module): 64 queries a block, one warpgroup; 128
  * registers (12 bytes spilled) let four blocks share an SM, measured
- * faster on an H200 than 168 or 232 */
+ * faster on an H200 than 168 or 232, and than 96 (five blocks, 132 bytes
+ * spilled) */
 enum { ATT_H_MAX_REGS = 128 };
 /* Fewer blocks than this (of ATT_QUERIES queries) and the launch takes the
  * kernel of 64-query blocks: twice the blocks, each half as long. */
