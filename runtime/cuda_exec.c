@@ -319,6 +319,7 @@ void rt_gpu_session_free(RtGpuSession *gs)
 	rt_free(gs->in_off);
 	rt_free(gs->out_off);
 	rt_free(gs->sym);
+	rt_free(gs->tuned);
 	rt_free(gs->shape);
 	rt_free(gs->host_stage);
 	rt_free(gs);
@@ -464,6 +465,7 @@ SlapoStatus rt_gpu_session_create(SlapoWeights *w, void *stream, RtGpuSession **
 	gs->d = d;
 	gs->g = d->gpu;
 	gs->use_graphs = env_flag("SLAPO_CUDA_GRAPHS", 1);
+	gs->tune = (int)env_int("SLAPO_GEMM_TUNE", 1);
 	gs->sync_each = env_flag("SLAPO_CUDA_SYNC", 0);
 	gs->fault_armed = env_flag("SLAPO_CUDA_TEST_FAULT", 0);
 	gs->split_rows = env_int("SLAPO_GEMM_SPLIT_ROWS", 512);

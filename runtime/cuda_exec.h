@@ -13,6 +13,19 @@
 #define MAX_PTRS   16384       /* matrices of one pointer-array GEMM */
 #define PTRS_BYTES (3u * MAX_PTRS * 8u)
 #define MAX_GRAPHS 8
+#define MAX_TUNED  128 /* GEMM shapes whose cuBLASLt algorithm a session keeps */
+
+/* A cuBLASLt GEMM as its algorithm depends on it, and the algorithm
+ * chosen for it (cuda_gemm.c, lt_algo). */
+typedef struct LtKey {
+	int64_t m, n, k, batch, lda, ldb, ldc, sa, sb, sc;
+	int32_t ta, tb, at, bt, ct, epilogue, compute, beta0;
+	uint32_t align[4];
+} LtKey;
+typedef struct LtTuned {
+	LtKey key;
+	RtLtHeuristic h;
+} LtTuned;
 
 typedef struct Graph {
 	int64_t *key; /* [n_syms + n_outputs]: symbols, then output pointers */
@@ -53,8 +66,13 @@ struct RtGpuSession {
 	Graph graphs[MAX_GRAPHS];
 	uint64_t tick;
 	int use_graphs, sync_each, fault_armed, capturing;
-	int64_t split_rows;     /* gemm_split's least rows a class */
-	int no_lt;              /* every GEMM on cuBLAS (the fallback path) */
+	int64_t split_rows; /* gemm_split's least rows a class */
+	int no_lt;          /* every GEMM on cuBLAS (the fallback path) */
+	/* SLAPO_GEMM_TUNE: time cuBLASLt's answers: 0 never, 1 for
+	 * compute-bound GEMMs (default), 2 for all */
+	int tune;
+	LtTuned *tuned; /* [n_tuned] the algorithms chosen so far */
+	int32_t n_tuned;
 	int64_t att_small_grid; /* SLAPO_ATT_SMALL_GRID, or -1 */
 	int64_t sm90a;          /* SLAPO_CUDA_SM90A: 0 never, 1 required, -1 auto */
 	CUevent *ev; /* [n_ev] profiling: one per step mark, made when needed */

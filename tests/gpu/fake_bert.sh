@@ -100,6 +100,28 @@ if grep -q FusedBiasResidualLayerNorm "$src"; then
 		done
 	done
 fi
+# cuBLASLt's answers timed (SLAPO_GEMM_TUNE=2: every GEMM): of three
+# answers whose first is slow (FAKE_LT_SLOW_ALGO=0) every GEMM takes
+# another, with the same result, each timed in the first run only (-v: a
+# debug line a GEMM; as many after one run as after six eager ones); the
+# default, 1, times only GEMMs bound by their arithmetic, which this
+# model's are not; 0 times nothing
+tuned() { # tuned TUNE BENCH...: the debug lines of the timed GEMMs
+	SLAPO_GEMM_TUNE=$1 FAKE_LT_ALGOS=3 FAKE_LT_SLOW_ALGO=0 \
+		SLAPO_EMU_KERNELS="$dir/bert.bf16.emu.so" "$run" "$dir/bert.bf16.so" --device cuda:0 \
+		--weights "$dir/w.st" --inputs "$dir/in.st" --compare "$dir/ref.st" --norm-tol 2e-2 \
+		"${@:2}" -v >"$dir/out" 2>&1 || return 2
+	grep 'cuBLASLt algorithm' "$dir/out"
+}
+one=$(tuned 2) && six=$(SLAPO_CUDA_GRAPHS=0 tuned 2 --bench 3) &&
+	[ -n "$one" ] && ! grep -q 'algorithm 0 of 3' <<<"$six" &&
+	[ "$(wc -l <<<"$one")" = "$(wc -l <<<"$six")" ]
+report "bf16 GEMM algorithms timed" $?
+for tune in 1 0; do
+	tuned $tune --bench 3 >/dev/null
+	[ $? = 1 ]
+	report "bf16 GEMM algorithms not timed (SLAPO_GEMM_TUNE=$tune)" $?
+done
 refused "--gpu-residual=gemm" 2 "slapoc: error: --gpu-residual expects layernorm or epilogue" \
 	--gpu-residual=gemm
 # --gpu-gelu=exact keeps the GeLU a kernel of its own (its own profile

@@ -625,20 +625,31 @@ API int cublasLtMatmulPreferenceSetAttribute(void *p, int a, const void *v, size
 API int cublasLtMatmulAlgoGetHeuristic(void *h, void *d, void *a, void *b, void *c, void *dd,
                                        void *p, int req, void *res, int *n)
 {
-	(void)h; (void)a; (void)b; (void)c; (void)dd; (void)p; (void)req;
-	/* RtLtHeuristic: algo[64], workspaceSize, state, wavesCount, reserved */
-	memset(res, 0, 96);
+	(void)h; (void)a; (void)b; (void)c; (void)dd; (void)p;
+	/* RtLtHeuristic: algo[64], workspaceSize, state, wavesCount, reserved;
+	 * FAKE_LT_ALGOS=N: N answers (at most req), algo[0] their index */
+	const char *na = getenv("FAKE_LT_ALGOS");
+	int want = na ? atoi(na) : 1;
+	want = want < 1 ? 1 : want > req ? req : want;
+	memset(res, 0, 96 * (size_t)want);
+	for (int i = 0; i < want; i++)
+		((unsigned char *)res)[96 * i] = (unsigned char)i;
 	/* FAKE_LT_NO_EPILOGUE=E: no algorithm for epilogue E (the fallbacks) */
 	const char *no = getenv("FAKE_LT_NO_EPILOGUE");
-	*n = no && atoi(no) == ((const Desc *)d)->epi ? 0 : 1;
+	*n = no && atoi(no) == ((const Desc *)d)->epi ? 0 : want;
 	return 0;
 }
 API int cublasLtMatmul(void *h, void *desc, const void *alpha, const void *a, void *la,
                        const void *b, void *lb, const void *beta, const void *c, void *lc,
                        void *d, void *ld, const void *algo, void *ws, size_t wss, void *st)
 {
-	(void)h; (void)algo; (void)ws; (void)wss; (void)st; (void)ld;
+	(void)h; (void)ws; (void)wss; (void)st; (void)ld;
 	const Desc *x = desc;
+	/* FAKE_LT_SLOW_ALGO=I: algorithm I takes 10 ms more (the host clock
+	 * times the fake's events) */
+	const char *slow = getenv("FAKE_LT_SLOW_ALGO");
+	if (slow && atoi(slow) == *(const unsigned char *)algo)
+		usleep(10000);
 	const Layout *A = la, *B = lb, *C = lc;
 	int64_t m = C->rows, n = C->cols, k = x->ta ? A->rows : A->cols;
 	if ((x->ta ? A->cols : A->rows) != m || (x->tb ? B->rows : B->cols) != n ||
