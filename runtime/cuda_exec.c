@@ -36,7 +36,9 @@
  * launches attention's 64-query kernel below N blocks of 128 queries
  * (default: the library's ATT_SMALL_GRID; 0: never); SLAPO_GEMM_NO_LT=1
  * runs every GEMM on cuBLAS, as where cuBLASLt has no algorithm (bias and
- * GELU epilogues by our kernels); SLAPO_CUDA_SM90A=0 leaves the
+ * GELU epilogues by our kernels); SLAPO_GEMM_TUNE=0 runs cuBLASLt's first
+ * answer for every GEMM, =2 times the answers of every GEMM, not only the
+ * compute-bound ones (cuda_gemm.c, lt_algo); SLAPO_CUDA_SM90A=0 leaves the
  * library's sm_90a module (Hopper's attention kernel) unloaded, =1
  * requires it (an error where it cannot load); SLAPO_CUDA_SYNC=1
  * synchronises after every eager launch and GEMM, naming the kernel that
