@@ -496,12 +496,13 @@ CgVal cg_eval_index(CgFn *f, LLVMValueRef i, int cls, LLVMValueRef step, IrDType
 	return cg_convert(f, (CgVal){LLVMBuildAdd(B, splat(f, i, lanes), d, ""), IR_I64}, t, lanes);
 }
 
-static bool is_memo(const CgEval *x, const IrNode *n)
+/* n's slot in x's memo, or -1 */
+static int memo_at(const CgEval *x, const IrNode *n)
 {
 	for (int i = 0; i < x->nmemo; i++)
 		if (x->memo_n[i] == n)
-			return true;
-	return false;
+			return i;
+	return -1;
 }
 
 /* The constant value of n, if it is one. */
@@ -533,7 +534,7 @@ static bool eval_fma(CgFn *f, CgEval *x, const IrNode *n, CgVal *r)
 		bool ok = (m->op == OP_MUL ||
 		           (m->op == OP_DIV && const_of(e, m->in[1], &v) && v != 0 &&
 		            fabs(frexp(v, &ex)) == 0.5)) &&
-		          cg_compute_type(m->dtype) == IR_F32 && !is_memo(x, m);
+		          cg_compute_type(m->dtype) == IR_F32 && memo_at(x, m) < 0;
 		for (int k = 0; k < e->nleaf && ok; k++)
 			ok = e->leaf[k] != m;
 		if (!ok)
@@ -552,9 +553,9 @@ static bool eval_fma(CgFn *f, CgEval *x, const IrNode *n, CgVal *r)
 
 CgVal cg_eval(CgFn *f, CgEval *x, const IrNode *n)
 {
-	for (int i = 0; i < x->nmemo; i++)
-		if (x->memo_n[i] == n)
-			return x->memo_v[i];
+	int memo = memo_at(x, n);
+	if (memo >= 0)
+		return x->memo_v[memo];
 	const CgExpr *e = x->expr;
 	CgVal r = {0};
 	for (int i = 0; i < e->nconst; i++)

@@ -73,6 +73,12 @@ static int worth_timing(const RtGemm *q)
 	return 2.0 * m * n * k >= TUNE_INTENSITY * bytes;
 }
 
+/* An answer of the heuristic the session can run (its workspace fits). */
+static int usable_answer(const RtLtHeuristic *h)
+{
+	return h->state == CUBLAS_STATUS_SUCCESS && h->workspaceSize <= BLAS_WS;
+}
+
 _Static_assert(sizeof(LtKey) == 10 * 8 + 8 * 4 + 4 * 4, "LtKey has no padding (memcmp)");
 
 /* The time of TUNE_REPS runs of the GEMM with algorithm h (ms), or -1 when
@@ -132,8 +138,7 @@ static int lt_algo(RtGpuSession *gs, const LtKey *key, cublasLtMatmulDesc_t desc
 	                                       hs, &nf) != CUBLAS_STATUS_SUCCESS)
 		return 0;
 	for (int i = 0; i < nf; i++)
-		if (hs[i].state == CUBLAS_STATUS_SUCCESS &&
-		    hs[i].workspaceSize <= BLAS_WS) {
+		if (usable_answer(&hs[i])) {
 			usable++;
 			if (best < 0)
 				best = i;
@@ -146,8 +151,7 @@ static int lt_algo(RtGpuSession *gs, const LtKey *key, cublasLtMatmulDesc_t desc
 	    cu->cuEventCreate(&ev[1], CU_EVENT_DEFAULT) == CUDA_SUCCESS) {
 		int first = best;
 		for (int i = first; i < nf; i++) {
-			if (hs[i].state != CUBLAS_STATUS_SUCCESS ||
-			    hs[i].workspaceSize > BLAS_WS)
+			if (!usable_answer(&hs[i]))
 				continue;
 			float t = lt_time(gs, desc, la, lb, lc, alpha, beta, q, cin,
 			                  &hs[i], ev);
@@ -278,25 +282,25 @@ static int gemm_lt(RtExec *ex, RtGpuSession *gs, const RtGemm *q, int64_t lda,
 	    cu->cublasLtMatmulPreferenceSetAttribute(
 	            pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof al_d))
 		goto out;
-	LtKey key = {q->m,
-	             q->n,
-	             q->k,
-	             q->batch,
-	             lda,
-	             ldb,
-	             ldc,
-	             q->stride_a,
-	             q->stride_b,
-	             q->stride_c,
-	             q->ta,
-	             q->tb,
-	             (int32_t)q->a_type,
-	             (int32_t)q->b_type,
-	             (int32_t)q->c_type,
-	             (int32_t)q->epilogue,
-	             compute,
-	             q->beta == 0,
-	             {al_a, al_b, al_c, al_d}};
+	LtKey key = {.m = q->m,
+	             .n = q->n,
+	             .k = q->k,
+	             .batch = q->batch,
+	             .lda = lda,
+	             .ldb = ldb,
+	             .ldc = ldc,
+	             .sa = q->stride_a,
+	             .sb = q->stride_b,
+	             .sc = q->stride_c,
+	             .ta = q->ta,
+	             .tb = q->tb,
+	             .at = (int32_t)q->a_type,
+	             .bt = (int32_t)q->b_type,
+	             .ct = (int32_t)q->c_type,
+	             .epilogue = (int32_t)q->epilogue,
+	             .compute = compute,
+	             .beta0 = q->beta == 0,
+	             .align = {al_a, al_b, al_c, al_d}};
 	if (!lt_algo(gs, &key, desc, la, lb, lc, pref, &alpha, &beta, q, cin, &h))
 		goto out;
 	cublasStatus_t b = cu->cublasLtMatmul(
