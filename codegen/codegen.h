@@ -331,6 +331,7 @@ typedef struct CgLlvm {
 	char *triple, *cpu, *features; /* LLVM-allocated strings */
 	int vw;                        /* f32 lanes of a vector register */
 	bool has_fma;                  /* fused multiply-add in hardware */
+	bool avx512;                   /* x86 with AVX-512F (vw 16): vscalefps */
 	bool nvptx;                    /* an NVPTX module: PTX instructions allowed */
 	bool sm90a;                    /* ... of Hopper's own instructions (wgmma):
 	                                * its PTX is made ISA 8.0, sm_90a */

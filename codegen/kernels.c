@@ -11,7 +11,7 @@
  *                  vectors of vw lanes then a scalar tail
  *   SOFTMAX        [begin, end) are rows: max, exp and sum, scale (three
  *                  passes over the row, the first evaluating the prologue
- *                  expression into the output)
+ *                  expression into the output), SOFTMAX_ROWS rows at once
  *   LAYER_NORM     rows: mean, then the variance of the deviations (two
  *                  passes, numerically sound), then normalise
  *   REDUCE         rows: one sum / mean / max per row
@@ -502,33 +502,103 @@ static void pass_reduce(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
 	acc_add(f, a, cg_convert(f, v, a->t, lanes).v, lanes, o->part);
 }
 
+/* Rows a softmax kernel runs at once: one row's passes are a chain of
+ * dependent steps (the max, then the exponentials and their sum, then the
+ * scaling), short at a row of 128, so a core waits on it; the passes of
+ * SOFTMAX_ROWS rows go in one loop, their chains side by side. Each row's
+ * arithmetic is unchanged. */
+#define SOFTMAX_ROWS 4
+
+/* body over the rows of a group: view offsets off[i], accumulator user[i] */
+typedef struct Group {
+	int n;
+	LLVMValueRef (*off)[MAXV];
+	RowBody body;
+	void *user[SOFTMAX_ROWS];
+} Group;
+
+static void group_body(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
+{
+	Group *g = user;
+	for (int i = 0; i < g->n; i++) {
+		memcpy(o->off, g->off[i], sizeof o->off);
+		g->body(f, o, j, lanes, g->user[i]);
+	}
+}
+
+/* The offsets of row r's views (o->off). */
+static void row_start(CgFn *f, Ops *o, LLVMValueRef r, LLVMValueRef len)
+{
+	const CgStep *st = o->st;
+	row_offsets(f, o, st->dim, st->ndim - 1, r, 0, st->nview);
+	if (o->rows) /* compact rows in the caller's memory */
+		o->off[0] = o->off[o->rows_view] =
+		        LLVMBuildMul(B, LLVMBuildSub(B, r, o->rows_begin, ""), len, "");
+}
+
+/* softmax over n rows from r at once */
+static void softmax_group(CgFn *f, Ops *o, LLVMValueRef r, int n, LLVMValueRef len)
+{
+	LLVMValueRef off[SOFTMAX_ROWS][MAXV], inv[SOFTMAX_ROWS];
+	Acc a[SOFTMAX_ROWS];
+	Group g = {.n = n, .off = off};
+	bool vec = o->cls[0] == 1;
+	for (int i = 0; i < n; i++) {
+		row_start(f, o, i ? LLVMBuildAdd(B, r, cg_i64(f, i), "") : r, len);
+		memcpy(off[i], o->off, sizeof o->off);
+		acc_begin(f, &a[i], 1, IR_F32);
+		g.user[i] = &a[i];
+	}
+	g.body = pass_eval;
+	row_loop(f, o, cg_i64(f, 0), len, vec, group_body, &g);
+	for (int i = 0; i < n; i++) {
+		LLVMValueRef max = acc_end(f, &a[i]);
+		acc_begin(f, &a[i], 0, IR_F32);
+		a[i].mean = max;
+	}
+	g.body = pass_exp;
+	row_loop(f, o, cg_i64(f, 0), len, vec, group_body, &g);
+	for (int i = 0; i < n; i++) {
+		inv[i] = LLVMBuildFDiv(B, cg_constf(f, 1, 1), acc_end(f, &a[i]), "");
+		g.user[i] = inv[i];
+	}
+	g.body = pass_scale;
+	row_loop(f, o, cg_i64(f, 0), len, vec, group_body, &g);
+}
+
+static void emit_softmax(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
+{
+	const CgStep *st = o->st;
+	LLVMValueRef len = cg_dim(f, st->dim[st->ndim - 1]);
+	Loop lp;
+	LLVMValueRef r = loop_begin(f, &lp, begin,
+	                            LLVMBuildSub(B, end, cg_i64(f, SOFTMAX_ROWS - 1), ""));
+	softmax_group(f, o, r, SOFTMAX_ROWS, len);
+	loop_end(f, &lp, r, cg_i64(f, SOFTMAX_ROWS));
+	LLVMValueRef rest = ld(f, f->L->t_i64, lp.var);
+	r = loop_begin(f, &lp, rest, end);
+	softmax_group(f, o, r, 1, len);
+	loop_end(f, &lp, r, cg_i64(f, 1));
+}
+
 static void emit_rows(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 {
 	const CgStep *st = o->st;
 	int nd = st->ndim;
 	LLVMValueRef len = cg_dim(f, st->dim[nd - 1]);
+	if (st->kind == CG_SOFTMAX) {
+		emit_softmax(f, o, begin, end);
+		return;
+	}
 	Loop lp;
 	LLVMValueRef r = loop_begin(f, &lp, begin, end);
-	row_offsets(f, o, st->dim, nd - 1, r, 0, st->nview);
-	if (o->rows) /* compact rows in the caller's memory */
-		o->off[0] = o->off[o->rows_view] =
-		        LLVMBuildMul(B, LLVMBuildSub(B, r, o->rows_begin, ""), len, "");
+	row_start(f, o, r, len);
 	LLVMValueRef zero = cg_i64(f, 0);
 	LLVMValueRef lenf = LLVMBuildSIToFP(B, len, f->L->t_f32, "");
 	LLVMValueRef one = cg_constf(f, 1, 1);
 	bool vec = o->cls[0] == 1;
 	Acc a;
 	switch (st->kind) {
-	case CG_SOFTMAX: {
-		acc_begin(f, &a, 1, IR_F32);
-		row_loop(f, o, zero, len, vec, pass_eval, &a);
-		a.mean = acc_end(f, &a);
-		acc_begin(f, &a, 0, IR_F32);
-		row_loop(f, o, zero, len, vec, pass_exp, &a);
-		LLVMValueRef inv = LLVMBuildFDiv(B, one, acc_end(f, &a), "");
-		row_loop(f, o, zero, len, vec, pass_scale, inv);
-		break;
-	}
 	case CG_LAYER_NORM: {
 		acc_begin(f, &a, 0, IR_F32);
 		row_loop(f, o, zero, len, vec, pass_eval, &a);

@@ -6,7 +6,8 @@
  *
  *   exp    Cody-Waite reduction by ln 2 (split constant), degree-6
  *          polynomial (Cephes expf), scaling by 2^n in two steps so the
- *          denormal range and overflow to inf come out right;
+ *          denormal range and overflow to inf come out right (AVX-512
+ *          vectors: one vscalefps, rounded once, 16 instructions not 28);
  *          max rel error ~1e-7 on [-87, 88]; exp(-inf) = 0, exp(inf) = inf.
  *   tanh   Eigen's rational approximation (odd degree 13 / even degree 6),
  *          clamped at |x| = 7.905; max abs error ~3e-7.
@@ -214,6 +215,16 @@ LLVMValueRef cg_math_exp(CgFn *f, LLVMValueRef x, int lanes)
 	LLVMValueRef p = poly(f, r, P, 6, lanes);
 	LLVMValueRef y = cg_fma(f, p, LLVMBuildFMul(B, r, r, ""), r, lanes);
 	y = LLVMBuildFAdd(B, y, k(f, 1.0, lanes), "");
+	if (f->L->avx512 && lanes == 16) { /* y 2^n in one step, rounded once */
+		LLVMTypeRef vt = cg_type(f->L, IR_F32, 16);
+		LLVMTypeRef at[5] = {vt, vt, vt, LLVMInt16TypeInContext(f->L->ctx), f->L->t_i32};
+		LLVMValueRef fn = cg_llvm_decl(f->L, "llvm.x86.avx512.mask.scalef.ps.512",
+		                               LLVMFunctionType(vt, at, 5, 0));
+		LLVMValueRef args[5] = {y, n, LLVMGetUndef(vt),
+		                        LLVMConstInt(at[3], 0xffff, 0),
+		                        LLVMConstInt(f->L->t_i32, 4, 0)}; /* current rounding */
+		return cg_llvm_call(f->L, fn, args, 5);
+	}
 	LLVMValueRef ni = LLVMBuildSub(B, LLVMBuildBitCast(B, t, ity(f, lanes), ""),
 	                               iconst(f, 0x4B400000, lanes), "");
 	return scale2(f, y, ni, lanes);

@@ -100,6 +100,7 @@ bool cg_llvm_init(CgLlvm *L, Diag *d, const char *module_name, const char *cpu)
 		L->features = LLVMCreateMessage("");
 	}
 	L->vw = lanes_for(L->cpu, L->features);
+	L->avx512 = L->vw == 16;
 	if (*L->features)
 		L->has_fma = has_feature(L->features, "+fma");
 	else
