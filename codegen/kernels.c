@@ -17,11 +17,13 @@
  *   REDUCE         rows: one sum / mean / max per row
  *   GATHER         rows are indices: range check (rt_fail naming the
  *                  input), then a row copy
- * Rows are walked two vectors a step; reductions keep a vector accumulator
- * for each of the two and a scalar one for the tail, and at the end add
- * the two, then the lanes as a tree, then the tail (a fixed order, so a
- * row's result does not depend on the thread that computes it). Loop variables live in allocas that
- * SROA turns into registers.
+ * Row kernels and copies walk a row two vectors a step; reductions keep a
+ * vector accumulator for each of the two and a scalar one for the tail,
+ * and at the end add the two, then the lanes as a tree, then the tail (a
+ * fixed order, so a row's result does not depend on the thread that
+ * computes it). A MAP walks one vector a step (with GELU's ~50
+ * instructions, two a step spilled its constants: 6 % slower). Loop
+ * variables live in allocas that SROA turns into registers.
  */
 #include <math.h>
 #include <string.h>
@@ -287,29 +289,34 @@ static CgVal eval_at(CgFn *f, Ops *o, LLVMValueRef j, int lanes)
 	return cg_eval(f, &o->x, o->st->expr.root);
 }
 
-/* Run body(j, lanes) over [j0, j1): vectors first when `vec`. */
+/* Run body(j, lanes) over [j0, j1): `vecs` vectors a step first (0, 1
+ * or 2), then one, then the scalar tail. */
 typedef void (*RowBody)(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user);
 
-static void row_loop(CgFn *f, Ops *o, LLVMValueRef j0, LLVMValueRef j1, bool vec, RowBody body,
+enum { ROW_SCALAR = 0, ROW_VEC = 1, ROW_VEC2 = 2 };
+
+static void row_loop(CgFn *f, Ops *o, LLVMValueRef j0, LLVMValueRef j1, int vecs, RowBody body,
                      void *user)
 {
 	int w = f->L->vw;
 	LLVMValueRef start = j0;
 	o->part = 0;
-	if (vec && w > 1) {
-		/* two vectors a step (o->part 0 and 1: a reduction keeps two
-		 * accumulators, so consecutive vectors do not wait on each
-		 * other), then one, then the scalar tail */
+	if (vecs != ROW_SCALAR && w > 1) {
 		Loop lp;
-		LLVMValueRef lim = LLVMBuildSub(B, j1, cg_i64(f, 2 * w - 1), "");
-		LLVMValueRef j = loop_begin(f, &lp, j0, lim);
-		body(f, o, j, w, user);
-		o->part = 1;
-		body(f, o, LLVMBuildAdd(B, j, cg_i64(f, w), ""), w, user);
-		o->part = 0;
-		loop_end(f, &lp, j, cg_i64(f, 2 * w));
-		lim = LLVMBuildSub(B, j1, cg_i64(f, w - 1), "");
-		j = loop_begin(f, &lp, ld(f, f->L->t_i64, lp.var), lim);
+		if (vecs == ROW_VEC2) {
+			/* o->part 0 and 1: a reduction keeps two accumulators, so
+			 * consecutive vectors do not wait on each other */
+			LLVMValueRef lim = LLVMBuildSub(B, j1, cg_i64(f, 2 * w - 1), "");
+			LLVMValueRef j = loop_begin(f, &lp, start, lim);
+			body(f, o, j, w, user);
+			o->part = 1;
+			body(f, o, LLVMBuildAdd(B, j, cg_i64(f, w), ""), w, user);
+			o->part = 0;
+			loop_end(f, &lp, j, cg_i64(f, 2 * w));
+			start = ld(f, f->L->t_i64, lp.var);
+		}
+		LLVMValueRef lim = LLVMBuildSub(B, j1, cg_i64(f, w - 1), "");
+		LLVMValueRef j = loop_begin(f, &lp, start, lim);
 		body(f, o, j, w, user);
 		loop_end(f, &lp, j, cg_i64(f, w));
 		start = ld(f, f->L->t_i64, lp.var);
@@ -350,7 +357,9 @@ static void emit_map(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 	LLVMValueRef j0 = LLVMBuildSub(B, pos, LLVMBuildMul(B, r, len, ""), "");
 	LLVMValueRef j1 = min64(f, len, LLVMBuildAdd(B, j0, LLVMBuildSub(B, end, pos, ""), ""));
 	row_offsets(f, o, st->dim, nd - 1, r, 0, st->nview);
-	row_loop(f, o, j0, j1, o->cls[0] == 1, map_body, NULL);
+	/* one vector a step: no accumulator to split, and a long expression
+	 * (GELU: ~50 instructions) twice over spills its constants */
+	row_loop(f, o, j0, j1, o->cls[0] == 1 ? ROW_VEC : ROW_SCALAR, map_body, NULL);
 	LLVMBuildStore(B, LLVMBuildAdd(B, pos, LLVMBuildSub(B, j1, j0, ""), ""), posv);
 	LLVMBuildBr(B, lp.head);
 	LLVMPositionBuilderAtEnd(B, lp.exit);
@@ -542,7 +551,7 @@ static void softmax_group(CgFn *f, Ops *o, LLVMValueRef r, int n, LLVMValueRef l
 	LLVMValueRef off[SOFTMAX_ROWS][MAXV], inv[SOFTMAX_ROWS];
 	Acc a[SOFTMAX_ROWS];
 	Group g = {.n = n, .off = off};
-	bool vec = o->cls[0] == 1;
+	int vec = o->cls[0] == 1 ? ROW_VEC2 : ROW_SCALAR;
 	for (int i = 0; i < n; i++) {
 		row_start(f, o, i ? LLVMBuildAdd(B, r, cg_i64(f, i), "") : r, len);
 		memcpy(off[i], o->off, sizeof o->off);
@@ -596,7 +605,7 @@ static void emit_rows(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 	LLVMValueRef zero = cg_i64(f, 0);
 	LLVMValueRef lenf = LLVMBuildSIToFP(B, len, f->L->t_f32, "");
 	LLVMValueRef one = cg_constf(f, 1, 1);
-	bool vec = o->cls[0] == 1;
+	int vec = o->cls[0] == 1 ? ROW_VEC2 : ROW_SCALAR;
 	Acc a;
 	switch (st->kind) {
 	case CG_LAYER_NORM: {
@@ -618,7 +627,7 @@ static void emit_rows(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 		IrDType t = st->type == IR_F32 ? IR_F32 : IR_I64;
 		int op = st->rop == OP_MAX ? (t == IR_F32 ? 1 : 2) : 0;
 		acc_begin(f, &a, op, t);
-		row_loop(f, o, zero, len, o->cls[1] <= 1, pass_reduce, &a);
+		row_loop(f, o, zero, len, o->cls[1] <= 1 ? ROW_VEC2 : ROW_SCALAR, pass_reduce, &a);
 		CgVal res = {acc_end(f, &a), t};
 		if (st->rop == OP_MEAN)
 			res.v = LLVMBuildFDiv(B, cg_convert(f, res, IR_F32, 1).v, lenf, "");
@@ -673,7 +682,7 @@ static void emit_gather(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 	LLVMPositionBuilderAtEnd(B, ok);
 	o->off[0] = LLVMBuildMul(B, r, d, "");
 	o->off[2] = LLVMBuildMul(B, id.v, rs, "");
-	row_loop(f, o, cg_i64(f, 0), d, true, copy_body, NULL);
+	row_loop(f, o, cg_i64(f, 0), d, ROW_VEC2, copy_body, NULL);
 	loop_end(f, &lp, r, cg_i64(f, 1));
 }
 
