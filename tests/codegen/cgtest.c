@@ -334,7 +334,7 @@ const SlapoApi *case_compile(Case *c, char *path, size_t pathlen, void **lib, ch
 		return NULL;
 	}
 	CgModel model = {.graph = c->g, .name = c->name, .ties = c->ties, .nties = c->nties};
-	CgOptions opt = {.emit = CG_EMIT_SO, .output = path};
+	CgOptions opt = {.emit = CG_EMIT_SO, .output = path, .cpu = c->cpu};
 	if (getenv("CGTEST_DUMP"))
 		opt.dump_lower = stderr;
 	if (!cg_compile(&model, &opt)) {

@@ -25,6 +25,7 @@ typedef struct Case {
 	int nties;
 	bool expect_fail;    /* session_run must fail (bad index) */
 	const char *fail_object; /* ... naming this object */
+	const char *cpu;     /* target CPU of the library (NULL: this machine) */
 } Case;
 
 /* Starts a case (tolerance rel 1e-5, abs 1e-6). */
