@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #define API __attribute__((visibility("default")))
 
