@@ -94,6 +94,19 @@ static void trampoline(void)
 	E.state[E.cur] = 2;
 }
 
+/* Thread t's context, ready to start at trampoline (its own function:
+ * getcontext returns twice, and a loop counter beside it might be
+ * clobbered). */
+static void make_thread(int t)
+{
+	getcontext(&E.ctx[t]);
+	E.ctx[t].uc_stack.ss_sp = E.stacks + (size_t)t * STACK;
+	E.ctx[t].uc_stack.ss_size = STACK;
+	E.ctx[t].uc_link = &E.sched;
+	makecontext(&E.ctx[t], trampoline, 0);
+	E.state[t] = 0;
+}
+
 static int run_block(void)
 {
 	int n = E.ntid;
@@ -108,14 +121,8 @@ static int run_block(void)
 		E.slots = calloc((size_t)n, sizeof *E.slots);
 		E.cap = n;
 	}
-	for (int t = 0; t < n; t++) {
-		getcontext(&E.ctx[t]);
-		E.ctx[t].uc_stack.ss_sp = E.stacks + (size_t)t * STACK;
-		E.ctx[t].uc_stack.ss_size = STACK;
-		E.ctx[t].uc_link = &E.sched;
-		makecontext(&E.ctx[t], trampoline, 0);
-		E.state[t] = 0;
-	}
+	for (int t = 0; t < n; t++)
+		make_thread(t);
 	for (;;) {
 		int done = 0, waiting = 0;
 		for (int t = 0; t < n; t++)
