@@ -575,10 +575,9 @@ static void softmax_group(CgFn *f, Ops *o, LLVMValueRef r, int n, LLVMValueRef l
 	row_loop(f, o, cg_i64(f, 0), len, vec, group_body, &g);
 }
 
-static void emit_softmax(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
+static void emit_softmax(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end,
+                         LLVMValueRef len)
 {
-	const CgStep *st = o->st;
-	LLVMValueRef len = cg_dim(f, st->dim[st->ndim - 1]);
 	Loop lp;
 	LLVMValueRef r = loop_begin(f, &lp, begin,
 	                            LLVMBuildSub(B, end, cg_i64(f, SOFTMAX_ROWS - 1), ""));
@@ -596,7 +595,7 @@ static void emit_rows(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 	int nd = st->ndim;
 	LLVMValueRef len = cg_dim(f, st->dim[nd - 1]);
 	if (st->kind == CG_SOFTMAX) {
-		emit_softmax(f, o, begin, end);
+		emit_softmax(f, o, begin, end, len);
 		return;
 	}
 	Loop lp;
