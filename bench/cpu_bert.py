@@ -17,8 +17,10 @@ Runtime's CPU execution provider with every graph optimisation on
 (ORT_ENABLE_ALL, which fuses attention, GELU and LayerNorm) and the same
 intra-op thread count. They are timed in alternating rounds so machine
 noise hits all; the medians of all runs and the ratios are printed, with
-the machine, dtype, batch and sequence length, and the GEMM roofline
-(model FLOPs over a large square sgemm's rate measured through numpy).
+the machine, dtype, batch and sequence length, the GEMM roofline
+(model FLOPs over a large square sgemm's rate measured through numpy) and
+the hard ceiling (model FLOPs over the FMA units' own rate, measured by
+bench/fma_peak.c).
 
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are removed from the environment
 of the runs: they force an older kernel.
@@ -319,6 +321,12 @@ def main():
     else:
         print("roofline: %.1f GFLOP of GEMMs (no numpy to measure the sgemm peak)"
               % (flops / 1e9))
+    fma = fma_peak(a.threads)
+    if fma:
+        rate, what = fma
+        print("ceiling:  the FMA units' own peak here (bench/fma_peak.c, %s) of %.0f GFLOP/s: "
+              "%.1f ms; slapoc at %.0f%% of it" % (what, rate, flops / rate / 1e6,
+                                                  flops / rate / 1e6 / mo * 100))
 
 
 PEAK_SCRIPT = r'''
@@ -341,6 +349,24 @@ def sgemm_peak(python, threads, env):
         if p.returncode == 0:
             return float(p.stdout.split()[-1])
     return None
+
+
+def fma_peak(threads):
+    """(GFLOP/s, description) of bench/fma_peak.c on `threads` threads, or None
+    (no C compiler, not x86-64)."""
+    import shutil
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if not cc:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = Path(tmp) / "fma_peak"
+        p = subprocess.run([cc, "-O2", "-pthread", str(ROOT / "bench" / "fma_peak.c"), "-o",
+                            str(exe)], capture_output=True, text=True)
+        if p.returncode != 0:
+            return None
+        p = subprocess.run([str(exe), str(threads)], capture_output=True, text=True)
+    m = re.match(r"([0-9.]+) GFLOP/s \((.*)\)", p.stdout)
+    return (float(m.group(1)), m.group(2)) if p.returncode == 0 and m else None
 
 
 if __name__ == "__main__":
