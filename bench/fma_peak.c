@@ -15,7 +15,7 @@
 #include <time.h>
 
 #define CHAINS 12
-#define STEPS 50000000L /* loop trips a thread a round: 600 M FMAs */
+#define STEPS  50000000L /* loop trips a thread a round: 600 M FMAs */
 
 static int wide; /* 1: zmm (16 lanes), 0: ymm (8 lanes) */
 
@@ -27,24 +27,29 @@ static double now(void)
 }
 
 #if defined(__x86_64__)
-#define ZERO(r) "vxorps %%" r "," "%%" r "," "%%" r "\n"
-#define FMA12(w)                                                                                    \
-	"vfmadd231ps %%" w "14,%%" w "15,%%" w "0\n vfmadd231ps %%" w "14,%%" w "15,%%" w "1\n"     \
-	"vfmadd231ps %%" w "14,%%" w "15,%%" w "2\n vfmadd231ps %%" w "14,%%" w "15,%%" w "3\n"     \
-	"vfmadd231ps %%" w "14,%%" w "15,%%" w "4\n vfmadd231ps %%" w "14,%%" w "15,%%" w "5\n"     \
-	"vfmadd231ps %%" w "14,%%" w "15,%%" w "6\n vfmadd231ps %%" w "14,%%" w "15,%%" w "7\n"     \
-	"vfmadd231ps %%" w "14,%%" w "15,%%" w "8\n vfmadd231ps %%" w "14,%%" w "15,%%" w "9\n"     \
-	"vfmadd231ps %%" w "14,%%" w "15,%%" w "10\n vfmadd231ps %%" w "14,%%" w "15,%%" w "11\n"
+/* The instructions one to a line: */
+/* clang-format off */
+#define ZERO(w, i) "vxorps %%" w #i ", %%" w #i ", %%" w #i "\n"
+#define FMA(w, i)  "vfmadd231ps %%" w "14, %%" w "15, %%" w #i "\n"
 
-/* Twelve independent chains of w-register FMAs (w: "zmm" or "ymm"), n trips. */
-#define SPIN(w, n)                                                                                  \
-	__asm__ volatile(ZERO(w "0") ZERO(w "1") ZERO(w "2") ZERO(w "3") ZERO(w "4") ZERO(w "5")     \
-	                 ZERO(w "6") ZERO(w "7") ZERO(w "8") ZERO(w "9") ZERO(w "10") ZERO(w "11")   \
-	                 ZERO(w "14") ZERO(w "15") "1:\n" FMA12(w) "dec %0\n jnz 1b\n"               \
-	                 : "+r"(n)                                                                  \
-	                 :                                                                          \
-	                 : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",   \
-	                   "xmm9", "xmm10", "xmm11", "xmm14", "xmm15", "cc")
+/* Twelve independent chains of FMAs on w registers ("zmm" or "ymm"), n
+ * trips; registers 14 and 15 are the factors. */
+#define SPIN(w, n)                                                              \
+	__asm__ volatile(                                                       \
+		ZERO(w, 0) ZERO(w, 1) ZERO(w, 2) ZERO(w, 3) ZERO(w, 4)          \
+		ZERO(w, 5) ZERO(w, 6) ZERO(w, 7) ZERO(w, 8) ZERO(w, 9)          \
+		ZERO(w, 10) ZERO(w, 11) ZERO(w, 14) ZERO(w, 15)                 \
+		"1:\n"                                                          \
+		FMA(w, 0) FMA(w, 1) FMA(w, 2) FMA(w, 3) FMA(w, 4) FMA(w, 5)     \
+		FMA(w, 6) FMA(w, 7) FMA(w, 8) FMA(w, 9) FMA(w, 10) FMA(w, 11)   \
+		"dec %0\n"                                                      \
+		"jnz 1b\n"                                                      \
+		: "+r"(n)                                                       \
+		:                                                               \
+		: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",       \
+		  "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm14", "xmm15",   \
+		  "cc")
+/* clang-format on */
 
 static void *spin(void *arg)
 {
@@ -91,11 +96,12 @@ int main(int argc, char **argv)
 			}
 		for (i = 0; i < threads; i++)
 			pthread_join(t[i], NULL);
-		rate = (double)threads * STEPS * CHAINS * (wide ? 16 : 8) * 2 / (now() - t0) / 1e9;
+		rate = (double)threads * STEPS * CHAINS * (wide ? 16 : 8) * 2 /
+		       (now() - t0) / 1e9;
 		best = rate > best ? rate : best;
 	}
 	free(t);
-	printf("%.1f GFLOP/s (%ld thread%s, %d-bit FMA)\n", best, threads, threads > 1 ? "s" : "",
-	       wide ? 512 : 256);
+	printf("%.1f GFLOP/s (%ld thread%s, %d-bit FMA)\n", best, threads,
+	       threads > 1 ? "s" : "", wide ? 512 : 256);
 	return 0;
 }
