@@ -176,30 +176,6 @@ static bool reshape(CgView *v, const IrShape *to)
 
 /* ---- the view ops -------------------------------------------------------------- */
 
-/* A slice start made absolute as shape.c does; false if unresolvable. */
-static bool slice_start(IrDim lo, IrDim size, IrDim *out)
-{
-	if (ir_dim_is_const(lo) && lo.coef == INT64_MAX) {
-		*out = size;
-		return true;
-	}
-	if (ir_dim_is_const(lo) && ir_dim_is_const(size)) {
-		int64_t x = lo.coef, s = size.coef;
-		if (x < 0)
-			x += s;
-		if (x < 0)
-			x = 0;
-		if (x > s)
-			x = s;
-		*out = ir_dim_const(x);
-		return true;
-	}
-	if (lo.coef < 0)
-		return false;
-	*out = lo;
-	return true;
-}
-
 bool cg_view_apply(const IrNode *n, CgView *v)
 {
 	int nd = v->ndim;
@@ -257,7 +233,7 @@ bool cg_view_apply(const IrNode *n, CgView *v)
 		int64_t step = n->niattr >= 2 ? n->iattr[1] : 1;
 		IrDim lo;
 		if (a < 0 || n->ndattr < 2 || step < 1 || n->shape.ndim != nd ||
-		    !slice_start(n->dattr[0], v->dim[a], &lo))
+		    !ir_slice_bound(n->dattr[0], v->dim[a], &lo))
 			return false;
 		cg_poly_add(&v->off, cg_dim_mul(lo, v->stride[a]), &ok);
 		v->stride[a] = cg_dim_mul(v->stride[a], ir_dim_const(step));

@@ -117,6 +117,11 @@ bool ir_op_lookup(const char *name, IrOp *op);
  * absolute for a tensor of rank ndim; -1 if out of range. Attributes keep
  * the index as written (softmax dim=-1); users normalise with this. */
 int ir_axis(int64_t dim, int ndim);
+/* (shape.c) A slice bound made absolute for a dim of `size`: negative
+ * constants count from the end (only when the dim is a constant), constant
+ * bounds clamp to a constant dim, INT64_MAX means the end. False when it
+ * cannot be resolved (a negative bound on a symbolic dim). */
+bool ir_slice_bound(IrDim v, IrDim size, IrDim *out);
 
 /* ---- graph.c: dataflow graphs ------------------------------------------- */
 

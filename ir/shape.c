@@ -573,10 +573,7 @@ bool shape_unsqueeze(IrCtx *c, IrNode *n)
 	return true;
 }
 
-/* A slice bound made absolute: negative constants count from the end
- * (only when the dim is a constant), constant ends clamp to a constant
- * dim, INT64_MAX means the end. */
-static bool slice_bound(IrDim v, IrDim size, IrDim *out)
+bool ir_slice_bound(IrDim v, IrDim size, IrDim *out)
 {
 	if (ir_dim_is_const(v) && v.coef == INT64_MAX) {
 		*out = size;
@@ -613,7 +610,8 @@ bool shape_slice(IrCtx *c, IrNode *n)
 	if (step < 1)
 		return fail(c, n, "slice: step %lld must be positive", (long long)step);
 	IrDim size = x->shape.d[a], lo, hi, len;
-	if (!slice_bound(n->dattr[0], size, &lo) || !slice_bound(n->dattr[1], size, &hi))
+	if (!ir_slice_bound(n->dattr[0], size, &lo) ||
+	    !ir_slice_bound(n->dattr[1], size, &hi))
 		return fail(c, n,
 		            "slice: bounds %s:%s of a dim of size %s cannot be resolved",
 		            dimstr(c, n->dattr[0]), dimstr(c, n->dattr[1]),
