@@ -349,7 +349,8 @@ void cg_llvm_dispose(CgLlvm *L);
 /* With L->triple and L->tm set: the context, module, data layout, builder
  * and the common types (for cg_llvm_init and the NVPTX backend). */
 void cg_llvm_module(CgLlvm *L, const char *module_name);
-/* Verify, then run the O3 pipeline for the target. */
+/* Verify, then run the O3 pipeline for the target (a host module: identical
+ * functions merged first). */
 bool cg_llvm_optimize(CgLlvm *L, bool verify_only);
 /* Write LLVM IR text, assembly or an object file. */
 bool cg_llvm_write(CgLlvm *L, CgEmit what, const char *path);

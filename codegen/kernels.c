@@ -687,12 +687,22 @@ static void emit_gather(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 
 /* ---- entry ---------------------------------------------------------------------------------- */
 
+/* A kernel function: internal, and with an address nothing compares, so
+ * that LLVM's mergefunc (cg_llvm_optimize) folds the identical kernels of
+ * a model's layers into one before O3 compiles them. */
+static LLVMValueRef kernel_fn(CgLlvm *L, const char *name, LLVMTypeRef type)
+{
+	LLVMValueRef fn = LLVMAddFunction(L->mod, name, type);
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	LLVMSetUnnamedAddress(fn, LLVMGlobalUnnamedAddr);
+	return fn;
+}
+
 bool cg_emit_softmax_rows(CgLlvm *L, const CgProgram *prog, const CgStep *st, int view,
                           const char *name)
 {
 	LLVMTypeRef args[4] = {L->t_i8p, L->t_i64, L->t_i64, L->t_f32p};
-	LLVMValueRef fn = LLVMAddFunction(L->mod, name, LLVMFunctionType(L->t_void, args, 4, 0));
-	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	LLVMValueRef fn = kernel_fn(L, name, LLVMFunctionType(L->t_void, args, 4, 0));
 	CgFn f;
 	cg_fn_begin(&f, L, prog, fn);
 	Ops *o = ARENA_NEW(prog->arena, Ops);
@@ -709,8 +719,7 @@ bool cg_emit_softmax_rows(CgLlvm *L, const CgProgram *prog, const CgStep *st, in
 
 bool cg_emit_kernel(CgLlvm *L, const CgProgram *prog, const CgStep *st)
 {
-	LLVMValueRef fn = LLVMAddFunction(L->mod, st->fn, L->t_kernel);
-	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	LLVMValueRef fn = kernel_fn(L, st->fn, L->t_kernel);
 	CgFn f;
 	cg_fn_begin(&f, L, prog, fn);
 	Ops *o = ARENA_NEW(prog->arena, Ops);
