@@ -321,7 +321,7 @@ def main():
     else:
         print("roofline: %.1f GFLOP of GEMMs (no numpy to measure the sgemm peak)"
               % (flops / 1e9))
-    fma = fma_peak(a.threads)
+    fma = fma_peak(a.threads, build)
     if fma:
         rate, what = fma
         print("ceiling:  the FMA units' own peak here (bench/fma_peak.c, %s) of %.0f GFLOP/s: "
@@ -351,19 +351,20 @@ def sgemm_peak(python, threads, env):
     return None
 
 
-def fma_peak(threads):
-    """(GFLOP/s, description) of bench/fma_peak.c on `threads` threads, or None
-    (no C compiler, not x86-64)."""
+def fma_peak(threads, build):
+    """(GFLOP/s, description) of bench/fma_peak.c on `threads` threads: the
+    build's binary, else compiled here; None without either (no C compiler,
+    not x86-64)."""
     import shutil
-    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if not cc:
-        return None
     with tempfile.TemporaryDirectory() as tmp:
-        exe = Path(tmp) / "fma_peak"
-        p = subprocess.run([cc, "-O2", "-pthread", str(ROOT / "bench" / "fma_peak.c"), "-o",
-                            str(exe)], capture_output=True, text=True)
-        if p.returncode != 0:
-            return None
+        exe = build / "bench" / "fma_peak"
+        if not (exe.is_file() and os.access(exe, os.X_OK)):
+            cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+            exe = Path(tmp) / "fma_peak"
+            if not cc or subprocess.run([cc, "-O2", "-pthread",
+                                         str(ROOT / "bench" / "fma_peak.c"), "-o", str(exe)],
+                                        capture_output=True).returncode != 0:
+                return None
         p = subprocess.run([str(exe), str(threads)], capture_output=True, text=True)
     m = re.match(r"([0-9.]+) GFLOP/s \((.*)\)", p.stdout)
     return (float(m.group(1)), m.group(2)) if p.returncode == 0 and m else None
