@@ -551,10 +551,78 @@ LLVMValueRef cg_emit_step_table(CgLlvm *L, Arena *a, const CgStep *const *steps,
 LLVMValueRef cg_emit_step_costs(CgLlvm *L, const CgProgram *p, const CgStep *const *steps,
                                 int n, int (*esize)(const void *ctx, int buf),
                                 const void *ctx, const char *name);
-/* In forward() `fn`: if (prof) rt_prof_step(ex, step), prof being the
- * loaded RtExec.prof and rt_prof_step its declaration. */
-void cg_emit_prof_mark(CgLlvm *L, LLVMValueRef fn, LLVMValueRef ex, LLVMValueRef prof,
-                       LLVMValueRef rt_prof_step, int step);
+
+/* ---- host.c: what both drivers' host functions are built from ------------------------- */
+
+LLVMValueRef cg_i32c(CgLlvm *L, int64_t v);
+LLVMValueRef cg_i64c(CgLlvm *L, int64_t v);
+/* RtExec's and DLDataType's LLVM types, checked against rt.h's layouts
+ * (NULL after an error, reported). */
+LLVMTypeRef cg_host_exec_type(CgLlvm *L);
+LLVMTypeRef cg_host_dl_type(CgLlvm *L);
+/* The DLDataType constant of dtype t (dl: cg_host_dl_type's). */
+LLVMValueRef cg_host_dl(CgLlvm *L, LLVMTypeRef dl, IrDType t);
+/* An internal `name`(sym) -> bytes: the workspace's size, by plan function
+ * `plan` (cg_emit_plan) for pl; UINT64_MAX on overflow. */
+LLVMValueRef cg_host_workspace_size(CgLlvm *L, const char *name, const CgPlan *pl,
+                                    LLVMValueRef plan);
+
+/* A forward's buffers: bufs[0..n) (bufs[i]->id == i), the temporaries
+ * placed by plan (its function plan_fn, regions aligned to align);
+ * esize(ctx, buf) is the bytes of an element of buffer buf. */
+typedef struct CgHostBufs {
+	CgBuf *const *bufs;
+	int n;
+	const CgPlan *plan;
+	LLVMValueRef plan_fn;
+	int align;
+	int (*esize)(const void *ctx, int buf);
+	const void *ctx;
+} CgHostBufs;
+
+/* A forward(ex) being built. */
+typedef struct CgHost {
+	CgLlvm *L;
+	CgFn f;
+	LLVMTypeRef exec;    /* RtExec */
+	LLVMValueRef ex;     /* the parameter, RtExec* as i8* */
+	LLVMValueRef *base;  /* [bufs.n] i8* of each buffer */
+	CgHostBufs bufs;
+	LLVMValueRef rt_prof_step;
+} CgHost;
+
+/* Begin an internal i32 `name`(i8* ex): RtExec's fields read in the entry
+ * block (h->f.sym among them), the plan called, every buffer's base
+ * address; the builder in the body after them. */
+void cg_host_begin(CgHost *h, CgLlvm *L, const CgProgram *p, const char *name,
+                   LLVMTypeRef exec, const CgHostBufs *bufs);
+/* The last profile mark (after nsteps steps), `return SLAPO_OK`; the function. */
+LLVMValueRef cg_host_end(CgHost *h, int nsteps);
+/* RtExec's field i, of type t. */
+LLVMValueRef cg_host_field(CgHost *h, int i, LLVMTypeRef t);
+/* if (ex->prof) rt_prof_step(ex, step): step `step` starts here. */
+void cg_host_prof_mark(CgHost *h, int step);
+/* The address of element `off` of buffer buf (NULL for buf < 0); of a view's
+ * first element; p + elems * esize bytes. */
+LLVMValueRef cg_host_elem_addr(CgHost *h, int buf, LLVMValueRef off);
+LLVMValueRef cg_host_view_addr(CgHost *h, const CgView *v);
+LLVMValueRef cg_host_offset(CgHost *h, LLVMValueRef p, LLVMValueRef elems, int esize);
+LLVMValueRef cg_host_imax(CgHost *h, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_host_imin(CgHost *h, LLVMValueRef a, LLVMValueRef b);
+
+/* A GEMM step's outer batch dims 0..n as loops; offa, offb, offc: the
+ * operands' element offsets inside them. */
+typedef struct CgBatchLoops {
+	int n;
+	LLVMValueRef var[IR_MAX_DIMS];
+	LLVMBasicBlockRef head[IR_MAX_DIMS], exit[IR_MAX_DIMS];
+	LLVMValueRef offa, offb, offc;
+} CgBatchLoops;
+void cg_host_batch_open(CgHost *h, const CgStep *st, int nloop, CgBatchLoops *bl);
+void cg_host_batch_close(CgHost *h, const CgBatchLoops *bl);
+/* i1: whether a GEMM group's weights (and, with bias, each member's bias
+ * view) lie side by side, so that one call can do the group. */
+LLVMValueRef cg_host_group_adjacent(CgHost *h, const CgStep *st, const CgView *const *bias);
 
 /* ---- driver.c: forward(), workspace_size() and the descriptor ----------------------- */
 

@@ -43,9 +43,9 @@ typedef struct Types {
 static bool make_types(CgLlvm *L, Types *T)
 {
 	LLVMContextRef c = L->ctx;
-	LLVMTypeRef i16 = LLVMInt16TypeInContext(c), p = L->t_i8p;
-	LLVMTypeRef dl[3] = {L->t_i8, L->t_i8, i16};
-	T->dl = LLVMStructTypeInContext(c, dl, 3, 0);
+	LLVMTypeRef p = L->t_i8p;
+	if (!(T->dl = cg_host_dl_type(L)) || !(T->exec = cg_host_exec_type(L)))
+		return false;
 	LLVMTypeRef sym[3] = {p, L->t_i64, L->t_i64};
 	T->sym = LLVMStructTypeInContext(c, sym, 3, 0);
 	LLVMTypeRef ten[8] = {p, T->dl, L->t_i32, L->t_i64p, L->t_i64, L->t_i32, L->t_i32, L->t_f32};
@@ -56,9 +56,6 @@ static bool make_types(CgLlvm *L, Types *T)
 	                        L->t_i32, p, L->t_i32, p, L->t_i32, p, L->t_i32, p,
 	                        p, p, p, p, L->t_i32, p, p};
 	T->desc = LLVMStructTypeInContext(c, desc, 23, 0);
-	LLVMTypeRef ex[13] = {p, L->t_i64p, p, p, p, p, L->t_i64, L->t_i32, L->t_i32, p, p, p,
-	                      LLVMArrayType(p, 3)};
-	T->exec = LLVMStructTypeInContext(c, ex, 13, 0);
 
 	static const size_t o_sym[] = {offsetof(RtSymDesc, name), offsetof(RtSymDesc, min),
 	                               offsetof(RtSymDesc, max)};
@@ -80,14 +77,6 @@ static bool make_types(CgLlvm *L, Types *T)
 	        offsetof(RtModelDesc, forward),        offsetof(RtModelDesc, gpu),
 	        offsetof(RtModelDesc, n_steps),        offsetof(RtModelDesc, steps),
 	        offsetof(RtModelDesc, step_costs)};
-	static const size_t o_ex[] = {
-	        offsetof(RtExec, desc),      offsetof(RtExec, sym),
-	        offsetof(RtExec, inputs),    offsetof(RtExec, outputs),
-	        offsetof(RtExec, params),    offsetof(RtExec, workspace),
-	        offsetof(RtExec, workspace_size), offsetof(RtExec, n_threads),
-	        offsetof(RtExec, reserved0), offsetof(RtExec, pool),
-	        offsetof(RtExec, err),       offsetof(RtExec, prof),
-	        offsetof(RtExec, packs)};
 	LLVMTypeRef dims = LLVMArrayType(L->t_i64, RT_ATT_DIMS);
 	LLVMTypeRef rows[4] = {p, L->t_i64, L->t_i64, L->t_f32p};
 	LLVMTypeRef att[19] = {L->t_i64, dims, L->t_i64, L->t_i64, L->t_i64, L->t_i64, L->t_i64,
@@ -109,42 +98,14 @@ static bool make_types(CgLlvm *L, Types *T)
 	       cg_llvm_check_layout(L, T->sym, o_sym, 3, sizeof(RtSymDesc), "RtSymDesc") &&
 	       cg_llvm_check_layout(L, T->tensor, o_ten, 8, sizeof(RtTensorDesc), "RtTensorDesc") &&
 	       cg_llvm_check_layout(L, T->tie, o_tie, 2, sizeof(RtTie), "RtTie") &&
-	       cg_llvm_check_layout(L, T->desc, o_desc, 23, sizeof(RtModelDesc), "RtModelDesc") &&
-	       cg_llvm_check_layout(L, T->exec, o_ex, 13, sizeof(RtExec), "RtExec");
+	       cg_llvm_check_layout(L, T->desc, o_desc, 23, sizeof(RtModelDesc), "RtModelDesc");
 }
 
 /* ---- constants ------------------------------------------------------------------------- */
 
-static LLVMValueRef i32c(CgLlvm *L, int64_t v)
-{
-	return LLVMConstInt(L->t_i32, (unsigned long long)v, 1);
-}
-
-static LLVMValueRef i64c(CgLlvm *L, int64_t v)
-{
-	return LLVMConstInt(L->t_i64, (unsigned long long)v, 1);
-}
-
 static LLVMValueRef str_or_null(CgLlvm *L, const char *s)
 {
 	return s ? cg_llvm_cstr(L, s) : LLVMConstNull(L->t_i8p);
-}
-
-static LLVMValueRef dl_type(CgLlvm *L, const Types *T, IrDType t)
-{
-	int code = kDLFloat, bits = 32;
-	switch (t) {
-	case IR_I64: code = kDLInt; bits = 64; break;
-	case IR_I32: code = kDLInt; bits = 32; break;
-	case IR_BOOL: code = kDLBool; bits = 8; break;
-	case IR_BF16: code = kDLBfloat; bits = 16; break;
-	case IR_F16: bits = 16; break;
-	default: break;
-	}
-	LLVMValueRef f[3] = {LLVMConstInt(L->t_i8, (unsigned)code, 0),
-	                     LLVMConstInt(L->t_i8, (unsigned)bits, 0),
-	                     LLVMConstInt(LLVMInt16TypeInContext(L->ctx), 1, 0)};
-	return LLVMConstNamedStruct(T->dl, f, 3);
 }
 
 static LLVMValueRef tensor_desc(CgLlvm *L, const Types *T, const CgProgram *p,
@@ -161,15 +122,15 @@ static LLVMValueRef tensor_desc(CgLlvm *L, const Types *T, const CgProgram *p,
 					s = q;
 			v = RT_SYM(p->sym_index[s]);
 		}
-		dims[i] = i64c(L, v);
+		dims[i] = cg_i64c(L, v);
 	}
 	LLVMValueRef f[8] = {cg_llvm_cstr(L, t->name),
-	                     dl_type(L, T, dtype),
-	                     i32c(L, t->shape.ndim),
+	                     cg_host_dl(L, T->dl, dtype),
+	                     cg_i32c(L, t->shape.ndim),
 	                     cg_llvm_const_array(L, L->t_i64, dims, t->shape.ndim, ".dims"),
-	                     i64c(L, t->value_max),
-	                     i32c(L, param ? 0 : t->fill),
-	                     i32c(L, param ? t->init : 0),
+	                     cg_i64c(L, t->value_max),
+	                     cg_i32c(L, param ? 0 : t->fill),
+	                     cg_i32c(L, param ? t->init : 0),
 	                     LLVMConstReal(L->t_f32, param && t->init == RT_INIT_NORMAL ? 0.02 : 0)};
 	return LLVMConstNamedStruct(T->tensor, f, 8);
 }
@@ -187,31 +148,15 @@ static LLVMValueRef tensor_list(CgLlvm *L, const Types *T, const CgProgram *p,
 	return cg_llvm_const_array(L, T->tensor, e, v->len, name);
 }
 
-/* ---- plan and workspace_size ---------------------------------------------------------- */
-
-static LLVMValueRef emit_workspace_size(CgLlvm *L, const CgPlan *pl, LLVMValueRef plan)
-{
-	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_workspace_size",
-	                                  LLVMFunctionType(L->t_i64, &L->t_i64p, 1, 0));
-	LLVMSetLinkage(fn, LLVMInternalLinkage);
-	LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(L->ctx, fn, "entry");
-	LLVMPositionBuilderAtEnd(B, bb);
-	LLVMValueRef offs = LLVMBuildArrayAlloca(B, L->t_i64, i64c(L, pl->nregions + 1), "offs");
-	LLVMValueRef args[2] = {LLVMGetParam(fn, 0), offs};
-	LLVMBuildRet(B, cg_llvm_call(L, plan, args, 2));
-	return fn;
-}
-
 /* ---- forward ---------------------------------------------------------------------------- */
 
 typedef struct Fwd {
-	CgLlvm *L;
-	CgFn f;
+	CgHost h;
 	const Types *T;
-	LLVMValueRef ex, ctx, *base; /* base: i8* of every buffer */
-	LLVMValueRef att;            /* an RtAttention (entry block) */
+	LLVMValueRef ctx; /* the kernels' context: ex, sym, the views' addresses */
+	LLVMValueRef att; /* an RtAttention (entry block) */
 	LLVMValueRef rt_parallel_for, rt_sgemm, rt_sgemm_batched, rt_sgemm_bias, rt_failed,
-	        rt_prof_step, rt_attention;
+	        rt_attention;
 } Fwd;
 
 /* The steps forward() runs: the program's, less the bias passes folded
@@ -346,101 +291,56 @@ static CgPlan cpu_plan(const CgProgram *p, const CpuSteps *cs)
 	return pl;
 }
 
-static LLVMValueRef field(Fwd *w, int i, LLVMTypeRef t)
-{
-	CgLlvm *L = w->L;
-	LLVMValueRef p = LLVMBuildStructGEP2(B, w->T->exec,
-	                                     LLVMBuildBitCast(B, w->ex, LLVMPointerType(w->T->exec, 0), ""),
-	                                     (unsigned)i, "");
-	return LLVMBuildLoad2(B, t, p, "");
-}
-
-static LLVMValueRef ptr_at(Fwd *w, LLVMValueRef arr, int i)
-{
-	CgLlvm *L = w->L;
-	LLVMValueRef idx = i64c(L, i);
-	return LLVMBuildLoad2(B, L->t_i8p, LLVMBuildInBoundsGEP2(B, L->t_i8p, arr, &idx, 1, ""), "");
-}
-
-/* address of element `off` of a buffer */
-static LLVMValueRef elem_addr(Fwd *w, int buf, LLVMValueRef off)
-{
-	CgLlvm *L = w->L;
-	if (buf < 0)
-		return LLVMConstNull(L->t_i8p);
-	const CgBuf *b = w->f.prog->bufs.items[buf];
-	LLVMValueRef bytes = LLVMBuildMul(B, off, i64c(L, cg_elem_size(b->dtype)), "");
-	return LLVMBuildInBoundsGEP2(B, L->t_i8, w->base[buf], &bytes, 1, "");
-}
-
-static LLVMValueRef view_addr(Fwd *w, const CgView *v)
-{
-	return elem_addr(w, v->buf, cg_poly(&w->f, &v->off));
-}
-
-static LLVMValueRef imax(Fwd *w, LLVMValueRef a, LLVMValueRef b)
-{
-	CgLlvm *L = w->L;
-	return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, a, b, ""), a, b, "");
-}
-
-/* if (ex->prof) rt_prof_step(ex, step); -- step `step` starts here */
-static void prof_mark(Fwd *w, int step)
-{
-	LLVMValueRef prof = field(w, 11, w->L->t_i8p); /* RtExec.prof */
-	cg_emit_prof_mark(w->L, w->f.fn, w->ex, prof, w->rt_prof_step, step);
-}
-
 /* if (rt_failed(ex)) return code; */
 static void check_failed(Fwd *w, int code)
 {
-	CgLlvm *L = w->L;
-	LLVMValueRef r = cg_llvm_call(L, w->rt_failed, &w->ex, 1);
-	LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(L->ctx, w->f.fn, "failed");
-	LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->ctx, w->f.fn, "ok");
-	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntNE, r, i32c(L, 0), ""), bad, ok);
+	CgLlvm *L = w->h.L;
+	LLVMValueRef r = cg_llvm_call(L, w->rt_failed, &w->h.ex, 1);
+	LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(L->ctx, w->h.f.fn, "failed");
+	LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->ctx, w->h.f.fn, "ok");
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntNE, r, cg_i32c(L, 0), ""), bad, ok);
 	LLVMPositionBuilderAtEnd(B, bad);
-	LLVMBuildRet(B, i32c(L, code));
+	LLVMBuildRet(B, cg_i32c(L, code));
 	LLVMPositionBuilderAtEnd(B, ok);
 }
 
 /* ctx[2 + k] = the address of step st's view k (kernels.c) */
 static void fill_ctx(Fwd *w, const CgStep *st)
 {
-	CgLlvm *L = w->L;
+	CgLlvm *L = w->h.L;
 	for (int k = 0; k < st->nview; k++) {
-		LLVMValueRef idx = i64c(L, k + 2);
-		LLVMBuildStore(B, view_addr(w, &st->views[k]),
+		LLVMValueRef idx = cg_i64c(L, k + 2);
+		LLVMBuildStore(B, cg_host_view_addr(&w->h, &st->views[k]),
 		               LLVMBuildInBoundsGEP2(B, L->t_i8p, w->ctx, &idx, 1, ""));
 	}
 }
 
 static void emit_kernel_call(Fwd *w, const CgStep *st)
 {
-	CgLlvm *L = w->L;
-	CgFn *f = &w->f;
+	CgLlvm *L = w->h.L;
+	CgFn *f = &w->h.f;
 	fill_ctx(w, st);
 	/* iterations: elements (MAP), rows (row kernels), indices (GATHER) */
 	int nd = st->ndim, upto = st->kind == CG_MAP || st->kind == CG_GATHER ? nd : nd - 1;
-	LLVMValueRef n = i64c(L, 1);
+	LLVMValueRef n = cg_i64c(L, 1);
 	for (int i = 0; i < upto; i++)
 		n = LLVMBuildMul(B, n, cg_dim(f, st->dim[i]), "");
 	LLVMValueRef per; /* elements of work per iteration */
 	if (st->kind == CG_MAP)
-		per = i64c(L, 1);
+		per = cg_i64c(L, 1);
 	else if (st->kind == CG_GATHER)
 		per = cg_dim(f, st->views[2].dim[1]);
 	else
 		per = cg_dim(f, st->dim[nd - 1]);
 	LLVMValueRef grain = LLVMBuildAdd(
-	        B, LLVMBuildSDiv(B, i64c(L, 16384), LLVMBuildAdd(B, per, i64c(L, 1), ""), ""),
-	        i64c(L, 1), "");
+	        B, LLVMBuildSDiv(B, cg_i64c(L, 16384), LLVMBuildAdd(B, per, cg_i64c(L, 1), ""), ""),
+	        cg_i64c(L, 1), "");
 	LLVMValueRef fn = LLVMGetNamedFunction(L->mod, st->fn);
 	LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "run");
 	LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "next");
-	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSGT, n, i64c(L, 0), ""), run, next);
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSGT, n, cg_i64c(L, 0), ""), run, next);
 	LLVMPositionBuilderAtEnd(B, run);
-	LLVMValueRef args[5] = {w->ex, n, grain, fn, LLVMBuildBitCast(B, w->ctx, L->t_i8p, "")};
+	LLVMValueRef args[5] = {w->h.ex, n, grain, fn, LLVMBuildBitCast(B, w->ctx, L->t_i8p, "")};
 	cg_llvm_call(L, w->rt_parallel_for, args, 5);
 	LLVMBuildBr(B, next);
 	LLVMPositionBuilderAtEnd(B, next);
@@ -453,94 +353,60 @@ static void emit_kernel_call(Fwd *w, const CgStep *st)
 static void gemm_call(Fwd *w, const CgStep *st, LLVMValueRef n, LLVMValueRef b,
                       LLVMValueRef bias, LLVMValueRef c)
 {
-	CgLlvm *L = w->L;
-	CgFn *f = &w->f;
-	LLVMValueRef a = view_addr(w, &st->views[1]);
+	CgLlvm *L = w->h.L;
+	CgFn *f = &w->h.f;
+	LLVMValueRef a = cg_host_view_addr(&w->h, &st->views[1]);
 	LLVMValueRef m = cg_dim(f, st->m), k = cg_dim(f, st->k);
-	LLVMValueRef one = i64c(L, 1);
-	LLVMValueRef lda = imax(w, imax(w, cg_dim(f, st->lda), st->ta ? m : k), one);
-	LLVMValueRef ldb = imax(w, imax(w, cg_dim(f, st->ldb), st->tb ? k : n), one);
-	LLVMValueRef ldc = imax(w, imax(w, cg_dim(f, st->ldc), n), one);
+	LLVMValueRef one = cg_i64c(L, 1);
+	CgHost *h = &w->h;
+	LLVMValueRef lda = cg_host_imax(h, cg_host_imax(h, cg_dim(f, st->lda), st->ta ? m : k), one);
+	LLVMValueRef ldb = cg_host_imax(h, cg_host_imax(h, cg_dim(f, st->ldb), st->tb ? k : n), one);
+	LLVMValueRef ldc = cg_host_imax(h, cg_host_imax(h, cg_dim(f, st->ldc), n), one);
 	/* outer batch dims: loops that move the three base pointers */
-	int nloop = st->nbatch > 0 ? st->nbatch - 1 : 0;
-	LLVMValueRef var[IR_MAX_DIMS];
-	LLVMBasicBlockRef head[IR_MAX_DIMS], exit[IR_MAX_DIMS];
-	LLVMValueRef offa = i64c(L, 0), offb = i64c(L, 0), offc = i64c(L, 0);
-	for (int i = 0; i < nloop; i++) {
-		var[i] = cg_var(f, "b");
-		LLVMBuildStore(B, i64c(L, 0), var[i]);
-		head[i] = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "batch");
-		LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "batch_body");
-		exit[i] = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "batch_done");
-		LLVMBuildBr(B, head[i]);
-		LLVMPositionBuilderAtEnd(B, head[i]);
-		LLVMValueRef iv = LLVMBuildLoad2(B, L->t_i64, var[i], "");
-		LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, iv, cg_dim(f, st->bdim[i]), ""), body,
-		                exit[i]);
-		LLVMPositionBuilderAtEnd(B, body);
-		offa = LLVMBuildAdd(B, offa, LLVMBuildMul(B, iv, cg_dim(f, st->bsa[i]), ""), "");
-		offb = LLVMBuildAdd(B, offb, LLVMBuildMul(B, iv, cg_dim(f, st->bsb[i]), ""), "");
-		offc = LLVMBuildAdd(B, offc, LLVMBuildMul(B, iv, cg_dim(f, st->bsc[i]), ""), "");
-	}
-	LLVMValueRef four = i64c(L, 4);
-	LLVMValueRef ba = LLVMBuildMul(B, offa, four, ""), bb = LLVMBuildMul(B, offb, four, "");
-	LLVMValueRef bc = LLVMBuildMul(B, offc, four, "");
+	CgBatchLoops bl;
+	cg_host_batch_open(&w->h, st, st->nbatch > 0 ? st->nbatch - 1 : 0, &bl);
+	LLVMValueRef four = cg_i64c(L, 4);
+	LLVMValueRef ba = LLVMBuildMul(B, bl.offa, four, ""), bb = LLVMBuildMul(B, bl.offb, four, "");
+	LLVMValueRef bc = LLVMBuildMul(B, bl.offc, four, "");
 	LLVMValueRef pa = LLVMBuildInBoundsGEP2(B, L->t_i8, a, &ba, 1, "");
 	LLVMValueRef pb = LLVMBuildInBoundsGEP2(B, L->t_i8, b, &bb, 1, "");
 	LLVMValueRef pc = LLVMBuildInBoundsGEP2(B, L->t_i8, c, &bc, 1, "");
 	LLVMValueRef alpha = LLVMConstReal(L->t_f32, st->alpha);
 	LLVMValueRef beta = LLVMConstReal(L->t_f32, st->beta);
-	LLVMValueRef ta = i32c(L, st->ta), tb = i32c(L, st->tb);
+	LLVMValueRef ta = cg_i32c(L, st->ta), tb = cg_i32c(L, st->tb);
 	if (st->nbatch > 0) {
 		int q = st->nbatch - 1;
-		LLVMValueRef args[18] = {w->ex, ta, tb, m, n, k, alpha,
+		LLVMValueRef args[18] = {w->h.ex, ta, tb, m, n, k, alpha,
 		                         pa, lda, cg_dim(f, st->bsa[q]),
 		                         pb, ldb, cg_dim(f, st->bsb[q]), beta,
 		                         pc, ldc, cg_dim(f, st->bsc[q]), cg_dim(f, st->bdim[q])};
 		cg_llvm_call(L, w->rt_sgemm_batched, args, 18);
 	} else if (bias) {
-		LLVMValueRef args[14] = {w->ex, ta, tb, m, n, k, alpha, pa, lda, pb, ldb, bias, pc, ldc};
+		LLVMValueRef args[14] = {w->h.ex, ta, tb, m, n, k, alpha, pa, lda, pb, ldb, bias, pc, ldc};
 		cg_llvm_call(L, w->rt_sgemm_bias, args, 14);
 	} else {
-		LLVMValueRef args[14] = {w->ex, ta, tb, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc};
+		LLVMValueRef args[14] = {w->h.ex, ta, tb, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc};
 		cg_llvm_call(L, w->rt_sgemm, args, 14);
 	}
-	for (int i = nloop - 1; i >= 0; i--) {
-		LLVMValueRef iv = LLVMBuildLoad2(B, L->t_i64, var[i], "");
-		LLVMBuildStore(B, LLVMBuildAdd(B, iv, one, ""), var[i]);
-		LLVMBuildBr(B, head[i]);
-		LLVMPositionBuilderAtEnd(B, exit[i]);
-	}
+	cg_host_batch_close(&w->h, &bl);
 }
 
 /* bias: NULL, or each member's bias view (cg_find_bias). */
 static void emit_gemm_call(Fwd *w, const CgStep *st, const CgView *const *bias)
 {
-	CgLlvm *L = w->L;
-	CgFn *f = &w->f;
-	LLVMValueRef c = view_addr(w, &st->views[0]);
+	CgLlvm *L = w->h.L;
+	CgFn *f = &w->h.f;
+	LLVMValueRef c = cg_host_view_addr(&w->h, &st->views[0]);
 	if (st->ngroup < 2) {
-		gemm_call(w, st, cg_dim(f, st->n), view_addr(w, &st->views[2]),
-		          bias ? view_addr(w, bias[0]) : NULL, c);
+		gemm_call(w, st, cg_dim(f, st->n), cg_host_view_addr(&w->h, &st->views[2]),
+		          bias ? cg_host_view_addr(&w->h, bias[0]) : NULL, c);
 		check_failed(w, SLAPO_UNSUPPORTED);
 		return;
 	}
 	/* grouped linears: one call when the weights (and biases) lie side by side */
-	LLVMValueRef b0 = view_addr(w, &st->gb[0]), bias0 = bias ? view_addr(w, bias[0]) : NULL;
-	LLVMValueRef k4 = LLVMBuildMul(B, cg_dim(f, st->k), i64c(L, 4), "");
-	LLVMValueRef adj = LLVMConstInt(L->t_i1, 1, 0);
-	for (int i = 1; i < st->ngroup; i++) {
-		LLVMValueRef off = LLVMBuildMul(B, cg_dim(f, st->gc[i]), k4, "");
-		LLVMValueRef want = LLVMBuildInBoundsGEP2(B, L->t_i8, b0, &off, 1, "");
-		adj = LLVMBuildAnd(B, adj, LLVMBuildICmp(B, LLVMIntEQ, want,
-		                                         view_addr(w, &st->gb[i]), ""), "");
-		if (!bias)
-			continue;
-		off = LLVMBuildMul(B, cg_dim(f, st->gc[i]), i64c(L, 4), "");
-		want = LLVMBuildInBoundsGEP2(B, L->t_i8, bias0, &off, 1, "");
-		adj = LLVMBuildAnd(B, adj, LLVMBuildICmp(B, LLVMIntEQ, want,
-		                                         view_addr(w, bias[i]), ""), "");
-	}
+	LLVMValueRef b0 = cg_host_view_addr(&w->h, &st->gb[0]);
+	LLVMValueRef bias0 = bias ? cg_host_view_addr(&w->h, bias[0]) : NULL;
+	LLVMValueRef adj = cg_host_group_adjacent(&w->h, st, bias);
 	LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_one");
 	LLVMBasicBlockRef each = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_each");
 	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_done");
@@ -550,9 +416,9 @@ static void emit_gemm_call(Fwd *w, const CgStep *st, const CgView *const *bias)
 	LLVMBuildBr(B, done);
 	LLVMPositionBuilderAtEnd(B, each);
 	for (int i = 0; i < st->ngroup; i++) {
-		LLVMValueRef off = LLVMBuildMul(B, cg_dim(f, st->gc[i]), i64c(L, 4), "");
-		gemm_call(w, st, cg_dim(f, st->gn[i]), view_addr(w, &st->gb[i]),
-		          bias ? view_addr(w, bias[i]) : NULL,
+		LLVMValueRef off = LLVMBuildMul(B, cg_dim(f, st->gc[i]), cg_i64c(L, 4), "");
+		gemm_call(w, st, cg_dim(f, st->gn[i]), cg_host_view_addr(&w->h, &st->gb[i]),
+		          bias ? cg_host_view_addr(&w->h, bias[i]) : NULL,
 		          LLVMBuildInBoundsGEP2(B, L->t_i8, c, &off, 1, ""));
 	}
 	LLVMBuildBr(B, done);
@@ -562,10 +428,10 @@ static void emit_gemm_call(Fwd *w, const CgStep *st, const CgView *const *bias)
 
 static void att_set(Fwd *w, int i, int j, LLVMValueRef v)
 {
-	CgLlvm *L = w->L;
+	CgLlvm *L = w->h.L;
 	LLVMValueRef p = LLVMBuildStructGEP2(B, w->T->att, w->att, (unsigned)i, "");
 	if (j >= 0) {
-		LLVMValueRef idx[2] = {i64c(L, 0), i64c(L, j)};
+		LLVMValueRef idx[2] = {cg_i64c(L, 0), cg_i64c(L, j)};
 		p = LLVMBuildInBoundsGEP2(B, LLVMArrayType(L->t_i64, RT_ATT_DIMS), p, idx, 2, "");
 	}
 	LLVMBuildStore(B, v, p);
@@ -584,50 +450,54 @@ static const char *unit_fn(const CgProgram *p, const CgStep *sm)
  * operands as the GEMM calls would have them. */
 static void emit_attention(Fwd *w, int s)
 {
-	CgLlvm *L = w->L;
-	CgFn *f = &w->f;
+	CgLlvm *L = w->h.L;
+	CgFn *f = &w->h.f;
 	const CgProgram *p = f->prog;
 	const CgStep *g1 = p->steps.items[s], *sm = p->steps.items[s + 1],
 	             *g2 = p->steps.items[s + 2];
-	LLVMValueRef one = i64c(L, 1), d = cg_dim(f, g1->k);
+	LLVMValueRef one = cg_i64c(L, 1), d = cg_dim(f, g1->k);
 	fill_ctx(w, sm);
-	att_set(w, 0, -1, i64c(L, g1->nbatch));
+	att_set(w, 0, -1, cg_i64c(L, g1->nbatch));
 	for (int i = 0; i < RT_ATT_DIMS; i++) {
 		bool in = i < g1->nbatch;
 		att_set(w, 1, i, in ? cg_dim(f, g1->bdim[i]) : one);
-		att_set(w, 9, i, in ? cg_dim(f, g1->bsa[i]) : i64c(L, 0));
-		att_set(w, 10, i, in ? cg_dim(f, g1->bsb[i]) : i64c(L, 0));
-		att_set(w, 11, i, in ? cg_dim(f, g2->bsb[i]) : i64c(L, 0));
-		att_set(w, 12, i, in ? cg_dim(f, g2->bsc[i]) : i64c(L, 0));
+		att_set(w, 9, i, in ? cg_dim(f, g1->bsa[i]) : cg_i64c(L, 0));
+		att_set(w, 10, i, in ? cg_dim(f, g1->bsb[i]) : cg_i64c(L, 0));
+		att_set(w, 11, i, in ? cg_dim(f, g2->bsb[i]) : cg_i64c(L, 0));
+		att_set(w, 12, i, in ? cg_dim(f, g2->bsc[i]) : cg_i64c(L, 0));
 	}
 	att_set(w, 2, -1, cg_dim(f, g1->m));
 	att_set(w, 3, -1, cg_dim(f, g1->n));
 	att_set(w, 4, -1, d);
 	/* row strides as the BLAS wants them: at least the row (a stride
 	 * shorter than its row only occurs where there is one row) */
-	att_set(w, 5, -1, imax(w, imax(w, cg_dim(f, g1->lda), d), one));
-	att_set(w, 6, -1, imax(w, imax(w, cg_dim(f, g1->ldb), d), one));
-	att_set(w, 7, -1, imax(w, imax(w, cg_dim(f, g2->ldb), d), one));
-	att_set(w, 8, -1, imax(w, imax(w, cg_dim(f, g2->ldc), d), one));
+	LLVMValueRef ld[4] = {cg_dim(f, g1->lda), cg_dim(f, g1->ldb), cg_dim(f, g2->ldb),
+	                      cg_dim(f, g2->ldc)};
+	for (int i = 0; i < 4; i++)
+		att_set(w, 5 + i, -1, cg_host_imax(&w->h, cg_host_imax(&w->h, ld[i], d), one));
 	const CgView *ptr[4] = {&g1->views[1], &g1->views[2], &g2->views[2], &g2->views[0]};
 	for (int i = 0; i < 4; i++)
-		att_set(w, 13 + i, -1, view_addr(w, ptr[i]));
+		att_set(w, 13 + i, -1, cg_host_view_addr(&w->h, ptr[i]));
 	att_set(w, 17, -1, LLVMGetNamedFunction(L->mod, unit_fn(p, sm)));
 	att_set(w, 18, -1, LLVMBuildBitCast(B, w->ctx, L->t_i8p, ""));
-	LLVMValueRef args[2] = {w->ex, LLVMBuildBitCast(B, w->att, L->t_i8p, "")};
+	LLVMValueRef args[2] = {w->h.ex, LLVMBuildBitCast(B, w->att, L->t_i8p, "")};
 	cg_llvm_call(L, w->rt_attention, args, 2);
 	check_failed(w, SLAPO_UNSUPPORTED);
+}
+
+static int cpu_elem_size(const void *ctx, int buf)
+{
+	const CgProgram *p = ctx;
+	return cg_elem_size(((const CgBuf *)p->bufs.items[buf])->dtype);
 }
 
 static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const CpuSteps *cs,
                                  const CgPlan *pl, const Types *T, LLVMValueRef plan)
 {
-	LLVMValueRef fn = LLVMAddFunction(L->mod, "slapo_forward",
-	                                  LLVMFunctionType(L->t_i32, &L->t_i8p, 1, 0));
-	LLVMSetLinkage(fn, LLVMInternalLinkage);
-	Fwd w = {.L = L, .T = T};
-	cg_fn_begin(&w.f, L, p, fn);
-	w.ex = LLVMGetParam(fn, 0);
+	Fwd w = {.T = T};
+	CgHostBufs bufs = {(CgBuf *const *)p->bufs.items, p->bufs.len, pl, plan, RT_ALIGN,
+	                   cpu_elem_size, p};
+	cg_host_begin(&w.h, L, p, "slapo_forward", T->exec, &bufs);
 	/* runtime services */
 	LLVMTypeRef kp = LLVMPointerType(L->t_kernel, 0);
 	LLVMTypeRef pf[5] = {L->t_i8p, L->t_i64, L->t_i64, kp, L->t_i8p};
@@ -643,43 +513,21 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const CpuSteps *
 	                         L->t_i8p, L->t_i64, L->t_i8p, L->t_i64, L->t_i8p, L->t_i8p, L->t_i64};
 	w.rt_sgemm_bias = cg_llvm_decl(L, "rt_sgemm_bias", LLVMFunctionType(L->t_void, sbias, 14, 0));
 	w.rt_failed = cg_llvm_decl(L, "rt_failed", LLVMFunctionType(L->t_i32, &L->t_i8p, 1, 0));
-	LLVMTypeRef ps[2] = {L->t_i8p, L->t_i32};
-	w.rt_prof_step = cg_llvm_decl(L, "rt_prof_step", LLVMFunctionType(L->t_void, ps, 2, 0));
 	LLVMTypeRef pa[2] = {L->t_i8p, L->t_i8p};
 	w.rt_attention = cg_llvm_decl(L, "rt_attention", LLVMFunctionType(L->t_void, pa, 2, 0));
 
-	/* entry: RtExec fields, workspace plan, buffer addresses, ctx */
-	LLVMPositionBuilderAtEnd(B, w.f.entry);
-	w.f.sym = field(&w, 1, L->t_i64p);
-	LLVMTypeRef ppt = LLVMPointerType(L->t_i8p, 0);
-	LLVMValueRef ins = LLVMBuildBitCast(B, field(&w, 2, L->t_i8p), ppt, "");
-	LLVMValueRef outs = LLVMBuildBitCast(B, field(&w, 3, L->t_i8p), ppt, "");
-	LLVMValueRef prm = LLVMBuildBitCast(B, field(&w, 4, L->t_i8p), ppt, "");
-	LLVMValueRef ws = field(&w, 5, L->t_i8p);
-	LLVMValueRef offs = LLVMBuildArrayAlloca(B, L->t_i64, i64c(L, pl->nregions + 1), "offs");
-	w.ctx = LLVMBuildArrayAlloca(B, L->t_i8p, i64c(L, p->max_views + 2), "ctx");
+	/* the kernels' context (ex, sym, then each step's views) and rt_attention's block */
+	LLVMBasicBlockRef body = LLVMGetInsertBlock(B);
+	LLVMPositionBuilderAtEnd(B, w.h.f.entry);
+	w.ctx = LLVMBuildArrayAlloca(B, L->t_i8p, cg_i64c(L, p->max_views + 2), "ctx");
 	w.att = LLVMBuildAlloca(B, T->att, "att");
-	LLVMPositionBuilderAtEnd(B, w.f.body);
-	if (pl->nregions) {
-		LLVMValueRef args[2] = {w.f.sym, offs};
-		cg_llvm_call(L, plan, args, 2);
-	}
-	w.base = ARENA_ARRAY(p->arena, LLVMValueRef, p->bufs.len + 1);
-	for (int i = 0; i < p->bufs.len; i++) {
-		const CgBuf *b = p->bufs.items[i];
-		switch (b->kind) {
-		case CG_BUF_INPUT: w.base[i] = ptr_at(&w, ins, b->index); break;
-		case CG_BUF_OUTPUT: w.base[i] = ptr_at(&w, outs, b->index); break;
-		case CG_BUF_PARAM: w.base[i] = ptr_at(&w, prm, b->index); break;
-		case CG_BUF_TEMP: w.base[i] = cg_plan_addr(&w.f, ws, offs, pl, RT_ALIGN, i); break;
-		}
-	}
-	LLVMValueRef z = i64c(L, 0), o1 = i64c(L, 1);
-	LLVMBuildStore(B, w.ex, LLVMBuildInBoundsGEP2(B, L->t_i8p, w.ctx, &z, 1, ""));
-	LLVMBuildStore(B, LLVMBuildBitCast(B, w.f.sym, L->t_i8p, ""),
+	LLVMPositionBuilderAtEnd(B, body);
+	LLVMValueRef z = cg_i64c(L, 0), o1 = cg_i64c(L, 1);
+	LLVMBuildStore(B, w.h.ex, LLVMBuildInBoundsGEP2(B, L->t_i8p, w.ctx, &z, 1, ""));
+	LLVMBuildStore(B, LLVMBuildBitCast(B, w.h.f.sym, L->t_i8p, ""),
 	               LLVMBuildInBoundsGEP2(B, L->t_i8p, w.ctx, &o1, 1, ""));
 	for (int s = 0; s < cs->n; s++) {
-		prof_mark(&w, s);
+		cg_host_prof_mark(&w.h, s);
 		if (cs->st[s]->kind == CG_ATTENTION)
 			emit_attention(&w, cs->first[s]);
 		else if (cs->st[s]->kind == CG_GEMM)
@@ -688,19 +536,10 @@ static LLVMValueRef emit_forward(CgLlvm *L, const CgProgram *p, const CpuSteps *
 		else
 			emit_kernel_call(&w, cs->st[s]);
 	}
-	prof_mark(&w, cs->n);
-	LLVMBuildRet(B, i32c(L, SLAPO_OK));
-	cg_fn_end(&w.f);
-	return fn;
+	return cg_host_end(&w.h, cs->n);
 }
 
 /* ---- the descriptor ---------------------------------------------------------------------- */
-
-static int cpu_elem_size(const void *ctx, int buf)
-{
-	const CgProgram *p = ctx;
-	return cg_elem_size(((const CgBuf *)p->bufs.items[buf])->dtype);
-}
 
 bool cg_emit_driver(CgLlvm *L, const CgProgram *p, bool fuse_attention)
 {
@@ -719,7 +558,7 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p, bool fuse_attention)
 		}
 	}
 	LLVMValueRef plan = cg_emit_plan(L, p, &pl, RT_ALIGN, "slapo_plan");
-	LLVMValueRef wsz = emit_workspace_size(L, &pl, plan);
+	LLVMValueRef wsz = cg_host_workspace_size(L, "slapo_workspace_size", &pl, plan);
 	LLVMValueRef fwd = emit_forward(L, p, &cs, &pl, &T, plan);
 	const CgModel *m = p->model;
 
@@ -727,7 +566,7 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p, bool fuse_attention)
 	for (int i = 0; i < p->nsyms; i++) {
 		int s = p->sym_ir[i];
 		LLVMValueRef f[3] = {cg_llvm_cstr(L, p->ir->sym_names[s] ? p->ir->sym_names[s] : "?"),
-		                     i64c(L, 1), i64c(L, p->sym_max[i])};
+		                     cg_i64c(L, 1), cg_i64c(L, p->sym_max[i])};
 		syms[i] = LLVMConstNamedStruct(T.sym, f, 3);
 	}
 	int nties = 0;
@@ -750,27 +589,27 @@ bool cg_emit_driver(CgLlvm *L, const CgProgram *p, bool fuse_attention)
 	/* the GPU part, if codegen/gpu_*.c emitted one (cg_gpu_emit_host) */
 	LLVMValueRef gpu = LLVMGetNamedGlobal(L->mod, "slapo_gpu_desc");
 	LLVMValueRef f[23] = {
-	        i32c(L, RT_DESC_VERSION),
-	        i32c(L, SLAPO_DEVICE_BIT_CPU | (gpu ? SLAPO_DEVICE_BIT_CUDA : 0)),
+	        cg_i32c(L, RT_DESC_VERSION),
+	        cg_i32c(L, SLAPO_DEVICE_BIT_CPU | (gpu ? SLAPO_DEVICE_BIT_CUDA : 0)),
 	        cg_llvm_cstr(L, m->name ? m->name : "model"),
 	        cg_llvm_cstr(L, SLAPO_VERSION),
-	        i32c(L, p->nsyms),
+	        cg_i32c(L, p->nsyms),
 	        cg_llvm_const_array(L, T.sym, syms, p->nsyms, ".syms"),
-	        i32c(L, p->inputs.len),
+	        cg_i32c(L, p->inputs.len),
 	        tensor_list(L, &T, p, &p->inputs, false, false, ".inputs"),
-	        i32c(L, p->outputs.len),
+	        cg_i32c(L, p->outputs.len),
 	        tensor_list(L, &T, p, &p->outputs, false, true, ".outputs"),
-	        i32c(L, p->params.len),
+	        cg_i32c(L, p->params.len),
 	        tensor_list(L, &T, p, &p->params, true, false, ".params"),
-	        i32c(L, nties),
+	        cg_i32c(L, nties),
 	        cg_llvm_const_array(L, T.tie, ties, nties, ".ties"),
-	        i32c(L, m->nignore),
+	        cg_i32c(L, m->nignore),
 	        cg_llvm_const_array(L, L->t_i8p, ign, m->nignore, ".ignore"),
 	        str_or_null(L, m->base_prefix),
 	        LLVMConstBitCast(wsz, L->t_i8p),
 	        LLVMConstBitCast(fwd, L->t_i8p),
 	        gpu ? LLVMConstBitCast(gpu, L->t_i8p) : LLVMConstNull(L->t_i8p),
-	        i32c(L, cs.n),
+	        cg_i32c(L, cs.n),
 	        step_table,
 	        cg_emit_step_costs(L, p, cs.st, cs.n, cpu_elem_size, p,
 	                           "slapo_step_costs"),

@@ -444,17 +444,3 @@ LLVMValueRef cg_emit_step_costs(CgLlvm *L, const CgProgram *p, const CgStep *con
 	cg_fn_end(&f);
 	return LLVMConstBitCast(fn, L->t_i8p);
 }
-
-void cg_emit_prof_mark(CgLlvm *L, LLVMValueRef fn, LLVMValueRef ex, LLVMValueRef prof,
-                       LLVMValueRef rt_prof_step, int step)
-{
-	LLVMBuilderRef b = L->b;
-	LLVMBasicBlockRef on = LLVMAppendBasicBlockInContext(L->ctx, fn, "prof");
-	LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(L->ctx, fn, "prof_done");
-	LLVMBuildCondBr(b, LLVMBuildIsNotNull(b, prof, ""), on, next);
-	LLVMPositionBuilderAtEnd(b, on);
-	LLVMValueRef args[2] = {ex, LLVMConstInt(L->t_i32, (unsigned long long)step, 1)};
-	cg_llvm_call(L, rt_prof_step, args, 2);
-	LLVMBuildBr(b, next);
-	LLVMPositionBuilderAtEnd(b, next);
-}
