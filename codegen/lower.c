@@ -1068,22 +1068,6 @@ static bool lower_graph(Lower *lw, const IrGraph *g, CgView **args, CgView **res
 
 /* ---- the model ------------------------------------------------------------------------------ */
 
-static bool plain_sym(IrDim d, int *sym)
-{
-	if (d.coef != 1)
-		return false;
-	int found = -1;
-	for (int i = 0; i < IR_MAX_SYMS; i++) {
-		if (!d.pow[i])
-			continue;
-		if (d.pow[i] != 1 || found >= 0)
-			return false;
-		found = i;
-	}
-	*sym = found;
-	return found >= 0;
-}
-
 static CgTensor *tensor(Lower *lw, const char *name, IrDType t, const IrShape *s)
 {
 	CgTensor *x = ARENA_NEW(lw->a, CgTensor);
@@ -1131,7 +1115,7 @@ static bool bind_syms(Lower *lw, const IrGraph *g)
 			int sym;
 			if (ir_dim_is_const(d))
 				continue;
-			if (!plain_sym(d, &sym)) {
+			if (!ir_dim_plain_sym(d, &sym)) {
 				StrBuf b = {0};
 				ir_dim_print(&b, lw->ir, d);
 				fail(lw, x->span, "input dims must be constants or single symbols, not %s",
@@ -1176,7 +1160,7 @@ static void derive_limits(Lower *lw, const IrGraph *g)
 			}
 		}
 		int sym;
-		if (src && src->op == OP_ARANGE && plain_sym(src->dattr[0], &sym) &&
+		if (src && src->op == OP_ARANGE && ir_dim_plain_sym(src->dattr[0], &sym) &&
 		    p->sym_index[sym] >= 0) {
 			int64_t *mx = &p->sym_max[p->sym_index[sym]];
 			if (*mx < 0 || rows < *mx)
@@ -1240,7 +1224,7 @@ static bool lower_outputs(Lower *lw, const IrGraph *g, Scope *s)
 		                           : o->name;
 		for (int k = 0; k < o->shape.ndim; k++) {
 			int sym;
-			if (ir_dim_is_const(o->shape.d[k]) || plain_sym(o->shape.d[k], &sym))
+			if (ir_dim_is_const(o->shape.d[k]) || ir_dim_plain_sym(o->shape.d[k], &sym))
 				continue;
 			StrBuf b = {0};
 			ir_shape_print(&b, lw->ir, &o->shape);

@@ -1,7 +1,7 @@
-/* model.c - runs a scheduled model in the reference interpreter on
- * seeded pseudo-random parameters and inputs, as `slapoc --verify` does
- * (tools/verify.c): parameter values depend only on the parameter's
- * path, so a rewrite that keeps the paths must keep the outputs.
+/* model.c - runs a scheduled model in the reference interpreter on the
+ * fixed parameters and inputs `slapoc --verify` uses (ir/fixed.c):
+ * parameter values depend only on the parameter's path, so a rewrite that
+ * keeps the paths must keep the outputs.
  *
  * Every tensor made here is remembered in the FuzzModel and freed by
  * fuzz_model_free, even when an error unwound through diag_bail in the
@@ -12,27 +12,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t mix(uint64_t *s) /* splitmix64 */
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-static double uniform(uint64_t *s)
-{
-	return (double)(mix(s) >> 11) / 9007199254740992.0;
-}
-
-static uint64_t hash_str(const char *p)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	return h;
-}
 
 static void keep(FuzzModel *fm, IrTensor *t)
 {
@@ -54,15 +33,6 @@ static void sym_values(const FuzzModel *fm, int64_t *vals)
 		vals[i] = strcmp(fm->ev->ir->sym_names[i], "B") == 0 ? fm->batch : fm->seq;
 }
 
-static IrTensor *tensor_for(const FuzzModel *fm, const IrNode *n)
-{
-	int64_t vals[IR_MAX_SYMS], shape[IR_MAX_DIMS];
-	sym_values(fm, vals);
-	for (int i = 0; i < n->shape.ndim; i++)
-		shape[i] = ir_dim_eval(n->shape.d[i], vals);
-	return ir_tensor_new(n->dtype, n->shape.ndim, shape);
-}
-
 static IrTensor *param_value(void *user, const IrNode *n)
 {
 	FuzzModel *fm = user;
@@ -76,47 +46,12 @@ static IrTensor *param_value(void *user, const IrNode *n)
 		    memcmp(c->shape, shape, sizeof(int64_t) * (size_t)c->ndim) == 0)
 			return c;
 	}
-	IrTensor *t = ir_tensor_new(n->dtype, n->shape.ndim, shape);
+	IrTensor *t = ir_fixed_param(n, vals);
 	if (!t)
 		return NULL;
 	keep(fm, t);
-	uint64_t s = hash_str(n->sattr) ^ 2023;
-	const char *last = strrchr(n->sattr, '.');
-	bool norm_weight = last && strcmp(last, ".weight") == 0 && n->shape.ndim == 1;
-	for (int64_t i = 0; i < t->numel; i++) {
-		double u = uniform(&s) * 2 - 1;
-		t->data[i] = norm_weight ? 1 + 0.1 * u : 0.05 * u * sqrt(3.0);
-	}
 	ptrvec_push(fm->ev->arena, &fm->cache_paths, arena_strdup(fm->ev->arena, n->sattr));
 	ptrvec_push(fm->ev->arena, &fm->cache_vals, t);
-	return t;
-}
-
-/* Rows of the embedding table an integer input indexes, or 0. */
-static int64_t index_range(const IrGraph *g, const IrNode *in)
-{
-	for (IrNode *n = g->first; n; n = n->next)
-		if (n->op == OP_EMBEDDING && n->nin >= 2 && n->in[0] == in &&
-		    n->in[1]->shape.ndim >= 1 && ir_dim_is_const(n->in[1]->shape.d[0]))
-			return n->in[1]->shape.d[0].coef;
-	return 0;
-}
-
-static IrTensor *input_value(FuzzModel *fm, const IrGraph *g, const IrNode *in, int idx)
-{
-	IrTensor *t = tensor_for(fm, in);
-	if (!t)
-		return NULL;
-	uint64_t s = 1234 + (uint64_t)idx;
-	int64_t rows = index_range(g, in);
-	for (int64_t i = 0; i < t->numel; i++) {
-		if (ir_dtype_is_float(in->dtype))
-			t->data[i] = uniform(&s) * 2 - 1;
-		else if (rows > 0)
-			t->data[i] = (double)(mix(&s) % (uint64_t)rows);
-		else /* a mask: ones, with padding at the end of the last row */
-			t->data[i] = i >= t->numel - (t->numel > 4 ? 2 : 0) ? 0 : 1;
-	}
 	return t;
 }
 
@@ -154,7 +89,7 @@ static uint64_t hmix(uint64_t h, uint64_t x)
 
 static uint64_t hstr(uint64_t h, const char *s)
 {
-	return hmix(h, s ? hash_str(s) : 0);
+	return hmix(h, s ? ir_hash_str(s) : 0);
 }
 
 /* Everything the interpreter's result depends on, with dimensions
@@ -233,17 +168,17 @@ FuzzRunStatus fuzz_model_run_graph(FuzzModel *fm, IrGraph *g, IrTensor ***outs,
 	*outs = ARENA_ARRAY(ev->arena, IrTensor *, g->outputs.len + 1);
 	if (fm->max_numel > 0 && !small_enough(fm, g, 0))
 		return FUZZ_RUN_TOO_BIG;
+	int64_t vals[IR_MAX_SYMS];
+	sym_values(fm, vals);
 	IrTensor **ins = ARENA_ARRAY(ev->arena, IrTensor *, g->inputs.len + 1);
 	for (int i = 0; i < g->inputs.len; i++) {
-		ins[i] = input_value(fm, g, g->inputs.items[i], i);
+		ins[i] = ir_fixed_input(g, g->inputs.items[i], i, vals);
 		if (!ins[i]) {
 			snprintf(fm->error, sizeof fm->error, "cannot make input %d", i);
 			return FUZZ_RUN_FAILED;
 		}
 		keep(fm, ins[i]);
 	}
-	int64_t vals[IR_MAX_SYMS];
-	sym_values(fm, vals);
 	IrInterp it = {.sym_values = vals, .param = param_value, .param_user = fm};
 	bool ok = interp_run(&it, g, ins, *outs);
 	for (int i = 0; i < g->outputs.len; i++)

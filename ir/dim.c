@@ -47,6 +47,22 @@ bool ir_dim_is_const(IrDim d)
 	return true;
 }
 
+bool ir_dim_plain_sym(IrDim d, int *sym)
+{
+	if (d.coef != 1)
+		return false;
+	int found = -1;
+	for (int i = 0; i < IR_MAX_SYMS; i++) {
+		if (!d.pow[i])
+			continue;
+		if (d.pow[i] != 1 || found >= 0)
+			return false;
+		found = i;
+	}
+	*sym = found;
+	return found >= 0;
+}
+
 bool ir_dim_eq(IrDim a, IrDim b)
 {
 	return a.coef == b.coef && memcmp(a.pow, b.pow, sizeof a.pow) == 0;

@@ -47,6 +47,8 @@ typedef struct IrShape {
 IrDim ir_dim_const(int64_t v);
 IrDim ir_dim_sym(int sym);
 bool ir_dim_is_const(IrDim d);
+/* Whether d is one symbol (coefficient 1, power 1); *sym gets it. */
+bool ir_dim_plain_sym(IrDim d, int *sym);
 bool ir_dim_eq(IrDim a, IrDim b);
 IrDim ir_dim_mul(IrDim a, IrDim b);
 /* a / b when exact; false if not divisible (symbolically or numerically). */
@@ -281,6 +283,14 @@ struct IrInterp {
 	void *param_user;
 	char error[256];           /* set when interp_run fails */
 };
+
+/* fixed.c: values for a graph's parameter node n and its input idx (node
+ * in), the same in every run, under the symbols' values (new tensors; NULL
+ * when ir_tensor_new fails); FNV-1a of a string. */
+IrTensor *ir_fixed_param(const IrNode *n, const int64_t *sym_values);
+IrTensor *ir_fixed_input(const IrGraph *g, const IrNode *in, int idx,
+                         const int64_t *sym_values);
+uint64_t ir_hash_str(const char *s);
 
 /* Run g on inputs (one per g->inputs; they stay the caller's); outputs
  * (one per g->outputs) are newly allocated. False with it->error set on

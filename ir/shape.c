@@ -695,22 +695,6 @@ bool shape_cat(IrCtx *c, IrNode *n)
 
 /* ---- calls ---------------------------------------------------------------------------- */
 
-static bool plain_sym(IrDim d, int *sym)
-{
-	if (d.coef != 1)
-		return false;
-	int found = -1;
-	for (int i = 0; i < IR_MAX_SYMS; i++) {
-		if (!d.pow[i])
-			continue;
-		if (d.pow[i] != 1 || found >= 0)
-			return false;
-		found = i;
-	}
-	*sym = found;
-	return found >= 0;
-}
-
 /* d with symbols replaced by their bindings (unbound ones stay). */
 static IrDim subst(IrDim d, const IrDim *bind, const bool *bound)
 {
@@ -743,7 +727,7 @@ bool shape_call(IrCtx *c, IrNode *n)
 			continue;
 		for (int k = 0; k < a->ndim; k++) {
 			int s;
-			if (plain_sym(p->shape.d[k], &s) && !bound[s]) {
+			if (ir_dim_plain_sym(p->shape.d[k], &s) && !bound[s]) {
 				bind[s] = a->d[k];
 				bound[s] = true;
 			}

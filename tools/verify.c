@@ -21,28 +21,6 @@ typedef struct Verify {
 	Arena *arena;
 } Verify;
 
-/* splitmix64: a small seeded generator, reproducible everywhere */
-static uint64_t mix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-static double uniform(uint64_t *s)
-{
-	return (double)(mix(s) >> 11) / 9007199254740992.0;
-}
-
-static uint64_t hash_str(const char *p)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	return h;
-}
-
 static const int64_t *sym_values(Eval *ev, Verify *v, int64_t *vals)
 {
 	for (int i = 0; i < ev->ir->nsyms; i++)
@@ -50,15 +28,7 @@ static const int64_t *sym_values(Eval *ev, Verify *v, int64_t *vals)
 	return vals;
 }
 
-static IrTensor *tensor_for(Eval *ev, Verify *v, const IrNode *n)
-{
-	int64_t vals[IR_MAX_SYMS], shape[IR_MAX_DIMS];
-	sym_values(ev, v, vals);
-	for (int i = 0; i < n->shape.ndim; i++)
-		shape[i] = ir_dim_eval(n->shape.d[i], vals);
-	return ir_tensor_new(n->dtype, n->shape.ndim, shape);
-}
-
+/* A parameter's fixed value (ir_fixed_param), made once per path. */
 static IrTensor *param_value(void *user, const IrNode *n)
 {
 	void **u = user;
@@ -67,40 +37,11 @@ static IrTensor *param_value(void *user, const IrNode *n)
 	for (int i = 0; i < v->cache_paths.len; i++)
 		if (strcmp(v->cache_paths.items[i], n->sattr) == 0)
 			return v->cache_vals.items[i];
-	IrTensor *t = tensor_for(ev, v, n);
-	uint64_t s = hash_str(n->sattr) ^ 2023;
-	const char *last = strrchr(n->sattr, '.');
-	bool norm_weight = last && strcmp(last, ".weight") == 0 && n->shape.ndim == 1;
-	for (int64_t i = 0; i < t->numel; i++) {
-		double u1 = uniform(&s) * 2 - 1;
-		t->data[i] = norm_weight ? 1 + 0.1 * u1 : 0.05 * u1 * sqrt(3.0);
-	}
-	ptrvec_push(v->arena, &v->cache_paths, (void *)n->sattr);
-	ptrvec_push(v->arena, &v->cache_vals, t);
-	return t;
-}
-
-/* Rows of the embedding table an integer input indexes, or 0. */
-static int64_t index_range(const IrGraph *g, const IrNode *in)
-{
-	for (IrNode *n = g->first; n; n = n->next)
-		if (n->op == OP_EMBEDDING && n->in[0] == in && ir_dim_is_const(n->in[1]->shape.d[0]))
-			return n->in[1]->shape.d[0].coef;
-	return 0;
-}
-
-static IrTensor *input_value(Eval *ev, Verify *v, const IrGraph *g, const IrNode *in, int idx)
-{
-	IrTensor *t = tensor_for(ev, v, in);
-	uint64_t s = 1234 + (uint64_t)idx;
-	int64_t rows = index_range(g, in);
-	for (int64_t i = 0; i < t->numel; i++) {
-		if (ir_dtype_is_float(in->dtype))
-			t->data[i] = uniform(&s) * 2 - 1;
-		else if (rows)
-			t->data[i] = (double)(mix(&s) % (uint64_t)rows);
-		else /* a mask: ones, with padding at the end of the last row */
-			t->data[i] = i >= t->numel - (t->numel > 4 ? 2 : 0) ? 0 : 1;
+	int64_t vals[IR_MAX_SYMS];
+	IrTensor *t = ir_fixed_param(n, sym_values(ev, v, vals));
+	if (t) {
+		ptrvec_push(v->arena, &v->cache_paths, (void *)n->sattr);
+		ptrvec_push(v->arena, &v->cache_vals, t);
 	}
 	return t;
 }
@@ -108,16 +49,20 @@ static IrTensor *input_value(Eval *ev, Verify *v, const IrGraph *g, const IrNode
 static bool run(Eval *ev, Verify *v, IrTensor ***outs, int *nout, Span sp)
 {
 	IrGraph *g = trace_model(ev, v->root, sp);
+	int64_t vals[IR_MAX_SYMS];
+	sym_values(ev, v, vals);
 	IrTensor **ins = ARENA_ARRAY(v->arena, IrTensor *, g->inputs.len + 1);
+	bool made = true;
 	for (int i = 0; i < g->inputs.len; i++)
-		ins[i] = input_value(ev, v, g, g->inputs.items[i], i);
+		made &= (ins[i] = ir_fixed_input(g, g->inputs.items[i], i, vals)) != NULL;
 	*nout = g->outputs.len;
 	*outs = ARENA_ARRAY(v->arena, IrTensor *, g->outputs.len + 1);
-	int64_t vals[IR_MAX_SYMS];
 	void *user[2] = {ev, v};
-	IrInterp it = {.sym_values = sym_values(ev, v, vals), .param = param_value,
-	               .param_user = user};
-	bool ok = interp_run(&it, g, ins, *outs);
+	IrInterp it = {.sym_values = vals, .param = param_value, .param_user = user};
+	if (!made)
+		snprintf(it.error, sizeof it.error, "an input of batch %d, sequence %d is too large",
+		         v->batch, v->seq);
+	bool ok = made && interp_run(&it, g, ins, *outs);
 	for (int i = 0; i < g->inputs.len; i++)
 		ir_tensor_free(ins[i]);
 	if (!ok)
