@@ -201,7 +201,7 @@ static void att_mma2(Att *a, LLVMValueRef tile, int d, LLVMValueRef row, LLVMVal
 	CgFn *f = a->f;
 	int mt = a->mt;
 	LLVMValueRef e =
-	        LLVMBuildAdd(B, LLVMBuildMul(B, row, cg_gk_i64c(f, d + 8), ""), col, "");
+	        LLVMBuildAdd(B, LLVMBuildMul(B, row, cg_i64(f, d + 8), ""), col, "");
 	LLVMValueRef fr[4];
 	att_ldmatrix(f, LLVMBuildInBoundsGEP2(B, t_i16(f), tile, &e, 1, ""), trans, fr);
 	for (int t = 0; t < mt; t++) {
@@ -232,22 +232,22 @@ static void att_fill(Att *at, LLVMValueRef smem, LLVMValueRef src, LLVMValueRef 
 	CgLlvm *L = f->L;
 	int per_row = d / 8;
 	for (int i = 0; i < ATT_KEYS * per_row / 128; i++) {
-		LLVMValueRef id = LLVMBuildAdd(B, tid, cg_gk_i64c(f, 128 * i), "");
-		LLVMValueRef r = LLVMBuildUDiv(B, id, cg_gk_i64c(f, per_row), "");
+		LLVMValueRef id = LLVMBuildAdd(B, tid, cg_i64(f, 128 * i), "");
+		LLVMValueRef r = LLVMBuildUDiv(B, id, cg_i64(f, per_row), "");
 		LLVMValueRef c =
-		        LLVMBuildMul(B, LLVMBuildURem(B, id, cg_gk_i64c(f, per_row), ""),
-		                     cg_gk_i64c(f, 8), "");
+		        LLVMBuildMul(B, LLVMBuildURem(B, id, cg_i64(f, per_row), ""),
+		                     cg_i64(f, 8), "");
 		LLVMValueRef key = imin64(f, LLVMBuildAdd(B, j0, r, ""), last);
 		LLVMValueRef sc = c;
 		if (at->wg)
 			sc = LLVMBuildXor(
 			        B, c,
-			        LLVMBuildMul(B, LLVMBuildAnd(B, r, cg_gk_i64c(f, 7), ""),
-			                     cg_gk_i64c(f, 8), ""),
+			        LLVMBuildMul(B, LLVMBuildAnd(B, r, cg_i64(f, 7), ""),
+			                     cg_i64(f, 8), ""),
 			        "");
 		LLVMValueRef e = LLVMBuildAdd(
 		        B,
-		        LLVMBuildMul(B, r, cg_gk_i64c(f, att_tile(at, d) / ATT_KEYS), ""),
+		        LLVMBuildMul(B, r, cg_i64(f, att_tile(at, d) / ATT_KEYS), ""),
 		        sc, "");
 		LLVMValueRef a[2] = {
 		        LLVMBuildPtrToInt(
@@ -303,7 +303,7 @@ static LLVMValueRef att_at(AttRun *r, LLVMValueRef elems)
 
 static LLVMValueRef att_at_c(AttRun *r, int64_t elems)
 {
-	return att_at(r, cg_gk_i64c(r->a.f, elems));
+	return att_at(r, cg_i64(r->a.f, elems));
 }
 
 /* The prologue expression on each score of the key tile at j0, its
@@ -322,7 +322,7 @@ static void att_prologue(AttRun *r, LLVMValueRef j0, LLVMValueRef s[ATT_NT][ATT_
 		for (int c = 0; c < 2; c++) {
 			LLVMValueRef col = LLVMBuildAdd(
 			        B, j0,
-			        LLVMBuildAdd(B, r->t2, cg_gk_i64c(f, nt * 8 + c), ""),
+			        LLVMBuildAdd(B, r->t2, cg_i64(f, nt * 8 + c), ""),
 			        "");
 			int nkeep = 0;
 			const IrNode *keep_n[8];
@@ -379,7 +379,7 @@ static void att_scores(AttRun *r, LLVMValueRef j0, LLVMValueRef s[ATT_NT][ATT_MT
 	CgFn *f = r->a.f;
 	CgLlvm *L = f->L;
 	int mt = r->mt;
-	LLVMValueRef end = LLVMBuildAdd(B, j0, cg_gk_i64c(f, ATT_KEYS), "");
+	LLVMValueRef end = LLVMBuildAdd(B, j0, cg_i64(f, ATT_KEYS), "");
 	LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "tail");
 	LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "full");
 	LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "scored");
@@ -393,7 +393,7 @@ static void att_scores(AttRun *r, LLVMValueRef j0, LLVMValueRef s[ATT_NT][ATT_MT
 		for (int e = 0; e < 4; e++) {
 			LLVMValueRef col = LLVMBuildAdd(
 			        B, j0,
-			        LLVMBuildAdd(B, r->t2, cg_gk_i64c(f, nt * 8 + (e & 1)),
+			        LLVMBuildAdd(B, r->t2, cg_i64(f, nt * 8 + (e & 1)),
 			                     ""),
 			        "");
 			LLVMValueRef in = LLVMBuildICmp(B, LLVMIntSLT, col, r->seq, "");
@@ -505,15 +505,15 @@ static void att_tile_mma(AttRun *r, LLVMValueRef j0, LLVMValueRef tk, LLVMValueR
 	for (int nt = 0; nt < ATT_NT; nt += 2) {
 		LLVMValueRef krow = LLVMBuildAdd(
 		        B,
-		        LLVMBuildMul(B, LLVMBuildLShr(B, mi, cg_gk_i64c(f, 1), ""),
-		                     cg_gk_i64c(f, 8), ""),
-		        LLVMBuildAdd(B, mr, cg_gk_i64c(f, nt * 8), ""), "");
+		        LLVMBuildMul(B, LLVMBuildLShr(B, mi, cg_i64(f, 1), ""),
+		                     cg_i64(f, 8), ""),
+		        LLVMBuildAdd(B, mr, cg_i64(f, nt * 8), ""), "");
 		for (int ks = 0; ks < r->nd16; ks++) {
 			LLVMValueRef col = LLVMBuildAdd(
 			        B,
-			        LLVMBuildMul(B, LLVMBuildAnd(B, mi, cg_gk_i64c(f, 1), ""),
-			                     cg_gk_i64c(f, 8), ""),
-			        cg_gk_i64c(f, ks * 16), "");
+			        LLVMBuildMul(B, LLVMBuildAnd(B, mi, cg_i64(f, 1), ""),
+			                     cg_i64(f, 8), ""),
+			        cg_i64(f, ks * 16), "");
 			att_mma2(&r->a, tk, d, krow, col, false, r->qa[ks], s[nt],
 			         s[nt + 1]);
 		}
@@ -532,16 +532,16 @@ static void att_tile_mma(AttRun *r, LLVMValueRef j0, LLVMValueRef tk, LLVMValueR
 		/* one ldmatrix.x4.trans: the V fragments of dims dn and dn + 1 */
 		LLVMValueRef vrow = LLVMBuildAdd(
 		        B,
-		        LLVMBuildMul(B, LLVMBuildAnd(B, mi, cg_gk_i64c(f, 1), ""),
-		                     cg_gk_i64c(f, 8), ""),
-		        LLVMBuildAdd(B, mr, cg_gk_i64c(f, kk * 16), ""), "");
+		        LLVMBuildMul(B, LLVMBuildAnd(B, mi, cg_i64(f, 1), ""),
+		                     cg_i64(f, 8), ""),
+		        LLVMBuildAdd(B, mr, cg_i64(f, kk * 16), ""), "");
 		for (int dn = 0; dn < r->nd8; dn += 2) {
 			LLVMValueRef col = LLVMBuildMul(
 			        B,
 			        LLVMBuildAdd(B,
-			                     LLVMBuildLShr(B, mi, cg_gk_i64c(f, 1), ""),
-			                     cg_gk_i64c(f, dn), ""),
-			        cg_gk_i64c(f, 8), "");
+			                     LLVMBuildLShr(B, mi, cg_i64(f, 1), ""),
+			                     cg_i64(f, dn), ""),
+			        cg_i64(f, 8), "");
 			att_mma2(&r->a, tv, d, vrow, col, true, pa, acc[dn], acc[dn + 1]);
 		}
 	}
@@ -590,23 +590,23 @@ static void att_loop(AttRun *r)
 	CgFn *f = a->f;
 	int tile = r->tile, d = r->d;
 	LLVMValueRef smq = att_at_c(r, 4 * tile);
-	att_fill(a, r->smk, a->k, a->ldk, cg_gk_i64c(f, 0), r->last, r->tid, d);
-	att_fill(a, att_at_c(r, tile), a->v, a->ldv, cg_gk_i64c(f, 0), r->last, r->tid,
+	att_fill(a, r->smk, a->k, a->ldk, cg_i64(f, 0), r->last, r->tid, d);
+	att_fill(a, att_at_c(r, tile), a->v, a->ldv, cg_i64(f, 0), r->last, r->tid,
 	         d);
 	if (a->wg)
 		att_fill(a, smq, a->q, a->ldq,
-		         LLVMBuildMul(B, cg_gk_sreg(f, "ctaid.x"), cg_gk_i64c(f, 64), ""),
+		         LLVMBuildMul(B, cg_gk_sreg(f, "ctaid.x"), cg_i64(f, 64), ""),
 		         r->last, r->tid, d);
 	att_asm(f, "cp.async.commit_group;", "~{memory}", NULL, 0);
-	CgGkLoop kl;
-	LLVMValueRef kt = cg_gk_loop_begin(f, &kl, cg_gk_i64c(f, 0), r->ntiles);
-	LLVMValueRef j0 = LLVMBuildMul(B, kt, cg_gk_i64c(f, ATT_KEYS), "");
-	LLVMValueRef cur = LLVMBuildMul(B, LLVMBuildAnd(B, kt, cg_gk_i64c(f, 1), ""),
-	                                cg_gk_i64c(f, 2 * tile), "");
-	LLVMValueRef nxt = LLVMBuildSub(B, cg_gk_i64c(f, 2 * tile), cur, "");
-	LLVMValueRef j1 = LLVMBuildAdd(B, j0, cg_gk_i64c(f, ATT_KEYS), "");
+	CgLoop kl;
+	LLVMValueRef kt = cg_loop_begin(f, &kl, cg_i64(f, 0), r->ntiles);
+	LLVMValueRef j0 = LLVMBuildMul(B, kt, cg_i64(f, ATT_KEYS), "");
+	LLVMValueRef cur = LLVMBuildMul(B, LLVMBuildAnd(B, kt, cg_i64(f, 1), ""),
+	                                cg_i64(f, 2 * tile), "");
+	LLVMValueRef nxt = LLVMBuildSub(B, cg_i64(f, 2 * tile), cur, "");
+	LLVMValueRef j1 = LLVMBuildAdd(B, j0, cg_i64(f, ATT_KEYS), "");
 	att_fill(a, att_at(r, nxt), a->k, a->ldk, j1, r->last, r->tid, d);
-	att_fill(a, att_at(r, LLVMBuildAdd(B, nxt, cg_gk_i64c(f, tile), "")), a->v,
+	att_fill(a, att_at(r, LLVMBuildAdd(B, nxt, cg_i64(f, tile), "")), a->v,
 	         a->ldv, j1, r->last, r->tid, d);
 	att_asm(f, "cp.async.commit_group;", "~{memory}", NULL, 0);
 	att_asm(f, "cp.async.wait_group 1;", "~{memory}", NULL, 0);
@@ -614,13 +614,13 @@ static void att_loop(AttRun *r)
 		att_asm(f, "fence.proxy.async.shared::cta;", "~{memory}", NULL, 0);
 	cg_gk_barrier(f); /* every thread's part of this tile is in */
 	LLVMValueRef tk = att_at(r, cur),
-	             tv = att_at(r, LLVMBuildAdd(B, cur, cg_gk_i64c(f, tile), ""));
+	             tv = att_at(r, LLVMBuildAdd(B, cur, cg_i64(f, tile), ""));
 	if (a->wg)
 		att_tile_wg(r, j0, smq, tk, tv);
 	else
 		att_tile_mma(r, j0, tk, tv);
 	cg_gk_barrier(f); /* this buffer is free for the tile after next */
-	cg_gk_loop_end(f, &kl, kt, cg_gk_i64c(f, 1));
+	cg_loop_end(f, &kl, kt, cg_i64(f, 1));
 	att_asm(f, "cp.async.wait_group 0;", "~{memory}", NULL, 0);
 }
 
@@ -637,38 +637,38 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 	r->d = (int)st->k.coef;
 	r->tile = att_tile(a, r->d);
 	LLVMValueRef seq = r->seq = cg_dim(f, st->m);
-	LLVMValueRef last = r->last = LLVMBuildSub(B, seq, cg_gk_i64c(f, 1), "");
+	LLVMValueRef last = r->last = LLVMBuildSub(B, seq, cg_i64(f, 1), "");
 	LLVMValueRef tid = r->tid = cg_gk_sreg(f, "tid.x");
-	LLVMValueRef lane = LLVMBuildAnd(B, tid, cg_gk_i64c(f, 31), "");
-	LLVMValueRef g = LLVMBuildLShr(B, lane, cg_gk_i64c(f, 2), "");
+	LLVMValueRef lane = LLVMBuildAnd(B, tid, cg_i64(f, 31), "");
+	LLVMValueRef g = LLVMBuildLShr(B, lane, cg_i64(f, 2), "");
 	LLVMValueRef t2 = r->t2 = LLVMBuildMul(
-	        B, LLVMBuildAnd(B, lane, cg_gk_i64c(f, 3), ""), cg_gk_i64c(f, 2), "");
-	r->mi = LLVMBuildLShr(B, lane, cg_gk_i64c(f, 3), "");
-	r->mr = LLVMBuildAnd(B, lane, cg_gk_i64c(f, 7), "");
+	        B, LLVMBuildAnd(B, lane, cg_i64(f, 3), ""), cg_i64(f, 2), "");
+	r->mi = LLVMBuildLShr(B, lane, cg_i64(f, 3), "");
+	r->mr = LLVMBuildAnd(B, lane, cg_i64(f, 7), "");
 	a->ldq = cg_dim(f, st->lda);
 	a->ldk = cg_dim(f, st->ldb);
 	a->ldo = cg_dim(f, st->ldc);
 	a->ldv = cg_dim(f, st->ldv);
 	LLVMValueRef q0 = LLVMBuildAdd(
-	        B, LLVMBuildMul(B, cg_gk_sreg(f, "ctaid.x"), cg_gk_i64c(f, 64 * mt), ""),
-	        LLVMBuildMul(B, LLVMBuildLShr(B, tid, cg_gk_i64c(f, 5), ""),
-	                     cg_gk_i64c(f, 16 * mt), ""),
+	        B, LLVMBuildMul(B, cg_gk_sreg(f, "ctaid.x"), cg_i64(f, 64 * mt), ""),
+	        LLVMBuildMul(B, LLVMBuildLShr(B, tid, cg_i64(f, 5), ""),
+	                     cg_i64(f, 16 * mt), ""),
 	        "");
 	/* m-tile t's rows: q0 + 16 t + g and 8 after */
 	for (int t = 0; t < mt; t++)
 		for (int h = 0; h < 2; h++) {
 			r->row[t][h] = LLVMBuildAdd(
 			        B, q0,
-			        LLVMBuildAdd(B, g, cg_gk_i64c(f, 16 * t + 8 * h), ""),
+			        LLVMBuildAdd(B, g, cg_i64(f, 16 * t + 8 * h), ""),
 			        "");
 			r->rowc[t][h] = imin64(f, r->row[t][h], last);
 		}
-	LLVMValueRef nbat = cg_gk_i64c(f, 1);
+	LLVMValueRef nbat = cg_i64(f, 1);
 	for (int i = 0; i < st->nbatch; i++)
 		nbat = LLVMBuildMul(B, nbat, cg_dim(f, st->bdim[i]), "");
 	r->ntiles =
-	        LLVMBuildSDiv(B, LLVMBuildAdd(B, seq, cg_gk_i64c(f, ATT_KEYS - 1), ""),
-	                      cg_gk_i64c(f, ATT_KEYS), "");
+	        LLVMBuildSDiv(B, LLVMBuildAdd(B, seq, cg_i64(f, ATT_KEYS - 1), ""),
+	                      cg_i64(f, ATT_KEYS), "");
 	IrDim q;
 	int nd = st->ndim;
 	for (int k = 4; k < st->nview && nd >= 2; k++)
@@ -678,19 +678,19 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 	/* loop-carried state */
 	for (int t = 0; t < mt; t++) {
 		for (int h = 0; h < 2; h++) {
-			r->vm[t][h] = cg_gk_var_of(f, L->t_f32, "m");
-			r->vl[t][h] = cg_gk_var_of(f, L->t_f32, "l");
+			r->vm[t][h] = cg_var_of(f, L->t_f32, "m");
+			r->vl[t][h] = cg_var_of(f, L->t_f32, "l");
 		}
 		for (int dn = 0; dn < r->nd8; dn++)
 			for (int e = 0; e < 4; e++)
-				r->vacc[t][dn][e] = cg_gk_var_of(f, L->t_f32, "acc");
+				r->vacc[t][dn][e] = cg_var_of(f, L->t_f32, "acc");
 	}
 
-	CgGkLoop bl;
-	LLVMValueRef bi = cg_gk_loop_begin(f, &bl, cg_gk_sreg(f, "ctaid.y"), nbat);
+	CgLoop bl;
+	LLVMValueRef bi = cg_loop_begin(f, &bl, cg_gk_sreg(f, "ctaid.y"), nbat);
 	/* this batch's Q, K, V, O */
-	LLVMValueRef rem = bi, off[4] = {cg_gk_i64c(f, 0), cg_gk_i64c(f, 0),
-	                                 cg_gk_i64c(f, 0), cg_gk_i64c(f, 0)};
+	LLVMValueRef rem = bi, off[4] = {cg_i64(f, 0), cg_i64(f, 0),
+	                                 cg_i64(f, 0), cg_i64(f, 0)};
 	for (int i = st->nbatch - 1; i >= 0; i--) {
 		LLVMValueRef idx = rem;
 		if (i > 0) {
@@ -731,7 +731,7 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 		for (int t = 0; t < mt; t++)
 			for (int i = 0; i < 4; i++) {
 				LLVMValueRef col = LLVMBuildAdd(
-				        B, t2, cg_gk_i64c(f, ks * 16 + (i >= 2 ? 8 : 0)),
+				        B, t2, cg_i64(f, ks * 16 + (i >= 2 ? 8 : 0)),
 				        "");
 				r->qa[ks][t][i] =
 				        att_ld32(f, a->q, r->rowc[t][i & 1], a->ldq, col);
@@ -771,12 +771,12 @@ void cg_gk_emit_attention(CgFn *f, CgGkOps *o)
 				LLVMValueRef p = LLVMBuildBitCast(
 				        B,
 				        at_elem(f, a->out, r->row[t][h], a->ldo,
-				                LLVMBuildAdd(B, t2, cg_gk_i64c(f, dn * 8),
+				                LLVMBuildAdd(B, t2, cg_i64(f, dn * 8),
 				                             "")),
 				        LLVMPointerType(L->t_i32, 0), "");
 				LLVMSetAlignment(LLVMBuildStore(B, y, p), 4);
 			}
 			cg_gk_if_end(f, after);
 		}
-	cg_gk_loop_end(f, &bl, bi, cg_gk_sreg(f, "nctaid.y"));
+	cg_loop_end(f, &bl, bi, cg_gk_sreg(f, "nctaid.y"));
 }

@@ -406,7 +406,19 @@ LLVMValueRef cg_plan_addr(CgFn *f, LLVMValueRef ws, LLVMValueRef offs, const CgP
 LLVMValueRef cg_poly(CgFn *f, const CgPoly *p);
 /* An i64 stack variable in the entry block. */
 LLVMValueRef cg_var(CgFn *f, const char *name);
+/* A variable of type t (an alloca in the entry block, named name). */
+LLVMValueRef cg_var_of(CgFn *f, LLVMTypeRef t, const char *name);
+/* The i64 constant v. */
 LLVMValueRef cg_i64(CgFn *f, int64_t v);
+/* A counted loop: for (i = init; i < limit; i += step). cg_loop_begin
+ * returns i, the builder in the body; cg_loop_end closes it and continues
+ * after the loop. */
+typedef struct CgLoop {
+	LLVMValueRef var; /* the counter (i64, in the entry block) */
+	LLVMBasicBlockRef head, exit;
+} CgLoop;
+LLVMValueRef cg_loop_begin(CgFn *f, CgLoop *lp, LLVMValueRef init, LLVMValueRef limit);
+void cg_loop_end(CgFn *f, CgLoop *lp, LLVMValueRef i, LLVMValueRef step);
 
 /* Emit the kernel function of a MAP, SOFTMAX, LAYER_NORM, REDUCE or
  * GATHER step, named step->fn (internal linkage). */
@@ -614,12 +626,12 @@ LLVMValueRef cg_host_imin(CgHost *h, LLVMValueRef a, LLVMValueRef b);
  * operands' element offsets inside them. */
 typedef struct CgBatchLoops {
 	int n;
-	LLVMValueRef var[IR_MAX_DIMS];
-	LLVMBasicBlockRef head[IR_MAX_DIMS], exit[IR_MAX_DIMS];
+	CgLoop loop[IR_MAX_DIMS];
+	LLVMValueRef iv[IR_MAX_DIMS];
 	LLVMValueRef offa, offb, offc;
 } CgBatchLoops;
 void cg_host_batch_open(CgHost *h, const CgStep *st, int nloop, CgBatchLoops *bl);
-void cg_host_batch_close(CgHost *h, const CgBatchLoops *bl);
+void cg_host_batch_close(CgHost *h, CgBatchLoops *bl);
 /* i1: whether a GEMM group's weights (and, with bias, each member's bias
  * view) lie side by side, so that one call can do the group. */
 LLVMValueRef cg_host_group_adjacent(CgHost *h, const CgStep *st, const CgView *const *bias);

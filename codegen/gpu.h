@@ -208,25 +208,10 @@ typedef struct CgGkOps {
 	LLVMValueRef errword, object; /* error word (i8*), object index (i64) */
 } CgGkOps;
 
-/* A counted loop, cg_gk_loop_begin to cg_gk_loop_end. */
-typedef struct CgGkLoop {
-	LLVMValueRef var; /* the counter (i64, in the entry block) */
-	LLVMBasicBlockRef head, exit;
-} CgGkLoop;
-
-/* The i64 constant v. */
-LLVMValueRef cg_gk_i64c(CgFn *f, int64_t v);
 /* PTX's special register `name` ("tid.x", "ctaid.y", ...) as an i64. */
 LLVMValueRef cg_gk_sreg(CgFn *f, const char *name);
-/* A variable of type t (an alloca in the entry block, named name). */
-LLVMValueRef cg_gk_var_of(CgFn *f, LLVMTypeRef t, const char *name);
 /* The value of type t at p. */
 LLVMValueRef cg_gk_ld(CgFn *f, LLVMTypeRef t, LLVMValueRef p);
-/* for (i = init; i < limit; i += step): returns i, the builder in the body;
- * cg_gk_loop_end closes it and continues after the loop. */
-LLVMValueRef cg_gk_loop_begin(CgFn *f, CgGkLoop *lp, LLVMValueRef init,
-                              LLVMValueRef limit);
-void cg_gk_loop_end(CgFn *f, CgGkLoop *lp, LLVMValueRef i, LLVMValueRef step);
 /* if (cond) { ...: returns the block after; the builder is in the
  * then-block. cg_gk_if_end closes it and continues in the block after. */
 LLVMBasicBlockRef cg_gk_if_begin(CgFn *f, LLVMValueRef cond);

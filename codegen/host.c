@@ -247,19 +247,9 @@ void cg_host_batch_open(CgHost *h, const CgStep *st, int nloop, CgBatchLoops *bl
 	bl->n = nloop;
 	bl->offa = bl->offb = bl->offc = cg_i64c(L, 0);
 	for (int i = 0; i < nloop; i++) {
-		bl->var[i] = cg_var(f, "b");
-		LLVMBuildStore(B, cg_i64c(L, 0), bl->var[i]);
-		bl->head[i] = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "batch");
-		LLVMBasicBlockRef body =
-		        LLVMAppendBasicBlockInContext(L->ctx, f->fn, "batch_body");
-		bl->exit[i] = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "batch_done");
-		LLVMBuildBr(B, bl->head[i]);
-		LLVMPositionBuilderAtEnd(B, bl->head[i]);
-		LLVMValueRef iv = LLVMBuildLoad2(B, L->t_i64, bl->var[i], "");
-		LLVMBuildCondBr(
-		        B, LLVMBuildICmp(B, LLVMIntSLT, iv, cg_dim(f, st->bdim[i]), ""),
-		        body, bl->exit[i]);
-		LLVMPositionBuilderAtEnd(B, body);
+		LLVMValueRef iv = cg_loop_begin(f, &bl->loop[i], cg_i64c(L, 0),
+		                                cg_dim(f, st->bdim[i]));
+		bl->iv[i] = iv;
 		bl->offa = LLVMBuildAdd(
 		        B, bl->offa, LLVMBuildMul(B, iv, cg_dim(f, st->bsa[i]), ""), "");
 		bl->offb = LLVMBuildAdd(
@@ -269,15 +259,10 @@ void cg_host_batch_open(CgHost *h, const CgStep *st, int nloop, CgBatchLoops *bl
 	}
 }
 
-void cg_host_batch_close(CgHost *h, const CgBatchLoops *bl)
+void cg_host_batch_close(CgHost *h, CgBatchLoops *bl)
 {
-	CgLlvm *L = h->L;
-	for (int i = bl->n - 1; i >= 0; i--) {
-		LLVMValueRef iv = LLVMBuildLoad2(B, L->t_i64, bl->var[i], "");
-		LLVMBuildStore(B, LLVMBuildAdd(B, iv, cg_i64c(L, 1), ""), bl->var[i]);
-		LLVMBuildBr(B, bl->head[i]);
-		LLVMPositionBuilderAtEnd(B, bl->exit[i]);
-	}
+	for (int i = bl->n - 1; i >= 0; i--)
+		cg_loop_end(&h->f, &bl->loop[i], bl->iv[i], cg_i64c(h->L, 1));
 }
 
 LLVMValueRef cg_host_group_adjacent(CgHost *h, const CgStep *st,

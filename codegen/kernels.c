@@ -98,7 +98,7 @@ LLVMValueRef cg_poly(CgFn *f, const CgPoly *p)
 	return v;
 }
 
-static LLVMValueRef var_of(CgFn *f, LLVMTypeRef t, const char *name)
+LLVMValueRef cg_var_of(CgFn *f, LLVMTypeRef t, const char *name)
 {
 	LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
 	LLVMPositionBuilderAtEnd(B, f->entry);
@@ -109,7 +109,7 @@ static LLVMValueRef var_of(CgFn *f, LLVMTypeRef t, const char *name)
 
 LLVMValueRef cg_var(CgFn *f, const char *name)
 {
-	return var_of(f, f->L->t_i64, name);
+	return cg_var_of(f, f->L->t_i64, name);
 }
 
 static LLVMValueRef ld(CgFn *f, LLVMTypeRef t, LLVMValueRef p)
@@ -122,14 +122,7 @@ static LLVMValueRef min64(CgFn *f, LLVMValueRef a, LLVMValueRef b)
 	return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, a, b, ""), a, b, "");
 }
 
-/* for (i = init; i < limit; i += step): positions the builder in the body
- * and returns i; loop_end closes it. */
-typedef struct Loop {
-	LLVMValueRef var;
-	LLVMBasicBlockRef head, exit;
-} Loop;
-
-static LLVMValueRef loop_begin(CgFn *f, Loop *lp, LLVMValueRef init, LLVMValueRef limit)
+LLVMValueRef cg_loop_begin(CgFn *f, CgLoop *lp, LLVMValueRef init, LLVMValueRef limit)
 {
 	LLVMContextRef c = f->L->ctx;
 	lp->var = cg_var(f, "i");
@@ -145,7 +138,7 @@ static LLVMValueRef loop_begin(CgFn *f, Loop *lp, LLVMValueRef init, LLVMValueRe
 	return i;
 }
 
-static void loop_end(CgFn *f, Loop *lp, LLVMValueRef i, LLVMValueRef step)
+void cg_loop_end(CgFn *f, CgLoop *lp, LLVMValueRef i, LLVMValueRef step)
 {
 	LLVMBuildStore(B, LLVMBuildAdd(B, i, step, ""), lp->var);
 	LLVMBuildBr(B, lp->head);
@@ -302,29 +295,29 @@ static void row_loop(CgFn *f, Ops *o, LLVMValueRef j0, LLVMValueRef j1, int vecs
 	LLVMValueRef start = j0;
 	o->part = 0;
 	if (vecs != ROW_SCALAR && w > 1) {
-		Loop lp;
+		CgLoop lp;
 		if (vecs == ROW_VEC2) {
 			/* o->part 0 and 1: a reduction keeps two accumulators, so
 			 * consecutive vectors do not wait on each other */
 			LLVMValueRef lim = LLVMBuildSub(B, j1, cg_i64(f, 2 * w - 1), "");
-			LLVMValueRef j = loop_begin(f, &lp, start, lim);
+			LLVMValueRef j = cg_loop_begin(f, &lp, start, lim);
 			body(f, o, j, w, user);
 			o->part = 1;
 			body(f, o, LLVMBuildAdd(B, j, cg_i64(f, w), ""), w, user);
 			o->part = 0;
-			loop_end(f, &lp, j, cg_i64(f, 2 * w));
+			cg_loop_end(f, &lp, j, cg_i64(f, 2 * w));
 			start = ld(f, f->L->t_i64, lp.var);
 		}
 		LLVMValueRef lim = LLVMBuildSub(B, j1, cg_i64(f, w - 1), "");
-		LLVMValueRef j = loop_begin(f, &lp, start, lim);
+		LLVMValueRef j = cg_loop_begin(f, &lp, start, lim);
 		body(f, o, j, w, user);
-		loop_end(f, &lp, j, cg_i64(f, w));
+		cg_loop_end(f, &lp, j, cg_i64(f, w));
 		start = ld(f, f->L->t_i64, lp.var);
 	}
-	Loop lp;
-	LLVMValueRef j = loop_begin(f, &lp, start, j1);
+	CgLoop lp;
+	LLVMValueRef j = cg_loop_begin(f, &lp, start, j1);
 	body(f, o, j, 1, user);
-	loop_end(f, &lp, j, cg_i64(f, 1));
+	cg_loop_end(f, &lp, j, cg_i64(f, 1));
 }
 
 /* ---- MAP --------------------------------------------------------------------------------- */
@@ -340,7 +333,7 @@ static void emit_map(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 	const CgStep *st = o->st;
 	int nd = st->ndim;
 	LLVMValueRef len = cg_dim(f, st->dim[nd - 1]);
-	Loop lp;
+	CgLoop lp;
 	/* while pos < end: one (partial) row */
 	LLVMValueRef posv = cg_var(f, "pos");
 	LLVMBuildStore(B, begin, posv);
@@ -395,9 +388,9 @@ static void acc_begin(CgFn *f, Acc *a, int op, IrDType t)
 	int w = f->L->vw;
 	a->op = op;
 	a->t = t;
-	a->vec[0] = var_of(f, cg_type(f->L, t, w), "vacc");
-	a->vec[1] = var_of(f, cg_type(f->L, t, w), "vacc1");
-	a->sca = var_of(f, cg_type(f->L, t, 1), "acc");
+	a->vec[0] = cg_var_of(f, cg_type(f->L, t, w), "vacc");
+	a->vec[1] = cg_var_of(f, cg_type(f->L, t, w), "vacc1");
+	a->sca = cg_var_of(f, cg_type(f->L, t, 1), "acc");
 	for (int k = 0; k < 3; k++) {
 		LLVMValueRef p = k < 2 ? a->vec[k] : a->sca;
 		int n = k < 2 ? w : 1;
@@ -578,15 +571,15 @@ static void softmax_group(CgFn *f, Ops *o, LLVMValueRef r, int n, LLVMValueRef l
 static void emit_softmax(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end,
                          LLVMValueRef len)
 {
-	Loop lp;
-	LLVMValueRef r = loop_begin(f, &lp, begin,
+	CgLoop lp;
+	LLVMValueRef r = cg_loop_begin(f, &lp, begin,
 	                            LLVMBuildSub(B, end, cg_i64(f, SOFTMAX_ROWS - 1), ""));
 	softmax_group(f, o, r, SOFTMAX_ROWS, len);
-	loop_end(f, &lp, r, cg_i64(f, SOFTMAX_ROWS));
+	cg_loop_end(f, &lp, r, cg_i64(f, SOFTMAX_ROWS));
 	LLVMValueRef rest = ld(f, f->L->t_i64, lp.var);
-	r = loop_begin(f, &lp, rest, end);
+	r = cg_loop_begin(f, &lp, rest, end);
 	softmax_group(f, o, r, 1, len);
-	loop_end(f, &lp, r, cg_i64(f, 1));
+	cg_loop_end(f, &lp, r, cg_i64(f, 1));
 }
 
 static void emit_rows(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
@@ -598,8 +591,8 @@ static void emit_rows(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 		emit_softmax(f, o, begin, end, len);
 		return;
 	}
-	Loop lp;
-	LLVMValueRef r = loop_begin(f, &lp, begin, end);
+	CgLoop lp;
+	LLVMValueRef r = cg_loop_begin(f, &lp, begin, end);
 	row_start(f, o, r, len);
 	LLVMValueRef zero = cg_i64(f, 0);
 	LLVMValueRef lenf = LLVMBuildSIToFP(B, len, f->L->t_f32, "");
@@ -636,7 +629,7 @@ static void emit_rows(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 		break;
 	}
 	}
-	loop_end(f, &lp, r, cg_i64(f, 1));
+	cg_loop_end(f, &lp, r, cg_i64(f, 1));
 }
 
 /* ---- GATHER -------------------------------------------------------------------------------- */
@@ -654,8 +647,8 @@ static void emit_gather(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 	LLVMValueRef rows = cg_dim(f, st->rows);
 	LLVMValueRef d = cg_dim(f, tv->dim[1]);
 	LLVMValueRef rs = o->stride[2][0];
-	Loop lp;
-	LLVMValueRef r = loop_begin(f, &lp, begin, end);
+	CgLoop lp;
+	LLVMValueRef r = cg_loop_begin(f, &lp, begin, end);
 	row_offsets(f, o, st->dim, st->ndim, r, 1, 2);
 	CgVal id = cg_load(f, o->sty[1], o->ptr[1], o->off[1], NULL, 0, 1);
 	id = cg_convert(f, id, IR_I64, 1);
@@ -682,7 +675,7 @@ static void emit_gather(CgFn *f, Ops *o, LLVMValueRef begin, LLVMValueRef end)
 	o->off[0] = LLVMBuildMul(B, r, d, "");
 	o->off[2] = LLVMBuildMul(B, id.v, rs, "");
 	row_loop(f, o, cg_i64(f, 0), d, ROW_VEC2, copy_body, NULL);
-	loop_end(f, &lp, r, cg_i64(f, 1));
+	cg_loop_end(f, &lp, r, cg_i64(f, 1));
 }
 
 /* ---- entry ---------------------------------------------------------------------------------- */

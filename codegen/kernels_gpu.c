@@ -49,11 +49,6 @@ int cg_gpu_kernel_nargs(const CgProgram *prog, const CgStep *st)
 
 /* ---- small helpers ------------------------------------------------------------------- */
 
-LLVMValueRef cg_gk_i64c(CgFn *f, int64_t v)
-{
-	return LLVMConstInt(f->L->t_i64, (unsigned long long)v, 1);
-}
-
 LLVMValueRef cg_gk_sreg(CgFn *f, const char *name)
 {
 	char full[96];
@@ -63,43 +58,9 @@ LLVMValueRef cg_gk_sreg(CgFn *f, const char *name)
 	return LLVMBuildZExt(B, cg_llvm_call(f->L, fn, NULL, 0), f->L->t_i64, "");
 }
 
-LLVMValueRef cg_gk_var_of(CgFn *f, LLVMTypeRef t, const char *name)
-{
-	LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
-	LLVMPositionBuilderAtEnd(B, f->entry);
-	LLVMValueRef v = LLVMBuildAlloca(B, t, name);
-	LLVMPositionBuilderAtEnd(B, here);
-	return v;
-}
-
 LLVMValueRef cg_gk_ld(CgFn *f, LLVMTypeRef t, LLVMValueRef p)
 {
 	return LLVMBuildLoad2(B, t, p, "");
-}
-
-/* for (i = init; i < limit; i += step) */
-LLVMValueRef cg_gk_loop_begin(CgFn *f, CgGkLoop *lp, LLVMValueRef init,
-                              LLVMValueRef limit)
-{
-	LLVMContextRef c = f->L->ctx;
-	lp->var = cg_var(f, "i");
-	LLVMBuildStore(B, init, lp->var);
-	lp->head = LLVMAppendBasicBlockInContext(c, f->fn, "loop");
-	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c, f->fn, "body");
-	lp->exit = LLVMAppendBasicBlockInContext(c, f->fn, "done");
-	LLVMBuildBr(B, lp->head);
-	LLVMPositionBuilderAtEnd(B, lp->head);
-	LLVMValueRef i = cg_gk_ld(f, f->L->t_i64, lp->var);
-	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, i, limit, ""), body, lp->exit);
-	LLVMPositionBuilderAtEnd(B, body);
-	return i;
-}
-
-void cg_gk_loop_end(CgFn *f, CgGkLoop *lp, LLVMValueRef i, LLVMValueRef step)
-{
-	LLVMBuildStore(B, LLVMBuildAdd(B, i, step, ""), lp->var);
-	LLVMBuildBr(B, lp->head);
-	LLVMPositionBuilderAtEnd(B, lp->exit);
 }
 
 /* if (cond) { ...: returns the block after; the builder is in the then-block */
@@ -379,9 +340,9 @@ static LLVMValueRef begin_kernel(CgFn *f, CgLlvm *L, const CgGpu *g, const CgSte
 	LLVMPositionBuilderAtEnd(B, f->entry);
 	if (p->nsyms > 0) {
 		LLVMValueRef arr =
-		        LLVMBuildArrayAlloca(B, L->t_i64, cg_gk_i64c(f, p->nsyms), "sym");
+		        LLVMBuildArrayAlloca(B, L->t_i64, cg_i64(f, p->nsyms), "sym");
 		for (int s = 0; s < p->nsyms; s++) {
-			LLVMValueRef idx = cg_gk_i64c(f, s);
+			LLVMValueRef idx = cg_i64(f, s);
 			LLVMBuildStore(
 			        B, LLVMGetParam(fn, (unsigned)(st->nview + s)),
 			        LLVMBuildInBoundsGEP2(B, L->t_i64, arr, &idx, 1, ""));
@@ -411,7 +372,7 @@ void cg_gk_row_offsets(CgFn *f, CgGkOps *o, const IrDim *dim, int nouter, LLVMVa
                        int k0, int k1)
 {
 	for (int k = k0; k < k1; k++)
-		o->off[k] = cg_gk_i64c(f, 0);
+		o->off[k] = cg_i64(f, 0);
 	for (int i = nouter - 1; i >= 0; i--) {
 		LLVMValueRef idx = r;
 		if (i > 0) {
@@ -498,15 +459,15 @@ static void map_elems(CgFn *f, CgGkOps *o, LLVMValueRef limit, LLVMValueRef len,
 {
 	const CgStep *st = o->st;
 	LLVMValueRef gstride, u0 = global_id(f, &gstride);
-	CgGkLoop lp;
-	LLVMValueRef u = cg_gk_loop_begin(f, &lp, u0, limit);
-	LLVMValueRef lin = lanes > 1 ? LLVMBuildMul(B, u, cg_gk_i64c(f, lanes), "") : u;
+	CgLoop lp;
+	LLVMValueRef u = cg_loop_begin(f, &lp, u0, limit);
+	LLVMValueRef lin = lanes > 1 ? LLVMBuildMul(B, u, cg_i64(f, lanes), "") : u;
 	LLVMValueRef row = LLVMBuildUDiv(B, lin, len, "");
 	LLVMValueRef j = LLVMBuildSub(B, lin, LLVMBuildMul(B, row, len, ""), "");
 	cg_gk_row_offsets(f, o, st->dim, st->ndim - 1, row, 0, st->nview);
 	CgVal v = eval_at(f, o, j, lanes);
 	store_view(f, o, 0, j, v, lanes);
-	cg_gk_loop_end(f, &lp, u, gstride);
+	cg_loop_end(f, &lp, u, gstride);
 }
 
 /* Lanes of a 16-byte vector of the output: four f32 or eight 16-bit. */
@@ -526,7 +487,7 @@ static LLVMValueRef vector_ok(CgFn *f, CgGkOps *o, LLVMValueRef len, int lanes, 
 	CgLlvm *L = f->L;
 	if (o->cls[0] == 0 || (!strided && o->cls[0] != 1))
 		return NULL;
-	LLVMValueRef bits = LLVMBuildURem(B, len, cg_gk_i64c(f, lanes), "");
+	LLVMValueRef bits = LLVMBuildURem(B, len, cg_i64(f, lanes), "");
 	for (int k = 0; k < st->nview; k++) {
 		if (o->cls[k] == 2 && !strided)
 			return NULL;
@@ -534,15 +495,15 @@ static LLVMValueRef vector_ok(CgFn *f, CgGkOps *o, LLVMValueRef len, int lanes, 
 			continue;
 		LLVMValueRef a = LLVMBuildPtrToInt(B, o->ptr[k], L->t_i64, "");
 		a = LLVMBuildURem(B, a,
-		                  cg_gk_i64c(f, lanes * cg_gpu_elem_size(o->sty[k])), "");
+		                  cg_i64(f, lanes * cg_gpu_elem_size(o->sty[k])), "");
 		bits = LLVMBuildOr(B, bits, a, "");
 		for (int d = 0; d + 1 < st->views[k].ndim; d++)
 			bits = LLVMBuildOr(B, bits,
 			                   LLVMBuildURem(B, o->stride[k][d],
-			                                 cg_gk_i64c(f, lanes), ""),
+			                                 cg_i64(f, lanes), ""),
 			                   "");
 	}
-	return LLVMBuildICmp(B, LLVMIntEQ, bits, cg_gk_i64c(f, 0), "");
+	return LLVMBuildICmp(B, LLVMIntEQ, bits, cg_i64(f, 0), "");
 }
 
 /* body(lanes) when ok (uniform over the block) holds, else body(1); only
@@ -578,7 +539,7 @@ static void map_body(CgFn *f, CgGkOps *o, void *ctx, int lanes)
 {
 	MapCtx *m = ctx;
 	LLVMValueRef n =
-	        lanes > 1 ? LLVMBuildUDiv(B, m->total, cg_gk_i64c(f, lanes), "") : m->total;
+	        lanes > 1 ? LLVMBuildUDiv(B, m->total, cg_i64(f, lanes), "") : m->total;
 	map_elems(f, o, n, m->len, lanes);
 }
 
@@ -586,7 +547,7 @@ static void emit_map(CgFn *f, CgGkOps *o)
 {
 	const CgStep *st = o->st;
 	int nd = st->ndim;
-	MapCtx m = {.total = cg_gk_i64c(f, 1), .len = cg_dim(f, st->dim[nd - 1])};
+	MapCtx m = {.total = cg_i64(f, 1), .len = cg_dim(f, st->dim[nd - 1])};
 	for (int i = 0; i < nd; i++)
 		m.total = LLVMBuildMul(B, m.total, cg_dim(f, st->dim[i]), "");
 	/* 16 bytes of the output at a time when every contiguous view allows it */
@@ -621,7 +582,7 @@ static LLVMValueRef shared_red(CgFn *f)
 static LLVMValueRef shared_at(CgFn *f, LLVMValueRef i)
 {
 	CgLlvm *L = f->L;
-	LLVMValueRef idx[2] = {cg_gk_i64c(f, 0), i};
+	LLVMValueRef idx[2] = {cg_i64(f, 0), i};
 	return LLVMBuildInBoundsGEP2(B, LLVMArrayType(L->t_f32, 32), shared_red(f), idx,
 	                             2, "");
 }
@@ -661,20 +622,20 @@ static LLVMValueRef block_reduce(CgFn *f, int op, LLVMValueRef v)
 	double ident = op == 0 ? 0.0 : -INFINITY;
 	v = warp_reduce(f, op, v);
 	LLVMValueRef tid = cg_gk_sreg(f, "tid.x"), nt = cg_gk_sreg(f, "ntid.x");
-	LLVMValueRef res = cg_gk_var_of(f, L->t_f32, "red");
+	LLVMValueRef res = cg_var_of(f, L->t_f32, "red");
 	LLVMBuildStore(B, v, res);
-	LLVMValueRef many = LLVMBuildICmp(B, LLVMIntUGT, nt, cg_gk_i64c(f, 32), "");
+	LLVMValueRef many = LLVMBuildICmp(B, LLVMIntUGT, nt, cg_i64(f, 32), "");
 	LLVMBasicBlockRef after = cg_gk_if_begin(f, many);
-	LLVMValueRef lane = LLVMBuildAnd(B, tid, cg_gk_i64c(f, 31), "");
-	LLVMValueRef warp = LLVMBuildLShr(B, tid, cg_gk_i64c(f, 5), "");
-	LLVMValueRef nw = LLVMBuildLShr(B, LLVMBuildAdd(B, nt, cg_gk_i64c(f, 31), ""),
-	                                cg_gk_i64c(f, 5), "");
+	LLVMValueRef lane = LLVMBuildAnd(B, tid, cg_i64(f, 31), "");
+	LLVMValueRef warp = LLVMBuildLShr(B, tid, cg_i64(f, 5), "");
+	LLVMValueRef nw = LLVMBuildLShr(B, LLVMBuildAdd(B, nt, cg_i64(f, 31), ""),
+	                                cg_i64(f, 5), "");
 	LLVMBasicBlockRef a2 = cg_gk_if_begin(
-	        f, LLVMBuildICmp(B, LLVMIntEQ, lane, cg_gk_i64c(f, 0), ""));
+	        f, LLVMBuildICmp(B, LLVMIntEQ, lane, cg_i64(f, 0), ""));
 	LLVMBuildStore(B, v, shared_at(f, warp));
 	cg_gk_if_end(f, a2);
 	cg_gk_barrier(f);
-	LLVMValueRef x = cg_gk_var_of(f, L->t_f32, "x");
+	LLVMValueRef x = cg_var_of(f, L->t_f32, "x");
 	LLVMBuildStore(B, LLVMConstReal(L->t_f32, ident), x);
 	LLVMBasicBlockRef a3 =
 	        cg_gk_if_begin(f, LLVMBuildICmp(B, LLVMIntULT, lane, nw, ""));
@@ -729,16 +690,16 @@ static void row_pass(CgFn *f, CgGkOps *o, Row *r, bool first, RowFn fn, void *us
 		if (after)
 			cg_gk_if_end(f, after);
 	}
-	CgGkLoop lp;
+	CgLoop lp;
 	LLVMValueRef j0 = LLVMBuildAdd(
-	        B, r->tid, LLVMBuildMul(B, r->nt, cg_gk_i64c(f, r->nslot * r->lanes), ""), "");
-	LLVMValueRef j = cg_gk_loop_begin(f, &lp, j0, r->len);
+	        B, r->tid, LLVMBuildMul(B, r->nt, cg_i64(f, r->nslot * r->lanes), ""), "");
+	LLVMValueRef j = cg_loop_begin(f, &lp, j0, r->len);
 	LLVMValueRef x =
 	        first ? NULL : cg_convert(f, load_view(f, o, 0, j, 1), IR_F32, 1).v;
 	LLVMValueRef v = fn(f, o, j, x, NULL, 1, user);
 	if (mode != ROW_NONE && v)
 		store_view(f, o, 0, j, (CgVal){v, IR_F32}, 1);
-	cg_gk_loop_end(f, &lp, j, r->nt);
+	cg_loop_end(f, &lp, j, r->nt);
 }
 
 typedef struct Acc {
@@ -810,7 +771,7 @@ static void acc_init(CgFn *f, Acc *a, int op)
 {
 	a->op = op;
 	if (!a->var)
-		a->var = cg_gk_var_of(f, f->L->t_f32, "acc");
+		a->var = cg_var_of(f, f->L->t_f32, "acc");
 	LLVMBuildStore(B, LLVMConstReal(f->L->t_f32, op == 0 ? 0.0 : -INFINITY), a->var);
 }
 
@@ -826,16 +787,16 @@ static void row_loop(CgFn *f, CgGkOps *o, Row *r, LLVMValueRef rows, bool guarde
 	r->lanes = lanes;
 	r->nslot = lanes == 1 ? ROWK1 : ROWK / lanes;
 	for (int c = 0; c < r->nslot; c++) {
-		r->reg[c] = cg_gk_var_of(f, vec_of(L->t_f32, lanes), "v");
+		r->reg[c] = cg_var_of(f, vec_of(L->t_f32, lanes), "v");
 		LLVMValueRef j = LLVMBuildAdd(
-		        B, r->tid, LLVMBuildMul(B, r->nt, cg_gk_i64c(f, c), ""), "");
-		j = LLVMBuildMul(B, j, cg_gk_i64c(f, lanes), "");
+		        B, r->tid, LLVMBuildMul(B, r->nt, cg_i64(f, c), ""), "");
+		j = LLVMBuildMul(B, j, cg_i64(f, lanes), "");
 		r->in[c] = guarded ? LLVMBuildICmp(B, LLVMIntSLT, j, r->len, "") : NULL;
-		r->jj[c] = guarded ? LLVMBuildSelect(B, r->in[c], j, cg_gk_i64c(f, 0), "")
+		r->jj[c] = guarded ? LLVMBuildSelect(B, r->in[c], j, cg_i64(f, 0), "")
 		                   : j;
 	}
-	CgGkLoop lp;
-	LLVMValueRef row = cg_gk_loop_begin(f, &lp, cg_gk_sreg(f, "ctaid.x"), rows);
+	CgLoop lp;
+	LLVMValueRef row = cg_loop_begin(f, &lp, cg_gk_sreg(f, "ctaid.x"), rows);
 	cg_gk_row_offsets(f, o, st->dim, nd - 1, row, 0, st->nview);
 	Acc a = {0};
 	LLVMValueRef one = LLVMConstReal(L->t_f32, 1.0);
@@ -863,7 +824,7 @@ static void row_loop(CgFn *f, CgGkOps *o, Row *r, LLVMValueRef rows, bool guarde
 		a.b = LLVMBuildFDiv(B, one, cg_llvm_call(L, sq, &var, 1), "");
 		row_pass(f, o, r, false, p_norm, &a, ROW_STORE);
 	}
-	cg_gk_loop_end(f, &lp, row, cg_gk_sreg(f, "nctaid.x"));
+	cg_loop_end(f, &lp, row, cg_gk_sreg(f, "nctaid.x"));
 }
 
 /* cond ? then(lanes a) : then(lanes b), each arm a row loop pair */
@@ -874,7 +835,7 @@ static void row_loops(CgFn *f, CgGkOps *o, Row *r, LLVMValueRef rows, int lanes)
 	 * needs a guard (the test is the same for the whole block, so both
 	 * arms keep their barriers uniform) */
 	LLVMValueRef full = LLVMBuildICmp(B, LLVMIntULE,
-	                                  LLVMBuildMul(B, r->nt, cg_gk_i64c(f, ROWK), ""),
+	                                  LLVMBuildMul(B, r->nt, cg_i64(f, ROWK), ""),
 	                                  r->len, "");
 	LLVMBasicBlockRef fb = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "full");
 	LLVMBasicBlockRef gb = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "guarded");
@@ -906,7 +867,7 @@ static void emit_rows(CgFn *f, CgGkOps *o)
 	int nd = st->ndim;
 	Row r;
 	r.len = cg_dim(f, st->dim[nd - 1]);
-	LLVMValueRef rows = cg_gk_i64c(f, 1);
+	LLVMValueRef rows = cg_i64(f, 1);
 	for (int i = 0; i + 1 < nd; i++)
 		rows = LLVMBuildMul(B, rows, cg_dim(f, st->dim[i]), "");
 	r.tid = cg_gk_sreg(f, "tid.x");
@@ -925,16 +886,16 @@ static void emit_reduce(CgFn *f, CgGkOps *o)
 	CgLlvm *L = f->L;
 	int nd = st->ndim;
 	LLVMValueRef len = cg_dim(f, st->dim[nd - 1]);
-	LLVMValueRef rows = cg_gk_i64c(f, 1);
+	LLVMValueRef rows = cg_i64(f, 1);
 	for (int i = 0; i + 1 < nd; i++)
 		rows = LLVMBuildMul(B, rows, cg_dim(f, st->dim[i]), "");
 	IrDType t = st->type == IR_F32 ? IR_F32 : IR_I64;
 	int op = st->rop == OP_MAX ? 1 : 0;
 	LLVMTypeRef ct = t == IR_F32 ? L->t_f32 : L->t_i64;
-	LLVMValueRef acc = cg_gk_var_of(f, ct, "acc");
+	LLVMValueRef acc = cg_var_of(f, ct, "acc");
 	LLVMValueRef gstride, r0 = global_id(f, &gstride);
-	CgGkLoop lp;
-	LLVMValueRef row = cg_gk_loop_begin(f, &lp, r0, rows);
+	CgLoop lp;
+	LLVMValueRef row = cg_loop_begin(f, &lp, r0, rows);
 	cg_gk_row_offsets(f, o, st->dim, nd - 1, row, 0, st->nview);
 	if (t == IR_F32)
 		LLVMBuildStore(B, LLVMConstReal(ct, op ? -INFINITY : 0.0), acc);
@@ -942,8 +903,8 @@ static void emit_reduce(CgFn *f, CgGkOps *o)
 		LLVMBuildStore(
 		        B, LLVMConstInt(ct, op ? (unsigned long long)INT64_MIN : 0, 1),
 		        acc);
-	CgGkLoop jl;
-	LLVMValueRef j = cg_gk_loop_begin(f, &jl, cg_gk_i64c(f, 0), len);
+	CgLoop jl;
+	LLVMValueRef j = cg_loop_begin(f, &jl, cg_i64(f, 0), len);
 	LLVMValueRef v = cg_convert(f, load_view(f, o, 1, j, 1), t, 1).v;
 	LLVMValueRef cur = cg_gk_ld(f, ct, acc), nv;
 	if (t == IR_F32)
@@ -953,7 +914,7 @@ static void emit_reduce(CgFn *f, CgGkOps *o)
 		                          cur, v, "")
 		        : LLVMBuildAdd(B, cur, v, "");
 	LLVMBuildStore(B, nv, acc);
-	cg_gk_loop_end(f, &jl, j, cg_gk_i64c(f, 1));
+	cg_loop_end(f, &jl, j, cg_i64(f, 1));
 	CgVal res = {cg_gk_ld(f, ct, acc), t};
 	if (st->rop == OP_MEAN) {
 		res.v = LLVMBuildFDiv(B, cg_convert(f, res, IR_F32, 1).v,
@@ -961,7 +922,7 @@ static void emit_reduce(CgFn *f, CgGkOps *o)
 		res.t = IR_F32;
 	}
 	gstore(f, o->sty[0], o->ptr[0], o->off[0], res, NULL, 0, 1);
-	cg_gk_loop_end(f, &lp, row, gstride);
+	cg_loop_end(f, &lp, row, gstride);
 }
 
 /* ---- GATHER ------------------------------------------------------------------------------------ */
@@ -979,15 +940,15 @@ static void gather_body(CgFn *f, CgGkOps *o, void *ctx, int lanes)
 	GatherCtx *c = ctx;
 	LLVMValueRef rows = cg_dim(f, st->rows);
 	LLVMValueRef dv =
-	        lanes > 1 ? LLVMBuildUDiv(B, c->d, cg_gk_i64c(f, lanes), "") : c->d;
+	        lanes > 1 ? LLVMBuildUDiv(B, c->d, cg_i64(f, lanes), "") : c->d;
 	LLVMValueRef total = LLVMBuildMul(B, c->n, dv, "");
 	LLVMValueRef gstride, e0 = global_id(f, &gstride);
-	CgGkLoop lp;
-	LLVMValueRef e = cg_gk_loop_begin(f, &lp, e0, total);
+	CgLoop lp;
+	LLVMValueRef e = cg_loop_begin(f, &lp, e0, total);
 	LLVMValueRef r = LLVMBuildUDiv(B, e, dv, "");
 	LLVMValueRef j = LLVMBuildSub(B, e, LLVMBuildMul(B, r, dv, ""), "");
 	if (lanes > 1)
-		j = LLVMBuildMul(B, j, cg_gk_i64c(f, lanes), "");
+		j = LLVMBuildMul(B, j, cg_i64(f, lanes), "");
 	cg_gk_row_offsets(f, o, st->dim, st->ndim, r, 1, 2);
 	CgVal id = gload(f, o->sty[1], o->ptr[1], o->off[1], NULL, 0, 1);
 	id = cg_convert(f, id, IR_I64, 1);
@@ -1001,7 +962,7 @@ static void gather_body(CgFn *f, CgGkOps *o, void *ctx, int lanes)
 	LLVMValueRef wp =
 	        LLVMBuildBitCast(B, o->errword, LLVMPointerType(L->t_i32, 0), "");
 	LLVMValueRef code = LLVMBuildTrunc(
-	        B, LLVMBuildAdd(B, o->object, cg_gk_i64c(f, 1), ""), L->t_i32, "");
+	        B, LLVMBuildAdd(B, o->object, cg_i64(f, 1), ""), L->t_i32, "");
 	LLVMValueRef s = LLVMBuildStore(B, code, wp);
 	LLVMSetVolatile(s, 1);
 	LLVMBuildBr(B, next);
@@ -1012,7 +973,7 @@ static void gather_body(CgFn *f, CgGkOps *o, void *ctx, int lanes)
 	store_view(f, o, 0, j, v, lanes);
 	LLVMBuildBr(B, next);
 	LLVMPositionBuilderAtEnd(B, next);
-	cg_gk_loop_end(f, &lp, e, gstride);
+	cg_loop_end(f, &lp, e, gstride);
 }
 
 /* Whether rows can move `lanes` elements a vector: contiguous output and
@@ -1024,24 +985,24 @@ static LLVMValueRef gather_vec(CgFn *f, CgGkOps *o, LLVMValueRef d, int lanes)
 	if (o->cls[0] != 1 || o->cls[2] != 1)
 		return NULL;
 	LLVMValueRef bits = LLVMBuildOr(
-	        B, LLVMBuildURem(B, d, cg_gk_i64c(f, lanes), ""),
-	        LLVMBuildURem(B, o->stride[2][0], cg_gk_i64c(f, lanes), ""), "");
+	        B, LLVMBuildURem(B, d, cg_i64(f, lanes), ""),
+	        LLVMBuildURem(B, o->stride[2][0], cg_i64(f, lanes), ""), "");
 	for (int k = 0; k <= 2; k += 2) {
 		LLVMValueRef a = LLVMBuildPtrToInt(B, o->ptr[k], L->t_i64, "");
 		bits = LLVMBuildOr(
 		        B, bits,
 		        LLVMBuildURem(B, a,
-		                      cg_gk_i64c(f, lanes * cg_gpu_elem_size(o->sty[k])),
+		                      cg_i64(f, lanes * cg_gpu_elem_size(o->sty[k])),
 		                      ""),
 		        "");
 	}
-	return LLVMBuildICmp(B, LLVMIntEQ, bits, cg_gk_i64c(f, 0), "");
+	return LLVMBuildICmp(B, LLVMIntEQ, bits, cg_i64(f, 0), "");
 }
 
 static void emit_gather(CgFn *f, CgGkOps *o)
 {
 	const CgStep *st = o->st;
-	GatherCtx c = {cg_gk_i64c(f, 1), cg_dim(f, st->views[2].dim[1])};
+	GatherCtx c = {cg_i64(f, 1), cg_dim(f, st->views[2].dim[1])};
 	for (int i = 0; i < st->ndim; i++)
 		c.n = LLVMBuildMul(B, c.n, cg_dim(f, st->dim[i]), "");
 	int lanes = vec_lanes(o);
@@ -1144,8 +1105,8 @@ static void emit_ptrs(CgLlvm *L)
 	LLVMValueRef out = LLVMBuildIntToPtr(B, LLVMGetParam(fn, 0), L->t_i64p, "");
 	LLVMValueRef n = LLVMGetParam(fn, 10), total = LLVMGetParam(fn, 11);
 	LLVMValueRef gstride, e0 = global_id(f, &gstride);
-	CgGkLoop lp;
-	LLVMValueRef e = cg_gk_loop_begin(f, &lp, e0, total);
+	CgLoop lp;
+	LLVMValueRef e = cg_loop_begin(f, &lp, e0, total);
 	LLVMValueRef hi = LLVMBuildUDiv(B, e, n, "");
 	LLVMValueRef lo = LLVMBuildSub(B, e, LLVMBuildMul(B, hi, n, ""), "");
 	for (int k = 0; k < 3; k++) {
@@ -1161,10 +1122,10 @@ static void emit_ptrs(CgLlvm *L)
 		                ""),
 		        "");
 		LLVMValueRef at = LLVMBuildAdd(
-		        B, e, LLVMBuildMul(B, total, cg_gk_i64c(f, k), ""), "");
+		        B, e, LLVMBuildMul(B, total, cg_i64(f, k), ""), "");
 		LLVMBuildStore(B, v, LLVMBuildInBoundsGEP2(B, L->t_i64, out, &at, 1, ""));
 	}
-	cg_gk_loop_end(f, &lp, e, gstride);
+	cg_loop_end(f, &lp, e, gstride);
 	util_end(f);
 }
 
@@ -1179,8 +1140,8 @@ static void emit_gelu(CgLlvm *L, const char *name, IrDType t)
 	LLVMValueRef c = LLVMGetParam(fn, 0), m = LLVMGetParam(fn, 1),
 	             n = LLVMGetParam(fn, 2), ldc = LLVMGetParam(fn, 3);
 	LLVMValueRef gstride, e0 = global_id(f, &gstride);
-	CgGkLoop lp;
-	LLVMValueRef e = cg_gk_loop_begin(f, &lp, e0, LLVMBuildMul(B, m, n, ""));
+	CgLoop lp;
+	LLVMValueRef e = cg_loop_begin(f, &lp, e0, LLVMBuildMul(B, m, n, ""));
 	LLVMValueRef i = LLVMBuildUDiv(B, e, n, "");
 	LLVMValueRef j = LLVMBuildSub(B, e, LLVMBuildMul(B, i, n, ""), "");
 	LLVMValueRef p =
@@ -1188,7 +1149,7 @@ static void emit_gelu(CgLlvm *L, const char *name, IrDType t)
 	CgVal x = widen(f, t, LLVMBuildLoad2(B, elem_type(L, t), p, ""), 1);
 	CgVal y = {cg_math_gelu_tanh(f, x.v, 1), IR_F32};
 	LLVMBuildStore(B, narrow(f, t, y, 1), p);
-	cg_gk_loop_end(f, &lp, e, gstride);
+	cg_loop_end(f, &lp, e, gstride);
 	util_end(f);
 }
 
@@ -1217,8 +1178,8 @@ void cg_gpu_emit_utils(CgLlvm *L)
 		LLVMValueRef m = LLVMGetParam(fn, 3), n = LLVMGetParam(fn, 4),
 		             ldc = LLVMGetParam(fn, 5);
 		LLVMValueRef gstride, e0 = global_id(f, &gstride);
-		CgGkLoop lp;
-		LLVMValueRef e = cg_gk_loop_begin(f, &lp, e0, LLVMBuildMul(B, m, n, ""));
+		CgLoop lp;
+		LLVMValueRef e = cg_loop_begin(f, &lp, e0, LLVMBuildMul(B, m, n, ""));
 		LLVMValueRef i = LLVMBuildUDiv(B, e, n, "");
 		LLVMValueRef j = LLVMBuildSub(B, e, LLVMBuildMul(B, i, n, ""), "");
 		LLVMTypeRef et = elem_type(L, u[k].t);
@@ -1233,7 +1194,7 @@ void cg_gpu_emit_utils(CgLlvm *L)
 		LLVMValueRef sum = LLVMBuildFAdd(B, x.v, y.v, "");
 		CgVal z = {LLVMBuildSelect(B, none, x.v, sum, ""), IR_F32};
 		LLVMBuildStore(B, narrow(f, u[k].t, z, 1), elem_ptr(f, u[k].t, c, ij));
-		cg_gk_loop_end(f, &lp, e, gstride);
+		cg_loop_end(f, &lp, e, gstride);
 		util_end(f);
 	}
 }

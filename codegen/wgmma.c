@@ -117,9 +117,9 @@ LLVMValueRef cg_wg_desc(CgFn *f, LLVMValueRef p, int off)
 {
 	CgLlvm *L = f->L;
 	LLVMValueRef addr = LLVMBuildAdd(B, LLVMBuildPtrToInt(B, p, L->t_i64, ""),
-	                                 cg_gk_i64c(f, off), "");
-	LLVMValueRef lo = LLVMBuildAnd(B, LLVMBuildLShr(B, addr, cg_gk_i64c(f, 4), ""),
-	                               cg_gk_i64c(f, 0x3FFF), "");
+	                                 cg_i64(f, off), "");
+	LLVMValueRef lo = LLVMBuildAnd(B, LLVMBuildLShr(B, addr, cg_i64(f, 4), ""),
+	                               cg_i64(f, 0x3FFF), "");
 	uint64_t hi = (1ull << 16) | (64ull << 32) | (1ull << 62);
 	return LLVMBuildOr(B, lo, LLVMConstInt(L->t_i64, hi, 0), "");
 }
