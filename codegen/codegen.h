@@ -467,6 +467,9 @@ extern const CgOpInfo cg_cpu_ops[OP_COUNT];
 IrDType cg_compute_type(IrDType t);
 LLVMTypeRef cg_type(CgLlvm *L, IrDType compute, int lanes);
 CgVal cg_convert(CgFn *f, CgVal v, IrDType to, int lanes);
+/* A scalar x in every lane; a constant c in every lane (lanes 1: itself). */
+LLVMValueRef cg_splat(CgFn *f, LLVMValueRef x, int lanes);
+LLVMValueRef cg_splat_const(LLVMValueRef c, int lanes);
 LLVMValueRef cg_constf(CgFn *f, double v, int lanes);
 LLVMValueRef cg_consti(CgFn *f, int64_t v, int lanes);
 CgVal cg_const(CgFn *f, IrDType t, double v, int lanes);

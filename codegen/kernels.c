@@ -432,16 +432,6 @@ static LLVMValueRef acc_end(CgFn *f, Acc *a)
 	return combine(f, a->op, a->t, v, ld(f, cg_type(f->L, a->t, 1), a->sca));
 }
 
-static LLVMValueRef splatf(CgFn *f, LLVMValueRef x, int lanes)
-{
-	if (lanes == 1)
-		return x;
-	LLVMValueRef v = cg_constf(f, 0, lanes);
-	for (int i = 0; i < lanes; i++)
-		v = LLVMBuildInsertElement(B, v, x, LLVMConstInt(f->L->t_i32, (unsigned)i, 0), "");
-	return v;
-}
-
 /* pass 1 of softmax and layer_norm: out = expr, accumulate */
 static void pass_eval(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
 {
@@ -456,7 +446,7 @@ static void pass_exp(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
 {
 	Acc *a = user;
 	CgVal v = load_view(f, o, 0, j, lanes);
-	v.v = cg_math_exp(f, LLVMBuildFSub(B, v.v, splatf(f, a->mean, lanes), ""), lanes);
+	v.v = cg_math_exp(f, LLVMBuildFSub(B, v.v, cg_splat(f, a->mean, lanes), ""), lanes);
 	store_view(f, o, 0, j, v, lanes);
 	acc_add(f, a, v.v, lanes, o->part);
 }
@@ -466,7 +456,7 @@ static void pass_scale(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
 {
 	LLVMValueRef s = user;
 	CgVal v = load_view(f, o, 0, j, lanes);
-	v.v = LLVMBuildFMul(B, v.v, splatf(f, s, lanes), "");
+	v.v = LLVMBuildFMul(B, v.v, cg_splat(f, s, lanes), "");
 	store_view(f, o, 0, j, v, lanes);
 }
 
@@ -475,7 +465,7 @@ static void pass_var(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
 {
 	Acc *a = user;
 	CgVal v = load_view(f, o, 0, j, lanes);
-	LLVMValueRef d = LLVMBuildFSub(B, v.v, splatf(f, a->mean, lanes), "");
+	LLVMValueRef d = LLVMBuildFSub(B, v.v, cg_splat(f, a->mean, lanes), "");
 	acc_add(f, a, LLVMBuildFMul(B, d, d, ""), lanes, o->part);
 }
 
@@ -489,8 +479,8 @@ static void pass_norm(CgFn *f, Ops *o, LLVMValueRef j, int lanes, void *user)
 	Norm *nm = user;
 	CgVal v = load_view(f, o, 0, j, lanes);
 	CgVal w = load_view(f, o, 1, j, lanes), b = load_view(f, o, 2, j, lanes);
-	LLVMValueRef x = LLVMBuildFSub(B, v.v, splatf(f, nm->mean, lanes), "");
-	x = LLVMBuildFMul(B, x, splatf(f, nm->rstd, lanes), "");
+	LLVMValueRef x = LLVMBuildFSub(B, v.v, cg_splat(f, nm->mean, lanes), "");
+	x = LLVMBuildFMul(B, x, cg_splat(f, nm->rstd, lanes), "");
 	v.v = cg_fma(f, x, cg_convert(f, w, IR_F32, lanes).v, cg_convert(f, b, IR_F32, lanes).v,
 	             lanes);
 	store_view(f, o, 0, j, v, lanes);

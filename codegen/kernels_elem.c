@@ -40,7 +40,7 @@ LLVMTypeRef cg_type(CgLlvm *L, IrDType t, int lanes)
 	return lanes > 1 ? LLVMVectorType(e, (unsigned)lanes) : e;
 }
 
-static LLVMValueRef splat_const(LLVMValueRef c, int lanes)
+LLVMValueRef cg_splat_const(LLVMValueRef c, int lanes)
 {
 	if (lanes == 1)
 		return c;
@@ -52,12 +52,12 @@ static LLVMValueRef splat_const(LLVMValueRef c, int lanes)
 
 LLVMValueRef cg_constf(CgFn *f, double v, int lanes)
 {
-	return splat_const(LLVMConstReal(f->L->t_f32, v), lanes);
+	return cg_splat_const(LLVMConstReal(f->L->t_f32, v), lanes);
 }
 
 LLVMValueRef cg_consti(CgFn *f, int64_t v, int lanes)
 {
-	return splat_const(LLVMConstInt(f->L->t_i64, (unsigned long long)v, 1), lanes);
+	return cg_splat_const(LLVMConstInt(f->L->t_i64, (unsigned long long)v, 1), lanes);
 }
 
 CgVal cg_const(CgFn *f, IrDType t, double v, int lanes)
@@ -68,12 +68,11 @@ CgVal cg_const(CgFn *f, IrDType t, double v, int lanes)
 	else if (r.t == IR_I64)
 		r.v = cg_consti(f, isfinite(v) ? (int64_t)v : 0, lanes);
 	else
-		r.v = splat_const(LLVMConstInt(f->L->t_i1, v != 0, 0), lanes);
+		r.v = cg_splat_const(LLVMConstInt(f->L->t_i1, v != 0, 0), lanes);
 	return r;
 }
 
-/* a scalar repeated in every lane */
-static LLVMValueRef splat(CgFn *f, LLVMValueRef x, int lanes)
+LLVMValueRef cg_splat(CgFn *f, LLVMValueRef x, int lanes)
 {
 	if (lanes == 1)
 		return x;
@@ -129,7 +128,7 @@ static CgVal widen(CgFn *f, IrDType st, LLVMValueRef x, int lanes)
 		r.v = LLVMBuildSExt(B, x, cg_type(f->L, IR_I64, lanes), "");
 	else if (st == IR_BOOL)
 		r.v = LLVMBuildICmp(B, LLVMIntNE, x,
-		                    splat_const(LLVMConstInt(f->L->t_i8, 0, 0), lanes), "");
+		                    cg_splat_const(LLVMConstInt(f->L->t_i8, 0, 0), lanes), "");
 	return r;
 }
 
@@ -153,7 +152,7 @@ LLVMValueRef cg_load_lanes(CgFn *f, LLVMTypeRef et, LLVMValueRef p, LLVMValueRef
 	if (lanes == 1 || cls == 0) {
 		LLVMValueRef x = LLVMBuildLoad2(B, et, LLVMBuildInBoundsGEP2(B, et, p, &off, 1, ""), "");
 		LLVMSetAlignment(x, align);
-		return splat(f, x, lanes);
+		return cg_splat(f, x, lanes);
 	}
 	LLVMTypeRef vt = LLVMVectorType(et, (unsigned)lanes);
 	if (cls == 1) {
@@ -492,8 +491,8 @@ CgVal cg_eval_index(CgFn *f, LLVMValueRef i, int cls, LLVMValueRef step, IrDType
 	if (cls == 0)
 		d = cg_consti(f, 0, lanes);
 	else if (cls == 2)
-		d = LLVMBuildMul(B, d, splat(f, step, lanes), "");
-	return cg_convert(f, (CgVal){LLVMBuildAdd(B, splat(f, i, lanes), d, ""), IR_I64}, t, lanes);
+		d = LLVMBuildMul(B, d, cg_splat(f, step, lanes), "");
+	return cg_convert(f, (CgVal){LLVMBuildAdd(B, cg_splat(f, i, lanes), d, ""), IR_I64}, t, lanes);
 }
 
 /* n's slot in x's memo, or -1 */

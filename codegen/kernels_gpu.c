@@ -106,26 +106,9 @@ static LLVMTypeRef vec_of(LLVMTypeRef e, int lanes)
 	return lanes > 1 ? LLVMVectorType(e, (unsigned)lanes) : e;
 }
 
-static LLVMValueRef splat(CgFn *f, LLVMValueRef x, int lanes)
+static LLVMValueRef splat_int(LLVMTypeRef t, uint64_t v, int lanes)
 {
-	if (lanes == 1)
-		return x;
-	LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(x), (unsigned)lanes);
-	LLVMValueRef v = LLVMBuildInsertElement(B, LLVMGetUndef(vt), x,
-	                                        LLVMConstInt(f->L->t_i32, 0, 0), "");
-	LLVMValueRef mask = LLVMConstNull(LLVMVectorType(f->L->t_i32, (unsigned)lanes));
-	return LLVMBuildShuffleVector(B, v, LLVMGetUndef(vt), mask, "");
-}
-
-static LLVMValueRef splat_int(CgFn *f, LLVMTypeRef t, uint64_t v, int lanes)
-{
-	LLVMValueRef c = LLVMConstInt(t, v, 0);
-	if (lanes == 1)
-		return c;
-	LLVMValueRef e[VEC];
-	for (int i = 0; i < lanes; i++)
-		e[i] = c;
-	return LLVMConstVector(e, (unsigned)lanes);
+	return cg_splat_const(LLVMConstInt(t, v, 0), lanes);
 }
 
 static CgVal widen(CgFn *f, IrDType st, LLVMValueRef x, int lanes)
@@ -137,11 +120,11 @@ static CgVal widen(CgFn *f, IrDType st, LLVMValueRef x, int lanes)
 		r.v = LLVMBuildSExt(B, x, vec_of(L->t_i64, lanes), "");
 		break;
 	case IR_BOOL:
-		r.v = LLVMBuildICmp(B, LLVMIntNE, x, splat_int(f, L->t_i8, 0, lanes), "");
+		r.v = LLVMBuildICmp(B, LLVMIntNE, x, splat_int(L->t_i8, 0, lanes), "");
 		break;
 	case IR_BF16: {
 		LLVMValueRef w = LLVMBuildZExt(B, x, vec_of(L->t_i32, lanes), "");
-		w = LLVMBuildShl(B, w, splat_int(f, L->t_i32, 16, lanes), "");
+		w = LLVMBuildShl(B, w, splat_int(L->t_i32, 16, lanes), "");
 		r.v = LLVMBuildBitCast(B, w, vec_of(L->t_f32, lanes), "");
 		r.t = IR_F32;
 		break;
@@ -166,9 +149,9 @@ static CgVal widen(CgFn *f, IrDType st, LLVMValueRef x, int lanes)
  * models (finfo(dtype).min) stay finite. */
 static LLVMValueRef saturate(CgFn *f, LLVMValueRef x, double max, int lanes)
 {
-	LLVMValueRef hi = splat(f, LLVMConstReal(f->L->t_f32, max), lanes);
-	LLVMValueRef lo = splat(f, LLVMConstReal(f->L->t_f32, -max), lanes);
-	LLVMValueRef inf = splat(f, LLVMConstReal(f->L->t_f32, INFINITY), lanes);
+	LLVMValueRef hi = cg_splat(f, LLVMConstReal(f->L->t_f32, max), lanes);
+	LLVMValueRef lo = cg_splat(f, LLVMConstReal(f->L->t_f32, -max), lanes);
+	LLVMValueRef inf = cg_splat(f, LLVMConstReal(f->L->t_f32, INFINITY), lanes);
 	/* clamped (NVPTX: min.NaN, max.NaN), then infinities put back */
 	LLVMValueRef c = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, x, hi, ""), hi, x, "");
 	c = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, c, lo, ""), lo, c, "");
@@ -197,16 +180,16 @@ static LLVMValueRef narrow(CgFn *f, IrDType st, CgVal v, int lanes)
 		LLVMTypeRef it = vec_of(L->t_i32, lanes);
 		LLVMValueRef u = LLVMBuildBitCast(B, x, it, "");
 		LLVMValueRef hi =
-		        LLVMBuildLShr(B, u, splat_int(f, L->t_i32, 16, lanes), "");
+		        LLVMBuildLShr(B, u, splat_int(L->t_i32, 16, lanes), "");
 		LLVMValueRef odd =
-		        LLVMBuildAnd(B, hi, splat_int(f, L->t_i32, 1, lanes), "");
+		        LLVMBuildAnd(B, hi, splat_int(L->t_i32, 1, lanes), "");
 		LLVMValueRef r =
-		        LLVMBuildAdd(B, u, splat_int(f, L->t_i32, 0x7fff, lanes), "");
+		        LLVMBuildAdd(B, u, splat_int(L->t_i32, 0x7fff, lanes), "");
 		r = LLVMBuildLShr(B, LLVMBuildAdd(B, r, odd, ""),
-		                  splat_int(f, L->t_i32, 16, lanes), "");
+		                  splat_int(L->t_i32, 16, lanes), "");
 		LLVMValueRef nan = LLVMBuildFCmp(B, LLVMRealUNO, x, x, "");
 		LLVMValueRef q =
-		        LLVMBuildOr(B, hi, splat_int(f, L->t_i32, 0x40, lanes), "");
+		        LLVMBuildOr(B, hi, splat_int(L->t_i32, 0x40, lanes), "");
 		r = LLVMBuildSelect(B, nan, q, r, "");
 		return LLVMBuildTrunc(B, r, vec_of(i16, lanes), "");
 	}
@@ -256,10 +239,10 @@ static CgVal load_bf16_words(CgFn *f, LLVMValueRef base, LLVMValueRef off, int l
 	LLVMValueRef w = LLVMBuildLoad2(B, wt, word_ptr(f, base, off, lanes), "");
 	LLVMSetAlignment(w, 2u * (unsigned)lanes);
 	LLVMTypeRef ft = LLVMVectorType(L->t_f32, (unsigned)n);
-	LLVMValueRef lo = LLVMBuildBitCast(B, LLVMBuildShl(B, w, splat_int(f, L->t_i32, 16, n), ""),
+	LLVMValueRef lo = LLVMBuildBitCast(B, LLVMBuildShl(B, w, splat_int(L->t_i32, 16, n), ""),
 	                                   ft, "");
 	LLVMValueRef hi = LLVMBuildBitCast(
-	        B, LLVMBuildAnd(B, w, splat_int(f, L->t_i32, 0xffff0000u, n), ""), ft, "");
+	        B, LLVMBuildAnd(B, w, splat_int(L->t_i32, 0xffff0000u, n), ""), ft, "");
 	LLVMValueRef idx[VEC];
 	for (int i = 0; i < lanes; i++) /* element 2i is word i's low half */
 		idx[i] = LLVMConstInt(L->t_i32, (unsigned)(i / 2 + (i % 2) * n), 0);
@@ -735,7 +718,7 @@ static LLVMValueRef p_exp(CgFn *f, CgGkOps *o, LLVMValueRef j, LLVMValueRef x,
                           LLVMValueRef in, int lanes, void *user)
 {
 	Acc *a = user;
-	LLVMValueRef e = cg_math_exp(f, LLVMBuildFSub(B, x, splat(f, a->a, lanes), ""), lanes);
+	LLVMValueRef e = cg_math_exp(f, LLVMBuildFSub(B, x, cg_splat(f, a->a, lanes), ""), lanes);
 	accumulate(f, a, e, in, lanes);
 	return e;
 }
@@ -744,14 +727,14 @@ static LLVMValueRef p_scale(CgFn *f, CgGkOps *o, LLVMValueRef j, LLVMValueRef x,
                             LLVMValueRef in, int lanes, void *user)
 {
 	Acc *a = user;
-	return LLVMBuildFMul(B, x, splat(f, a->a, lanes), "");
+	return LLVMBuildFMul(B, x, cg_splat(f, a->a, lanes), "");
 }
 
 static LLVMValueRef p_var(CgFn *f, CgGkOps *o, LLVMValueRef j, LLVMValueRef x,
                           LLVMValueRef in, int lanes, void *user)
 {
 	Acc *a = user;
-	LLVMValueRef d = LLVMBuildFSub(B, x, splat(f, a->a, lanes), "");
+	LLVMValueRef d = LLVMBuildFSub(B, x, cg_splat(f, a->a, lanes), "");
 	accumulate(f, a, LLVMBuildFMul(B, d, d, ""), in, lanes);
 	return NULL;
 }
@@ -760,8 +743,8 @@ static LLVMValueRef p_norm(CgFn *f, CgGkOps *o, LLVMValueRef j, LLVMValueRef x,
                            LLVMValueRef in, int lanes, void *user)
 {
 	Acc *a = user;
-	LLVMValueRef y = LLVMBuildFMul(B, LLVMBuildFSub(B, x, splat(f, a->a, lanes), ""),
-	                               splat(f, a->b, lanes), "");
+	LLVMValueRef y = LLVMBuildFMul(B, LLVMBuildFSub(B, x, cg_splat(f, a->a, lanes), ""),
+	                               cg_splat(f, a->b, lanes), "");
 	CgVal w = cg_convert(f, load_view(f, o, 1, j, lanes), IR_F32, lanes);
 	CgVal b = cg_convert(f, load_view(f, o, 2, j, lanes), IR_F32, lanes);
 	return cg_fma(f, y, w.v, b.v, lanes);

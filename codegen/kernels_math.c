@@ -147,13 +147,7 @@ static LLVMTypeRef ity(CgFn *f, int lanes)
 
 static LLVMValueRef iconst(CgFn *f, int32_t v, int lanes)
 {
-	LLVMValueRef c = LLVMConstInt(f->L->t_i32, (unsigned long long)(int64_t)v, 1);
-	if (lanes == 1)
-		return c;
-	LLVMValueRef e[64];
-	for (int i = 0; i < lanes; i++)
-		e[i] = c;
-	return LLVMConstVector(e, (unsigned)lanes);
+	return cg_splat_const(LLVMConstInt(f->L->t_i32, (unsigned long long)(int64_t)v, 1), lanes);
 }
 
 /* 2^n for integer n in [-254, 256] as two factors' product, applied to y */
