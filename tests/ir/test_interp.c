@@ -5,24 +5,6 @@
 static T t;
 static IrGraph *g;
 
-static IrAttrs ints(int n, const int64_t *v)
-{
-	IrAttrs a = {0};
-	for (int i = 0; i < n; i++)
-		a.iattr[i] = v[i];
-	a.niattr = n;
-	return a;
-}
-
-static IrAttrs dims(IrShape s)
-{
-	IrAttrs a = {0};
-	for (int i = 0; i < s.ndim; i++)
-		a.dattr[i] = s.d[i];
-	a.ndattr = s.ndim;
-	return a;
-}
-
 static IrNode *input(const char *name, IrDType dt, IrShape s)
 {
 	return t_input(&t, g, name, dt, s);
@@ -167,9 +149,9 @@ static void test_elementwise(void)
 	       0.5 * 0.5 * (1 + tanh(k * (0.5 + 0.044715 * 0.125))), 0,
 	       -0.5 * (1 + tanh(k * (-1 - 0.044715))));
 	EXPECT(t_op1(&t, g, OP_DROPOUT, a), ins, NULL, NULL, 1, -2, 3, 0.5, 0, -1);
-	IrNode *ci = t_opa(&t, g, OP_CAST, &a, 1, ints(1, (int64_t[]){IR_I64}));
+	IrNode *ci = t_opa(&t, g, OP_CAST, &a, 1, t_ints(1, (int64_t[]){IR_I64}));
 	EXPECT(ci, ins, NULL, NULL, 1, -2, 3, 0, 0, -1); /* truncates */
-	IrNode *cb = t_opa(&t, g, OP_CAST, &a, 1, ints(1, (int64_t[]){IR_BOOL}));
+	IrNode *cb = t_opa(&t, g, OP_CAST, &a, 1, t_ints(1, (int64_t[]){IR_BOOL}));
 	EXPECT(cb, ins, NULL, NULL, 1, 1, 1, 1, 0, 1);
 	EXPECT(t_op1(&t, g, OP_NOT, cb), ins, NULL, NULL, 0, 0, 0, 0, 1, 0);
 	/* integer arithmetic stays integer, division is true division */
@@ -187,7 +169,7 @@ static void test_elementwise(void)
 	EXPECT(t_opa(&t, g, OP_MASKED_FILL, (IrNode *[]){a, m}, 2, mf), ins, NULL, NULL,
 	       1, -1e4, -1e4, 0.5, -1e4, -1e4);
 	/* broadcasting both ways: [2,1] + [3] -> [2,3] */
-	IrNode *col = t_opa(&t, g, OP_VIEW, &b, 1, dims(shp(2, C(3), C(1))));
+	IrNode *col = t_opa(&t, g, OP_VIEW, &b, 1, t_dims(shp(2, C(3), C(1))));
 	EXPECT(t_op2(&t, g, OP_MUL, col, b), ins, NULL, NULL, 100, 200, 300, 200, 400,
 	       600, 300, 600, 900);
 	ir_tensor_free(ta);
@@ -203,29 +185,29 @@ static void test_reduce(void)
 	IrTensor *ins[] = {tx};
 	/* softmax along the last dim: exp(x - max) / sum */
 	double e1 = exp(-2), e2 = exp(-1), s = e1 + e2 + 1;
-	EXPECT(t_opa(&t, g, OP_SOFTMAX, &x, 1, ints(1, (int64_t[]){-1})), ins, NULL, NULL,
+	EXPECT(t_opa(&t, g, OP_SOFTMAX, &x, 1, t_ints(1, (int64_t[]){-1})), ins, NULL, NULL,
 	       e1 / s, e2 / s, 1 / s, e1 / s, e2 / s, 1 / s);
 	double f = 1 / (1 + exp(3));
-	EXPECT(t_opa(&t, g, OP_SOFTMAX, &x, 1, ints(1, (int64_t[]){0})), ins, NULL, NULL,
+	EXPECT(t_opa(&t, g, OP_SOFTMAX, &x, 1, t_ints(1, (int64_t[]){0})), ins, NULL, NULL,
 	       f, f, f, 1 - f, 1 - f, 1 - f);
 	/* large values do not overflow: max-subtracted */
 	IrNode *big = t_op2(&t, g, OP_MUL, x, t_const(&t, g, 1000, IR_F32));
-	EXPECT(t_opa(&t, g, OP_SOFTMAX, &big, 1, ints(1, (int64_t[]){1})), ins, NULL,
+	EXPECT(t_opa(&t, g, OP_SOFTMAX, &big, 1, t_ints(1, (int64_t[]){1})), ins, NULL,
 	       NULL, exp(-2000) / (1 + exp(-1000) + exp(-2000)),
 	       exp(-1000) / (1 + exp(-1000)), 1, 0, 0, 1);
-	EXPECT(t_opa(&t, g, OP_SUM, &x, 1, ints(1, (int64_t[]){1})), ins, NULL, NULL, 6,
+	EXPECT(t_opa(&t, g, OP_SUM, &x, 1, t_ints(1, (int64_t[]){1})), ins, NULL, NULL, 6,
 	       15);
-	EXPECT(t_opa(&t, g, OP_SUM, &x, 1, ints(1, (int64_t[]){0})), ins, NULL, NULL, 5,
+	EXPECT(t_opa(&t, g, OP_SUM, &x, 1, t_ints(1, (int64_t[]){0})), ins, NULL, NULL, 5,
 	       7, 9);
 	EXPECT(t_opa(&t, g, OP_SUM, &x, 1, (IrAttrs){0}), ins, NULL, NULL, 21);
-	IrAttrs kd = ints(1, (int64_t[]){-1});
+	IrAttrs kd = t_ints(1, (int64_t[]){-1});
 	kd.flags = 1;
 	IrNode *mk = t_opa(&t, g, OP_MEAN, &x, 1, kd);
 	CHECK(mk->shape.ndim == 2);
 	EXPECT(mk, ins, NULL, NULL, 2, 5);
-	EXPECT(t_opa(&t, g, OP_MAX, &x, 1, ints(1, (int64_t[]){0})), ins, NULL, NULL, 4,
+	EXPECT(t_opa(&t, g, OP_MAX, &x, 1, t_ints(1, (int64_t[]){0})), ins, NULL, NULL, 4,
 	       5, 6);
-	EXPECT(t_opa(&t, g, OP_MAX, &x, 1, ints(2, (int64_t[]){0, 1})), ins, NULL, NULL,
+	EXPECT(t_opa(&t, g, OP_MAX, &x, 1, t_ints(2, (int64_t[]){0, 1})), ins, NULL, NULL,
 	       6);
 	/* layer norm: biased variance */
 	IrNode *w = t_param(&t, g, "w", shp(1, C(3)));
@@ -302,60 +284,60 @@ static void test_movement(void)
 	IrTensor *tx = t_tensor(IR_F32, 3, (int64_t[]){2, 3, 4}, xv);
 	IrTensor *ins[] = {tx};
 	/* view [B, S, 2, 2] then permute [0, 2, 1, 3] -> [B, 2, S, 2] */
-	IrNode *v = t_opa(&t, g, OP_VIEW, &x, 1, dims(shp(4, t.B, t.S, C(2), C(-1))));
-	IrNode *p = t_opa(&t, g, OP_PERMUTE, &v, 1, ints(4, (int64_t[]){0, 2, 1, 3}));
+	IrNode *v = t_opa(&t, g, OP_VIEW, &x, 1, t_dims(shp(4, t.B, t.S, C(2), C(-1))));
+	IrNode *p = t_opa(&t, g, OP_PERMUTE, &v, 1, t_ints(4, (int64_t[]){0, 2, 1, 3}));
 	EXPECT(p, ins, NULL, NULL, 0, 1, 4, 5, 8, 9, 2, 3, 6, 7, 10, 11, 12, 13, 16, 17,
 	       20, 21, 14, 15, 18, 19, 22, 23);
-	IrNode *tr = t_opa(&t, g, OP_TRANSPOSE, &x, 1, ints(2, (int64_t[]){1, 2}));
+	IrNode *tr = t_opa(&t, g, OP_TRANSPOSE, &x, 1, t_ints(2, (int64_t[]){1, 2}));
 	EXPECT(tr, ins, NULL, NULL, 0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, 12, 16, 20, 13,
 	       17, 21, 14, 18, 22, 15, 19, 23);
-	IrNode *fl = t_opa(&t, g, OP_VIEW, &x, 1, dims(shp(2, C(-1), C(4))));
+	IrNode *fl = t_opa(&t, g, OP_VIEW, &x, 1, t_dims(shp(2, C(-1), C(4))));
 	EXPECT(fl, ins, NULL, NULL, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
 	       16, 17, 18, 19, 20, 21, 22, 23);
 	/* slice dim 1, 1:S ... given as 1:INT64_MAX; step 2 on the last dim */
-	IrAttrs sl = ints(2, (int64_t[]){2, 2});
+	IrAttrs sl = t_ints(2, (int64_t[]){2, 2});
 	sl.ndattr = 2;
 	sl.dattr[0] = C(1);
 	sl.dattr[1] = C(INT64_MAX);
 	EXPECT(t_opa(&t, g, OP_SLICE, &x, 1, sl), ins, NULL, NULL, 1, 3, 5, 7, 9, 11, 13,
 	       15, 17, 19, 21, 23);
-	IrAttrs sl2 = ints(1, (int64_t[]){1});
+	IrAttrs sl2 = t_ints(1, (int64_t[]){1});
 	sl2.ndattr = 2;
 	sl2.dattr[0] = C(0);
 	sl2.dattr[1] = t.S;
 	EXPECT(t_opa(&t, g, OP_SLICE, &x, 1, sl2), ins, NULL, NULL, 0, 1, 2, 3, 4, 5, 6,
 	       7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
-	IrAttrs sl3 = ints(1, (int64_t[]){2});
+	IrAttrs sl3 = t_ints(1, (int64_t[]){2});
 	sl3.ndattr = 2;
 	sl3.dattr[0] = C(-1);
 	sl3.dattr[1] = C(4);
 	EXPECT(t_opa(&t, g, OP_SLICE, &x, 1, sl3), ins, NULL, NULL, 3, 7, 11, 15, 19, 23);
-	EXPECT(t_opa(&t, g, OP_SELECT, &x, 1, ints(2, (int64_t[]){1, -1})), ins, NULL,
+	EXPECT(t_opa(&t, g, OP_SELECT, &x, 1, t_ints(2, (int64_t[]){1, -1})), ins, NULL,
 	       NULL, 8, 9, 10, 11, 20, 21, 22, 23);
-	EXPECT(t_opa(&t, g, OP_SELECT, &x, 1, ints(2, (int64_t[]){2, 1})), ins, NULL,
+	EXPECT(t_opa(&t, g, OP_SELECT, &x, 1, t_ints(2, (int64_t[]){2, 1})), ins, NULL,
 	       NULL, 1, 5, 9, 13, 17, 21);
 	IrNode *sel =
-	        t_opa(&t, g, OP_SELECT, &x, 1, ints(2, (int64_t[]){1, 0})); /* [B, 4] */
+	        t_opa(&t, g, OP_SELECT, &x, 1, t_ints(2, (int64_t[]){1, 0})); /* [B, 4] */
 	IrNode *u = t_opa(&t, g, OP_UNSQUEEZE, &sel, 1,
-	                  ints(1, (int64_t[]){1})); /* [B, 1, 4] */
+	                  t_ints(1, (int64_t[]){1})); /* [B, 1, 4] */
 	/* cat along dim 1 ([B, 1, 4] + [B, S, 4] is not a single term: use
 	 * constant dims) */
 	{
 		IrGraph *save = g;
 		fresh();
 		IrNode *xc = input("xc", IR_F32, shp(3, C(2), C(3), C(4)));
-		IrNode *sc = t_opa(&t, g, OP_SELECT, &xc, 1, ints(2, (int64_t[]){1, 0}));
-		IrNode *uc = t_opa(&t, g, OP_UNSQUEEZE, &sc, 1, ints(1, (int64_t[]){1}));
+		IrNode *sc = t_opa(&t, g, OP_SELECT, &xc, 1, t_ints(2, (int64_t[]){1, 0}));
+		IrNode *uc = t_opa(&t, g, OP_UNSQUEEZE, &sc, 1, t_ints(1, (int64_t[]){1}));
 		EXPECT(t_opa(&t, g, OP_CAT, (IrNode *[]){uc, xc, uc}, 3,
-		             ints(1, (int64_t[]){1})),
+		             t_ints(1, (int64_t[]){1})),
 		       ins, NULL, NULL, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
 		       0, 1, 2, 3, 12, 13, 14, 15, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
 		       22, 23, 12, 13, 14, 15);
 		g = save;
 	}
-	EXPECT(t_opa(&t, g, OP_CAT, (IrNode *[]){sel, sel}, 2, ints(1, (int64_t[]){-1})),
+	EXPECT(t_opa(&t, g, OP_CAT, (IrNode *[]){sel, sel}, 2, t_ints(1, (int64_t[]){-1})),
 	       ins, NULL, NULL, 0, 1, 2, 3, 0, 1, 2, 3, 12, 13, 14, 15, 12, 13, 14, 15);
-	EXPECT(t_opa(&t, g, OP_EXPAND, &u, 1, dims(shp(3, C(-1), C(2), C(4)))), ins, NULL,
+	EXPECT(t_opa(&t, g, OP_EXPAND, &u, 1, t_dims(shp(3, C(-1), C(2), C(4)))), ins, NULL,
 	       NULL, 0, 1, 2, 3, 0, 1, 2, 3, 12, 13, 14, 15, 12, 13, 14, 15);
 	IrAttrs ar = {.ndattr = 1};
 	ar.dattr[0] = t.S;
@@ -407,7 +389,7 @@ static void test_movement(void)
 	/* a select index out of range at run time (symbolic dim) */
 	fresh();
 	IrNode *y = input("y", IR_F32, shp(1, t.S));
-	IrNode *sy = t_opa(&t, g, OP_SELECT, &y, 1, ints(2, (int64_t[]){0, 5}));
+	IrNode *sy = t_opa(&t, g, OP_SELECT, &y, 1, t_ints(2, (int64_t[]){0, 5}));
 	IrTensor *ty = t_tensor(IR_F32, 1, (int64_t[]){3}, NULL);
 	IrTensor *yins[] = {ty};
 	CHECK_STR(run_err(sy, yins, NULL, NULL),
@@ -431,7 +413,7 @@ static void test_call(void)
 	IrNode *bw = t_input(&t, body, "bw", IR_F32, shp(1, t.S));
 	IrNode *bs =
 	        t_opa(&t, body, OP_SOFTMAX, (IrNode *[]){t_op2(&t, body, OP_MUL, bx, bw)},
-	              1, ints(1, (int64_t[]){0}));
+	              1, t_ints(1, (int64_t[]){0}));
 	IrAttrs ar = {.ndattr = 1};
 	ar.dattr[0] = t.S;
 	IrNode *ab = ir_build(body, OP_ARANGE, NULL, 0, &ar, t.sp, NULL);

@@ -3,24 +3,6 @@
 
 static T t;
 
-static IrAttrs ints(int n, const int64_t *v)
-{
-	IrAttrs a = {0};
-	for (int i = 0; i < n; i++)
-		a.iattr[i] = v[i];
-	a.niattr = n;
-	return a;
-}
-
-static IrAttrs dims(IrShape s)
-{
-	IrAttrs a = {0};
-	for (int i = 0; i < s.ndim; i++)
-		a.dattr[i] = s.d[i];
-	a.ndattr = s.ndim;
-	return a;
-}
-
 static void test_bert_intermediate(void)
 {
 	IrGraph *g = ir_graph_new(&t.ctx, "BertIntermediate");
@@ -56,20 +38,20 @@ static void test_attrs(void)
 	IrNode *lb = t_param(&t, g, "ln.bias", shp(1, C(768)));
 	IrAttrs ln = {.fattr = 1e-12};
 	t_opa(&t, g, OP_LAYER_NORM, (IrNode *[]){x, lw, lb}, 3, ln);
-	IrNode *v = t_opa(&t, g, OP_VIEW, &x, 1, dims(shp(4, t.B, t.S, C(12), C(64))));
-	IrNode *p = t_opa(&t, g, OP_PERMUTE, &v, 1, ints(4, (int64_t[]){0, 2, 1, 3}));
-	IrNode *tr = t_opa(&t, g, OP_TRANSPOSE, &p, 1, ints(2, (int64_t[]){-1, -2}));
+	IrNode *v = t_opa(&t, g, OP_VIEW, &x, 1, t_dims(shp(4, t.B, t.S, C(12), C(64))));
+	IrNode *p = t_opa(&t, g, OP_PERMUTE, &v, 1, t_ints(4, (int64_t[]){0, 2, 1, 3}));
+	IrNode *tr = t_opa(&t, g, OP_TRANSPOSE, &p, 1, t_ints(2, (int64_t[]){-1, -2}));
 	IrNode *mm = t_op2(&t, g, OP_MATMUL, p, tr);
 	IrNode *k = t_const(&t, g, 0.125, IR_F32);
 	IrNode *sc = t_op2(&t, g, OP_MUL, mm, k);
-	IrNode *sm = t_opa(&t, g, OP_SOFTMAX, &sc, 1, ints(1, (int64_t[]){-1}));
-	IrNode *u = t_opa(&t, g, OP_UNSQUEEZE, &m, 1, ints(1, (int64_t[]){1}));
-	IrNode *u2 = t_opa(&t, g, OP_UNSQUEEZE, &u, 1, ints(1, (int64_t[]){2}));
+	IrNode *sm = t_opa(&t, g, OP_SOFTMAX, &sc, 1, t_ints(1, (int64_t[]){-1}));
+	IrNode *u = t_opa(&t, g, OP_UNSQUEEZE, &m, 1, t_ints(1, (int64_t[]){1}));
+	IrNode *u2 = t_opa(&t, g, OP_UNSQUEEZE, &u, 1, t_ints(1, (int64_t[]){2}));
 	IrAttrs mf = {.fattr = -INFINITY};
 	IrNode *mfn = t_opa(&t, g, OP_MASKED_FILL, (IrNode *[]){sm, u2}, 2, mf);
 	IrAttrs dr = {.fattr = 0.1};
 	t_opa(&t, g, OP_DROPOUT, &mfn, 1, dr);
-	IrAttrs sl = ints(1, (int64_t[]){1});
+	IrAttrs sl = t_ints(1, (int64_t[]){1});
 	sl.ndattr = 2;
 	sl.dattr[0] = C(0);
 	sl.dattr[1] = t.S;
@@ -80,16 +62,16 @@ static void test_attrs(void)
 	sl.iattr[1] = 2;
 	sl.niattr = 2;
 	t_opa(&t, g, OP_SLICE, &x, 1, sl);
-	t_opa(&t, g, OP_SELECT, &x, 1, ints(2, (int64_t[]){1, 0}));
-	IrAttrs red = ints(2, (int64_t[]){1, -1});
+	t_opa(&t, g, OP_SELECT, &x, 1, t_ints(2, (int64_t[]){1, 0}));
+	IrAttrs red = t_ints(2, (int64_t[]){1, -1});
 	red.flags = 1;
 	t_opa(&t, g, OP_SUM, &x, 1, red);
-	t_opa(&t, g, OP_MEAN, &x, 1, ints(1, (int64_t[]){-1}));
+	t_opa(&t, g, OP_MEAN, &x, 1, t_ints(1, (int64_t[]){-1}));
 	t_opa(&t, g, OP_MAX, &x, 1, (IrAttrs){0});
-	t_opa(&t, g, OP_CAT, (IrNode *[]){x, x}, 2, ints(1, (int64_t[]){-1}));
-	t_opa(&t, g, OP_CAST, &ids, 1, ints(1, (int64_t[]){IR_F32}));
-	IrNode *e4 = t_opa(&t, g, OP_VIEW, &m, 1, dims(shp(4, t.B, C(1), C(1), t.S)));
-	t_opa(&t, g, OP_EXPAND, &e4, 1, dims(shp(4, C(-1), C(12), t.S, C(-1))));
+	t_opa(&t, g, OP_CAT, (IrNode *[]){x, x}, 2, t_ints(1, (int64_t[]){-1}));
+	t_opa(&t, g, OP_CAST, &ids, 1, t_ints(1, (int64_t[]){IR_F32}));
+	IrNode *e4 = t_opa(&t, g, OP_VIEW, &m, 1, t_dims(shp(4, t.B, C(1), C(1), t.S)));
+	t_opa(&t, g, OP_EXPAND, &e4, 1, t_dims(shp(4, C(-1), C(12), t.S, C(-1))));
 	IrAttrs ar = {.ndattr = 1};
 	ar.dattr[0] = t.S;
 	ir_build(g, OP_ARANGE, NULL, 0, &ar, t.sp, NULL);

@@ -56,15 +56,6 @@ static IrAttrs ints(int n, ...)
 	return a;
 }
 
-static IrAttrs dims(IrShape s)
-{
-	IrAttrs a = {0};
-	for (int i = 0; i < s.ndim; i++)
-		a.dattr[i] = s.d[i];
-	a.ndattr = s.ndim;
-	return a;
-}
-
 int main(void)
 {
 	t_init(&t);
@@ -206,25 +197,25 @@ int main(void)
 	    "embedding: the table must be 2-D, got f32[768]");
 
 	/* view */
-	CHECK_STR(ty(op1(OP_VIEW, x, dims(shp(4, B, S, C(12), C(64))))),
+	CHECK_STR(ty(op1(OP_VIEW, x, t_dims(shp(4, B, S, C(12), C(64))))),
 	          "f32[B, S, 12, 64]");
-	CHECK_STR(ty(op1(OP_VIEW, x, dims(shp(4, B, S, C(12), C(-1))))),
+	CHECK_STR(ty(op1(OP_VIEW, x, t_dims(shp(4, B, S, C(12), C(-1))))),
 	          "f32[B, S, 12, 64]");
-	CHECK_STR(ty(op1(OP_VIEW, x, dims(shp(2, C(-1), C(768))))), "f32[B*S, 768]");
-	CHECK_STR(ty(op1(OP_VIEW, x, dims(shp(3, B, C(-1), C(768))))), "f32[B, S, 768]");
-	ERR(op1(OP_VIEW, x, dims(shp(4, B, S, C(12), C(32)))),
+	CHECK_STR(ty(op1(OP_VIEW, x, t_dims(shp(2, C(-1), C(768))))), "f32[B*S, 768]");
+	CHECK_STR(ty(op1(OP_VIEW, x, t_dims(shp(3, B, C(-1), C(768))))), "f32[B, S, 768]");
+	ERR(op1(OP_VIEW, x, t_dims(shp(4, B, S, C(12), C(32)))),
 	    "view: cannot view [B, S, 768] (B*S*768 elements) as [B, S, 12, 32]");
-	ERR(op1(OP_VIEW, x, dims(shp(4, B, S, C(-1), C(7)))),
+	ERR(op1(OP_VIEW, x, t_dims(shp(4, B, S, C(-1), C(7)))),
 	    "view: cannot view [B, S, 768] (B*S*768 elements) as [B, S, -1, 7]");
-	ERR(op1(OP_VIEW, bias, dims(shp(2, C(5), C(100)))),
+	ERR(op1(OP_VIEW, bias, t_dims(shp(2, C(5), C(100)))),
 	    "view: cannot view [768] (768 elements) as [5, 100]");
-	ERR(op1(OP_VIEW, x, dims(shp(3, B, C(-1), C(-1)))),
+	ERR(op1(OP_VIEW, x, t_dims(shp(3, B, C(-1), C(-1)))),
 	    "view: only one dim can be -1 in [B, -1, -1]");
-	ERR(op1(OP_VIEW, x, dims(shp(3, B, S, C(-2)))),
+	ERR(op1(OP_VIEW, x, t_dims(shp(3, B, S, C(-2)))),
 	    "view: invalid size -2 in [B, S, -2]");
 
 	/* permute, transpose, unsqueeze */
-	IrNode *heads = op1(OP_VIEW, x, dims(shp(4, B, S, C(12), C(64))));
+	IrNode *heads = op1(OP_VIEW, x, t_dims(shp(4, B, S, C(12), C(64))));
 	CHECK_STR(ty(op1(OP_PERMUTE, heads, ints(4, 0, 2, 1, 3))), "f32[B, 12, S, 64]");
 	CHECK_STR(ty(op1(OP_PERMUTE, heads, ints(4, 0, -2, 1, -1))), "f32[B, 12, S, 64]");
 	ERR(op1(OP_PERMUTE, heads, ints(4, 0, 2, 2, 3)),
@@ -242,15 +233,15 @@ int main(void)
 
 	/* expand */
 	IrNode *m2 = in("m2", IR_F32, shp(2, B, S));
-	IrNode *m4 = op1(OP_VIEW, m2, dims(shp(4, B, C(1), C(1), S)));
-	CHECK_STR(ty(op1(OP_EXPAND, m4, dims(shp(4, B, C(12), S, S)))),
+	IrNode *m4 = op1(OP_VIEW, m2, t_dims(shp(4, B, C(1), C(1), S)));
+	CHECK_STR(ty(op1(OP_EXPAND, m4, t_dims(shp(4, B, C(12), S, S)))),
 	          "f32[B, 12, S, S]");
-	CHECK_STR(ty(op1(OP_EXPAND, m4, dims(shp(4, C(-1), C(12), S, C(-1))))),
+	CHECK_STR(ty(op1(OP_EXPAND, m4, t_dims(shp(4, C(-1), C(12), S, C(-1))))),
 	          "f32[B, 12, S, S]");
-	CHECK_STR(ty(op1(OP_EXPAND, bias, dims(shp(3, B, S, C(768))))), "f32[B, S, 768]");
-	ERR(op1(OP_EXPAND, m4, dims(shp(4, B, C(12), S, C(5)))),
+	CHECK_STR(ty(op1(OP_EXPAND, bias, t_dims(shp(3, B, S, C(768))))), "f32[B, S, 768]");
+	ERR(op1(OP_EXPAND, m4, t_dims(shp(4, B, C(12), S, C(5)))),
 	    "expand: cannot expand [B, 1, 1, S] to [B, 12, S, 5]");
-	ERR(op1(OP_EXPAND, m4, dims(shp(3, C(12), S, S))),
+	ERR(op1(OP_EXPAND, m4, t_dims(shp(3, C(12), S, S))),
 	    "expand: cannot expand [B, 1, 1, S] to [12, S, S]");
 
 	/* slice and select */
@@ -331,7 +322,7 @@ int main(void)
 		IrNode *bx = in("bx", IR_F32, shp(3, B, S, C(768)));
 		IrNode *bb = in("bb", IR_F32, shp(1, C(768)));
 		IrNode *r = op2(OP_ADD, bx, bb, none);
-		IrNode *r2 = op1(OP_VIEW, r, dims(shp(2, ir_dim_mul(B, S), C(768))));
+		IrNode *r2 = op1(OP_VIEW, r, t_dims(shp(2, ir_dim_mul(B, S), C(768))));
 		ir_add_output(body, r2, NULL);
 		g = save;
 	}

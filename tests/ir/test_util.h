@@ -200,4 +200,23 @@ static inline IrTensor *t_random(IrDType dt, int nd, const int64_t *shape,
 	return r;
 }
 
+/* Attributes: n integers; the dims of a shape. */
+static inline IrAttrs t_ints(int n, const int64_t *v)
+{
+	IrAttrs a = {0};
+	for (int i = 0; i < n; i++)
+		a.iattr[i] = v[i];
+	a.niattr = n;
+	return a;
+}
+
+static inline IrAttrs t_dims(IrShape s)
+{
+	IrAttrs a = {0};
+	for (int i = 0; i < s.ndim; i++)
+		a.dattr[i] = s.d[i];
+	a.ndattr = s.ndim;
+	return a;
+}
+
 #endif
