@@ -339,6 +339,18 @@ def report(r, verbose):
     sys.stdout.flush()
 
 
+def add_common_args(ap, root, what):
+    """-j, --build, --root and --no-build (this script's and update-golden.py's)."""
+    ap.add_argument("-j", dest="jobs", type=int, metavar="N",
+                    help=f"{what} run N at a time (default: the CPU count)")
+    ap.add_argument("--build", default="build", metavar="DIR",
+                    help="build directory, relative to the root (default: build)")
+    ap.add_argument("--root", default=str(root), metavar="DIR",
+                    help="repository root (default: the one holding this script)")
+    ap.add_argument("--no-build", action="store_true",
+                    help="do not bring the build up to date with ninja first")
+
+
 def main():
     root = Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(description="Run slapoc's tests (see tests/README.md).")
@@ -346,14 +358,7 @@ def main():
                     help="run only the tests whose name holds PATTERN (e.g. golden/parser)")
     ap.add_argument("-v", dest="verbose", action="store_true",
                     help="print every test's name and result")
-    ap.add_argument("-j", dest="jobs", type=int, metavar="N",
-                    help="golden tests run N at a time (default: the CPU count)")
-    ap.add_argument("--build", default="build", metavar="DIR",
-                    help="build directory, relative to the root (default: build)")
-    ap.add_argument("--root", default=str(root), metavar="DIR",
-                    help="repository root (default: the one holding this script)")
-    ap.add_argument("--no-build", action="store_true",
-                    help="do not bring the build up to date with ninja first")
+    add_common_args(ap, root, "golden tests")
     args = ap.parse_args()
     sys.stdout.reconfigure(errors="backslashreplace")
 

@@ -26,14 +26,7 @@ def main():
     ap = argparse.ArgumentParser(description="Regenerate golden .expected files.")
     ap.add_argument("patterns", nargs="*", metavar="PATTERN",
                     help="only the tests whose name or path holds PATTERN")
-    ap.add_argument("-j", dest="jobs", type=int, metavar="N",
-                    help="tests run N at a time (default: the CPU count)")
-    ap.add_argument("--build", default="build", metavar="DIR",
-                    help="build directory, relative to the root (default: build)")
-    ap.add_argument("--root", default=str(root), metavar="DIR",
-                    help="repository root (default: the one holding this script)")
-    ap.add_argument("--no-build", action="store_true",
-                    help="do not bring the build up to date with ninja first")
+    run.add_common_args(ap, root, "tests")
     args = ap.parse_args()
 
     ctx = run.Context(args.root, args.build, args.jobs)
