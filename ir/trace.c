@@ -90,13 +90,7 @@ IrNode *trace_raw_node(Eval *ev, IrOp op, IrNode **in, int nin, const IrAttrs *a
 		n->dtype = at->dtype;
 	}
 	n->name = ir_unique_name(g, hint ? hint : ir_ops[op].name);
-	n->prev = g->last;
-	if (g->last)
-		g->last->next = n;
-	else
-		g->first = n;
-	g->last = n;
-	g->nnodes++;
+	ir_insert_before(g, NULL, n);
 	return n;
 }
 
