@@ -635,9 +635,11 @@ typedef struct CgBatchLoops {
 } CgBatchLoops;
 void cg_host_batch_open(CgHost *h, const CgStep *st, int nloop, CgBatchLoops *bl);
 void cg_host_batch_close(CgHost *h, CgBatchLoops *bl);
-/* i1: whether a GEMM group's weights (and, with bias, each member's bias
- * view) lie side by side, so that one call can do the group. */
-LLVMValueRef cg_host_group_adjacent(CgHost *h, const CgStep *st, const CgView *const *bias);
+/* i1: whether a GEMM group's weights (the first at b0) and, with bias, each
+ * member's bias view (the first at bias0) lie side by side, so that one
+ * call can do the group. */
+LLVMValueRef cg_host_group_adjacent(CgHost *h, const CgStep *st, LLVMValueRef b0,
+                                    const CgView *const *bias, LLVMValueRef bias0);
 
 /* ---- driver.c: forward(), workspace_size() and the descriptor ----------------------- */
 

@@ -406,7 +406,7 @@ static void emit_gemm_call(Fwd *w, const CgStep *st, const CgView *const *bias)
 	/* grouped linears: one call when the weights (and biases) lie side by side */
 	LLVMValueRef b0 = cg_host_view_addr(&w->h, &st->gb[0]);
 	LLVMValueRef bias0 = bias ? cg_host_view_addr(&w->h, bias[0]) : NULL;
-	LLVMValueRef adj = cg_host_group_adjacent(&w->h, st, bias);
+	LLVMValueRef adj = cg_host_group_adjacent(&w->h, st, b0, bias, bias0);
 	LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_one");
 	LLVMBasicBlockRef each = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_each");
 	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_done");

@@ -176,7 +176,8 @@ static void emit_launch(Fwd *w, const CgGpuStep *gs)
 		work = LLVMBuildMul(B, rows, len, "");
 		LLVMValueRef t =
 		        LLVMBuildMul(B, cdiv(w, cdiv(w, len, 16), 32), cg_i64c(L, 32), "");
-		bx = cg_host_imin(&w->h, cg_host_imax(&w->h, t, cg_i64c(L, 32)), cg_i64c(L, 1024));
+		bx = cg_host_imin(&w->h, cg_host_imax(&w->h, t, cg_i64c(L, 32)),
+		                  cg_i64c(L, 1024));
 		gx = cg_host_imin(&w->h, rows, cg_i64c(L, 1 << 30));
 	} else if (st->kind == CG_REDUCE) {
 		LLVMValueRef rows = cg_i64c(L, 1);
@@ -268,8 +269,8 @@ static void gemm_call(Fwd *w, const CgGpuStep *gs, LLVMValueRef n, LLVMValueRef 
 	gset(w, 14, cg_i64c(L, cg_gpu_gemm_type(g->btype[cbuf])));
 	gset(w, 15,
 	     cg_i64c(L, !bias      ? RT_EPI_NONE
-	             : gs->gelu ? RT_EPI_GELU_BIAS
-	                        : RT_EPI_BIAS));
+	                : gs->gelu ? RT_EPI_GELU_BIAS
+	                           : RT_EPI_BIAS));
 	LLVMTypeRef dt = LLVMDoubleTypeInContext(L->ctx);
 	gset(w, 16, LLVMConstReal(dt, st->alpha));
 	gset(w, 17, LLVMConstReal(dt, res ? 1.0 : bias ? 0.0 : st->beta));
@@ -316,7 +317,7 @@ static void emit_gemm(Fwd *w, const CgGpuStep *gs)
 		bias[i] = &gs->bias_view[i];
 	LLVMValueRef b0 = view_addr(w, &st->gb[0], -1);
 	LLVMValueRef bias0 = gs->bias ? view_addr(w, &gs->bias_view[0], -1) : NULL;
-	LLVMValueRef adj = cg_host_group_adjacent(&w->h, st, gs->bias ? bias : NULL);
+	LLVMValueRef adj = cg_host_group_adjacent(&w->h, st, b0, gs->bias ? bias : NULL, bias0);
 	LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_one");
 	LLVMBasicBlockRef each =
 	        LLVMAppendBasicBlockInContext(L->ctx, f->fn, "gemm_each");

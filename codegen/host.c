@@ -265,13 +265,11 @@ void cg_host_batch_close(CgHost *h, CgBatchLoops *bl)
 		cg_loop_end(&h->f, &bl->loop[i], bl->iv[i], cg_i64c(h->L, 1));
 }
 
-LLVMValueRef cg_host_group_adjacent(CgHost *h, const CgStep *st,
-                                    const CgView *const *bias)
+LLVMValueRef cg_host_group_adjacent(CgHost *h, const CgStep *st, LLVMValueRef b0,
+                                    const CgView *const *bias, LLVMValueRef bias0)
 {
 	CgLlvm *L = h->L;
 	CgFn *f = &h->f;
-	LLVMValueRef b0 = cg_host_view_addr(h, &st->gb[0]);
-	LLVMValueRef bias0 = bias ? cg_host_view_addr(h, bias[0]) : NULL;
 	LLVMValueRef kb =
 	        LLVMBuildMul(B, cg_dim(f, st->k),
 	                     cg_i64c(L, h->bufs.esize(h->bufs.ctx, st->gb[0].buf)), "");

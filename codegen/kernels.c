@@ -56,7 +56,7 @@ void cg_fn_end(CgFn *f)
 
 LLVMValueRef cg_i64(CgFn *f, int64_t v)
 {
-	return LLVMConstInt(f->L->t_i64, (unsigned long long)v, 1);
+	return cg_i64c(f->L, v);
 }
 
 LLVMValueRef cg_dim(CgFn *f, IrDim d)
